@@ -1,0 +1,1 @@
+//! Strict parsing and normalisation of one email address (stub).

@@ -1,0 +1,1 @@
+//! The mail queue and transports (stub).

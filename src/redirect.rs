@@ -1,0 +1,1 @@
+//! The `rd` redirect check (stub).
