@@ -8,16 +8,43 @@
 //!
 //! Leaf modules return values; only [`app`] sequences a request.
 //!
-//! - `address`: strict parsing and normalisation of one email address.
-//! - `path`: request-path normalisation (the one canonical path that is both
-//!   matched and forwarded).
-//! - `redirect`: the `rd` check (same-origin path or allow-listed https URL).
-//! - `store`: tokens, sessions and counters, in memory or in Redis.
-//! - `mail`: the mail queue and its transports (SMTP, file, console).
+//! - `config`: `gateway.toml` → typed values; errors name file and key.
+//! - `server`, `tls`: listeners, TLS, hyper connection settings, shutdown.
+//! - `app`: shared state and the request hub.
+//! - `routes`: which route a request belongs to.
+//! - `path`: the one canonical path that is both matched and forwarded.
+//! - `proxy`, `headers`, `forwarded`: forwarding and header hygiene.
+//! - `login`, `code`, `cookies`, `session`, `crypto`: the sign-in flow.
+//! - `address`: strict parsing of one email address.
+//! - `redirect`: the `rd` check.
+//! - `store`: attempts, sessions and counters in memory or Redis.
+//! - `mail`: the mail queue and its transports.
+//! - `pages`, `body`, `demo`: what the gateway answers itself.
+//! - `error`: the request error type and its one mapping to HTTP status.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod address;
+pub mod app;
+pub mod body;
+pub mod code;
+pub mod config;
+pub mod cookies;
+pub mod crypto;
+pub mod demo;
+pub mod error;
+pub mod forwarded;
+pub mod headers;
+pub mod login;
 pub mod mail;
+pub mod pages;
 pub mod path;
+pub mod proxy;
 pub mod redirect;
+pub mod routes;
+pub mod server;
+pub mod session;
 pub mod store;
+pub mod tls;
+
+pub use app::App;
+pub use config::Config;

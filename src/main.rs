@@ -1,1 +1,260 @@
-fn main() {}
+//! The `portcullis` command: serve, check a configuration, or revoke an
+//! address's sessions. The only place that prints to the terminal and
+//! the only user of `anyhow`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use portcullis::app::{self, App};
+use portcullis::config::{self, Config};
+use portcullis::server::{self, Listeners};
+use portcullis::store::Store;
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(name = "portcullis", version, about = "An authenticating reverse proxy with email sign-in")]
+struct Cli {
+    /// The configuration file. Default: ./gateway.toml if it exists, else
+    /// the embedded demo configuration.
+    #[arg(long, global = true, env = "PORTCULLIS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a configuration and print its route table (exit 0 if valid,
+    /// 1 with every error otherwise).
+    Check,
+    /// End every session of an address (needs the redis store).
+    Revoke {
+        /// The email address.
+        email: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match cli.command {
+        Some(Command::Check) => check(cli.config.as_deref()),
+        Some(Command::Revoke { email }) => run_async(revoke(cli.config, email)),
+        None => run_async(serve(cli.config)),
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("portcullis: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portcullis: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where the configuration comes from.
+fn resolve(path: Option<&Path>) -> Option<PathBuf> {
+    match path {
+        Some(p) => Some(p.to_path_buf()),
+        None => {
+            let local = PathBuf::from("gateway.toml");
+            local.exists().then_some(local)
+        }
+    }
+}
+
+fn load(path: Option<&Path>) -> Result<Config, config::ConfigError> {
+    match resolve(path) {
+        Some(p) => Config::load(&p),
+        None => Config::embedded(),
+    }
+}
+
+fn check(path: Option<&Path>) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("{}: {} error(s)", e.file, e.problems.len());
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(tls) = &config.server.tls {
+        if let Err(e) = portcullis::tls::server_config(&tls.cert, &tls.key) {
+            eprintln!("{}: {e}", config.source);
+            return ExitCode::FAILURE;
+        }
+    }
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
+    println!("{}: valid", config.source);
+    println!("{:<28} {:<24} {:<14} {:<26} who", "route", "host", "path", "upstream");
+    for r in &config.routes {
+        let who = match r.access {
+            config::Access::Public => "anyone (public)".to_string(),
+            config::Access::Authenticated if r.allow.is_empty() => "any signed-in user".to_string(),
+            config::Access::Authenticated => {
+                let mut v: Vec<String> = r.allow.emails.iter().cloned().collect();
+                v.extend(r.allow.domains.iter().map(|d| format!("@{d}")));
+                v.join(", ")
+            }
+        };
+        println!(
+            "{:<28} {:<24} {:<14} {:<26} {}",
+            r.name,
+            r.host.as_deref().unwrap_or("(any)"),
+            r.path,
+            r.upstream.to_string(),
+            who
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+async fn revoke(path: Option<PathBuf>, email: String) -> anyhow::Result<()> {
+    let config = load(path.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let email = portcullis::address::parse(&email)
+        .map_err(|e| anyhow::anyhow!("{email:?} is not one email address ({e})"))?;
+    if matches!(config.store, config::StoreConfig::Memory) {
+        anyhow::bail!("the memory store lives inside the running gateway; revoke needs [store] backend = \"redis\"");
+    }
+    let Some(secret) = &config.session.secret else {
+        anyhow::bail!("revoke needs session.secret_env or session.secret_file (the key names the address's index)");
+    };
+    let key = portcullis::crypto::Key::new(secret.expose());
+    let store = Store::connect(&app::store_settings(&config.store)).await?;
+    let n = store
+        .revoke_all(&key.hash_hex("email", email.as_bytes()))
+        .await?;
+    println!("ended {n} session(s) of {email}");
+    Ok(())
+}
+
+async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let source = resolve(path.as_deref());
+    let config = load(path.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    let tls = match &config.server.tls {
+        Some(t) => Some((
+            TcpListener::bind(t.listen)
+                .await
+                .with_context(|| format!("server.tls_listen: cannot listen on {}", t.listen))?,
+            portcullis::tls::server_config(&t.cert, &t.key)?,
+        )),
+        None => None,
+    };
+    let plain = match config.server.listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("server.listen: cannot listen on {addr}"))?,
+        ),
+        None => None,
+    };
+    let embedded = source.is_none();
+    let public = config.server.public_url.origin();
+    let app = App::new(config).await?;
+    if let Some(l) = &plain {
+        tracing::info!(address = %l.local_addr()?, "listening (http)");
+    }
+    if let Some((l, _)) = &tls {
+        tracing::info!(address = %l.local_addr()?, "listening (https)");
+    }
+    if embedded {
+        eprintln!(
+            "\n  Portcullis is running with its embedded demo configuration.\n  Open {public} , sign in with any email address,\n  and follow the link printed here (mail is also written to ./mail).\n"
+        );
+    }
+    if let Some(p) = source {
+        spawn_reloader(app.clone(), p);
+    }
+    server::serve(Listeners { plain, tls }, app, shutdown_signal()).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// SIGHUP: read the file again; keep the old configuration if the new one
+/// is invalid.
+fn spawn_reloader(app: Arc<App>, path: PathBuf) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match Config::load(&path) {
+                Ok(config) => {
+                    for w in &config.warnings {
+                        tracing::warn!("{w}");
+                    }
+                    for note in app.reload(config) {
+                        tracing::warn!("{note}");
+                    }
+                    tracing::info!(file = %path.display(), "configuration reloaded");
+                }
+                Err(e) => {
+                    tracing::error!("configuration not reloaded, keeping the old one:\n{e}");
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,532 @@
+//! The application: shared state built once, and [`App::handle`], the one
+//! place that sequences a request.
+//!
+//! ```text
+//! handle ─ limits (414/431) ─ Host (400) ─ path::normalize (400)
+//!        ─ forwarded::client_info (trusted proxies)
+//!        ─ /.portcullis/* ─────────────────────────────▶ login::serve
+//!        ─ routes.find (404)
+//!        ─ public route, exact case? ── yes ──────────────▶ forward (no identity)
+//!        ─ session cookie → SessionCache (store at most every few s)
+//!             none ─▶ 303 to sign-in (browser navigation) or 401
+//!             store down past grace ─▶ 503
+//!        ─ allow lists (403 page) ────────────────────────▶ forward (identity)
+//! ```
+//! Leaf modules return values; errors become responses in one place
+//! ([`App::error_response`]) and each request is logged once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Method, Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+
+use crate::body::{self, Body};
+use crate::config::{Access, Config, Limits, MailTransport, Scheme, StoreConfig, Upstream};
+use crate::cookies::{self, Kind};
+use crate::crypto::{self, Key};
+use crate::error::Error;
+use crate::forwarded::{self, ClientInfo};
+use crate::mail::{self, Mailer};
+use crate::proxy::{self, UpstreamClient};
+use crate::redirect::RedirectPolicy;
+use crate::routes::RouteTable;
+use crate::server::Conn;
+use crate::session::{self, Identity, SessionCache};
+use crate::store::{Store, StoreError, StoreSettings};
+use crate::{demo, login, pages, path};
+
+/// What a configuration reload replaces as a whole.
+pub struct Live {
+    pub config: Config,
+    pub routes: RouteTable,
+    pub redirect: RedirectPolicy,
+    pub stylesheet: Bytes,
+    clients: HashMap<Duration, UpstreamClient>,
+}
+
+impl Live {
+    pub fn new(config: Config) -> Live {
+        let routes = RouteTable::new(&config.routes);
+        let redirect = RedirectPolicy {
+            allowed_hosts: config.route_hosts(),
+            cookie_domain: config.session.cookie_domain.clone(),
+        };
+        let mut clients = HashMap::new();
+        for r in &config.routes {
+            clients
+                .entry(r.connect_timeout)
+                .or_insert_with(|| proxy::client(r.connect_timeout));
+        }
+        let stylesheet = Bytes::from(pages::STYLESHEET.replace("#1f5fbf", &config.ui.accent));
+        Live {
+            config,
+            routes,
+            redirect,
+            stylesheet,
+            clients,
+        }
+    }
+
+    /// The origin for links sent by mail: the configured host of the route
+    /// that fits the request (with public_url's scheme and port), else
+    /// public_url itself. Never the request's own Host.
+    pub fn link_origin(&self, request_host: &str, scheme: Scheme) -> String {
+        let public = &self.config.server.public_url;
+        match self.routes.configured_host(request_host, scheme) {
+            Some(h) => public.origin_for(h),
+            None => public.origin(),
+        }
+    }
+}
+
+/// Everything shared by all requests: cheap to reach through one `Arc`.
+pub struct App {
+    live: ArcSwap<Live>,
+    pub(crate) store: Store,
+    pub(crate) mailer: Mailer,
+    pub(crate) key: Key,
+    pub(crate) sessions: SessionCache,
+}
+
+/// Per-request context handed to [`login`].
+pub struct Ctx<'a> {
+    pub app: &'a App,
+    pub live: &'a Live,
+    pub client: &'a ClientInfo,
+    pub https: bool,
+    /// `scheme://host` as the browser sees this page (for Origin checks
+    /// and same-origin redirects).
+    pub origin: String,
+    /// The request's host, used only to pick a configured host for links.
+    pub host_for_links: String,
+}
+
+impl Ctx<'_> {
+    /// The signed-in identity of this request, if any.
+    pub async fn current_identity(&self, headers: &HeaderMap) -> Result<Option<Identity>, StoreError> {
+        self.app.identity(self.live, headers, self.https).await
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("mail: {0}")]
+    Mail(#[from] mail::MailError),
+}
+
+pub fn store_settings(config: &StoreConfig) -> StoreSettings {
+    match config {
+        StoreConfig::Memory => StoreSettings::Memory,
+        StoreConfig::Redis {
+            url,
+            key_prefix,
+            connect_timeout,
+            response_timeout,
+        } => StoreSettings::Redis {
+            url: url.clone(),
+            connect_timeout: *connect_timeout,
+            response_timeout: *response_timeout,
+            key_prefix: key_prefix.clone(),
+        },
+    }
+}
+
+pub fn mail_settings(config: &Config) -> mail::MailSettings {
+    let m = &config.mail;
+    let transport = match &m.transport {
+        MailTransport::Console { dir } => mail::TransportSettings::Console { dir: dir.clone() },
+        MailTransport::File { dir } => mail::TransportSettings::File { dir: dir.clone() },
+        MailTransport::Smtp(s) => mail::TransportSettings::Smtp(mail::SmtpSettings {
+            host: s.host.clone(),
+            port: s.port,
+            tls: match s.tls {
+                crate::config::SmtpTls::None => mail::SmtpTls::None,
+                crate::config::SmtpTls::StartTls => mail::SmtpTls::StartTls,
+                crate::config::SmtpTls::Tls => mail::SmtpTls::Tls,
+            },
+            username: s.username.clone(),
+            password: s
+                .password
+                .as_ref()
+                .map(|p| String::from_utf8_lossy(p.expose()).into_owned()),
+            timeout: s.timeout,
+        }),
+    };
+    mail::MailSettings {
+        from: m.from.clone(),
+        transport,
+        queue_capacity: m.queue_capacity,
+        concurrency: 4,
+    }
+}
+
+impl App {
+    /// Connects the store, starts the mailer and the revocation listener.
+    /// Must run inside the tokio runtime.
+    pub async fn new(config: Config) -> Result<Arc<App>, StartError> {
+        let store = Store::connect(&store_settings(&config.store)).await?;
+        let mailer = Mailer::start(mail_settings(&config))?;
+        let key = match &config.session.secret {
+            Some(s) => Key::new(s.expose()),
+            None => Key::random(),
+        };
+        let sessions = SessionCache::new(config.session.revalidate, config.session.store_grace);
+        let app = Arc::new(App {
+            live: ArcSwap::from_pointee(Live::new(config)),
+            store,
+            mailer,
+            key,
+            sessions,
+        });
+        let weak = Arc::downgrade(&app);
+        let mut revoked = app.store.revocations();
+        tokio::spawn(async move {
+            loop {
+                match revoked.recv().await {
+                    Ok(hex_tag) => match weak.upgrade() {
+                        Some(app) => app.sessions.forget_hex(&hex_tag),
+                        None => return,
+                    },
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(app)
+    }
+
+    /// Swaps in a new configuration (SIGHUP). The store, the mailer and the
+    /// key stay as they were; changes to them are reported, not applied.
+    pub fn reload(&self, config: Config) -> Vec<String> {
+        let mut notes = Vec::new();
+        let old = self.live.load();
+        if format!("{:?}", old.config.store) != format!("{:?}", config.store) {
+            notes.push("[store] changed: restart to apply".into());
+        }
+        if format!("{:?}", old.config.mail) != format!("{:?}", config.mail) {
+            notes.push("[mail] changed: restart to apply".into());
+        }
+        if old.config.session.secret != config.session.secret {
+            notes.push("session secret changed: restart to apply".into());
+        }
+        if old.config.server.listen != config.server.listen
+            || old.config.server.tls.as_ref().map(|t| t.listen)
+                != config.server.tls.as_ref().map(|t| t.listen)
+        {
+            notes.push("listen addresses changed: restart to apply".into());
+        }
+        self.live.store(Arc::new(Live::new(config)));
+        notes
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.live.load().config.server.limits
+    }
+
+    pub fn config(&self) -> Arc<Live> {
+        self.live.load_full()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn mailer(&self) -> &Mailer {
+        &self.mailer
+    }
+
+    /// The one entry point for every request.
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, conn: Conn) -> Response<Body> {
+        let started = Instant::now();
+        let live = self.live.load_full();
+        let method = req.method().clone();
+        let wants_html = wants_html(req.headers());
+        let log_host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+            .or_else(|| req.uri().authority().map(|a| a.to_string()))
+            .unwrap_or_default();
+        let log_path: String = req.uri().path().chars().take(200).collect();
+        let mut route_name = String::new();
+        let mut https = conn.tls;
+        let result = self
+            .handle_inner(&live, req, conn, &mut route_name, &mut https)
+            .await;
+        let resp = match result {
+            Ok(r) => r,
+            Err(e) => {
+                if e.status().is_server_error() {
+                    tracing::warn!(error = %e, host = %log_host, path = %log_path, "request failed");
+                } else {
+                    tracing::debug!(error = %e, "request refused");
+                }
+                self.error_response(&live, &e, wants_html, https)
+            }
+        };
+        tracing::info!(
+            method = %method,
+            host = %log_host,
+            path = %log_path,
+            status = resp.status().as_u16(),
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            route = %route_name,
+            "request"
+        );
+        resp
+    }
+
+    async fn handle_inner(
+        &self,
+        live: &Live,
+        req: Request<Incoming>,
+        conn: Conn,
+        route_name: &mut String,
+        https_out: &mut bool,
+    ) -> Result<Response<Body>, Error> {
+        let limits = &live.config.server.limits;
+        check_limits(&req, limits)?;
+        let host = request_host(&req)?;
+        let path = path::normalize(req.uri().path()).map_err(Error::BadPath)?;
+        let client = forwarded::client_info(
+            conn.peer.ip(),
+            conn.tls,
+            Some(&host),
+            req.headers(),
+            &live.config.server.trusted_proxies,
+        );
+        let https = client.scheme == Scheme::Https;
+        *https_out = https;
+
+        if path == "/.portcullis" || path.starts_with("/.portcullis/") {
+            *route_name = "portcullis".into();
+            let visible_host = client.forwarded_host.clone().unwrap_or_else(|| host.clone());
+            let cx = Ctx {
+                app: self,
+                live,
+                client: &client,
+                https,
+                origin: format!("{}://{}", client.scheme.as_str(), visible_host.to_ascii_lowercase()),
+                host_for_links: host.clone(),
+            };
+            return login::serve(&cx, req, &path).await;
+        }
+
+        let m = live
+            .routes
+            .find(&host, client.scheme, &path)
+            .ok_or(Error::NoRoute)?;
+        let route = &m.route.config;
+        route_name.push_str(&route.name);
+
+        let public = route.access == Access::Public && m.exact_case;
+        let identity = if public {
+            None
+        } else {
+            match self.identity(live, req.headers(), https).await? {
+                Some(identity) => Some(identity),
+                None => return Ok(unauthenticated(&req, &path, https)),
+            }
+        };
+        if let Some(identity) = &identity {
+            let allowed = live.config.login.allow.allows(&identity.email)
+                && route.allow.allows(&identity.email);
+            if !allowed {
+                return Ok(self.forbidden(live, &req, &identity.email, https));
+            }
+        }
+
+        let pq = match req.uri().query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.clone(),
+        };
+        let path_and_query =
+            PathAndQuery::try_from(pq).map_err(|_| Error::BadRequest("The request target is not valid."))?;
+        let email = identity.as_ref().map(|i| &*i.email);
+        match &route.upstream {
+            Upstream::Demo => {
+                let (parts, _) = req.into_parts();
+                let mut demo_req = Request::from_parts(parts, body::empty());
+                let authority = http::uri::Authority::from_static("demo.invalid");
+                let f = proxy::Forward {
+                    authority: &authority,
+                    path_and_query,
+                    identity: email,
+                    client: &client,
+                    gateway_cookies: cookies::ALL_NAMES,
+                    timeout: route.timeout,
+                };
+                proxy::rewrite_request(&mut demo_req, &f, false);
+                Ok(demo::respond(&demo_req))
+            }
+            Upstream::Http { authority } => {
+                let upstream = live
+                    .clients
+                    .get(&route.connect_timeout)
+                    .ok_or_else(|| Error::Internal("no client for route".into()))?;
+                let f = proxy::Forward {
+                    authority,
+                    path_and_query,
+                    identity: email,
+                    client: &client,
+                    gateway_cookies: cookies::ALL_NAMES,
+                    timeout: route.timeout,
+                };
+                proxy::forward(upstream, req, f).await
+            }
+        }
+    }
+
+    /// Reads and verifies the session cookie, then asks the cache.
+    async fn identity(
+        &self,
+        live: &Live,
+        headers: &HeaderMap,
+        https: bool,
+    ) -> Result<Option<Identity>, StoreError> {
+        let domain = live.config.session.cookie_domain.as_deref();
+        let name = cookies::name(Kind::Session, https, domain);
+        let Some(tag) = crate::headers::cookie(headers, name)
+            .and_then(|v| session::verify_cookie(&self.key, v))
+        else {
+            return Ok(None);
+        };
+        self.sessions
+            .check(&self.store, tag, live.config.session.idle_timeout)
+            .await
+    }
+
+    fn forbidden(&self, live: &Live, req: &Request<Incoming>, email: &str, https: bool) -> Response<Body> {
+        if !wants_html(req.headers()) {
+            return body::plain(StatusCode::FORBIDDEN, "This address may not open this page.");
+        }
+        // The sign-out form needs a CSRF field bound to the browser's cookie.
+        let existing = crate::headers::cookie(req.headers(), cookies::name(Kind::Csrf, https, None))
+            .filter(|v| v.len() == 43)
+            .map(String::from);
+        let (value, set) = match existing {
+            Some(v) => (v, None),
+            None => {
+                let v = crypto::random_token();
+                let set = cookies::set(Kind::Csrf, &v, https, None, Some(Duration::from_secs(30 * 86_400)));
+                (v, set)
+            }
+        };
+        let csrf = crypto::b64(&self.key.tag("csrf", value.as_bytes()));
+        let mut resp = body::html(
+            StatusCode::FORBIDDEN,
+            pages::forbidden(&live.config.ui, email, &csrf),
+            https,
+        );
+        cookies::append(resp.headers_mut(), set);
+        resp
+    }
+
+    /// The one conversion of errors into responses.
+    pub fn error_response(&self, live: &Live, e: &Error, wants_html: bool, https: bool) -> Response<Body> {
+        let status = e.status();
+        let mut resp = if wants_html {
+            let reason = status.canonical_reason().unwrap_or("Error");
+            body::html(
+                status,
+                pages::error(&live.config.ui, status.as_u16(), reason, e.public_message()),
+                https,
+            )
+        } else {
+            body::plain(status, e.public_message())
+        };
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if status == StatusCode::BAD_REQUEST {
+            // Framing or Host trouble: do not trust the rest of this connection.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    }
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+/// Not signed in: a browser navigating gets the sign-in page (with `rd`),
+/// anything else 401.
+fn unauthenticated(req: &Request<Incoming>, path: &str, https: bool) -> Response<Body> {
+    let navigation = (req.method() == Method::GET || req.method() == Method::HEAD)
+        && wants_html(req.headers());
+    if !navigation {
+        return body::plain(StatusCode::UNAUTHORIZED, "Sign in first.");
+    }
+    let target = match req.uri().query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    let rd: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
+    body::see_other(&format!("/.portcullis/login?rd={rd}"), https)
+}
+
+fn check_limits(req: &Request<Incoming>, limits: &Limits) -> Result<(), Error> {
+    let uri_len = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().len())
+        .unwrap_or(0);
+    if uri_len > limits.max_uri_bytes {
+        return Err(Error::UriTooLong);
+    }
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if header_bytes > limits.max_header_bytes {
+        return Err(Error::HeadersTooLarge);
+    }
+    Ok(())
+}
+
+/// The one host of the request: the Host header (exactly one) or the
+/// request target's authority (absolute form, HTTP/2); both present must
+/// agree.
+fn request_host(req: &Request<Incoming>) -> Result<String, Error> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let header_host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(Error::BadHost);
+    }
+    let header_host = match header_host {
+        Some(v) => Some(v.to_str().map_err(|_| Error::BadHost)?),
+        None => None,
+    };
+    let authority = req.uri().authority().map(|a| a.as_str());
+    let host = match (header_host, authority) {
+        (Some(h), Some(a)) if !h.eq_ignore_ascii_case(a) => return Err(Error::BadHost),
+        (Some(h), _) => h,
+        (None, Some(a)) => a,
+        (None, None) if req.version() == Version::HTTP_10 => "",
+        (None, None) => return Err(Error::BadHost),
+    };
+    if host.is_empty() {
+        return Err(Error::BadHost);
+    }
+    let parsed: http::uri::Authority = host.parse().map_err(|_| Error::BadHost)?;
+    if parsed.as_str().contains('@') {
+        return Err(Error::BadHost);
+    }
+    Ok(host.to_string())
+}

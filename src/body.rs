@@ -1,0 +1,92 @@
+//! The one response body type and small response builders. Every response
+//! the gateway makes itself goes through here so that the security headers
+//! are the same everywhere.
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type Body = BoxBody<Bytes, BoxError>;
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+pub fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed()
+}
+
+pub fn incoming(body: hyper::body::Incoming) -> Body {
+    body.map_err(|e| Box::new(e) as BoxError).boxed()
+}
+
+/// Content-Security-Policy of the gateway's own pages: nothing but our own
+/// stylesheet and images; no scripts at all; never framed.
+pub const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Headers every gateway page carries.
+pub fn page_headers(resp: &mut Response<Body>, https: bool) {
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(PAGE_CSP),
+    );
+    if https {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+}
+
+/// An HTML page with the gateway's headers.
+pub fn html(status: StatusCode, page: String, https: bool) -> Response<Body> {
+    let mut resp = Response::new(full(page));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    page_headers(&mut resp, https);
+    resp
+}
+
+/// A short plain-text answer (for clients that did not ask for HTML).
+pub fn plain(status: StatusCode, text: &str) -> Response<Body> {
+    let mut resp = Response::new(full(format!("{text}\n")));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
+/// `303 See Other` to `location`, which the caller has already checked.
+pub fn see_other(location: &str, https: bool) -> Response<Body> {
+    let mut resp = Response::new(empty());
+    *resp.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    } else {
+        resp.headers_mut()
+            .insert(header::LOCATION, HeaderValue::from_static("/"));
+    }
+    page_headers(&mut resp, https);
+    resp
+}

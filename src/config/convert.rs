@@ -1,0 +1,739 @@
+//! Raw → typed conversion of every section. Each function records its
+//! problems under the dotted key and returns `None` only when it cannot go
+//! on; defaults live here, next to the key they belong to.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::error::Problems;
+use super::raw::*;
+use super::values::{self, Rate};
+use super::*;
+
+const MIN_SECRET_BYTES: usize = 32;
+
+pub(super) fn config(
+    raw: RawConfig,
+    file: &str,
+    env: &dyn Environment,
+    p: &mut Problems,
+) -> Option<Config> {
+    let RawConfig {
+        server,
+        session,
+        login,
+        mail,
+        store,
+        ui,
+        routes,
+    } = raw;
+    let mut warnings = Vec::new();
+    let server = server_config(server, p);
+    let session = session_config(session, env, p, &mut warnings);
+    let login = login_config(login, p);
+    let mail = mail_config(mail, env, p);
+    let store = store_config(store, p);
+    let ui = ui_config(ui, p);
+    let routes = route_configs(routes, p);
+    if let (Some(server), Some(routes)) = (&server, &routes) {
+        if server.listen.is_none() && server.tls.is_none() {
+            p.add("server.listen", "neither listen nor tls_listen is set");
+        }
+        if routes.is_empty() {
+            warnings.push(format!(
+                "{file}: no [[route]]: every request that is not for /.portcullis/ gets 404"
+            ));
+        }
+    }
+    if let (Some(s), Some(server)) = (&session, &server) {
+        if let Some(domain) = &s.cookie_domain {
+            let host = &server.public_url.host;
+            if host != domain && !host.ends_with(&format!(".{domain}")) {
+                p.add(
+                    "session.cookie_domain",
+                    format!("{domain:?} does not cover public_url's host {host:?}"),
+                );
+            }
+        }
+    }
+    Some(Config {
+        source: file.to_string(),
+        server: server?,
+        session: session?,
+        login: login?,
+        mail: mail?,
+        store: store?,
+        ui: ui?,
+        routes: routes?,
+        warnings,
+    })
+}
+
+fn duration_or(p: &mut Problems, key: &str, v: Option<String>, default: Duration) -> Duration {
+    match v {
+        None => default,
+        Some(text) => match values::duration(&text) {
+            Ok(d) if d.is_zero() => {
+                p.add(key, format!("{text:?} must be longer than zero"));
+                default
+            }
+            Ok(d) => d,
+            Err(m) => {
+                p.add(key, m);
+                default
+            }
+        },
+    }
+}
+
+fn rate_or(p: &mut Problems, key: &str, v: Option<String>, default: Rate) -> Rate {
+    match v {
+        None => default,
+        Some(text) => p.check(key, values::rate(&text)).unwrap_or(default),
+    }
+}
+
+fn count_or(p: &mut Problems, key: &str, v: Option<i64>, default: usize, min: usize, max: usize) -> usize {
+    match v {
+        None => default,
+        Some(n) if n >= min as i64 && n <= max as i64 => n as usize,
+        Some(n) => {
+            p.add(key, format!("{n} is out of range ({min} to {max})"));
+            default
+        }
+    }
+}
+
+fn socket_addr(p: &mut Problems, key: &str, v: &str) -> Option<SocketAddr> {
+    p.check(
+        key,
+        v.parse::<SocketAddr>()
+            .map_err(|_| format!("{v:?} is not an address like \"0.0.0.0:8080\"")),
+    )
+}
+
+fn server_config(raw: RawServer, p: &mut Problems) -> Option<ServerConfig> {
+    let RawServer {
+        listen,
+        tls_listen,
+        tls_cert,
+        tls_key,
+        public_url,
+        trusted_proxies,
+        max_header_count,
+        max_header_bytes,
+        max_uri_bytes,
+        max_body_bytes,
+        header_read_timeout,
+        tls_handshake_timeout,
+        shutdown_timeout,
+    } = raw;
+    let listen = match (&listen, &tls_listen) {
+        (None, None) => socket_addr(p, "server.listen", "0.0.0.0:8080"),
+        (Some(l), _) => socket_addr(p, "server.listen", l),
+        (None, Some(_)) => None,
+    };
+    let tls = match (tls_listen, tls_cert, tls_key) {
+        (None, None, None) => None,
+        (Some(l), Some(cert), Some(key)) => Some(TlsConfig {
+            listen: socket_addr(p, "server.tls_listen", &l)?,
+            cert: PathBuf::from(cert),
+            key: PathBuf::from(key),
+        }),
+        (l, c, k) => {
+            let missing: Vec<&str> = [
+                ("server.tls_listen", l.is_none()),
+                ("server.tls_cert", c.is_none()),
+                ("server.tls_key", k.is_none()),
+            ]
+            .iter()
+            .filter(|(_, m)| *m)
+            .map(|(n, _)| *n)
+            .collect();
+            for key in &missing {
+                p.add(
+                    *key,
+                    "is missing: tls_listen, tls_cert and tls_key go together",
+                );
+            }
+            None
+        }
+    };
+    let public_url = public_url_config(
+        p,
+        public_url.as_deref().unwrap_or("http://localhost:8080"),
+    );
+    let mut proxies = Vec::new();
+    for (i, cidr) in trusted_proxies.unwrap_or_default().iter().enumerate() {
+        let key = format!("server.trusted_proxies[{i}]");
+        let net = cidr
+            .parse::<IpNet>()
+            .or_else(|_| cidr.parse::<std::net::IpAddr>().map(IpNet::from));
+        match net {
+            Ok(n) => proxies.push(n),
+            Err(_) => p.add(key, format!("{cidr:?} is not a CIDR like \"10.0.0.0/8\"")),
+        }
+    }
+    let limits = Limits {
+        max_header_count: count_or(p, "server.max_header_count", max_header_count, 100, 8, 1000),
+        max_header_bytes: count_or(
+            p,
+            "server.max_header_bytes",
+            max_header_bytes,
+            32 * 1024,
+            4096,
+            1024 * 1024,
+        ),
+        max_uri_bytes: count_or(p, "server.max_uri_bytes", max_uri_bytes, 8192, 256, 65_534),
+        max_body_bytes: count_or(
+            p,
+            "server.max_body_bytes",
+            max_body_bytes,
+            64 * 1024,
+            1024,
+            16 * 1024 * 1024,
+        ),
+        header_read_timeout: duration_or(
+            p,
+            "server.header_read_timeout",
+            header_read_timeout,
+            Duration::from_secs(10),
+        ),
+        tls_handshake_timeout: duration_or(
+            p,
+            "server.tls_handshake_timeout",
+            tls_handshake_timeout,
+            Duration::from_secs(10),
+        ),
+        shutdown_timeout: duration_or(
+            p,
+            "server.shutdown_timeout",
+            shutdown_timeout,
+            Duration::from_secs(30),
+        ),
+    };
+    Some(ServerConfig {
+        listen,
+        tls,
+        public_url: public_url?,
+        trusted_proxies: proxies,
+        limits,
+    })
+}
+
+fn public_url_config(p: &mut Problems, text: &str) -> Option<PublicUrl> {
+    let key = "server.public_url";
+    let url = match url::Url::parse(text) {
+        Ok(u) => u,
+        Err(e) => {
+            p.add(key, format!("{text:?} is not a URL: {e}"));
+            return None;
+        }
+    };
+    let scheme = match url.scheme() {
+        "http" => Scheme::Http,
+        "https" => Scheme::Https,
+        other => {
+            p.add(key, format!("{text:?}: scheme {other:?} is not http or https"));
+            return None;
+        }
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        p.add(key, format!("{text:?} must not hold a user name or password"));
+        return None;
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        p.add(
+            key,
+            format!("{text:?} must be an origin only, like \"https://login.example.com\""),
+        );
+        return None;
+    }
+    let host = match url.host() {
+        Some(url::Host::Domain(d)) => d.trim_end_matches('.').to_ascii_lowercase(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
+        None => {
+            p.add(key, format!("{text:?} has no host"));
+            return None;
+        }
+    };
+    Some(PublicUrl {
+        scheme,
+        host,
+        port: url.port(),
+    })
+}
+
+fn secret_from(
+    p: &mut Problems,
+    env_key: &str,
+    file_key: &str,
+    env_name: Option<String>,
+    file_path: Option<String>,
+    env: &dyn Environment,
+) -> Option<Option<Secret>> {
+    match (env_name, file_path) {
+        (Some(_), Some(_)) => {
+            p.add(file_key, format!("set either {env_key} or {file_key}, not both"));
+            None
+        }
+        (Some(name), None) => match env.var(&name) {
+            Some(v) if !v.trim().is_empty() => Some(Some(Secret::new(v.trim().as_bytes().to_vec()))),
+            _ => {
+                p.add(
+                    env_key,
+                    format!("the environment variable {name:?} is not set or empty"),
+                );
+                None
+            }
+        },
+        (None, Some(path)) => match std::fs::read(&path) {
+            Ok(bytes) => {
+                let text = String::from_utf8_lossy(&bytes);
+                let trimmed = text.trim();
+                if trimmed.is_empty() {
+                    p.add(file_key, format!("the file {path:?} is empty"));
+                    None
+                } else {
+                    Some(Some(Secret::new(trimmed.as_bytes().to_vec())))
+                }
+            }
+            Err(e) => {
+                p.add(file_key, format!("cannot read {path:?}: {e}"));
+                None
+            }
+        },
+        (None, None) => Some(None),
+    }
+}
+
+fn session_config(
+    raw: RawSession,
+    env: &dyn Environment,
+    p: &mut Problems,
+    warnings: &mut Vec<String>,
+) -> Option<SessionConfig> {
+    let RawSession {
+        secret_env,
+        secret_file,
+        lifetime,
+        idle_timeout,
+        cookie_domain,
+        revalidate,
+        store_grace,
+    } = raw;
+    let secret = secret_from(
+        p,
+        "session.secret_env",
+        "session.secret_file",
+        secret_env,
+        secret_file,
+        env,
+    );
+    if let Some(Some(s)) = &secret {
+        if s.expose().len() < MIN_SECRET_BYTES {
+            p.add(
+                "session.secret_env",
+                format!(
+                    "the session secret is {} bytes; it must be at least {MIN_SECRET_BYTES} (try `openssl rand -base64 48`)",
+                    s.expose().len()
+                ),
+            );
+        }
+    }
+    if let Some(None) = &secret {
+        warnings.push(
+            "session.secret_env and session.secret_file are unset: a random key is made at every start, so sessions and links do not survive a restart and cannot be shared between instances".into(),
+        );
+    }
+    let lifetime = duration_or(p, "session.lifetime", lifetime, Duration::from_secs(7 * 86_400));
+    let idle = duration_or(p, "session.idle_timeout", idle_timeout, Duration::from_secs(86_400));
+    if idle > lifetime {
+        warnings.push("session.idle_timeout is longer than session.lifetime; the lifetime wins".into());
+    }
+    let cookie_domain = match cookie_domain {
+        None => None,
+        Some(d) => {
+            let trimmed = d.trim().trim_start_matches('.');
+            match values::host(trimmed) {
+                Ok(h) if !h.contains(':') && h.contains('.') => Some(h),
+                Ok(_) => {
+                    p.add(
+                        "session.cookie_domain",
+                        format!("{d:?} must be a domain with at least two labels and no port"),
+                    );
+                    None
+                }
+                Err(m) => {
+                    p.add("session.cookie_domain", m);
+                    None
+                }
+            }
+        }
+    };
+    Some(SessionConfig {
+        secret: secret?,
+        lifetime,
+        idle_timeout: idle.min(lifetime),
+        cookie_domain,
+        revalidate: duration_or(p, "session.revalidate", revalidate, Duration::from_secs(5)),
+        store_grace: duration_or(p, "session.store_grace", store_grace, Duration::from_secs(30)),
+    })
+}
+
+fn allow_list(p: &mut Problems, prefix: &str, emails: Option<Vec<String>>, domains: Option<Vec<String>>) -> AllowList {
+    let mut list = AllowList::default();
+    for (i, e) in emails.unwrap_or_default().iter().enumerate() {
+        match crate::address::parse(e) {
+            Ok(a) => {
+                list.emails.insert(a);
+            }
+            Err(err) => p.add(
+                format!("{prefix}allow_emails[{i}]"),
+                format!("{e:?} is not one email address ({err})"),
+            ),
+        }
+    }
+    let mut domains_set = BTreeSet::new();
+    for (i, d) in domains.unwrap_or_default().iter().enumerate() {
+        let trimmed = d.trim().trim_start_matches('@');
+        match values::host(trimmed) {
+            Ok(h) if !h.contains(':') => {
+                domains_set.insert(h);
+            }
+            Ok(_) => p.add(format!("{prefix}allow_domains[{i}]"), format!("{d:?} must not have a port")),
+            Err(m) => p.add(format!("{prefix}allow_domains[{i}]"), m),
+        }
+    }
+    list.domains = domains_set;
+    list
+}
+
+fn login_config(raw: RawLogin, p: &mut Problems) -> Option<LoginConfig> {
+    let RawLogin {
+        link_ttl,
+        allow_emails,
+        allow_domains,
+        address_rate,
+        ip_rate,
+        resend_delay,
+        code_attempts,
+    } = raw;
+    Some(LoginConfig {
+        link_ttl: duration_or(p, "login.link_ttl", link_ttl, Duration::from_secs(15 * 60)),
+        allow: allow_list(p, "login.", allow_emails, allow_domains),
+        address_rate: rate_or(
+            p,
+            "login.address_rate",
+            address_rate,
+            Rate {
+                count: 5,
+                window: Duration::from_secs(15 * 60),
+            },
+        ),
+        ip_rate: rate_or(
+            p,
+            "login.ip_rate",
+            ip_rate,
+            Rate {
+                count: 30,
+                window: Duration::from_secs(15 * 60),
+            },
+        ),
+        resend_delay: match resend_delay {
+            None => Duration::from_secs(60),
+            Some(t) => p.check("login.resend_delay", values::duration(&t)).unwrap_or_default(),
+        },
+        code_attempts: count_or(p, "login.code_attempts", code_attempts, 5, 1, 100) as u32,
+    })
+}
+
+fn mail_config(raw: RawMail, env: &dyn Environment, p: &mut Problems) -> Option<MailConfig> {
+    let RawMail {
+        from,
+        transport,
+        queue_capacity,
+        smtp,
+        file,
+    } = raw;
+    let from = from.unwrap_or_else(|| "Portcullis <login@localhost>".into());
+    let file_dir = file.and_then(|f| {
+        let RawMailFile { dir } = f;
+        dir
+    });
+    let transport = match transport.as_deref().unwrap_or("console") {
+        "console" => MailTransport::Console {
+            dir: file_dir.map(PathBuf::from),
+        },
+        "file" => MailTransport::File {
+            dir: PathBuf::from(file_dir.unwrap_or_else(|| "./mail".into())),
+        },
+        "smtp" => {
+            let Some(smtp) = smtp else {
+                p.add("mail.smtp", "transport is \"smtp\" but there is no [mail.smtp] table");
+                return None;
+            };
+            MailTransport::Smtp(smtp_config(smtp, env, p)?)
+        }
+        other => {
+            p.add(
+                "mail.transport",
+                format!("{other:?} is not one of \"smtp\", \"file\", \"console\""),
+            );
+            return None;
+        }
+    };
+    Some(MailConfig {
+        from,
+        transport,
+        queue_capacity: count_or(p, "mail.queue_capacity", queue_capacity, 1024, 1, 1_000_000),
+    })
+}
+
+fn smtp_config(raw: RawSmtp, env: &dyn Environment, p: &mut Problems) -> Option<SmtpConfig> {
+    let RawSmtp {
+        host,
+        port,
+        tls,
+        username,
+        password_env,
+        password_file,
+        timeout,
+    } = raw;
+    let Some(host) = host.filter(|h| !h.trim().is_empty()) else {
+        p.add("mail.smtp.host", "is missing");
+        return None;
+    };
+    let tls = match tls.as_deref().unwrap_or("starttls") {
+        "starttls" => SmtpTls::StartTls,
+        "tls" => SmtpTls::Tls,
+        "none" => SmtpTls::None,
+        other => {
+            p.add(
+                "mail.smtp.tls",
+                format!("{other:?} is not one of \"starttls\", \"tls\", \"none\""),
+            );
+            SmtpTls::StartTls
+        }
+    };
+    let default_port = match tls {
+        SmtpTls::Tls => 465,
+        SmtpTls::StartTls => 587,
+        SmtpTls::None => 25,
+    };
+    let port = count_or(p, "mail.smtp.port", port, default_port, 1, 65_535) as u16;
+    let password = secret_from(
+        p,
+        "mail.smtp.password_env",
+        "mail.smtp.password_file",
+        password_env,
+        password_file,
+        env,
+    )?;
+    if password.is_some() && username.is_none() {
+        p.add("mail.smtp.username", "is missing while a password is set");
+    }
+    Some(SmtpConfig {
+        host: host.trim().to_string(),
+        port,
+        tls,
+        username,
+        password,
+        timeout: duration_or(p, "mail.smtp.timeout", timeout, Duration::from_secs(30)),
+    })
+}
+
+fn store_config(raw: RawStore, p: &mut Problems) -> Option<StoreConfig> {
+    let RawStore {
+        backend,
+        url,
+        key_prefix,
+        connect_timeout,
+        response_timeout,
+    } = raw;
+    match backend.as_deref().unwrap_or("memory") {
+        "memory" => Some(StoreConfig::Memory),
+        "redis" => {
+            let url = url.unwrap_or_else(|| "redis://127.0.0.1:6379/0".into());
+            let ok = ["redis://", "rediss://", "redis+unix://", "unix://"]
+                .iter()
+                .any(|s| url.starts_with(s));
+            if !ok {
+                p.add(
+                    "store.url",
+                    "must start with redis://, rediss://, redis+unix:// or unix://",
+                );
+            }
+            Some(StoreConfig::Redis {
+                url,
+                key_prefix: key_prefix.unwrap_or_else(|| "portcullis:".into()),
+                connect_timeout: duration_or(
+                    p,
+                    "store.connect_timeout",
+                    connect_timeout,
+                    Duration::from_secs(1),
+                ),
+                response_timeout: duration_or(
+                    p,
+                    "store.response_timeout",
+                    response_timeout,
+                    Duration::from_millis(500),
+                ),
+            })
+        }
+        other => {
+            p.add(
+                "store.backend",
+                format!("{other:?} is not one of \"memory\", \"redis\""),
+            );
+            None
+        }
+    }
+}
+
+fn ui_config(raw: RawUi, p: &mut Problems) -> Option<UiConfig> {
+    let RawUi {
+        title,
+        accent,
+        logo,
+        footer,
+    } = raw;
+    let accent = accent.unwrap_or_else(|| "#1f5fbf".into());
+    let hex = accent.strip_prefix('#').unwrap_or("");
+    if !(hex.len() == 6 || hex.len() == 3) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        p.add("ui.accent", format!("{accent:?} is not a colour like \"#1f5fbf\""));
+    }
+    Some(UiConfig {
+        title: title.unwrap_or_else(|| "Portcullis".into()),
+        accent,
+        logo,
+        footer,
+    })
+}
+
+fn route_configs(raw: Vec<RawRoute>, p: &mut Problems) -> Option<Vec<RouteConfig>> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut seen = BTreeSet::new();
+    for (i, r) in raw.into_iter().enumerate() {
+        let k = |field: &str| format!("route[{i}].{field}");
+        let RawRoute {
+            name,
+            host,
+            path,
+            upstream,
+            access,
+            allow_emails,
+            allow_domains,
+            connect_timeout,
+            timeout,
+        } = r;
+        let host = match host {
+            None => None,
+            Some(h) => p.check(&k("host"), values::host(&h)),
+        };
+        let path = path.unwrap_or_else(|| "/".into());
+        let clean = if path.len() > 1 {
+            path.trim_end_matches('/').to_string()
+        } else {
+            path.clone()
+        };
+        let path = match crate::path::normalize(&path) {
+            Ok(n) if n.len() <= 1 || n.trim_end_matches('/') == clean => clean,
+            _ => {
+                p.add(
+                    k("path"),
+                    format!("{path:?} is not a clean absolute path like \"/app\""),
+                );
+                continue;
+            }
+        };
+        let upstream = match upstream.as_deref() {
+            None => {
+                p.add(k("upstream"), "is missing");
+                continue;
+            }
+            Some("demo") => Upstream::Demo,
+            Some(u) => match upstream_uri(u) {
+                Ok(a) => Upstream::Http { authority: a },
+                Err(m) => {
+                    p.add(k("upstream"), m);
+                    continue;
+                }
+            },
+        };
+        let access = match access.as_deref().unwrap_or("authenticated") {
+            "authenticated" => Access::Authenticated,
+            "public" => Access::Public,
+            other => {
+                p.add(
+                    k("access"),
+                    format!("{other:?} is not one of \"authenticated\", \"public\""),
+                );
+                Access::Authenticated
+            }
+        };
+        let allow = allow_list(p, &format!("route[{i}]."), allow_emails, allow_domains);
+        if access == Access::Public && !allow.is_empty() {
+            p.add(
+                k("access"),
+                "is \"public\" but allow_emails/allow_domains are set; a public route lets everyone in",
+            );
+        }
+        let id = (host.clone(), path.clone());
+        if !seen.insert(id) {
+            p.add(
+                k("path"),
+                format!(
+                    "another route already has host {} and path {path:?}",
+                    host.as_deref().unwrap_or("(any)")
+                ),
+            );
+        }
+        let name = name.unwrap_or_else(|| match &host {
+            Some(h) => format!("{h}{path}"),
+            None => path.clone(),
+        });
+        out.push(RouteConfig {
+            name,
+            host,
+            path,
+            upstream,
+            access,
+            allow,
+            connect_timeout: duration_or(p, &k("connect_timeout"), connect_timeout, Duration::from_secs(5)),
+            timeout: duration_or(p, &k("timeout"), timeout, Duration::from_secs(60)),
+        });
+    }
+    Some(out)
+}
+
+fn upstream_uri(text: &str) -> Result<http::uri::Authority, String> {
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a URL like \"http://127.0.0.1:3000\""))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(format!(
+                "{text:?}: https upstreams are not supported yet; put the app on http on a private address"
+            ))
+        }
+        _ => return Err(format!("{text:?} must start with http://")),
+    }
+    if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() {
+        return Err(format!(
+            "{text:?} must not have a path: requests keep their own path"
+        ));
+    }
+    let authority = uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| format!("{text:?} has no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(format!("{text:?} must not hold a user name or password"));
+    }
+    Ok(authority)
+}

@@ -1,0 +1,390 @@
+//! The gateway's configuration: `gateway.toml` parsed once into typed values.
+//!
+//! Two layers, as in river: [`raw`] mirrors the file (serde, unknown keys are
+//! errors) and [`Config`] holds what the rest of the program uses (socket
+//! addresses, durations, enums, resolved secrets). Every problem names the
+//! file and the key; all problems are collected before failing. Secrets never
+//! sit in the file: `*_env` names an environment variable and `*_file` a
+//! file, both read here and nowhere else.
+
+mod error;
+mod raw;
+pub mod values;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+pub use error::{ConfigError, Problem};
+use error::Problems;
+use raw::RawConfig;
+pub use values::Rate;
+
+/// The configuration used when no `--config` is given and there is no
+/// `./gateway.toml`: the demo app behind email sign-in, mail printed to the
+/// terminal and written to `./mail`, everything in memory.
+pub const EMBEDDED_DEFAULT: &str = include_str!("embedded.toml");
+
+/// Name used for the embedded default in messages.
+pub const EMBEDDED_NAME: &str = "<embedded default>";
+
+/// Key material. `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Secret(bytes)
+    }
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from (or [`EMBEDDED_NAME`]).
+    pub source: String,
+    pub server: ServerConfig,
+    pub session: SessionConfig,
+    pub login: LoginConfig,
+    pub mail: MailConfig,
+    pub store: StoreConfig,
+    pub ui: UiConfig,
+    pub routes: Vec<RouteConfig>,
+    /// Things that are allowed but probably not meant (printed at start and
+    /// by `portcullis check`).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+}
+
+/// `server.public_url`, split into what links are built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    pub scheme: Scheme,
+    /// Lowercase host name (or IP literal), no port.
+    pub host: String,
+    /// Only when not the scheme's default.
+    pub port: Option<u16>,
+}
+
+impl PublicUrl {
+    /// `scheme://host[:port]` for `host` (a configured host name, which
+    /// may carry its own port).
+    pub fn origin_for(&self, host: &str) -> String {
+        let has_port = if host.starts_with('[') {
+            host.contains("]:")
+        } else {
+            host.contains(':')
+        };
+        match (has_port, self.port) {
+            (false, Some(p)) => format!("{}://{}:{}", self.scheme.as_str(), host, p),
+            _ => format!("{}://{}", self.scheme.as_str(), host),
+        }
+    }
+    /// The origin of the public URL itself.
+    pub fn origin(&self) -> String {
+        self.origin_for(&self.host)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_header_count: usize,
+    pub max_header_bytes: usize,
+    pub max_uri_bytes: usize,
+    /// Request-body limit on the gateway's own endpoints.
+    pub max_body_bytes: usize,
+    /// Also bounds how long an idle HTTP/1 keep-alive connection waits for
+    /// its next request (hyper runs one timer for both).
+    pub header_read_timeout: Duration,
+    pub tls_handshake_timeout: Duration,
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: Option<SocketAddr>,
+    pub tls: Option<TlsConfig>,
+    pub public_url: PublicUrl,
+    pub trusted_proxies: Vec<IpNet>,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// None: a random key is made at start (sessions do not survive a
+    /// restart and are not shared between instances).
+    pub secret: Option<Secret>,
+    pub lifetime: Duration,
+    pub idle_timeout: Duration,
+    /// Without a leading dot, lowercase.
+    pub cookie_domain: Option<String>,
+    /// How long a session checked against the store is trusted in process.
+    pub revalidate: Duration,
+    /// How long a session the process knows keeps working while the store
+    /// cannot be reached.
+    pub store_grace: Duration,
+}
+
+/// Who may pass: exact addresses and whole domains. Empty = anyone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowList {
+    pub emails: BTreeSet<String>,
+    pub domains: BTreeSet<String>,
+}
+
+impl AllowList {
+    pub fn is_empty(&self) -> bool {
+        self.emails.is_empty() && self.domains.is_empty()
+    }
+    /// `email` must already be normalised.
+    pub fn allows(&self, email: &str) -> bool {
+        if self.is_empty() || self.emails.contains(email) {
+            return true;
+        }
+        match email.rsplit_once('@') {
+            Some((_, domain)) => self.domains.contains(domain),
+            None => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LoginConfig {
+    pub link_ttl: Duration,
+    pub allow: AllowList,
+    pub address_rate: Rate,
+    pub ip_rate: Rate,
+    pub resend_delay: Duration,
+    pub code_attempts: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    None,
+    StartTls,
+    Tls,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum MailTransport {
+    Console { dir: Option<PathBuf> },
+    File { dir: PathBuf },
+    Smtp(SmtpConfig),
+}
+
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    pub from: String,
+    pub transport: MailTransport,
+    pub queue_capacity: usize,
+}
+
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    Memory,
+    Redis {
+        url: String,
+        key_prefix: String,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct UiConfig {
+    pub title: String,
+    pub accent: String,
+    pub logo: Option<String>,
+    pub footer: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Authenticated,
+    Public,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstream {
+    /// `http://host:port`: requests keep their (normalised) path.
+    Http { authority: http::uri::Authority },
+    /// The built-in demo app, answered in process.
+    Demo,
+}
+
+impl fmt::Display for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Upstream::Http { authority } => write!(f, "http://{authority}"),
+            Upstream::Demo => f.write_str("demo"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub name: String,
+    /// Normalised (see [`values::host`]); None = any host.
+    pub host: Option<String>,
+    /// Starts with `/`, no trailing slash except for `/` itself.
+    pub path: String,
+    pub upstream: Upstream,
+    pub access: Access,
+    pub allow: AllowList,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+}
+
+/// Where `*_env` values come from; tests pass a map.
+pub trait Environment {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Environment for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl<const N: usize> Environment for [(&str, &str); N] {
+    fn var(&self, name: &str) -> Option<String> {
+        self.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    }
+}
+
+impl Config {
+    /// Reads and converts a file, with secrets from the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::single(&file, "", format!("cannot read the file: {e}")))?;
+        Config::from_toml_str(&text, &file, &ProcessEnv)
+    }
+
+    /// The embedded default.
+    pub fn embedded() -> Result<Config, ConfigError> {
+        Config::from_toml_str(EMBEDDED_DEFAULT, EMBEDDED_NAME, &ProcessEnv)
+    }
+
+    /// Parses `text` (named `file` in messages).
+    pub fn from_toml_str(
+        text: &str,
+        file: &str,
+        env: &dyn Environment,
+    ) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| syntax_error(text, file, &e))?;
+        let mut p = Problems::default();
+        let config = convert::config(raw, file, env, &mut p);
+        match config {
+            Some(c) if p.0.is_empty() => Ok(c),
+            _ => Err(ConfigError {
+                file: file.to_string(),
+                problems: p.0,
+            }),
+        }
+    }
+
+    /// All configured route host names (lowercase, without port).
+    pub fn route_hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = self
+            .routes
+            .iter()
+            .filter_map(|r| r.host.as_deref())
+            .map(|h| strip_port(h).to_string())
+            .collect();
+        hosts.sort();
+        hosts.dedup();
+        hosts
+    }
+}
+
+/// `host:port` → `host` (IPv6 literals keep their brackets).
+pub fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return match host.find(']') {
+            Some(i) => &host[..=i],
+            None => host,
+        };
+    }
+    match host.rsplit_once(':') {
+        Some((h, _)) => h,
+        None => host,
+    }
+}
+
+fn syntax_error(text: &str, file: &str, e: &toml::de::Error) -> ConfigError {
+    let line = e
+        .span()
+        .map(|s| text.get(..s.start).unwrap_or("").matches('\n').count() + 1);
+    let message = e.message().to_string();
+    // serde names the offending key in its message for unknown fields;
+    // pull it out so the key is reported in the usual place too.
+    let key = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+        .unwrap_or("")
+        .to_string();
+    ConfigError {
+        file: file.to_string(),
+        problems: vec![Problem { key, message, line }],
+    }
+}
+
+mod convert;
+
+#[cfg(test)]
+mod tests;

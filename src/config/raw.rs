@@ -1,0 +1,128 @@
+//! The configuration file exactly as written: serde structs with
+//! `deny_unknown_fields`, every value optional or defaulted. Nothing here is
+//! validated; [`super::Config::from_toml_str`] turns it into typed values.
+//! This layer is never used outside the `config` module.
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub session: RawSession,
+    #[serde(default)]
+    pub login: RawLogin,
+    #[serde(default)]
+    pub mail: RawMail,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub ui: RawUi,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    pub listen: Option<String>,
+    pub tls_listen: Option<String>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub public_url: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub max_header_count: Option<i64>,
+    pub max_header_bytes: Option<i64>,
+    pub max_uri_bytes: Option<i64>,
+    pub max_body_bytes: Option<i64>,
+    pub header_read_timeout: Option<String>,
+    pub tls_handshake_timeout: Option<String>,
+    pub shutdown_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSession {
+    pub secret_env: Option<String>,
+    pub secret_file: Option<String>,
+    pub lifetime: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub cookie_domain: Option<String>,
+    pub revalidate: Option<String>,
+    pub store_grace: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLogin {
+    pub link_ttl: Option<String>,
+    pub allow_emails: Option<Vec<String>>,
+    pub allow_domains: Option<Vec<String>>,
+    pub address_rate: Option<String>,
+    pub ip_rate: Option<String>,
+    pub resend_delay: Option<String>,
+    pub code_attempts: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMail {
+    pub from: Option<String>,
+    pub transport: Option<String>,
+    pub queue_capacity: Option<i64>,
+    pub smtp: Option<RawSmtp>,
+    pub file: Option<RawMailFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSmtp {
+    pub host: Option<String>,
+    pub port: Option<i64>,
+    pub tls: Option<String>,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<String>,
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMailFile {
+    pub dir: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStore {
+    pub backend: Option<String>,
+    pub url: Option<String>,
+    pub key_prefix: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub response_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUi {
+    pub title: Option<String>,
+    pub accent: Option<String>,
+    pub logo: Option<String>,
+    pub footer: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    pub name: Option<String>,
+    pub host: Option<String>,
+    pub path: Option<String>,
+    pub upstream: Option<String>,
+    pub access: Option<String>,
+    pub allow_emails: Option<Vec<String>>,
+    pub allow_domains: Option<Vec<String>>,
+    pub connect_timeout: Option<String>,
+    pub timeout: Option<String>,
+}

@@ -1,0 +1,136 @@
+//! Config conversion: the example and the embedded default parse, and each
+//! kind of error names its key.
+
+use super::*;
+
+const ENV: [(&str, &str); 2] = [
+    ("PORTCULLIS_SECRET", "0123456789abcdef0123456789abcdef0123"),
+    ("SMTP_PASSWORD", "hunter2"),
+];
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml_str(text, "test.toml", &ENV)
+}
+
+fn err(text: &str) -> ConfigError {
+    match parse(text) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn the_example_parses_with_every_key() {
+    let c = parse(include_str!("../../gateway.toml.example")).unwrap();
+    assert_eq!(c.server.listen, Some("0.0.0.0:8080".parse().unwrap()));
+    assert_eq!(c.server.public_url.scheme, Scheme::Https);
+    assert_eq!(c.server.public_url.host, "login.example.com");
+    assert_eq!(c.session.lifetime, Duration::from_secs(7 * 86_400));
+    assert!(c.session.secret.is_some());
+    assert_eq!(c.login.address_rate.count, 5);
+    assert!(matches!(c.mail.transport, MailTransport::Smtp(ref s) if s.password.is_some() && s.port == 587));
+    assert!(matches!(c.store, StoreConfig::Redis { .. }));
+    assert_eq!(c.routes.len(), 3);
+    assert_eq!(c.routes[1].path, "/admin");
+    assert!(c.routes[1].allow.allows("ops@example.com"));
+    assert!(!c.routes[1].allow.allows("dev@example.com"));
+    assert_eq!(c.routes[2].access, Access::Public);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn the_embedded_default_parses() {
+    let c = Config::from_toml_str(EMBEDDED_DEFAULT, EMBEDDED_NAME, &[("X", "y")]).unwrap();
+    assert_eq!(c.server.listen, Some("127.0.0.1:8080".parse().unwrap()));
+    assert!(c.routes.iter().all(|r| r.upstream == Upstream::Demo));
+    assert!(matches!(c.store, StoreConfig::Memory));
+    assert!(c.session.secret.is_none());
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+}
+
+#[test]
+fn unknown_keys_are_named_with_their_line() {
+    let e = err("[server]\nlisten = \"127.0.0.1:1\"\nlisen = \"x\"\n");
+    assert!(e.names("lisen"), "{e}");
+    assert_eq!(e.problems[0].line, Some(3));
+    assert!(e.to_string().starts_with("test.toml:3: lisen:"), "{e}");
+    let e = err("[sesion]\nlifetime = \"1d\"\n");
+    assert!(e.names("sesion"), "{e}");
+}
+
+#[test]
+fn syntax_errors_carry_the_line() {
+    let e = err("[server]\nlisten = \n");
+    assert_eq!(e.problems[0].line, Some(2), "{e}");
+}
+
+#[test]
+fn each_value_error_names_its_key() {
+    let cases: &[(&str, &str)] = &[
+        ("[server]\nlisten = \"nope\"", "server.listen"),
+        ("[server]\ntls_listen = \"127.0.0.1:8443\"", "server.tls_cert"),
+        ("[server]\npublic_url = \"ftp://x\"", "server.public_url"),
+        ("[server]\npublic_url = \"https://x.example/path\"", "server.public_url"),
+        ("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]", "server.trusted_proxies[0]"),
+        ("[server]\nmax_header_count = 0", "server.max_header_count"),
+        ("[server]\nheader_read_timeout = \"10\"", "server.header_read_timeout"),
+        ("[session]\nlifetime = \"7w\"", "session.lifetime"),
+        ("[session]\nsecret_env = \"NOT_SET_ANYWHERE\"", "session.secret_env"),
+        ("[session]\nsecret_file = \"/nonexistent/secret\"", "session.secret_file"),
+        ("[session]\ncookie_domain = \"localhost\"", "session.cookie_domain"),
+        ("[login]\naddress_rate = \"5 per minute\"", "login.address_rate"),
+        ("[login]\nallow_emails = [\"a@b.com, c@d.com\"]", "login.allow_emails[0]"),
+        ("[login]\nallow_domains = [\"https://x.com\"]", "login.allow_domains[0]"),
+        ("[mail]\ntransport = \"pigeon\"", "mail.transport"),
+        ("[mail]\ntransport = \"smtp\"", "mail.smtp"),
+        ("[mail]\ntransport = \"smtp\"\n[mail.smtp]\nport = 25", "mail.smtp.host"),
+        ("[mail]\ntransport = \"smtp\"\n[mail.smtp]\nhost = \"h\"\ntls = \"ssl\"", "mail.smtp.tls"),
+        ("[mail]\ntransport = \"smtp\"\n[mail.smtp]\nhost = \"h\"\npassword_env = \"SMTP_PASSWORD\"", "mail.smtp.username"),
+        ("[store]\nbackend = \"postgres\"", "store.backend"),
+        ("[store]\nbackend = \"redis\"\nurl = \"http://x\"", "store.url"),
+        ("[ui]\naccent = \"blue\"", "ui.accent"),
+        ("[[route]]\npath = \"/\"", "route[0].upstream"),
+        ("[[route]]\nupstream = \"https://10.0.0.1\"", "route[0].upstream"),
+        ("[[route]]\nupstream = \"http://10.0.0.1/base\"", "route[0].upstream"),
+        ("[[route]]\nupstream = \"demo\"\npath = \"app\"", "route[0].path"),
+        ("[[route]]\nupstream = \"demo\"\npath = \"/a/../b\"", "route[0].path"),
+        ("[[route]]\nupstream = \"demo\"\nhost = \"https://a.example\"", "route[0].host"),
+        ("[[route]]\nupstream = \"demo\"\naccess = \"open\"", "route[0].access"),
+        ("[[route]]\nupstream = \"demo\"\naccess = \"public\"\nallow_emails = [\"a@b.com\"]", "route[0].access"),
+        ("[[route]]\nupstream = \"demo\"\ntimeout = \"0s\"", "route[0].timeout"),
+        ("[[route]]\nupstream = \"demo\"\n[[route]]\nupstream = \"demo\"", "route[1].path"),
+    ];
+    for (text, key) in cases {
+        let e = err(text);
+        assert!(e.names(key), "{text:?} should name {key}, got: {e}");
+        assert!(e.to_string().contains(key), "{e}");
+    }
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let e = err("[server]\nlisten = \"x\"\n[session]\nlifetime = \"y\"\n[[route]]\npath = \"/\"\n");
+    assert!(e.names("server.listen") && e.names("session.lifetime") && e.names("route[0].upstream"), "{e}");
+    assert_eq!(e.problems.len(), 3, "{e}");
+}
+
+#[test]
+fn short_secrets_are_refused() {
+    let e = Config::from_toml_str(
+        "[session]\nsecret_env = \"S\"\n",
+        "t.toml",
+        &[("S", "short")],
+    )
+    .unwrap_err();
+    assert!(e.names("session.secret_env"), "{e}");
+}
+
+#[test]
+fn public_url_origins() {
+    let c = parse("[server]\npublic_url = \"http://localhost:8080\"\n").unwrap();
+    assert_eq!(c.server.public_url.origin(), "http://localhost:8080");
+    assert_eq!(c.server.public_url.origin_for("127.0.0.1"), "http://127.0.0.1:8080");
+    assert_eq!(c.server.public_url.origin_for("a.test:9000"), "http://a.test:9000");
+    let c = parse("[server]\npublic_url = \"https://Login.Example.com/\"\n").unwrap();
+    assert_eq!(c.server.public_url.origin(), "https://login.example.com");
+}

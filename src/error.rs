@@ -1,0 +1,111 @@
+//! The request error type and its one mapping to an HTTP status.
+//!
+//! Errors are grouped by who is at fault (as pingora's `ErrorSource`):
+//! the client (4xx), the upstream (502/504), or our own dependencies (503).
+//! The page a client sees never carries the error's text; the log line does.
+
+use http::StatusCode;
+
+use crate::path::PathError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    #[error("bad path: {0:?}")]
+    BadPath(PathError),
+    #[error("missing, repeated or invalid Host")]
+    BadHost,
+    #[error("URI too long")]
+    UriTooLong,
+    #[error("request headers too large")]
+    HeadersTooLarge,
+    #[error("request body too large")]
+    BodyTooLarge,
+    #[error("no route")]
+    NoRoute,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("cross-site or tokenless form post: {0}")]
+    Csrf(&'static str),
+    #[error("not signed in")]
+    Unauthenticated,
+    #[error("upstream refused or reset: {0}")]
+    UpstreamFailed(String),
+    #[error("upstream timed out")]
+    UpstreamTimeout,
+    #[error("store unavailable: {0}")]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadRequest(_) | Error::BadPath(_) | Error::BadHost => StatusCode::BAD_REQUEST,
+            Error::UriTooLong => StatusCode::URI_TOO_LONG,
+            Error::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::NoRoute => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::Csrf(_) => StatusCode::FORBIDDEN,
+            Error::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Error::UpstreamFailed(_) => StatusCode::BAD_GATEWAY,
+            Error::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The short sentence shown to the client (never the error's details).
+    pub fn public_message(&self) -> &'static str {
+        match self {
+            Error::BadRequest(m) => m,
+            Error::BadPath(_) => "The request path is not allowed.",
+            Error::BadHost => "The Host header is missing, repeated or invalid.",
+            Error::UriTooLong => "The request URI is too long.",
+            Error::HeadersTooLarge => "The request headers are too large.",
+            Error::BodyTooLarge => "The request body is too large.",
+            Error::NoRoute => "There is nothing here.",
+            Error::MethodNotAllowed => "That method is not allowed here.",
+            Error::Csrf(_) => {
+                "This form was sent from another site or has expired. Go back, reload the page and try again."
+            }
+            Error::Unauthenticated => "Sign in first.",
+            Error::UpstreamFailed(_) => "The application behind this gateway is not answering.",
+            Error::UpstreamTimeout => "The application behind this gateway took too long to answer.",
+            Error::Store(_) => "Sign-in is unavailable for a moment. Try again shortly.",
+            Error::Internal(_) => "Something went wrong on our side.",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_its_status() {
+        let cases: Vec<(Error, u16)> = vec![
+            (Error::BadRequest("x"), 400),
+            (Error::BadPath(PathError::EncodedSlash), 400),
+            (Error::BadHost, 400),
+            (Error::UriTooLong, 414),
+            (Error::HeadersTooLarge, 431),
+            (Error::BodyTooLarge, 413),
+            (Error::NoRoute, 404),
+            (Error::MethodNotAllowed, 405),
+            (Error::Csrf("origin"), 403),
+            (Error::Unauthenticated, 401),
+            (Error::UpstreamFailed("refused".into()), 502),
+            (Error::UpstreamTimeout, 504),
+            (Error::Store(StoreError::Unavailable("down".into())), 503),
+            (Error::Internal("x".into()), 500),
+        ];
+        for (e, code) in cases {
+            assert_eq!(e.status().as_u16(), code, "{e}");
+        }
+    }
+}

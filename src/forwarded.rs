@@ -1,0 +1,187 @@
+//! Who the client is and how it reached us: the client IP, the scheme and
+//! the host, believing `X-Forwarded-*` only from `trusted_proxies`.
+//!
+//! From an untrusted peer the incoming `X-Forwarded-For/-Proto/-Host` are
+//! ignored for every decision (rate keys, cookie security, links) and
+//! replaced on the way upstream. From a trusted peer the client is the
+//! rightmost address in `X-Forwarded-For` that is not itself trusted.
+
+use std::net::IpAddr;
+
+use http::header::{HeaderMap, HeaderValue};
+use ipnet::IpNet;
+
+use crate::config::Scheme;
+use crate::headers::{FORWARDED_FOR, FORWARDED_HOST, FORWARDED_PROTO};
+
+/// What the gateway concluded about one request's client.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub ip: IpAddr,
+    pub peer: IpAddr,
+    /// The scheme the client used (https when our TLS listener took it, or
+    /// a trusted proxy says so).
+    pub scheme: Scheme,
+    /// The value for `X-Forwarded-For` upstream.
+    pub forwarded_for: String,
+    /// The host the client asked for (`X-Forwarded-Host` from a trusted
+    /// proxy, else the request's own host).
+    pub forwarded_host: Option<String>,
+}
+
+fn trusted(ip: IpAddr, nets: &[IpNet]) -> bool {
+    let ip = canonical_ip(ip);
+    nets.iter().any(|n| n.contains(&ip))
+}
+
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &http::HeaderName) -> Option<&'a str> {
+    let mut all = headers.get_all(name).iter();
+    let first = all.next()?.to_str().ok()?;
+    // A repeated header is ambiguous: use none of it.
+    if all.next().is_some() {
+        return None;
+    }
+    Some(first)
+}
+
+pub fn client_info(
+    peer: IpAddr,
+    tls: bool,
+    host: Option<&str>,
+    headers: &HeaderMap,
+    trusted_proxies: &[IpNet],
+) -> ClientInfo {
+    let peer = canonical_ip(peer);
+    let own_scheme = if tls { Scheme::Https } else { Scheme::Http };
+    if !trusted(peer, trusted_proxies) {
+        return ClientInfo {
+            ip: peer,
+            peer,
+            scheme: own_scheme,
+            forwarded_for: peer.to_string(),
+            forwarded_host: host.map(String::from),
+        };
+    }
+    let chain: Vec<IpAddr> = header_str(headers, &FORWARDED_FOR)
+        .map(|v| {
+            v.split(',')
+                .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+                .map(canonical_ip)
+                .collect()
+        })
+        .unwrap_or_default();
+    let ip = chain
+        .iter()
+        .rev()
+        .copied()
+        .find(|ip| !trusted(*ip, trusted_proxies))
+        .or_else(|| chain.first().copied())
+        .unwrap_or(peer);
+    let scheme = match header_str(headers, &FORWARDED_PROTO).map(|s| s.trim().to_ascii_lowercase()) {
+        Some(s) if s == "https" => Scheme::Https,
+        Some(s) if s == "http" => Scheme::Http,
+        _ => own_scheme,
+    };
+    let mut forwarded_for: Vec<String> = chain.iter().map(|i| i.to_string()).collect();
+    forwarded_for.push(peer.to_string());
+    let forwarded_host = header_str(headers, &FORWARDED_HOST)
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic()))
+        .or_else(|| host.map(String::from));
+    ClientInfo {
+        ip,
+        peer,
+        scheme,
+        forwarded_for: forwarded_for.join(", "),
+        forwarded_host,
+    }
+}
+
+/// Sets the three `X-Forwarded-*` headers (after every incoming copy is gone).
+pub fn set_forwarded_headers(headers: &mut HeaderMap, info: &ClientInfo) {
+    headers.remove(&FORWARDED_FOR);
+    headers.remove(&FORWARDED_PROTO);
+    headers.remove(&FORWARDED_HOST);
+    headers.remove("forwarded");
+    headers.remove("x-real-ip");
+    headers.remove("x-forwarded-prefix");
+    headers.remove("x-forwarded-uri");
+    headers.remove("x-forwarded-port");
+    if let Ok(v) = HeaderValue::from_str(&info.forwarded_for) {
+        headers.insert(FORWARDED_FOR, v);
+    }
+    headers.insert(
+        FORWARDED_PROTO,
+        HeaderValue::from_static(info.scheme.as_str()),
+    );
+    if let Some(Ok(v)) = info.forwarded_host.as_deref().map(HeaderValue::from_str) {
+        headers.insert(FORWARDED_HOST, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        m
+    }
+
+    #[test]
+    fn untrusted_peer_cannot_spoof() {
+        let headers = h(&[
+            ("x-forwarded-for", "127.0.0.1"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "admin.internal"),
+        ]);
+        let info = client_info("203.0.113.9".parse().unwrap(), false, Some("app.test"), &headers, &[]);
+        assert_eq!(info.ip.to_string(), "203.0.113.9");
+        assert_eq!(info.scheme, Scheme::Http);
+        assert_eq!(info.forwarded_for, "203.0.113.9");
+        assert_eq!(info.forwarded_host.as_deref(), Some("app.test"));
+    }
+
+    #[test]
+    fn trusted_proxy_chain_rightmost_untrusted() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let headers = h(&[
+            ("x-forwarded-for", "1.1.1.1, 198.51.100.7, 10.0.0.5"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let info = client_info("10.0.0.2".parse().unwrap(), false, Some("a"), &headers, &trusted);
+        assert_eq!(info.ip.to_string(), "198.51.100.7");
+        assert_eq!(info.scheme, Scheme::Https);
+        assert_eq!(info.forwarded_for, "1.1.1.1, 198.51.100.7, 10.0.0.5, 10.0.0.2");
+    }
+
+    #[test]
+    fn set_headers_replaces_every_incoming_copy() {
+        let mut headers = h(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "7.7.7.7"),
+            ("x-forwarded-prefix", "https://evil"),
+            ("x-forwarded-uri", "/public"),
+        ]);
+        let info = client_info("192.0.2.1".parse().unwrap(), true, Some("a.test"), &headers, &[]);
+        set_forwarded_headers(&mut headers, &info);
+        assert_eq!(headers.get_all("x-forwarded-for").iter().count(), 1);
+        assert_eq!(headers.get("x-forwarded-for").unwrap(), "192.0.2.1");
+        assert_eq!(headers.get("x-forwarded-proto").unwrap(), "https");
+        assert!(!headers.contains_key("x-forwarded-prefix"));
+        assert!(!headers.contains_key("x-forwarded-uri"));
+    }
+}

@@ -1,0 +1,283 @@
+//! Header hygiene between client, gateway and upstream.
+//!
+//! Order matters and is fixed by [`crate::proxy`]: first the hop-by-hop
+//! headers (and every header the `Connection` header names) go, then every
+//! client-sent identity header, then the gateway's own cookies; only after
+//! that does the gateway add its own values. So `Connection: close,
+//! X-Forwarded-For` cannot remove what the gateway adds, and no spelling of
+//! `X-Forwarded-Email` (case, `_` for `-`, repeats) reaches the upstream.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// The gateway's identity headers to the upstream.
+pub const FORWARDED_EMAIL: HeaderName = HeaderName::from_static("x-forwarded-email");
+pub const FORWARDED_USER: HeaderName = HeaderName::from_static("x-forwarded-user");
+pub const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Identity headers a client must never be able to send, compared after
+/// [`canonical`] (lowercase, `_` → `-`). `x-auth-request-*` is matched by
+/// prefix.
+const IDENTITY: &[&str] = &[
+    "x-forwarded-email",
+    "x-forwarded-user",
+    "x-forwarded-groups",
+    "x-forwarded-preferred-username",
+    "remote-user",
+    "remote-email",
+    "remote-name",
+    "remote-groups",
+];
+const IDENTITY_PREFIX: &str = "x-auth-request-";
+
+/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: &[HeaderName] = &[
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+    header::PROXY_AUTHENTICATE,
+];
+
+fn canonical(name: &str) -> String {
+    name.bytes()
+        .map(|b| if b == b'_' { '-' } else { b.to_ascii_lowercase() as char })
+        .collect()
+}
+
+/// True for every spelling of an identity header.
+pub fn is_identity_header(name: &str) -> bool {
+    let c = canonical(name);
+    IDENTITY.contains(&c.as_str()) || c.starts_with(IDENTITY_PREFIX)
+}
+
+/// Whether the request asks for a WebSocket upgrade (the only upgrade the
+/// gateway passes on).
+pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    let upgrade_ws = headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|s| s.trim().eq_ignore_ascii_case("websocket")));
+    upgrade_ws && connection_tokens(headers).iter().any(|t| t == "upgrade")
+}
+
+fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// Removes the hop-by-hop headers and every header named in `Connection`.
+/// With `websocket`, `Connection: upgrade` and `Upgrade: websocket` are put
+/// back afterwards.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, websocket: bool) {
+    for token in connection_tokens(headers) {
+        if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+            headers.remove(name);
+        }
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if websocket {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    }
+}
+
+/// Removes every identity header, in every spelling.
+pub fn strip_identity(headers: &mut HeaderMap) {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_identity_header(n.as_str()))
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
+    }
+}
+
+/// Removes the gateway's cookies (by exact name) from the `Cookie` header,
+/// leaving every other pair byte for byte; several `Cookie` headers (HTTP/2)
+/// are joined first.
+pub fn strip_cookies(headers: &mut HeaderMap, ours: &[&str]) {
+    if !headers.contains_key(header::COOKIE) {
+        return;
+    }
+    let kept: Vec<String> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    let joined = kept.join("; ");
+    let pairs: Vec<&str> = joined
+        .split(';')
+        .map(|p| p.trim_start())
+        .filter(|p| !p.is_empty())
+        .filter(|p| {
+            let name = p.split('=').next().unwrap_or("").trim();
+            !ours.contains(&name)
+        })
+        .collect();
+    headers.remove(header::COOKIE);
+    if !pairs.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&pairs.join("; ")) {
+            headers.insert(header::COOKIE, v);
+        }
+    }
+}
+
+/// Reads one cookie's value from the request (first occurrence wins; a
+/// name sent twice is treated as absent to avoid cookie tossing).
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let mut found = None;
+    for v in headers.get_all(header::COOKIE) {
+        let Ok(v) = v.to_str() else { continue };
+        for pair in v.split(';') {
+            let pair = pair.trim();
+            if let Some((k, val)) = pair.split_once('=') {
+                if k.trim() == name {
+                    if found.is_some() {
+                        return None;
+                    }
+                    found = Some(val.trim().trim_matches('"'));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Removes `Set-Cookie` headers from the upstream that would overwrite
+/// one of the gateway's cookies.
+pub fn strip_upstream_set_cookie(headers: &mut HeaderMap, ours: &[&str]) {
+    if !headers.contains_key(header::SET_COOKIE) {
+        return;
+    }
+    let kept: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter(|v| {
+            let s = String::from_utf8_lossy(v.as_bytes());
+            let name = s.split('=').next().unwrap_or("").trim().to_string();
+            !ours.contains(&name.as_str())
+        })
+        .cloned()
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    for v in kept {
+        headers.append(header::SET_COOKIE, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn identity_headers_in_every_spelling() {
+        for n in [
+            "X-Forwarded-Email",
+            "x-forwarded-email",
+            "X_Forwarded_Email",
+            "X-Forwarded_Email",
+            "x-forwarded-user",
+            "X-Forwarded-Groups",
+            "Remote-User",
+            "remote_email",
+            "Remote-Name",
+            "Remote-Groups",
+            "X-Auth-Request-Email",
+            "x_auth_request_user",
+        ] {
+            assert!(is_identity_header(n), "{n}");
+        }
+        assert!(!is_identity_header("X-Forwarded-Emails2"));
+        assert!(!is_identity_header("Accept"));
+        let mut h = map(&[
+            ("x-forwarded-email", "ceo@corp.com"),
+            ("x-forwarded-email", "again@corp.com"),
+            ("x_forwarded_user", "ceo"),
+            ("accept", "text/html"),
+        ]);
+        strip_identity(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn connection_named_headers_go_first() {
+        let mut h = map(&[
+            ("connection", "close, X-Forwarded-For, x-custom"),
+            ("x-custom", "1"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("upgrade", "h2c"),
+            ("proxy-connection", "keep-alive"),
+            ("accept", "*/*"),
+        ]);
+        remove_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn websocket_upgrade_is_kept() {
+        let mut h = map(&[("connection", "keep-alive, Upgrade"), ("upgrade", "websocket")]);
+        assert!(is_websocket_upgrade(&h));
+        remove_hop_by_hop(&mut h, true);
+        assert_eq!(h.get("upgrade").unwrap(), "websocket");
+        assert_eq!(h.get("connection").unwrap(), "upgrade");
+        let h2c = map(&[("connection", "Upgrade, HTTP2-Settings"), ("upgrade", "h2c")]);
+        assert!(!is_websocket_upgrade(&h2c));
+    }
+
+    #[test]
+    fn gateway_cookie_removed_exactly() {
+        // The vector of security checklist item 22 (Pomerium's lua test), with our name.
+        let mut h = map(&[(
+            "cookie",
+            "cookieA=aaa_portcullis=123; cookieb=bbb; portcullis=ey;portcullis_x=stay ; portcullis_y=stay",
+        )]);
+        strip_cookies(&mut h, &["portcullis"]);
+        assert_eq!(
+            h.get("cookie").unwrap(),
+            "cookieA=aaa_portcullis=123; cookieb=bbb; portcullis_x=stay ; portcullis_y=stay"
+        );
+        let mut only = map(&[("cookie", "portcullis=x")]);
+        strip_cookies(&mut only, &["portcullis"]);
+        assert!(!only.contains_key("cookie"));
+    }
+
+    #[test]
+    fn cookie_lookup_refuses_duplicates() {
+        let h = map(&[("cookie", "a=1; b=2"), ("cookie", "c=3")]);
+        assert_eq!(cookie(&h, "b"), Some("2"));
+        assert_eq!(cookie(&h, "c"), Some("3"));
+        assert_eq!(cookie(&h, "d"), None);
+        let dup = map(&[("cookie", "a=1; a=2")]);
+        assert_eq!(cookie(&dup, "a"), None);
+    }
+}

@@ -1,0 +1,604 @@
+//! The sign-in flow: the gateway's own endpoints under `/.portcullis/`.
+//!
+//! Threat model (each point has a test in `tests/signin.rs`):
+//! - `POST /login` gives the same page, byte for byte apart from the CSRF
+//!   field, for every address, and does the same store work for each:
+//!   allowed, unknown, blocked and rate-limited addresses alike. Only when
+//!   every check passes is a real attempt stored and a mail queued; other
+//!   requests store a decoy that no link or browser can reach.
+//! - Tokens are 256 random bits; the store holds only keyed hashes of the
+//!   token, the code and the asking browser's verifier.
+//! - `GET /verify` never changes state. Only the browser that asked (its
+//!   verifier cookie matches) gets a button; a POST from that browser takes
+//!   the attempt atomically, so of many concurrent posts one wins. Anywhere
+//!   else (another device, a mail scanner) the page shows the code to type
+//!   in the browser that asked; nothing is consumed.
+//! - Every POST needs a same-origin `Origin` (or `Sec-Fetch-Site`, or
+//!   `Referer`) and a CSRF field bound to a cookie.
+//! - Links are built from configured values only, never from the request's
+//!   Host or `X-Forwarded-Host`. `rd` is checked before it is stored.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use crate::app::Ctx;
+use crate::body::{self, Body};
+use crate::cookies::{self, Kind};
+use crate::crypto;
+use crate::error::Error;
+use crate::mail::LoginMail;
+use crate::session::{self, now_unix};
+use crate::store::{Attempt, SessionRecord};
+use crate::{address, code, pages, redirect};
+
+/// Verifier and CSRF cookies live this long in the browser.
+const BROWSER_COOKIE_AGE: Duration = Duration::from_secs(30 * 86_400);
+
+pub async fn serve(cx: &Ctx<'_>, req: Request<Incoming>, path: &str) -> Result<Response<Body>, Error> {
+    let method = req.method().clone();
+    let get = method == Method::GET || method == Method::HEAD;
+    let post = method == Method::POST;
+    match path {
+        "/.portcullis/login" if get => Ok(login_page(cx, &req, None, StatusCode::OK)),
+        "/.portcullis/login" if post => request_link(cx, req).await,
+        "/.portcullis/verify" if get => verify_page(cx, &req).await,
+        "/.portcullis/verify" if post => verify_submit(cx, req).await,
+        "/.portcullis/code" if post => code_submit(cx, req).await,
+        "/.portcullis/logout" if get => logout_page(cx, &req).await,
+        "/.portcullis/logout" if post => logout_submit(cx, req).await,
+        "/.portcullis/auth" if get => forward_auth(cx, &req).await,
+        pages::STYLESHEET_PATH if get => Ok(stylesheet(cx)),
+        "/.portcullis/login" | "/.portcullis/verify" | "/.portcullis/code"
+        | "/.portcullis/logout" | "/.portcullis/auth" | pages::STYLESHEET_PATH => {
+            Err(Error::MethodNotAllowed)
+        }
+        _ => Err(Error::NoRoute),
+    }
+}
+
+// === pages ===
+
+fn login_page(
+    cx: &Ctx<'_>,
+    req: &Request<Incoming>,
+    message: Option<&str>,
+    status: StatusCode,
+) -> Response<Body> {
+    let rd = query_param(req, "rd")
+        .and_then(|rd| redirect::check(&rd, &cx.origin, &cx.live.redirect))
+        .unwrap_or_else(|| "/".into());
+    let (csrf, set) = csrf_token(cx, req.headers());
+    let mut resp = body::html(status, pages::login(&cx.live.config.ui, &rd, &csrf, message), cx.https);
+    cookies::append(resp.headers_mut(), set);
+    resp
+}
+
+fn check_email_page(
+    cx: &Ctx<'_>,
+    headers: &HeaderMap,
+    message: Option<&str>,
+    status: StatusCode,
+) -> Response<Body> {
+    let (csrf, set) = csrf_token(cx, headers);
+    let minutes = cx.live.config.login.link_ttl.as_secs().div_ceil(60);
+    let page = pages::check_email(&cx.live.config.ui, &csrf, minutes, message);
+    let mut resp = body::html(status, page, cx.https);
+    cookies::append(resp.headers_mut(), set);
+    resp
+}
+
+fn stylesheet(cx: &Ctx<'_>) -> Response<Body> {
+    let mut resp = Response::new(body::full(cx.live.stylesheet.clone()));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    resp
+}
+
+fn invalid_link(cx: &Ctx<'_>) -> Response<Body> {
+    body::html(StatusCode::GONE, pages::link_invalid(&cx.live.config.ui), cx.https)
+}
+
+// === POST /.portcullis/login ===
+
+async fn request_link(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+    let (headers, form) = read_form(cx, req).await?;
+    check_csrf(cx, &headers, &form)?;
+    let rd = form
+        .one("rd")?
+        .and_then(|rd| redirect::check(rd, &cx.origin, &cx.live.redirect))
+        .unwrap_or_else(|| "/".into());
+    let email = match form.one("email")? {
+        Some(raw) if !form.has_other_email_fields() => address::parse(raw).ok(),
+        _ => None,
+    };
+    let Some(email) = email else {
+        let mut resp = bad_address_page(cx, &headers, &rd);
+        *resp.status_mut() = StatusCode::BAD_REQUEST;
+        return Ok(resp);
+    };
+
+    let login = &cx.live.config.login;
+    let key = &cx.app.key;
+    let store = &cx.app.store;
+    let (verifier, new_verifier) = verifier(cx, &headers);
+    let browser = key.hash_hex("verifier", verifier.as_bytes());
+    let email_hash = key.hash_hex("email", email.as_bytes());
+    let ip_key = format!("ip:{}", key.hash_hex("ip", cx.client.ip.to_string().as_bytes()));
+
+    // The same store work for every address, so that the answer's timing
+    // says nothing about it.
+    let ip_count = store.hit(&ip_key, login.ip_rate.window).await?;
+    let address_count = store
+        .hit(&format!("addr:{email_hash}"), login.address_rate.window)
+        .await?;
+    let fresh = if login.resend_delay.is_zero() {
+        true
+    } else {
+        store
+            .claim(&format!("resend:{email_hash}"), login.resend_delay)
+            .await?
+    };
+    let allowed = login.allow.allows(&email);
+    let within_limits = ip_count <= login.ip_rate.count && address_count <= login.address_rate.count;
+    let send = allowed && within_limits && fresh;
+
+    let token = crypto::random_token();
+    let token_hash = key.hash_hex("token", token.as_bytes());
+    let the_code = code::derive(key, &token);
+    let attempt = Attempt {
+        email: if send { email.clone() } else { String::new() },
+        rd: rd.clone(),
+        code_hash: key.hash_hex("code", the_code.as_bytes()),
+        browser: if send {
+            browser
+        } else {
+            crypto::hex(&crypto::random_bytes::<32>())
+        },
+        created_at: now_unix(),
+    };
+    store.put_attempt(&token_hash, &attempt, login.link_ttl).await?;
+
+    let masked = address::mask(&email);
+    if send {
+        let origin = cx.live.link_origin(&cx.host_for_links, cx.client.scheme);
+        let queued = cx.app.mailer.enqueue(LoginMail {
+            to: email,
+            link: format!("{origin}/.portcullis/verify?token={token}"),
+            code: code::display(&the_code),
+            valid_for: login.link_ttl,
+            deadline: tokio::time::Instant::now() + login.link_ttl,
+            site_name: cx.live.config.ui.title.clone(),
+        });
+        tracing::info!(to = %masked, queued, "sign-in link requested");
+    } else {
+        let reason = if !allowed {
+            "address not allowed"
+        } else if !within_limits {
+            "rate limit"
+        } else {
+            "resend delay"
+        };
+        tracing::info!(to = %masked, reason, "sign-in request answered without mail");
+    }
+
+    let mut resp = check_email_page(cx, &headers, None, StatusCode::OK);
+    if let Some(v) = new_verifier {
+        cookies::append(
+            resp.headers_mut(),
+            cookies::set(Kind::Verifier, &v, cx.https, None, Some(BROWSER_COOKIE_AGE)),
+        );
+    }
+    Ok(resp)
+}
+
+fn bad_address_page(cx: &Ctx<'_>, headers: &HeaderMap, rd: &str) -> Response<Body> {
+    let (csrf, set) = csrf_token(cx, headers);
+    let page = pages::login(
+        &cx.live.config.ui,
+        rd,
+        &csrf,
+        Some("Enter one email address, like name@example.com."),
+    );
+    let mut resp = body::html(StatusCode::BAD_REQUEST, page, cx.https);
+    cookies::append(resp.headers_mut(), set);
+    resp
+}
+
+// === /.portcullis/verify ===
+
+async fn verify_page(cx: &Ctx<'_>, req: &Request<Incoming>) -> Result<Response<Body>, Error> {
+    let Some(token) = query_param(req, "token").filter(|t| plausible_token(t)) else {
+        return Ok(invalid_link(cx));
+    };
+    let token_hash = cx.app.key.hash_hex("token", token.as_bytes());
+    let Some(attempt) = cx.app.store.peek_attempt(&token_hash).await? else {
+        return Ok(invalid_link(cx));
+    };
+    if same_browser(cx, req.headers(), &attempt) {
+        let (csrf, set) = csrf_token(cx, req.headers());
+        let page = pages::verify_confirm(
+            &cx.live.config.ui,
+            &token,
+            &csrf,
+            &address::mask(&attempt.email),
+        );
+        let mut resp = body::html(StatusCode::OK, page, cx.https);
+        cookies::append(resp.headers_mut(), set);
+        Ok(resp)
+    } else {
+        Ok(elsewhere_page(cx, &token))
+    }
+}
+
+fn elsewhere_page(cx: &Ctx<'_>, token: &str) -> Response<Body> {
+    let the_code = code::display(&code::derive(&cx.app.key, token));
+    body::html(
+        StatusCode::OK,
+        pages::verify_elsewhere(&cx.live.config.ui, &the_code),
+        cx.https,
+    )
+}
+
+async fn verify_submit(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+    let (headers, form) = read_form(cx, req).await?;
+    check_csrf(cx, &headers, &form)?;
+    let Some(token) = form.one("token")?.filter(|t| plausible_token(t)).map(String::from) else {
+        return Ok(invalid_link(cx));
+    };
+    let token_hash = cx.app.key.hash_hex("token", token.as_bytes());
+    let Some(attempt) = cx.app.store.peek_attempt(&token_hash).await? else {
+        return Ok(invalid_link(cx));
+    };
+    if !same_browser(cx, &headers, &attempt) {
+        return Ok(elsewhere_page(cx, &token));
+    }
+    match cx.app.store.take_attempt(&token_hash).await? {
+        Some(attempt) if !attempt.email.is_empty() => start_session(cx, &headers, attempt).await,
+        _ => Ok(invalid_link(cx)),
+    }
+}
+
+// === POST /.portcullis/code ===
+
+async fn code_submit(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+    let (headers, form) = read_form(cx, req).await?;
+    check_csrf(cx, &headers, &form)?;
+    let store = &cx.app.store;
+    let key = &cx.app.key;
+    let Some(browser) = cookie_value(cx, &headers, Kind::Verifier)
+        .map(|v| key.hash_hex("verifier", v.as_bytes()))
+    else {
+        return Ok(invalid_link(cx));
+    };
+    let Some((token_hash, attempt)) = store.attempt_for_browser(&browser).await? else {
+        return Ok(invalid_link(cx));
+    };
+    let typed = form.one("code")?.and_then(code::normalize);
+    let matches = typed.is_some_and(|c| {
+        crypto::ct_eq(
+            key.hash_hex("code", c.as_bytes()).as_bytes(),
+            attempt.code_hash.as_bytes(),
+        )
+    });
+    if matches {
+        return match store.take_attempt(&token_hash).await? {
+            Some(a) if !a.email.is_empty() => start_session(cx, &headers, a).await,
+            _ => Ok(invalid_link(cx)),
+        };
+    }
+    let max = cx.live.config.login.code_attempts;
+    let failures = store.fail_attempt(&token_hash, max).await?;
+    if failures >= max {
+        tracing::info!(to = %address::mask(&attempt.email), "sign-in attempt ended after wrong codes");
+        return Ok(body::html(
+            StatusCode::TOO_MANY_REQUESTS,
+            pages::code_locked(&cx.live.config.ui),
+            cx.https,
+        ));
+    }
+    let left = max - failures;
+    let message = if left == 1 {
+        "That code is not right. 1 try left.".to_string()
+    } else {
+        format!("That code is not right. {left} tries left.")
+    };
+    Ok(check_email_page(cx, &headers, Some(&message), StatusCode::BAD_REQUEST))
+}
+
+async fn start_session(
+    cx: &Ctx<'_>,
+    headers: &HeaderMap,
+    attempt: Attempt,
+) -> Result<Response<Body>, Error> {
+    let cfg = &cx.live.config.session;
+    let now = now_unix();
+    let record = SessionRecord {
+        email: attempt.email.clone(),
+        created_at: now,
+        expires_at: now.saturating_add(cfg.lifetime.as_secs()),
+    };
+    let new = session::new_session(&cx.app.key);
+    let email_hash = cx.app.key.hash_hex("email", record.email.as_bytes());
+    cx.app
+        .store
+        .put_session(&crypto::hex(&new.tag), &email_hash, &record, cfg.idle_timeout)
+        .await?;
+    cx.app.sessions.remember(new.tag, &record);
+    // A session cookie the browser already had is ended: one browser, one session.
+    if let Some(old) = cookie_value(cx, headers, Kind::Session)
+        .and_then(|v| session::verify_cookie(&cx.app.key, v))
+    {
+        cx.app.sessions.forget(&old);
+        let _ = cx.app.store.delete_session(&crypto::hex(&old), &email_hash).await;
+    }
+    tracing::info!(to = %address::mask(&record.email), "signed in");
+    let mut resp = body::see_other(&attempt.rd, cx.https);
+    cookies::append(
+        resp.headers_mut(),
+        cookies::set(
+            Kind::Session,
+            &new.cookie,
+            cx.https,
+            cfg.cookie_domain.as_deref(),
+            Some(cfg.lifetime),
+        ),
+    );
+    Ok(resp)
+}
+
+// === logout and forward-auth ===
+
+async fn logout_page(cx: &Ctx<'_>, req: &Request<Incoming>) -> Result<Response<Body>, Error> {
+    if query_param(req, "done").is_some() {
+        return Ok(body::html(StatusCode::OK, pages::signed_out(&cx.live.config.ui), cx.https));
+    }
+    let rd = query_param(req, "rd").unwrap_or_default();
+    let identity = cx.current_identity(req.headers()).await.ok().flatten();
+    let (csrf, set) = csrf_token(cx, req.headers());
+    let page = pages::logout_confirm(
+        &cx.live.config.ui,
+        &csrf,
+        &rd,
+        identity.as_ref().map(|i| &*i.email),
+    );
+    let mut resp = body::html(StatusCode::OK, page, cx.https);
+    cookies::append(resp.headers_mut(), set);
+    Ok(resp)
+}
+
+async fn logout_submit(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+    let (headers, form) = read_form(cx, req).await?;
+    check_csrf(cx, &headers, &form)?;
+    if let Some(tag) =
+        cookie_value(cx, &headers, Kind::Session).and_then(|v| session::verify_cookie(&cx.app.key, v))
+    {
+        let email = cx
+            .app
+            .sessions
+            .check(&cx.app.store, tag, cx.live.config.session.idle_timeout)
+            .await?
+            .map(|i| i.email);
+        cx.app.sessions.forget(&tag);
+        let email_hash = email
+            .as_deref()
+            .map(|e| cx.app.key.hash_hex("email", e.as_bytes()))
+            .unwrap_or_default();
+        cx.app.store.delete_session(&crypto::hex(&tag), &email_hash).await?;
+        if let Some(e) = email {
+            tracing::info!(to = %address::mask(&e), "signed out");
+        }
+    }
+    let target = form
+        .one("rd")?
+        .filter(|rd| !rd.is_empty())
+        .and_then(|rd| redirect::check(rd, &cx.origin, &cx.live.redirect))
+        .unwrap_or_else(|| "/.portcullis/logout?done=1".into());
+    let mut resp = body::see_other(&target, cx.https);
+    let domain = cx.live.config.session.cookie_domain.as_deref();
+    cookies::append(
+        resp.headers_mut(),
+        cookies::set(Kind::Session, "", cx.https, domain, None),
+    );
+    resp.headers_mut()
+        .insert("clear-site-data", HeaderValue::from_static("\"cookies\""));
+    Ok(resp)
+}
+
+/// For nginx `auth_request`, Traefik `forwardAuth`, Caddy `forward_auth`:
+/// 200 with the identity headers, or 401.
+async fn forward_auth(cx: &Ctx<'_>, req: &Request<Incoming>) -> Result<Response<Body>, Error> {
+    let identity = cx.current_identity(req.headers()).await?;
+    let Some(identity) = identity.filter(|i| cx.live.config.login.allow.allows(&i.email)) else {
+        return Ok(body::plain(StatusCode::UNAUTHORIZED, "not signed in"));
+    };
+    let mut resp = body::plain(StatusCode::OK, "ok");
+    if let Ok(v) = HeaderValue::from_str(&identity.email) {
+        let h = resp.headers_mut();
+        for name in [
+            "x-forwarded-email",
+            "x-forwarded-user",
+            "x-auth-request-email",
+            "x-auth-request-user",
+        ] {
+            h.insert(name, v.clone());
+        }
+    }
+    Ok(resp)
+}
+
+// === helpers ===
+
+fn plausible_token(t: &str) -> bool {
+    t.len() == 43 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn same_browser(cx: &Ctx<'_>, headers: &HeaderMap, attempt: &Attempt) -> bool {
+    cookie_value(cx, headers, Kind::Verifier).is_some_and(|v| {
+        let hash = cx.app.key.hash_hex("verifier", v.as_bytes());
+        crypto::ct_eq(hash.as_bytes(), attempt.browser.as_bytes())
+    })
+}
+
+fn cookie_value<'h>(cx: &Ctx<'_>, headers: &'h HeaderMap, kind: Kind) -> Option<&'h str> {
+    let domain = cx.live.config.session.cookie_domain.as_deref();
+    crate::headers::cookie(headers, cookies::name(kind, cx.https, domain)).filter(|v| !v.is_empty())
+}
+
+/// The browser's verifier, or a new one to set.
+fn verifier(cx: &Ctx<'_>, headers: &HeaderMap) -> (String, Option<String>) {
+    match cookie_value(cx, headers, Kind::Verifier).filter(|v| plausible_token(v)) {
+        Some(v) => (v.to_string(), None),
+        None => {
+            let v = crypto::random_token();
+            (v.clone(), Some(v))
+        }
+    }
+}
+
+/// The CSRF field for a form, and the cookie to set when the browser has
+/// none yet.
+fn csrf_token(cx: &Ctx<'_>, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+    let (value, set) = match cookie_value(cx, headers, Kind::Csrf).filter(|v| plausible_token(v)) {
+        Some(v) => (v.to_string(), None),
+        None => {
+            let v = crypto::random_token();
+            let set = cookies::set(Kind::Csrf, &v, cx.https, None, Some(BROWSER_COOKIE_AGE));
+            (v, set)
+        }
+    };
+    (crypto::b64(&cx.app.key.tag("csrf", value.as_bytes())), set)
+}
+
+fn check_csrf(cx: &Ctx<'_>, headers: &HeaderMap, form: &Form) -> Result<(), Error> {
+    let get = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if matches!(site, Some("cross-site") | Some("same-site")) {
+        return Err(Error::Csrf("Sec-Fetch-Site"));
+    }
+    match get(header::ORIGIN) {
+        Some(origin) => {
+            if !origin.eq_ignore_ascii_case(&cx.origin) {
+                return Err(Error::Csrf("Origin"));
+            }
+        }
+        None => {
+            let referer_ok = get(header::REFERER).is_some_and(|r| {
+                r.get(..cx.origin.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(&cx.origin))
+                    && r.as_bytes().get(cx.origin.len()) == Some(&b'/')
+            });
+            if !(matches!(site, Some("same-origin")) || referer_ok) {
+                return Err(Error::Csrf("no Origin"));
+            }
+        }
+    }
+    let cookie = cookie_value(cx, headers, Kind::Csrf).ok_or(Error::Csrf("no cookie"))?;
+    let field = form.one("csrf")?.ok_or(Error::Csrf("no field"))?;
+    let expected = crypto::b64(&cx.app.key.tag("csrf", cookie.as_bytes()));
+    if crypto::ct_eq(expected.as_bytes(), field.as_bytes()) {
+        Ok(())
+    } else {
+        Err(Error::Csrf("token"))
+    }
+}
+
+fn query_param(req: &Request<Incoming>, name: &str) -> Option<String> {
+    let query = req.uri().query()?;
+    let mut found = None;
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        if k == name {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(v.into_owned());
+        }
+    }
+    found
+}
+
+/// A parsed `application/x-www-form-urlencoded` body.
+pub struct Form(Vec<(String, String)>);
+
+impl Form {
+    pub fn parse(bytes: &[u8]) -> Form {
+        Form(
+            url::form_urlencoded::parse(bytes)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    /// The one value of `name`; a field sent twice is an error.
+    pub fn one(&self, name: &str) -> Result<Option<&str>, Error> {
+        let mut values = self.0.iter().filter(|(k, _)| k == name);
+        let first = values.next().map(|(_, v)| v.as_str());
+        if values.next().is_some() {
+            return Err(Error::BadRequest("A form field was sent more than once."));
+        }
+        Ok(first)
+    }
+
+    /// `email[]`, `email[0]` and the like: an attempt to send a list.
+    fn has_other_email_fields(&self) -> bool {
+        self.0.iter().any(|(k, _)| k != "email" && k.starts_with("email"))
+    }
+}
+
+async fn read_form(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<(HeaderMap, Form), Error> {
+    let limit = cx.live.config.server.limits.max_body_bytes;
+    let (parts, incoming) = req.into_parts();
+    let form_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+    if !form_type {
+        return Err(Error::BadRequest("Send the form as application/x-www-form-urlencoded."));
+    }
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(Error::BodyTooLarge);
+    }
+    let bytes: Bytes = match Limited::new(incoming, limit).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(Error::BodyTooLarge),
+        Err(_) => return Err(Error::BadRequest("The request body could not be read.")),
+    };
+    Ok((parts.headers, Form::parse(&bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_fields_once() {
+        let f = Form::parse(b"email=a%40b.c&rd=%2Fx&csrf=t");
+        assert_eq!(f.one("email").unwrap(), Some("a@b.c"));
+        assert_eq!(f.one("rd").unwrap(), Some("/x"));
+        assert_eq!(f.one("nope").unwrap(), None);
+        let twice = Form::parse(b"email=a%40b.c&email=c%40d.e");
+        assert!(matches!(twice.one("email"), Err(Error::BadRequest(_))));
+        assert!(Form::parse(b"email%5B%5D=a%40b.c&email=x%40y.z").has_other_email_fields());
+    }
+
+    #[test]
+    fn token_shape() {
+        assert!(plausible_token(&crypto::random_token()));
+        assert!(!plausible_token("short"));
+        assert!(!plausible_token(&"a".repeat(42)));
+        assert!(!plausible_token(&format!("{}=", "a".repeat(42))));
+    }
+}

@@ -1,0 +1,173 @@
+//! Listeners and connections: the accept loops, the TLS handshake (with a
+//! timeout), hyper's HTTP/1.1 and HTTP/2 connection settings (limits and
+//! timers), and graceful shutdown. Knows nothing about routes or sign-in:
+//! every request goes to [`App::handle`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use crate::app::App;
+use crate::config::Limits;
+
+/// How one connection reached us.
+#[derive(Debug, Clone, Copy)]
+pub struct Conn {
+    pub peer: SocketAddr,
+    pub tls: bool,
+}
+
+/// The sockets to serve on; made by the caller (so tests can bind
+/// `127.0.0.1:0` and read the port).
+pub struct Listeners {
+    pub plain: Option<TcpListener>,
+    pub tls: Option<(TcpListener, Arc<rustls::ServerConfig>)>,
+}
+
+fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_headers(limits.max_header_count)
+        .max_buf_size((limits.max_header_bytes + limits.max_uri_bytes + 1024).max(8192))
+        .keep_alive(true);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256)
+        .max_header_list_size((limits.max_header_bytes + limits.max_uri_bytes) as u32)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    b
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, lets requests
+/// in flight finish (at most `limits.shutdown_timeout`) and returns.
+pub async fn serve(
+    listeners: Listeners,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let limits = app.limits();
+    let builder = Arc::new(builder(&limits));
+    let graceful = Arc::new(GracefulShutdown::new());
+    let tls_acceptor = listeners
+        .tls
+        .as_ref()
+        .map(|(_, cfg)| TlsAcceptor::from(cfg.clone()));
+    let plain = listeners.plain;
+    let tls_listener = listeners.tls.map(|(l, _)| l);
+
+    let accept_plain = accept_loop(plain, None, app.clone(), builder.clone(), graceful.clone(), limits);
+    let accept_tls = accept_loop(
+        tls_listener,
+        tls_acceptor,
+        app.clone(),
+        builder.clone(),
+        graceful.clone(),
+        limits,
+    );
+    tokio::select! {
+        _ = accept_plain => {}
+        _ = accept_tls => {}
+        _ = shutdown => {}
+    }
+    tracing::info!("shutting down: no new connections, waiting for requests in flight");
+    let graceful = match Arc::try_unwrap(graceful) {
+        Ok(g) => g,
+        Err(_) => return,
+    };
+    match tokio::time::timeout(limits.shutdown_timeout, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("all connections closed"),
+        Err(_) => tracing::warn!("shutdown timeout reached with connections still open"),
+    }
+}
+
+async fn accept_loop(
+    listener: Option<TcpListener>,
+    tls: Option<TlsAcceptor>,
+    app: Arc<App>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    graceful: Arc<GracefulShutdown>,
+    limits: Limits,
+) {
+    let Some(listener) = listener else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of file descriptors and the like: back off a little
+                // instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let builder = builder.clone();
+        let tls = tls.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            handle_connection(stream, peer, tls, app, builder, watcher, limits).await;
+        });
+    }
+}
+
+async fn handle_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    app: Arc<App>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: hyper_util::server::graceful::Watcher,
+    limits: Limits,
+) {
+    match tls {
+        None => {
+            let conn = Conn { peer, tls: false };
+            let service = service_fn(move |req: Request<Incoming>| {
+                let app = app.clone();
+                async move { Ok::<_, std::convert::Infallible>(app.handle(req, conn).await) }
+            });
+            let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let _ = watcher.watch(c.into_owned()).await;
+        }
+        Some(acceptor) => {
+            let stream =
+                match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream))
+                    .await
+                {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let conn = Conn { peer, tls: true };
+            let service = service_fn(move |req: Request<Incoming>| {
+                let app = app.clone();
+                async move { Ok::<_, std::convert::Infallible>(app.handle(req, conn).await) }
+            });
+            let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let _ = watcher.watch(c.into_owned()).await;
+        }
+    }
+}
