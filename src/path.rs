@@ -259,7 +259,18 @@ fn is_allowed_raw(b: u8) -> bool {
     is_unreserved(b)
         || matches!(
             b,
-            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' | b':' | b'@'
+            b'!' | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
                 | b'/'
         )
 }
@@ -269,7 +280,11 @@ mod tests {
     use super::*;
 
     fn ok(input: &str, expected: &str) {
-        assert_eq!(normalize(input), Ok(expected.to_string()), "input {input:?}");
+        assert_eq!(
+            normalize(input),
+            Ok(expected.to_string()),
+            "input {input:?}"
+        );
         assert_eq!(
             normalize(expected),
             Ok(expected.to_string()),
@@ -424,8 +439,8 @@ mod tests {
         err("/%C0%AE", PathError::InvalidUtf8); // overlong '.'
         err("/%E0%80%AF", PathError::InvalidUtf8); // overlong '/'
         err("/%ED%A0%80", PathError::InvalidUtf8); // surrogate
-        // A raw lead byte cannot be completed by an escape, since raw input is
-        // a &str; but an escaped lead byte followed by a raw ASCII byte is checked.
+                                                   // A raw lead byte cannot be completed by an escape, since raw input is
+                                                   // a &str; but an escaped lead byte followed by a raw ASCII byte is checked.
         err("/%E6a", PathError::InvalidUtf8);
         ok("/%E6%97%A5", "/%E6%97%A5");
     }

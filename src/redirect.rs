@@ -246,10 +246,7 @@ fn has_chained_piece(stage: &str) -> bool {
                 .to_ascii_lowercase()
         })
         .any(|piece| {
-            piece.starts_with("//")
-                || CHAIN_SCHEMES
-                    .iter()
-                    .any(|scheme| piece.starts_with(scheme))
+            piece.starts_with("//") || CHAIN_SCHEMES.iter().any(|scheme| piece.starts_with(scheme))
         })
 }
 
@@ -378,8 +375,14 @@ mod tests {
             check("/a?b=c", "http://localhost:8080", &p),
             Some("/a?b=c".to_string())
         );
-        assert_eq!(check("//localhost:8080/a", "http://localhost:8080", &p), None);
-        assert_eq!(check("http://localhost:8080/a", "http://localhost:8080", &p), None);
+        assert_eq!(
+            check("//localhost:8080/a", "http://localhost:8080", &p),
+            None
+        );
+        assert_eq!(
+            check("http://localhost:8080/a", "http://localhost:8080", &p),
+            None
+        );
     }
 
     #[test]
@@ -462,7 +465,10 @@ mod tests {
         accept("HTTPS://APP.EXAMPLE.COM/X", "https://app.example.com/X");
         accept("https://app.example.com:443/x", "https://app.example.com/x");
         accept("https://app.example.com./x", "https://app.example.com./x");
-        accept("https://app.example.com?x=1", "https://app.example.com/?x=1");
+        accept(
+            "https://app.example.com?x=1",
+            "https://app.example.com/?x=1",
+        );
     }
 
     #[test]
@@ -581,8 +587,26 @@ mod tests {
     fn accepted_results_stay_in_bounds() {
         let base = Url::parse(ORIGIN).unwrap();
         let pieces = [
-            "/", "//", "\\", ".", "..", "%2f", "%2e", "%5c", "%09", "?", "#", "@", ":", "=",
-            "https:", "evil.com", "app.example.com", "example.com", "%252f", "a",
+            "/",
+            "//",
+            "\\",
+            ".",
+            "..",
+            "%2f",
+            "%2e",
+            "%5c",
+            "%09",
+            "?",
+            "#",
+            "@",
+            ":",
+            "=",
+            "https:",
+            "evil.com",
+            "app.example.com",
+            "example.com",
+            "%252f",
+            "a",
         ];
         let mut accepted = 0;
         for a in pieces {
