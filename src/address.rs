@@ -263,6 +263,23 @@ mod tests {
         ok("a@bücher.example", "a@xn--bcher-kva.example");
         ok("a@BÜCHER.example", "a@xn--bcher-kva.example");
         ok("a@例え.テスト", "a@xn--r8jz45g.xn--zckzah");
+        // IDNA (UTS #46) maps ideographic and fullwidth full stops to '.'.
+        ok("a@example。com", "a@example.com");
+        ok("a@example．com", "a@example.com");
+    }
+
+    #[test]
+    fn idna_mappings_cannot_smuggle_separators() {
+        // Fullwidth '@', '/', '?', '#', ':' and '%' map to their ASCII forms,
+        // which a DNS name may not contain.
+        err("a@example.com＠evil.com", AddressError::BadDomain);
+        err("a@evil.com／corp.com", AddressError::BadDomain);
+        err("a@evil.com？corp.com", AddressError::BadDomain);
+        err("a@evil.com＃corp.com", AddressError::BadDomain);
+        err("a@evil.com：25", AddressError::BadDomain);
+        err("a@evil％2ecom", AddressError::BadDomain);
+        // No ASCII '@' at all: not an address.
+        err("a＠example.com", AddressError::NotOneAddress);
     }
 
     #[test]

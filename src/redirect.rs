@@ -37,7 +37,8 @@
 //!   tricks such as `。` for `.`);
 //! - no control character, `\` or (for paths) leading `//` after up to
 //!   [`DECODE_ROUNDS`] rounds of percent-decoding, so a later decoding step
-//!   elsewhere cannot turn a path into a scheme-relative URL;
+//!   elsewhere cannot turn a path into a scheme-relative URL (text that still
+//!   changes after that many rounds is refused outright);
 //! - no chained redirect: no `://` after the scheme, and no query/fragment
 //!   piece that starts with `//` or with `http:`, `https:`, `javascript:` and
 //!   similar, after any number of decoding rounds up to [`DECODE_ROUNDS`];
@@ -192,7 +193,10 @@ fn allowed_absolute(rd: &str, policy: &RedirectPolicy) -> Option<String> {
 
 /// The text checks for shape (a), over the raw text and its decodings.
 fn path_text_is_safe(text: &str) -> bool {
-    decodings(text).iter().all(|stage| {
+    let Some(stages) = decodings(text) else {
+        return false;
+    };
+    stages.iter().all(|stage| {
         stage.starts_with('/')
             && !stage.starts_with("//")
             && !stage.contains('\\')
@@ -205,7 +209,10 @@ fn path_text_is_safe(text: &str) -> bool {
 /// The text checks for shape (b), over the raw text and its decodings.
 /// The `https://` prefix is plain ASCII, so decoding keeps it in place.
 fn absolute_text_is_safe(text: &str) -> bool {
-    decodings(text).iter().all(|stage| {
+    let Some(stages) = decodings(text) else {
+        return false;
+    };
+    stages.iter().all(|stage| {
         let rest = stage.get(HTTPS_PREFIX.len()..).unwrap_or_default();
         has_https_prefix(stage)
             && !rest.is_empty()
@@ -251,18 +258,22 @@ fn has_chained_piece(stage: &str) -> bool {
 }
 
 /// The raw text followed by up to [`DECODE_ROUNDS`] percent-decodings,
-/// stopping once a round changes nothing.
-fn decodings(text: &str) -> Vec<String> {
+/// stopping once a round changes nothing. `None` when the text still changes
+/// after that many rounds: nothing legitimate is encoded four times over, and
+/// refusing it means no later decoding step can reveal something unchecked.
+fn decodings(text: &str) -> Option<Vec<String>> {
     let mut stages = vec![text.to_string()];
-    for _ in 0..DECODE_ROUNDS {
-        let Some(last) = stages.last() else { break };
+    loop {
+        let last = stages.last()?;
         let next = percent_decode_lossy(last);
         if &next == last {
-            break;
+            return Some(stages);
+        }
+        if stages.len() > DECODE_ROUNDS {
+            return None;
         }
         stages.push(next);
     }
-    stages
 }
 
 /// One round of percent-decoding; malformed escapes are kept as they are and
@@ -407,6 +418,10 @@ mod tests {
         reject("%2f%2fevil.com");
         reject("/%252f%252fevil.com");
         reject("/%25252f%25252fevil.com");
+        reject("/%2525252f%2525252fevil.com");
+        reject("/%2525252525");
+        accept("/100%25", "/100%25");
+        accept("/x?q=%252525", "/x?q=%252525");
         reject("/a/..//evil.com");
         reject("/./..//evil.com");
         reject("/.//evil.com");
@@ -576,9 +591,17 @@ mod tests {
         assert_eq!(percent_decode_lossy("%4"), "%4");
         assert_eq!(percent_decode_lossy("%zz%41"), "%zzA");
         assert_eq!(percent_decode_lossy("%FF"), "\u{FFFD}");
-        assert_eq!(decodings("%2525"), vec!["%2525", "%25", "%"]);
-        assert_eq!(decodings("abc"), vec!["abc"]);
-        assert_eq!(decodings("%25252525").len(), DECODE_ROUNDS + 1);
+        assert_eq!(
+            decodings("%2525"),
+            Some(vec!["%2525".into(), "%25".into(), "%".into()])
+        );
+        assert_eq!(decodings("abc"), Some(vec!["abc".into()]));
+        // Three rounds needed, then stable: fine. Four: refused.
+        assert_eq!(
+            decodings("%252525").map(|s| s.len()),
+            Some(DECODE_ROUNDS + 1)
+        );
+        assert_eq!(decodings("%25252525"), None);
     }
 
     /// Whatever `check` returns, resolved against the origin, is same-origin
