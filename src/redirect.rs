@@ -224,7 +224,7 @@ fn absolute_text_is_safe(text: &str) -> bool {
 }
 
 /// `host` or `host:443`, the host made only of ASCII letters, digits, `-`
-/// and `.`: no userinfo, no IP-v6 literal, no escapes, no odd port spelling.
+/// and `.`: no userinfo, no IPv6 literal, no escapes, no odd port spelling.
 fn authority_is_plain(authority: &str) -> bool {
     let (host, port) = match authority.split_once(':') {
         Some((host, port)) => (host, Some(port)),
@@ -237,9 +237,10 @@ fn authority_is_plain(authority: &str) -> bool {
     host_ok && matches!(port, None | Some("443"))
 }
 
-/// Whether a query or fragment piece (split at `?`, `#`, `&`, `;`, `=`) is a
-/// destination of its own: starts with `//` (or `\\`-ish, already mapped to
-/// `/` by the callers that need it) or with a dangerous scheme.
+/// Whether a query or fragment piece (the text after the first `?` or `#`,
+/// split at `?`, `#`, `&`, `;`, `=`) is a destination of its own: after
+/// leading blanks are dropped and `\\` is read as `/`, it starts with `//` or
+/// with one of [`CHAIN_SCHEMES`] (case-insensitive).
 fn has_chained_piece(stage: &str) -> bool {
     let Some(start) = stage.find(['?', '#']) else {
         return false;
