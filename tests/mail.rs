@@ -528,3 +528,47 @@ async fn clones_share_one_queue_after_the_original_is_dropped() {
     let received = server.wait_for(2, WAIT).await;
     assert_eq!(received.len(), 2);
 }
+
+/// STARTTLS is required, not opportunistic: a server that does not offer it
+/// gets no mail (and lettre says so as a client error: not retried).
+#[tokio::test]
+async fn starttls_against_a_plain_server_sends_nothing() {
+    let server = SmtpServer::start(Script::Accept);
+    let mut settings = smtp_settings(server.port(), Duration::from_secs(5), 1);
+    if let TransportSettings::Smtp(smtp) = &mut settings.transport {
+        smtp.tls = SmtpTls::StartTls;
+        smtp.host = "localhost".into();
+    }
+    let mailer = Mailer::start(settings).unwrap();
+    assert!(mailer.enqueue(login_mail(
+        "nina@example.com",
+        "S001",
+        Duration::from_secs(30)
+    )));
+    let stats = wait_stats(&mailer, "failed == 1", |s| s.failed == 1).await;
+    assert_eq!(stats.retried, 0);
+    assert_eq!(server.attempts(), 0);
+    assert_eq!(server.received().len(), 0);
+}
+
+/// Implicit TLS against a plain server: the handshake fails, nothing is sent
+/// in the clear, and the message gives up at its deadline.
+#[tokio::test]
+async fn implicit_tls_against_a_plain_server_sends_nothing() {
+    let server = SmtpServer::start(Script::Accept);
+    let mut settings = smtp_settings(server.port(), Duration::from_secs(5), 1);
+    if let TransportSettings::Smtp(smtp) = &mut settings.transport {
+        smtp.tls = SmtpTls::Tls;
+        smtp.host = "localhost".into();
+    }
+    let mailer = Mailer::start(settings).unwrap();
+    assert!(mailer.enqueue(login_mail(
+        "omar@example.com",
+        "S002",
+        Duration::from_millis(1500)
+    )));
+    let stats = wait_stats(&mailer, "failed == 1", |s| s.failed == 1).await;
+    assert_eq!(stats.sent, 0);
+    assert_eq!(server.attempts(), 0);
+    assert_eq!(server.received().len(), 0);
+}
