@@ -109,7 +109,10 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// The signed-in identity of this request, if any.
-    pub async fn current_identity(&self, headers: &HeaderMap) -> Result<Option<Identity>, StoreError> {
+    pub async fn current_identity(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<Identity>, StoreError> {
         self.app.identity(self.live, headers, self.https).await
     }
 }
@@ -309,13 +312,20 @@ impl App {
 
         if path == "/.portcullis" || path.starts_with("/.portcullis/") {
             *route_name = "portcullis".into();
-            let visible_host = client.forwarded_host.clone().unwrap_or_else(|| host.clone());
+            let visible_host = client
+                .forwarded_host
+                .clone()
+                .unwrap_or_else(|| host.clone());
             let cx = Ctx {
                 app: self,
                 live,
                 client: &client,
                 https,
-                origin: format!("{}://{}", client.scheme.as_str(), visible_host.to_ascii_lowercase()),
+                origin: format!(
+                    "{}://{}",
+                    client.scheme.as_str(),
+                    visible_host.to_ascii_lowercase()
+                ),
                 host_for_links: host.clone(),
             };
             return login::serve(&cx, req, &path).await;
@@ -349,8 +359,8 @@ impl App {
             Some(q) => format!("{path}?{q}"),
             None => path.clone(),
         };
-        let path_and_query =
-            PathAndQuery::try_from(pq).map_err(|_| Error::BadRequest("The request target is not valid."))?;
+        let path_and_query = PathAndQuery::try_from(pq)
+            .map_err(|_| Error::BadRequest("The request target is not valid."))?;
         let email = identity.as_ref().map(|i| &*i.email);
         match &route.upstream {
             Upstream::Demo => {
@@ -405,19 +415,35 @@ impl App {
             .await
     }
 
-    fn forbidden(&self, live: &Live, req: &Request<Incoming>, email: &str, https: bool) -> Response<Body> {
+    fn forbidden(
+        &self,
+        live: &Live,
+        req: &Request<Incoming>,
+        email: &str,
+        https: bool,
+    ) -> Response<Body> {
         if !wants_html(req.headers()) {
-            return body::plain(StatusCode::FORBIDDEN, "This address may not open this page.");
+            return body::plain(
+                StatusCode::FORBIDDEN,
+                "This address may not open this page.",
+            );
         }
         // The sign-out form needs a CSRF field bound to the browser's cookie.
-        let existing = crate::headers::cookie(req.headers(), cookies::name(Kind::Csrf, https, None))
-            .filter(|v| v.len() == 43)
-            .map(String::from);
+        let existing =
+            crate::headers::cookie(req.headers(), cookies::name(Kind::Csrf, https, None))
+                .filter(|v| v.len() == 43)
+                .map(String::from);
         let (value, set) = match existing {
             Some(v) => (v, None),
             None => {
                 let v = crypto::random_token();
-                let set = cookies::set(Kind::Csrf, &v, https, None, Some(Duration::from_secs(30 * 86_400)));
+                let set = cookies::set(
+                    Kind::Csrf,
+                    &v,
+                    https,
+                    None,
+                    Some(Duration::from_secs(30 * 86_400)),
+                );
                 (v, set)
             }
         };
@@ -432,7 +458,13 @@ impl App {
     }
 
     /// The one conversion of errors into responses.
-    pub fn error_response(&self, live: &Live, e: &Error, wants_html: bool, https: bool) -> Response<Body> {
+    pub fn error_response(
+        &self,
+        live: &Live,
+        e: &Error,
+        wants_html: bool,
+        https: bool,
+    ) -> Response<Body> {
         let status = e.status();
         let mut resp = if wants_html {
             let reason = status.canonical_reason().unwrap_or("Error");
@@ -467,8 +499,8 @@ fn wants_html(headers: &HeaderMap) -> bool {
 /// Not signed in: a browser navigating gets the sign-in page (with `rd`),
 /// anything else 401.
 fn unauthenticated(req: &Request<Incoming>, path: &str, https: bool) -> Response<Body> {
-    let navigation = (req.method() == Method::GET || req.method() == Method::HEAD)
-        && wants_html(req.headers());
+    let navigation =
+        (req.method() == Method::GET || req.method() == Method::HEAD) && wants_html(req.headers());
     if !navigation {
         return body::plain(StatusCode::UNAUTHORIZED, "Sign in first.");
     }

@@ -84,7 +84,14 @@ mod tests {
 
     #[test]
     fn session_cookie_attributes() {
-        let v = set(Kind::Session, "abc", true, None, Some(Duration::from_secs(60))).unwrap();
+        let v = set(
+            Kind::Session,
+            "abc",
+            true,
+            None,
+            Some(Duration::from_secs(60)),
+        )
+        .unwrap();
         let s = v.to_str().unwrap();
         assert!(s.starts_with("__Host-portcullis=abc"), "{s}");
         for attr in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/", "Max-Age=60"] {

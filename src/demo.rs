@@ -32,7 +32,10 @@ pub fn respond<B>(req: &Request<B>) -> Response<Body> {
         }
     }
     let who = match email {
-        Some(e) => format!("<p>Signed in as <strong id=\"email\">{}</strong>.</p>", escape(e)),
+        Some(e) => format!(
+            "<p>Signed in as <strong id=\"email\">{}</strong>.</p>",
+            escape(e)
+        ),
         None => "<p>Nobody is signed in (this route is public).</p>".to_string(),
     };
     let page = format!(
@@ -44,7 +47,12 @@ pub fn respond<B>(req: &Request<B>) -> Response<Body> {
 <p class=\"muted\">These are the request headers this app received from the gateway:</p>\
 <table>{rows}</table><hr><a href=\"/.portcullis/logout\">Sign out</a></main></body></html>\n",
         escape(req.method().as_str()),
-        escape(&req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default()),
+        escape(
+            &req.uri()
+                .path_and_query()
+                .map(|p| p.to_string())
+                .unwrap_or_default()
+        ),
     );
     let mut resp = Response::new(body::full(page));
     *resp.status_mut() = StatusCode::OK;

@@ -84,7 +84,8 @@ pub fn client_info(
         .find(|ip| !trusted(*ip, trusted_proxies))
         .or_else(|| chain.first().copied())
         .unwrap_or(peer);
-    let scheme = match header_str(headers, &FORWARDED_PROTO).map(|s| s.trim().to_ascii_lowercase()) {
+    let scheme = match header_str(headers, &FORWARDED_PROTO).map(|s| s.trim().to_ascii_lowercase())
+    {
         Some(s) if s == "https" => Scheme::Https,
         Some(s) if s == "http" => Scheme::Http,
         _ => own_scheme,
@@ -148,7 +149,13 @@ mod tests {
             ("x-forwarded-proto", "https"),
             ("x-forwarded-host", "admin.internal"),
         ]);
-        let info = client_info("203.0.113.9".parse().unwrap(), false, Some("app.test"), &headers, &[]);
+        let info = client_info(
+            "203.0.113.9".parse().unwrap(),
+            false,
+            Some("app.test"),
+            &headers,
+            &[],
+        );
         assert_eq!(info.ip.to_string(), "203.0.113.9");
         assert_eq!(info.scheme, Scheme::Http);
         assert_eq!(info.forwarded_for, "203.0.113.9");
@@ -162,10 +169,19 @@ mod tests {
             ("x-forwarded-for", "1.1.1.1, 198.51.100.7, 10.0.0.5"),
             ("x-forwarded-proto", "https"),
         ]);
-        let info = client_info("10.0.0.2".parse().unwrap(), false, Some("a"), &headers, &trusted);
+        let info = client_info(
+            "10.0.0.2".parse().unwrap(),
+            false,
+            Some("a"),
+            &headers,
+            &trusted,
+        );
         assert_eq!(info.ip.to_string(), "198.51.100.7");
         assert_eq!(info.scheme, Scheme::Https);
-        assert_eq!(info.forwarded_for, "1.1.1.1, 198.51.100.7, 10.0.0.5, 10.0.0.2");
+        assert_eq!(
+            info.forwarded_for,
+            "1.1.1.1, 198.51.100.7, 10.0.0.5, 10.0.0.2"
+        );
     }
 
     #[test]
@@ -176,7 +192,13 @@ mod tests {
             ("x-forwarded-prefix", "https://evil"),
             ("x-forwarded-uri", "/public"),
         ]);
-        let info = client_info("192.0.2.1".parse().unwrap(), true, Some("a.test"), &headers, &[]);
+        let info = client_info(
+            "192.0.2.1".parse().unwrap(),
+            true,
+            Some("a.test"),
+            &headers,
+            &[],
+        );
         set_forwarded_headers(&mut headers, &info);
         assert_eq!(headers.get_all("x-forwarded-for").iter().count(), 1);
         assert_eq!(headers.get("x-forwarded-for").unwrap(), "192.0.2.1");

@@ -32,21 +32,27 @@ const IDENTITY: &[&str] = &[
 const IDENTITY_PREFIX: &str = "x-auth-request-";
 
 /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: &[HeaderName] = &[
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::PROXY_AUTHORIZATION,
-    header::PROXY_AUTHENTICATE,
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
 ];
 
 fn canonical(name: &str) -> String {
     name.bytes()
-        .map(|b| if b == b'_' { '-' } else { b.to_ascii_lowercase() as char })
+        .map(|b| {
+            if b == b'_' {
+                '-'
+            } else {
+                b.to_ascii_lowercase() as char
+            }
+        })
         .collect()
 }
 
@@ -59,10 +65,10 @@ pub fn is_identity_header(name: &str) -> bool {
 /// Whether the request asks for a WebSocket upgrade (the only upgrade the
 /// gateway passes on).
 pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
-    let upgrade_ws = headers
-        .get_all(header::UPGRADE)
-        .iter()
-        .any(|v| v.to_str().is_ok_and(|s| s.trim().eq_ignore_ascii_case("websocket")));
+    let upgrade_ws = headers.get_all(header::UPGRADE).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|s| s.trim().eq_ignore_ascii_case("websocket"))
+    });
     upgrade_ws && connection_tokens(headers).iter().any(|t| t == "upgrade")
 }
 
@@ -87,7 +93,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, websocket: bool) {
         }
     }
     for name in HOP_BY_HOP {
-        headers.remove(name);
+        headers.remove(*name);
     }
     if websocket {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -245,12 +251,18 @@ mod tests {
 
     #[test]
     fn websocket_upgrade_is_kept() {
-        let mut h = map(&[("connection", "keep-alive, Upgrade"), ("upgrade", "websocket")]);
+        let mut h = map(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "websocket"),
+        ]);
         assert!(is_websocket_upgrade(&h));
         remove_hop_by_hop(&mut h, true);
         assert_eq!(h.get("upgrade").unwrap(), "websocket");
         assert_eq!(h.get("connection").unwrap(), "upgrade");
-        let h2c = map(&[("connection", "Upgrade, HTTP2-Settings"), ("upgrade", "h2c")]);
+        let h2c = map(&[
+            ("connection", "Upgrade, HTTP2-Settings"),
+            ("upgrade", "h2c"),
+        ]);
         assert!(!is_websocket_upgrade(&h2c));
     }
 

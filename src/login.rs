@@ -39,7 +39,11 @@ use crate::{address, code, pages, redirect};
 /// Verifier and CSRF cookies live this long in the browser.
 const BROWSER_COOKIE_AGE: Duration = Duration::from_secs(30 * 86_400);
 
-pub async fn serve(cx: &Ctx<'_>, req: Request<Incoming>, path: &str) -> Result<Response<Body>, Error> {
+pub async fn serve(
+    cx: &Ctx<'_>,
+    req: Request<Incoming>,
+    path: &str,
+) -> Result<Response<Body>, Error> {
     let method = req.method().clone();
     let get = method == Method::GET || method == Method::HEAD;
     let post = method == Method::POST;
@@ -53,10 +57,12 @@ pub async fn serve(cx: &Ctx<'_>, req: Request<Incoming>, path: &str) -> Result<R
         "/.portcullis/logout" if post => logout_submit(cx, req).await,
         "/.portcullis/auth" if get => forward_auth(cx, &req).await,
         pages::STYLESHEET_PATH if get => Ok(stylesheet(cx)),
-        "/.portcullis/login" | "/.portcullis/verify" | "/.portcullis/code"
-        | "/.portcullis/logout" | "/.portcullis/auth" | pages::STYLESHEET_PATH => {
-            Err(Error::MethodNotAllowed)
-        }
+        "/.portcullis/login"
+        | "/.portcullis/verify"
+        | "/.portcullis/code"
+        | "/.portcullis/logout"
+        | "/.portcullis/auth"
+        | pages::STYLESHEET_PATH => Err(Error::MethodNotAllowed),
         _ => Err(Error::NoRoute),
     }
 }
@@ -73,7 +79,11 @@ fn login_page(
         .and_then(|rd| redirect::check(&rd, &cx.origin, &cx.live.redirect))
         .unwrap_or_else(|| "/".into());
     let (csrf, set) = csrf_token(cx, req.headers());
-    let mut resp = body::html(status, pages::login(&cx.live.config.ui, &rd, &csrf, message), cx.https);
+    let mut resp = body::html(
+        status,
+        pages::login(&cx.live.config.ui, &rd, &csrf, message),
+        cx.https,
+    );
     cookies::append(resp.headers_mut(), set);
     resp
 }
@@ -95,14 +105,27 @@ fn check_email_page(
 fn stylesheet(cx: &Ctx<'_>) -> Response<Body> {
     let mut resp = Response::new(body::full(cx.live.stylesheet.clone()));
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     resp
 }
 
 fn invalid_link(cx: &Ctx<'_>) -> Response<Body> {
-    body::html(StatusCode::GONE, pages::link_invalid(&cx.live.config.ui), cx.https)
+    body::html(
+        StatusCode::GONE,
+        pages::link_invalid(&cx.live.config.ui),
+        cx.https,
+    )
 }
 
 // === POST /.portcullis/login ===
@@ -130,7 +153,10 @@ async fn request_link(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<B
     let (verifier, new_verifier) = verifier(cx, &headers);
     let browser = key.hash_hex("verifier", verifier.as_bytes());
     let email_hash = key.hash_hex("email", email.as_bytes());
-    let ip_key = format!("ip:{}", key.hash_hex("ip", cx.client.ip.to_string().as_bytes()));
+    let ip_key = format!(
+        "ip:{}",
+        key.hash_hex("ip", cx.client.ip.to_string().as_bytes())
+    );
 
     // The same store work for every address, so that the answer's timing
     // says nothing about it.
@@ -146,7 +172,8 @@ async fn request_link(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<B
             .await?
     };
     let allowed = login.allow.allows(&email);
-    let within_limits = ip_count <= login.ip_rate.count && address_count <= login.address_rate.count;
+    let within_limits =
+        ip_count <= login.ip_rate.count && address_count <= login.address_rate.count;
     let send = allowed && within_limits && fresh;
 
     let token = crypto::random_token();
@@ -163,7 +190,9 @@ async fn request_link(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<B
         },
         created_at: now_unix(),
     };
-    store.put_attempt(&token_hash, &attempt, login.link_ttl).await?;
+    store
+        .put_attempt(&token_hash, &attempt, login.link_ttl)
+        .await?;
 
     let masked = address::mask(&email);
     if send {
@@ -249,7 +278,11 @@ fn elsewhere_page(cx: &Ctx<'_>, token: &str) -> Response<Body> {
 async fn verify_submit(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, Error> {
     let (headers, form) = read_form(cx, req).await?;
     check_csrf(cx, &headers, &form)?;
-    let Some(token) = form.one("token")?.filter(|t| plausible_token(t)).map(String::from) else {
+    let Some(token) = form
+        .one("token")?
+        .filter(|t| plausible_token(t))
+        .map(String::from)
+    else {
         return Ok(invalid_link(cx));
     };
     let token_hash = cx.app.key.hash_hex("token", token.as_bytes());
@@ -272,8 +305,8 @@ async fn code_submit(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Bo
     check_csrf(cx, &headers, &form)?;
     let store = &cx.app.store;
     let key = &cx.app.key;
-    let Some(browser) = cookie_value(cx, &headers, Kind::Verifier)
-        .map(|v| key.hash_hex("verifier", v.as_bytes()))
+    let Some(browser) =
+        cookie_value(cx, &headers, Kind::Verifier).map(|v| key.hash_hex("verifier", v.as_bytes()))
     else {
         return Ok(invalid_link(cx));
     };
@@ -309,7 +342,12 @@ async fn code_submit(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Bo
     } else {
         format!("That code is not right. {left} tries left.")
     };
-    Ok(check_email_page(cx, &headers, Some(&message), StatusCode::BAD_REQUEST))
+    Ok(check_email_page(
+        cx,
+        &headers,
+        Some(&message),
+        StatusCode::BAD_REQUEST,
+    ))
 }
 
 async fn start_session(
@@ -328,7 +366,12 @@ async fn start_session(
     let email_hash = cx.app.key.hash_hex("email", record.email.as_bytes());
     cx.app
         .store
-        .put_session(&crypto::hex(&new.tag), &email_hash, &record, cfg.idle_timeout)
+        .put_session(
+            &crypto::hex(&new.tag),
+            &email_hash,
+            &record,
+            cfg.idle_timeout,
+        )
         .await?;
     cx.app.sessions.remember(new.tag, &record);
     // A session cookie the browser already had is ended: one browser, one session.
@@ -336,7 +379,11 @@ async fn start_session(
         .and_then(|v| session::verify_cookie(&cx.app.key, v))
     {
         cx.app.sessions.forget(&old);
-        let _ = cx.app.store.delete_session(&crypto::hex(&old), &email_hash).await;
+        let _ = cx
+            .app
+            .store
+            .delete_session(&crypto::hex(&old), &email_hash)
+            .await;
     }
     tracing::info!(to = %address::mask(&record.email), "signed in");
     let mut resp = body::see_other(&attempt.rd, cx.https);
@@ -357,7 +404,11 @@ async fn start_session(
 
 async fn logout_page(cx: &Ctx<'_>, req: &Request<Incoming>) -> Result<Response<Body>, Error> {
     if query_param(req, "done").is_some() {
-        return Ok(body::html(StatusCode::OK, pages::signed_out(&cx.live.config.ui), cx.https));
+        return Ok(body::html(
+            StatusCode::OK,
+            pages::signed_out(&cx.live.config.ui),
+            cx.https,
+        ));
     }
     let rd = query_param(req, "rd").unwrap_or_default();
     let identity = cx.current_identity(req.headers()).await.ok().flatten();
@@ -376,8 +427,8 @@ async fn logout_page(cx: &Ctx<'_>, req: &Request<Incoming>) -> Result<Response<B
 async fn logout_submit(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, Error> {
     let (headers, form) = read_form(cx, req).await?;
     check_csrf(cx, &headers, &form)?;
-    if let Some(tag) =
-        cookie_value(cx, &headers, Kind::Session).and_then(|v| session::verify_cookie(&cx.app.key, v))
+    if let Some(tag) = cookie_value(cx, &headers, Kind::Session)
+        .and_then(|v| session::verify_cookie(&cx.app.key, v))
     {
         let email = cx
             .app
@@ -390,7 +441,10 @@ async fn logout_submit(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<
             .as_deref()
             .map(|e| cx.app.key.hash_hex("email", e.as_bytes()))
             .unwrap_or_default();
-        cx.app.store.delete_session(&crypto::hex(&tag), &email_hash).await?;
+        cx.app
+            .store
+            .delete_session(&crypto::hex(&tag), &email_hash)
+            .await?;
         if let Some(e) = email {
             tracing::info!(to = %address::mask(&e), "signed out");
         }
@@ -436,7 +490,9 @@ async fn forward_auth(cx: &Ctx<'_>, req: &Request<Incoming>) -> Result<Response<
 // === helpers ===
 
 fn plausible_token(t: &str) -> bool {
-    t.len() == 43 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    t.len() == 43
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn same_browser(cx: &Ctx<'_>, headers: &HeaderMap, attempt: &Attempt) -> bool {
@@ -547,7 +603,9 @@ impl Form {
 
     /// `email[]`, `email[0]` and the like: an attempt to send a list.
     fn has_other_email_fields(&self) -> bool {
-        self.0.iter().any(|(k, _)| k != "email" && k.starts_with("email"))
+        self.0
+            .iter()
+            .any(|(k, _)| k != "email" && k.starts_with("email"))
     }
 }
 
@@ -559,9 +617,14 @@ async fn read_form(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<(HeaderMap, F
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
     if !form_type {
-        return Err(Error::BadRequest("Send the form as application/x-www-form-urlencoded."));
+        return Err(Error::BadRequest(
+            "Send the form as application/x-www-form-urlencoded.",
+        ));
     }
     let declared = parts
         .headers

@@ -15,7 +15,11 @@ use portcullis::store::Store;
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
-#[command(name = "portcullis", version, about = "An authenticating reverse proxy with email sign-in")]
+#[command(
+    name = "portcullis",
+    version,
+    about = "An authenticating reverse proxy with email sign-in"
+)]
 struct Cli {
     /// The configuration file. Default: ./gateway.toml if it exists, else
     /// the embedded demo configuration.
@@ -70,7 +74,10 @@ fn init_tracing(format: LogFormat) {
 }
 
 fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("portcullis: cannot start the runtime: {e}");
@@ -123,7 +130,10 @@ fn check(path: Option<&Path>) -> ExitCode {
         eprintln!("warning: {w}");
     }
     println!("{}: valid", config.source);
-    println!("{:<28} {:<24} {:<14} {:<26} who", "route", "host", "path", "upstream");
+    println!(
+        "{:<28} {:<24} {:<14} {:<26} who",
+        "route", "host", "path", "upstream"
+    );
     for r in &config.routes {
         let who = match r.access {
             config::Access::Public => "anyone (public)".to_string(),

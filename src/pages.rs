@@ -42,14 +42,17 @@ fn layout(ui: &UiConfig, title: &str, body: &str) -> String {
     }
     let _ = write!(page, "<span>{site}</span></div>\n{body}</main>\n");
     if let Some(footer) = &ui.footer {
-        let _ = write!(page, "<footer>{}</footer>\n", escape(footer));
+        let _ = writeln!(page, "<footer>{}</footer>", escape(footer));
     }
     page.push_str("</body>\n</html>\n");
     page
 }
 
 fn csrf_field(csrf: &str) -> String {
-    format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", escape(csrf))
+    format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        escape(csrf)
+    )
 }
 
 fn notice(message: Option<&str>) -> String {
@@ -143,7 +146,10 @@ pub fn forbidden(ui: &UiConfig, email: &str, csrf: &str) -> String {
 
 pub fn logout_confirm(ui: &UiConfig, csrf: &str, rd: &str, email: Option<&str>) -> String {
     let who = match email {
-        Some(e) => format!("<p>You are signed in as <strong>{}</strong>.</p>\n", escape(e)),
+        Some(e) => format!(
+            "<p>You are signed in as <strong>{}</strong>.</p>\n",
+            escape(e)
+        ),
         None => String::new(),
     };
     let body = format!(
@@ -211,7 +217,10 @@ mod tests {
             error(&u, 502, "Bad Gateway", "x"),
         ] {
             assert!(!page.contains("<script"), "{page}");
-            assert!(!page.contains("http://") && !page.contains("https://"), "{page}");
+            assert!(
+                !page.contains("http://") && !page.contains("https://"),
+                "{page}"
+            );
             assert!(page.contains(STYLESHEET_PATH));
         }
     }

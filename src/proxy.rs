@@ -51,11 +51,11 @@ pub struct Forward<'a> {
 
 /// Prepares the request for the upstream: header hygiene, then ours.
 pub fn rewrite_request(req: &mut Request<Body>, f: &Forward<'_>, websocket: bool) {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .cloned()
-        .or_else(|| req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    let host = req.headers().get(header::HOST).cloned().or_else(|| {
+        req.uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
     let h = req.headers_mut();
     headers::remove_hop_by_hop(h, websocket);
     headers::strip_identity(h);
@@ -116,7 +116,9 @@ pub async fn forward(
     let (rparts, rbody) = resp.into_parts();
     if switching {
         let Some(client_upgrade) = client_upgrade else {
-            return Err(Error::UpstreamFailed("upgrade that was not asked for".into()));
+            return Err(Error::UpstreamFailed(
+                "upgrade that was not asked for".into(),
+            ));
         };
         let mut probe = Response::from_parts(rparts, rbody);
         let upstream_upgrade = hyper::upgrade::on(&mut probe);

@@ -75,8 +75,7 @@ impl RouteTable {
         let (name, port) = normalize_request_host(host, scheme);
         let port = port.unwrap_or(scheme.default_port());
         let host_fits = |r: &Route| {
-            r.host_name.as_deref() == Some(name.as_str())
-                && r.host_port.is_none_or(|p| p == port)
+            r.host_name.as_deref() == Some(name.as_str()) && r.host_port.is_none_or(|p| p == port)
         };
         self.with_host
             .iter()
@@ -193,7 +192,10 @@ mod tests {
         assert_eq!(name(&t, "x.test", "/app/x").as_deref(), Some("app"));
         assert_eq!(name(&t, "x.test", "/apple").as_deref(), Some("catch-all"));
         assert_eq!(name(&t, "x.test", "/app/admin/y").as_deref(), Some("admin"));
-        assert_eq!(name(&t, "x.test", "/app/administrator").as_deref(), Some("app"));
+        assert_eq!(
+            name(&t, "x.test", "/app/administrator").as_deref(),
+            Some("app")
+        );
     }
 
     #[test]
@@ -208,10 +210,19 @@ mod tests {
         ] {
             assert_eq!(name(&t, host, "/x").as_deref(), Some("api"), "{host}");
         }
-        assert_eq!(name(&t, "api.example.com", "/v2/x").as_deref(), Some("api-v2"));
-        assert_eq!(name(&t, "local.test:8443", "/").as_deref(), Some("local-8443"));
+        assert_eq!(
+            name(&t, "api.example.com", "/v2/x").as_deref(),
+            Some("api-v2")
+        );
+        assert_eq!(
+            name(&t, "local.test:8443", "/").as_deref(),
+            Some("local-8443")
+        );
         assert_eq!(name(&t, "local.test", "/").as_deref(), Some("catch-all"));
-        assert_eq!(name(&t, "local.test:9000", "/").as_deref(), Some("catch-all"));
+        assert_eq!(
+            name(&t, "local.test:9000", "/").as_deref(),
+            Some("catch-all")
+        );
     }
 
     #[test]
@@ -220,7 +231,8 @@ mod tests {
         assert!(t.find("b.example.com", Scheme::Http, "/").is_none());
         assert!(t.find("a.example.com.evil", Scheme::Http, "/").is_none());
         assert_eq!(
-            t.find("a.example.com", Scheme::Http, "/").map(|m| m.route.name().to_string()),
+            t.find("a.example.com", Scheme::Http, "/")
+                .map(|m| m.route.name().to_string()),
             Some("a".into())
         );
     }
@@ -238,8 +250,14 @@ mod tests {
     #[test]
     fn configured_host_for_links() {
         let t = table();
-        assert_eq!(t.configured_host("API.example.com:443", Scheme::Https), Some("api.example.com"));
-        assert_eq!(t.configured_host("local.test:8443", Scheme::Https), Some("local.test:8443"));
+        assert_eq!(
+            t.configured_host("API.example.com:443", Scheme::Https),
+            Some("api.example.com")
+        );
+        assert_eq!(
+            t.configured_host("local.test:8443", Scheme::Https),
+            Some("local.test:8443")
+        );
         assert_eq!(t.configured_host("evil.test", Scheme::Https), None);
     }
 }

@@ -53,11 +53,7 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 
 /// Serves until `shutdown` resolves, then stops accepting, lets requests
 /// in flight finish (at most `limits.shutdown_timeout`) and returns.
-pub async fn serve(
-    listeners: Listeners,
-    app: Arc<App>,
-    shutdown: impl Future<Output = ()>,
-) {
+pub async fn serve(listeners: Listeners, app: Arc<App>, shutdown: impl Future<Output = ()>) {
     let limits = app.limits();
     let builder = Arc::new(builder(&limits));
     let graceful = Arc::new(GracefulShutdown::new());
@@ -68,7 +64,14 @@ pub async fn serve(
     let plain = listeners.plain;
     let tls_listener = listeners.tls.map(|(l, _)| l);
 
-    let accept_plain = accept_loop(plain, None, app.clone(), builder.clone(), graceful.clone(), limits);
+    let accept_plain = accept_loop(
+        plain,
+        None,
+        app.clone(),
+        builder.clone(),
+        graceful.clone(),
+        limits,
+    );
     let accept_tls = accept_loop(
         tls_listener,
         tls_acceptor,

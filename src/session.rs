@@ -212,9 +212,19 @@ mod tests {
         let mut flipped = s.cookie.clone().into_bytes();
         let i = flipped.len() - 3;
         flipped[i] = if flipped[i] == b'A' { b'B' } else { b'A' };
-        assert_eq!(verify_cookie(&key, &String::from_utf8(flipped).unwrap()), None);
+        assert_eq!(
+            verify_cookie(&key, &String::from_utf8(flipped).unwrap()),
+            None
+        );
         assert_eq!(verify_cookie(&key, &s.cookie[..s.cookie.len() - 1]), None);
-        for junk in ["", "v1.", "v1..", "v2.a.b", "\"v1.x.y\"", &"v1.".repeat(100)] {
+        for junk in [
+            "",
+            "v1.",
+            "v1..",
+            "v2.a.b",
+            "\"v1.x.y\"",
+            &"v1.".repeat(100),
+        ] {
             assert_eq!(verify_cookie(&key, junk), None, "{junk}");
         }
     }

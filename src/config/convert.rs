@@ -38,9 +38,6 @@ pub(super) fn config(
     let ui = ui_config(ui, p);
     let routes = route_configs(routes, p);
     if let (Some(server), Some(routes)) = (&server, &routes) {
-        if server.listen.is_none() && server.tls.is_none() {
-            p.add("server.listen", "neither listen nor tls_listen is set");
-        }
         if routes.is_empty() {
             warnings.push(format!(
                 "{file}: no [[route]]: every request that is not for /.portcullis/ gets 404"
@@ -95,7 +92,14 @@ fn rate_or(p: &mut Problems, key: &str, v: Option<String>, default: Rate) -> Rat
     }
 }
 
-fn count_or(p: &mut Problems, key: &str, v: Option<i64>, default: usize, min: usize, max: usize) -> usize {
+fn count_or(
+    p: &mut Problems,
+    key: &str,
+    v: Option<i64>,
+    default: usize,
+    min: usize,
+    max: usize,
+) -> usize {
     match v {
         None => default,
         Some(n) if n >= min as i64 && n <= max as i64 => n as usize,
@@ -161,10 +165,7 @@ fn server_config(raw: RawServer, p: &mut Problems) -> Option<ServerConfig> {
             None
         }
     };
-    let public_url = public_url_config(
-        p,
-        public_url.as_deref().unwrap_or("http://localhost:8080"),
-    );
+    let public_url = public_url_config(p, public_url.as_deref().unwrap_or("http://localhost:8080"));
     let mut proxies = Vec::new();
     for (i, cidr) in trusted_proxies.unwrap_or_default().iter().enumerate() {
         let key = format!("server.trusted_proxies[{i}]");
@@ -236,12 +237,18 @@ fn public_url_config(p: &mut Problems, text: &str) -> Option<PublicUrl> {
         "http" => Scheme::Http,
         "https" => Scheme::Https,
         other => {
-            p.add(key, format!("{text:?}: scheme {other:?} is not http or https"));
+            p.add(
+                key,
+                format!("{text:?}: scheme {other:?} is not http or https"),
+            );
             return None;
         }
     };
     if !url.username().is_empty() || url.password().is_some() {
-        p.add(key, format!("{text:?} must not hold a user name or password"));
+        p.add(
+            key,
+            format!("{text:?} must not hold a user name or password"),
+        );
         return None;
     }
     if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
@@ -277,11 +284,16 @@ fn secret_from(
 ) -> Option<Option<Secret>> {
     match (env_name, file_path) {
         (Some(_), Some(_)) => {
-            p.add(file_key, format!("set either {env_key} or {file_key}, not both"));
+            p.add(
+                file_key,
+                format!("set either {env_key} or {file_key}, not both"),
+            );
             None
         }
         (Some(name), None) => match env.var(&name) {
-            Some(v) if !v.trim().is_empty() => Some(Some(Secret::new(v.trim().as_bytes().to_vec()))),
+            Some(v) if !v.trim().is_empty() => {
+                Some(Some(Secret::new(v.trim().as_bytes().to_vec())))
+            }
             _ => {
                 p.add(
                     env_key,
@@ -349,10 +361,21 @@ fn session_config(
             "session.secret_env and session.secret_file are unset: a random key is made at every start, so sessions and links do not survive a restart and cannot be shared between instances".into(),
         );
     }
-    let lifetime = duration_or(p, "session.lifetime", lifetime, Duration::from_secs(7 * 86_400));
-    let idle = duration_or(p, "session.idle_timeout", idle_timeout, Duration::from_secs(86_400));
+    let lifetime = duration_or(
+        p,
+        "session.lifetime",
+        lifetime,
+        Duration::from_secs(7 * 86_400),
+    );
+    let idle = duration_or(
+        p,
+        "session.idle_timeout",
+        idle_timeout,
+        Duration::from_secs(86_400),
+    );
     if idle > lifetime {
-        warnings.push("session.idle_timeout is longer than session.lifetime; the lifetime wins".into());
+        warnings
+            .push("session.idle_timeout is longer than session.lifetime; the lifetime wins".into());
     }
     let cookie_domain = match cookie_domain {
         None => None,
@@ -380,11 +403,21 @@ fn session_config(
         idle_timeout: idle.min(lifetime),
         cookie_domain,
         revalidate: duration_or(p, "session.revalidate", revalidate, Duration::from_secs(5)),
-        store_grace: duration_or(p, "session.store_grace", store_grace, Duration::from_secs(30)),
+        store_grace: duration_or(
+            p,
+            "session.store_grace",
+            store_grace,
+            Duration::from_secs(30),
+        ),
     })
 }
 
-fn allow_list(p: &mut Problems, prefix: &str, emails: Option<Vec<String>>, domains: Option<Vec<String>>) -> AllowList {
+fn allow_list(
+    p: &mut Problems,
+    prefix: &str,
+    emails: Option<Vec<String>>,
+    domains: Option<Vec<String>>,
+) -> AllowList {
     let mut list = AllowList::default();
     for (i, e) in emails.unwrap_or_default().iter().enumerate() {
         match crate::address::parse(e) {
@@ -404,7 +437,10 @@ fn allow_list(p: &mut Problems, prefix: &str, emails: Option<Vec<String>>, domai
             Ok(h) if !h.contains(':') => {
                 domains_set.insert(h);
             }
-            Ok(_) => p.add(format!("{prefix}allow_domains[{i}]"), format!("{d:?} must not have a port")),
+            Ok(_) => p.add(
+                format!("{prefix}allow_domains[{i}]"),
+                format!("{d:?} must not have a port"),
+            ),
             Err(m) => p.add(format!("{prefix}allow_domains[{i}]"), m),
         }
     }
@@ -445,7 +481,9 @@ fn login_config(raw: RawLogin, p: &mut Problems) -> Option<LoginConfig> {
         ),
         resend_delay: match resend_delay {
             None => Duration::from_secs(60),
-            Some(t) => p.check("login.resend_delay", values::duration(&t)).unwrap_or_default(),
+            Some(t) => p
+                .check("login.resend_delay", values::duration(&t))
+                .unwrap_or_default(),
         },
         code_attempts: count_or(p, "login.code_attempts", code_attempts, 5, 1, 100) as u32,
     })
@@ -473,7 +511,10 @@ fn mail_config(raw: RawMail, env: &dyn Environment, p: &mut Problems) -> Option<
         },
         "smtp" => {
             let Some(smtp) = smtp else {
-                p.add("mail.smtp", "transport is \"smtp\" but there is no [mail.smtp] table");
+                p.add(
+                    "mail.smtp",
+                    "transport is \"smtp\" but there is no [mail.smtp] table",
+                );
                 return None;
             };
             MailTransport::Smtp(smtp_config(smtp, env, p)?)
@@ -604,7 +645,10 @@ fn ui_config(raw: RawUi, p: &mut Problems) -> Option<UiConfig> {
     let accent = accent.unwrap_or_else(|| "#1f5fbf".into());
     let hex = accent.strip_prefix('#').unwrap_or("");
     if !(hex.len() == 6 || hex.len() == 3) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        p.add("ui.accent", format!("{accent:?} is not a colour like \"#1f5fbf\""));
+        p.add(
+            "ui.accent",
+            format!("{accent:?} is not a colour like \"#1f5fbf\""),
+        );
     }
     Some(UiConfig {
         title: title.unwrap_or_else(|| "Portcullis".into()),
@@ -703,7 +747,12 @@ fn route_configs(raw: Vec<RawRoute>, p: &mut Problems) -> Option<Vec<RouteConfig
             upstream,
             access,
             allow,
-            connect_timeout: duration_or(p, &k("connect_timeout"), connect_timeout, Duration::from_secs(5)),
+            connect_timeout: duration_or(
+                p,
+                &k("connect_timeout"),
+                connect_timeout,
+                Duration::from_secs(5),
+            ),
             timeout: duration_or(p, &k("timeout"), timeout, Duration::from_secs(60)),
         });
     }

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-pub use error::{ConfigError, Problem};
 use error::Problems;
+pub use error::{ConfigError, Problem};
 use raw::RawConfig;
 pub use values::Rate;
 

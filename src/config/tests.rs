@@ -28,7 +28,9 @@ fn the_example_parses_with_every_key() {
     assert_eq!(c.session.lifetime, Duration::from_secs(7 * 86_400));
     assert!(c.session.secret.is_some());
     assert_eq!(c.login.address_rate.count, 5);
-    assert!(matches!(c.mail.transport, MailTransport::Smtp(ref s) if s.password.is_some() && s.port == 587));
+    assert!(
+        matches!(c.mail.transport, MailTransport::Smtp(ref s) if s.password.is_some() && s.port == 587)
+    );
     assert!(matches!(c.store, StoreConfig::Redis { .. }));
     assert_eq!(c.routes.len(), 3);
     assert_eq!(c.routes[1].path, "/admin");
@@ -110,7 +112,10 @@ fn each_value_error_names_its_key() {
 #[test]
 fn every_problem_is_reported_at_once() {
     let e = err("[server]\nlisten = \"x\"\n[session]\nlifetime = \"y\"\n[[route]]\npath = \"/\"\n");
-    assert!(e.names("server.listen") && e.names("session.lifetime") && e.names("route[0].upstream"), "{e}");
+    assert!(
+        e.names("server.listen") && e.names("session.lifetime") && e.names("route[0].upstream"),
+        "{e}"
+    );
     assert_eq!(e.problems.len(), 3, "{e}");
 }
 
@@ -129,8 +134,14 @@ fn short_secrets_are_refused() {
 fn public_url_origins() {
     let c = parse("[server]\npublic_url = \"http://localhost:8080\"\n").unwrap();
     assert_eq!(c.server.public_url.origin(), "http://localhost:8080");
-    assert_eq!(c.server.public_url.origin_for("127.0.0.1"), "http://127.0.0.1:8080");
-    assert_eq!(c.server.public_url.origin_for("a.test:9000"), "http://a.test:9000");
+    assert_eq!(
+        c.server.public_url.origin_for("127.0.0.1"),
+        "http://127.0.0.1:8080"
+    );
+    assert_eq!(
+        c.server.public_url.origin_for("a.test:9000"),
+        "http://a.test:9000"
+    );
     let c = parse("[server]\npublic_url = \"https://Login.Example.com/\"\n").unwrap();
     assert_eq!(c.server.public_url.origin(), "https://login.example.com");
 }

@@ -15,9 +15,9 @@ pub struct Rate {
 /// Parses `"<n><unit>"` with unit `ms`, `s`, `m`, `h` or `d`.
 pub fn duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("{text:?} has no unit; write it like \"90s\", \"15m\", \"12h\" or \"7d\""))?;
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| {
+        format!("{text:?} has no unit; write it like \"90s\", \"15m\", \"12h\" or \"7d\"")
+    })?;
     let (number, unit) = text.split_at(split);
     let n: u64 = number
         .parse()
@@ -107,8 +107,12 @@ mod tests {
         assert!(duration("15").unwrap_err().contains("no unit"));
         assert!(duration("15w").unwrap_err().contains("unknown unit"));
         assert!(duration("m").unwrap_err().contains("whole number"));
-        assert!(duration("99999999999999999999d").unwrap_err().contains("whole number"));
-        assert!(duration("9999999999999999d").unwrap_err().contains("too long"));
+        assert!(duration("99999999999999999999d")
+            .unwrap_err()
+            .contains("whole number"));
+        assert!(duration("9999999999999999d")
+            .unwrap_err()
+            .contains("too long"));
     }
 
     #[test]
