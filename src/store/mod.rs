@@ -1,1 +1,546 @@
-//! Tokens, sessions and counters (stub).
+//! Server-side state of the gateway: sign-in attempts, sessions, the
+//! per-address session index, rate-limit counters and the revocation
+//! broadcast, kept either in process memory or in Redis behind one type,
+//! [`Store`].
+//!
+//! # What this module owns
+//!
+//! - The data model of stored state ([`Attempt`], [`SessionRecord`]) and its
+//!   JSON encoding.
+//! - The key layout (`{prefix}att:{token}`, `{prefix}brw:{browser}`,
+//!   `{prefix}fail:{token}`, `{prefix}ses:{id}`, `{prefix}idx:{email_hash}`,
+//!   `{prefix}rl:{key}`, channel `{prefix}revoked`) and the rule that every
+//!   key has a TTL.
+//! - The atomicity of the operations that must be atomic (taking an attempt,
+//!   counting wrong codes, replacing a browser's older attempt).
+//! - Mapping backend failures to [`StoreError`] within a bounded time.
+//!
+//! # What it does not own
+//!
+//! - Hashing. Callers pass identifiers that are already keyed HMACs (hex);
+//!   the store never sees a raw token, code, cookie or verifier. It does not
+//!   know the key and cannot reverse them.
+//! - Policy: window lengths, attempt limits, session lifetimes and what to do
+//!   when the store is unavailable are decided by the caller.
+//! - Caching of sessions in the proxy (the caller listens to
+//!   [`Store::revocations`] to drop cached entries).
+//!
+//! # Threat model
+//!
+//! - A read of the store (a Redis dump, a memory image) must not yield
+//!   anything that signs a person in: keys hold only HMACs of secrets, and the
+//!   only personal data (the email address) lives inside values.
+//! - A link must work once: [`Store::take_attempt`] is a single atomic step,
+//!   so of any number of concurrent callers exactly one receives the attempt.
+//! - Guessing the short code is bounded: [`Store::fail_attempt`] counts wrong
+//!   codes and deletes the attempt in the same atomic step that reaches the
+//!   limit.
+//! - State cannot outlive its purpose: every key carries a TTL, sessions can
+//!   never be refreshed past their absolute end.
+//! - An unreachable or stalled Redis must not hang requests: every Redis
+//!   operation is bounded by the configured response timeout and fails with
+//!   [`StoreError::Unavailable`].
+//! - Nothing here logs identifiers, values or the Redis URL's password.
+
+mod keyspace;
+mod memory;
+mod redis;
+mod subscriber;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+/// Which backend to use, and how to reach it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreSettings {
+    /// State in this process only (one instance, lost on restart).
+    Memory,
+    /// State in Redis, shared by every instance using the same URL and prefix.
+    Redis {
+        /// `redis://…`, `rediss://…` or `redis+unix:///path/to/sock`.
+        url: String,
+        /// Bound on establishing one connection.
+        connect_timeout: Duration,
+        /// Bound on one store operation, including waiting for a reconnect.
+        response_timeout: Duration,
+        /// Prefix of every key and of the revocation channel (e.g. `portcullis:`).
+        key_prefix: String,
+    },
+}
+
+impl fmt::Debug for StoreSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreSettings::Memory => f.write_str("Memory"),
+            StoreSettings::Redis {
+                url,
+                connect_timeout,
+                response_timeout,
+                key_prefix,
+            } => f
+                .debug_struct("Redis")
+                .field("url", &redacted_url(url))
+                .field("connect_timeout", connect_timeout)
+                .field("response_timeout", response_timeout)
+                .field("key_prefix", key_prefix)
+                .finish(),
+        }
+    }
+}
+
+/// The URL with any password replaced, for Debug output and logs.
+fn redacted_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() && parsed.set_password(Some("***")).is_err() {
+                return "<redacted>".to_owned();
+            }
+            parsed.to_string()
+        }
+        Err(_) => "<unparseable>".to_owned(),
+    }
+}
+
+/// One pending sign-in: what was asked for, stored under the HMAC of the
+/// emailed link's token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Normalised address.
+    pub email: String,
+    /// Checked redirect target.
+    pub rd: String,
+    /// Hex HMAC of the short code.
+    pub code_hash: String,
+    /// Hex HMAC of the verifier cookie of the asking browser.
+    pub browser: String,
+    /// Unix seconds.
+    pub created_at: u64,
+}
+
+/// One signed-in session, stored under the HMAC of the session cookie.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub email: String,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Absolute end, unix seconds.
+    pub expires_at: u64,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StoreError {
+    /// The backend could not be reached, timed out or refused the operation
+    /// (also used for an unusable Redis URL at start).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A stored value could not be decoded. The message never contains the
+    /// value itself.
+    #[error("corrupt value: {0}")]
+    Corrupt(String),
+}
+
+/// Capacity of the revocation broadcast; slow receivers lag (and are told
+/// so by `RecvError::Lagged`) rather than block senders.
+const REVOCATION_CAPACITY: usize = 1024;
+
+/// Longest TTL the store will set (ten years); larger requests are capped so
+/// that deadline arithmetic cannot overflow.
+const MAX_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// The gateway's state store. Cheap to clone (an `Arc` inside).
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<Backend>,
+}
+
+enum Backend {
+    Memory(memory::MemoryStore),
+    Redis(self::redis::RedisStore),
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend_name())
+            .finish()
+    }
+}
+
+impl Store {
+    /// Memory: ready at once. Redis: a `ConnectionManager` with the given
+    /// connect/response timeouts; fails with [`StoreError::Unavailable`] if
+    /// Redis cannot be reached at start. Also starts the revocation
+    /// subscriber task (Redis pub/sub on its own connection, subscribed before
+    /// this returns, reconnecting with backoff when Redis goes away). Must be
+    /// called inside a tokio runtime.
+    pub async fn connect(settings: &StoreSettings) -> Result<Store, StoreError> {
+        let backend = match settings {
+            StoreSettings::Memory => Backend::Memory(memory::MemoryStore::new()),
+            StoreSettings::Redis {
+                url,
+                connect_timeout,
+                response_timeout,
+                key_prefix,
+            } => Backend::Redis(
+                self::redis::RedisStore::connect(
+                    url,
+                    *connect_timeout,
+                    *response_timeout,
+                    key_prefix,
+                )
+                .await?,
+            ),
+        };
+        Ok(Store {
+            backend: Arc::new(backend),
+        })
+    }
+
+    /// `"memory"` or `"redis"`.
+    pub fn backend_name(&self) -> &'static str {
+        match &*self.backend {
+            Backend::Memory(_) => "memory",
+            Backend::Redis(_) => "redis",
+        }
+    }
+
+    /// Increments the fixed-window counter `key` (a short string made by the
+    /// caller, e.g. `"ip:1.2.3.4"`). The window starts with the first hit
+    /// (TTL = `window`, set only when the key is new). Returns the count
+    /// after this hit.
+    pub async fn hit(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
+        match &*self.backend {
+            Backend::Memory(m) => m.hit(key, window),
+            Backend::Redis(r) => r.hit(key, window).await,
+        }
+    }
+
+    /// Takes `key` for `ttl` if it is free (SET NX): true if it was free
+    /// (the caller may go ahead), false if it is taken.
+    pub async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        match &*self.backend {
+            Backend::Memory(m) => m.claim(key, ttl),
+            Backend::Redis(r) => r.claim(key, ttl).await,
+        }
+    }
+
+    /// Stores `attempt` under `token_hash` with `ttl` and points the browser
+    /// index (`attempt.browser`) at it. An older attempt the index pointed at
+    /// is deleted (with its failure counter): a newer link for the same
+    /// browser replaces older ones. Atomic on Redis.
+    pub async fn put_attempt(
+        &self,
+        token_hash: &str,
+        attempt: &Attempt,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        match &*self.backend {
+            Backend::Memory(m) => m.put_attempt(token_hash, attempt, ttl),
+            Backend::Redis(r) => r.put_attempt(token_hash, attempt, ttl).await,
+        }
+    }
+
+    /// Reads an attempt without consuming it (the GET landing page).
+    pub async fn peek_attempt(&self, token_hash: &str) -> Result<Option<Attempt>, StoreError> {
+        match &*self.backend {
+            Backend::Memory(m) => m.peek_attempt(token_hash),
+            Backend::Redis(r) => r.peek_attempt(token_hash).await,
+        }
+    }
+
+    /// Atomically takes an attempt: of N concurrent callers exactly one gets
+    /// `Some`. Also removes the browser index entry if it still points at
+    /// this token, and the failure counter.
+    pub async fn take_attempt(&self, token_hash: &str) -> Result<Option<Attempt>, StoreError> {
+        match &*self.backend {
+            Backend::Memory(m) => m.take_attempt(token_hash),
+            Backend::Redis(r) => r.take_attempt(token_hash).await,
+        }
+    }
+
+    /// The pending attempt of a browser (by verifier hash):
+    /// `(token_hash, attempt)`.
+    pub async fn attempt_for_browser(
+        &self,
+        browser: &str,
+    ) -> Result<Option<(String, Attempt)>, StoreError> {
+        match &*self.backend {
+            Backend::Memory(m) => m.attempt_for_browser(browser),
+            Backend::Redis(r) => r.attempt_for_browser(browser).await,
+        }
+    }
+
+    /// Records one wrong code for the attempt and returns the number of
+    /// failures so far. When it reaches `max`, the attempt (and its browser
+    /// index) is deleted in the same atomic step. If the attempt does not
+    /// exist (taken, expired, already exhausted) nothing is recorded and
+    /// `max` is returned, so callers fail closed.
+    pub async fn fail_attempt(&self, token_hash: &str, max: u32) -> Result<u32, StoreError> {
+        match &*self.backend {
+            Backend::Memory(m) => m.fail_attempt(token_hash, max),
+            Backend::Redis(r) => r.fail_attempt(token_hash, max).await,
+        }
+    }
+
+    /// Stores the session under `id_hash` with key TTL = `idle` capped by the
+    /// time left until `record.expires_at` (by the system clock), and adds
+    /// `id_hash` to the per-address index `email_hash`, whose TTL is extended
+    /// to cover the longest session in it. A record already past its
+    /// `expires_at` is not stored.
+    pub async fn put_session(
+        &self,
+        id_hash: &str,
+        email_hash: &str,
+        record: &SessionRecord,
+        idle: Duration,
+    ) -> Result<(), StoreError> {
+        match &*self.backend {
+            Backend::Memory(m) => m.put_session(id_hash, email_hash, record, idle),
+            Backend::Redis(r) => r.put_session(id_hash, email_hash, record, idle).await,
+        }
+    }
+
+    /// Reads a session. If found and `now` (unix seconds, from the caller) is
+    /// before `expires_at`, its TTL is refreshed to
+    /// `min(idle, expires_at - now)`: the idle timeout counts from last use.
+    /// A record at or past `expires_at` is deleted and `None` returned.
+    pub async fn get_session(
+        &self,
+        id_hash: &str,
+        idle: Duration,
+        now: u64,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        match &*self.backend {
+            Backend::Memory(m) => m.get_session(id_hash, idle, now),
+            Backend::Redis(r) => r.get_session(id_hash, idle, now).await,
+        }
+    }
+
+    /// Deletes one session, removes it from its index and publishes `id_hash`
+    /// on the revocation channel (also when it was already gone, so other
+    /// instances drop any cached copy).
+    pub async fn delete_session(&self, id_hash: &str, email_hash: &str) -> Result<(), StoreError> {
+        match &*self.backend {
+            Backend::Memory(m) => m.delete_session(id_hash, email_hash),
+            Backend::Redis(r) => r.delete_session(id_hash, email_hash).await,
+        }
+    }
+
+    /// Deletes every session of the address (its index) and publishes each
+    /// id; returns how many live sessions were deleted.
+    pub async fn revoke_all(&self, email_hash: &str) -> Result<usize, StoreError> {
+        match &*self.backend {
+            Backend::Memory(m) => m.revoke_all(email_hash),
+            Backend::Redis(r) => r.revoke_all(email_hash).await,
+        }
+    }
+
+    /// Number of live sessions in the index (dead entries are pruned).
+    pub async fn count_sessions(&self, email_hash: &str) -> Result<usize, StoreError> {
+        match &*self.backend {
+            Backend::Memory(m) => m.count_sessions(email_hash),
+            Backend::Redis(r) => r.count_sessions(email_hash).await,
+        }
+    }
+
+    /// Revoked session id hashes from any instance sharing this store (Redis
+    /// pub/sub; memory: this process). Messages published while the
+    /// subscriber is reconnecting are lost, and a slow receiver lags; callers
+    /// must also revalidate cached sessions periodically.
+    pub fn revocations(&self) -> broadcast::Receiver<String> {
+        match &*self.backend {
+            Backend::Memory(m) => m.revocations(),
+            Backend::Redis(r) => r.revocations(),
+        }
+    }
+
+    /// Health probe: PING on Redis, always ok in memory.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match &*self.backend {
+            Backend::Memory(_) => Ok(()),
+            Backend::Redis(r) => r.ping().await,
+        }
+    }
+}
+
+/// Key names, without the prefix (the Redis backend prepends it).
+mod key {
+    pub(super) fn attempt(token_hash: &str) -> String {
+        format!("att:{token_hash}")
+    }
+    pub(super) fn browser(browser: &str) -> String {
+        format!("brw:{browser}")
+    }
+    pub(super) fn failures(token_hash: &str) -> String {
+        format!("fail:{token_hash}")
+    }
+    pub(super) fn session(id_hash: &str) -> String {
+        format!("ses:{id_hash}")
+    }
+    pub(super) fn index(email_hash: &str) -> String {
+        format!("idx:{email_hash}")
+    }
+    pub(super) fn rate(key: &str) -> String {
+        format!("rl:{key}")
+    }
+    pub(super) const REVOKED_CHANNEL: &str = "revoked";
+}
+
+/// `d` capped to [`MAX_TTL`] and at least one millisecond (a zero TTL would
+/// be rejected by Redis, and would make a key that never existed).
+fn clamp_ttl(d: Duration) -> Duration {
+    d.clamp(Duration::from_millis(1), MAX_TTL)
+}
+
+/// [`clamp_ttl`] in whole milliseconds, for Redis `PX`/`PEXPIRE`.
+fn ttl_ms(d: Duration) -> u64 {
+    u64::try_from(clamp_ttl(d).as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Milliseconds since the Unix epoch by the system clock (0 if the clock is
+/// before 1970).
+fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// TTLs for storing a new session at `now_ms`: `(session_ttl, lifetime)`,
+/// where `session_ttl = min(idle, lifetime)` and `lifetime` is the time left
+/// until `expires_at` (what the per-address index must cover). `None` if the
+/// session has already ended.
+fn new_session_ttls(
+    record: &SessionRecord,
+    idle: Duration,
+    now_ms: u64,
+) -> Option<(Duration, Duration)> {
+    let end_ms = record.expires_at.saturating_mul(1000);
+    let left_ms = end_ms.checked_sub(now_ms).filter(|left| *left > 0)?;
+    let lifetime = Duration::from_millis(left_ms);
+    Some((clamp_ttl(idle.min(lifetime)), clamp_ttl(lifetime)))
+}
+
+/// The refreshed TTL of a session read at `now` (unix seconds), or `None` if
+/// the session has reached its absolute end.
+fn refreshed_session_ttl(record: &SessionRecord, idle: Duration, now: u64) -> Option<Duration> {
+    let left = record
+        .expires_at
+        .checked_sub(now)
+        .filter(|left| *left > 0)?;
+    Some(clamp_ttl(idle.min(Duration::from_secs(left))))
+}
+
+fn encode<T: Serialize>(what: &str, value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Corrupt(format!("{what}: {:?}", e.classify())))
+}
+
+/// Decodes a stored value. The error names the category and position only:
+/// serde messages can quote the offending value, which holds an address.
+fn decode<T: DeserializeOwned>(what: &str, raw: &str) -> Result<T, StoreError> {
+    serde_json::from_str(raw).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "{what}: {:?} error at line {} column {}",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(expires_at: u64) -> SessionRecord {
+        SessionRecord {
+            email: "a@example.com".to_owned(),
+            created_at: 0,
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn new_session_ttl_is_idle_capped_by_lifetime() {
+        let now_ms = 1_000_000;
+        assert_eq!(
+            new_session_ttls(&record(1_100), Duration::from_secs(30), now_ms),
+            Some((Duration::from_secs(30), Duration::from_secs(100)))
+        );
+        assert_eq!(
+            new_session_ttls(&record(1_010), Duration::from_secs(30), now_ms),
+            Some((Duration::from_secs(10), Duration::from_secs(10)))
+        );
+        assert_eq!(
+            new_session_ttls(&record(1_000), Duration::from_secs(30), now_ms),
+            None
+        );
+        assert_eq!(
+            new_session_ttls(&record(10), Duration::from_secs(30), now_ms),
+            None
+        );
+    }
+
+    #[test]
+    fn refreshed_ttl_stops_at_absolute_end() {
+        assert_eq!(
+            refreshed_session_ttl(&record(100), Duration::from_secs(30), 50),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            refreshed_session_ttl(&record(100), Duration::from_secs(30), 90),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            refreshed_session_ttl(&record(100), Duration::from_secs(30), 100),
+            None
+        );
+        assert_eq!(
+            refreshed_session_ttl(&record(100), Duration::from_secs(30), 200),
+            None
+        );
+    }
+
+    #[test]
+    fn ttl_is_clamped() {
+        assert_eq!(ttl_ms(Duration::ZERO), 1);
+        assert_eq!(ttl_ms(Duration::from_millis(1500)), 1500);
+        assert_eq!(ttl_ms(Duration::MAX), ttl_ms(MAX_TTL));
+    }
+
+    #[test]
+    fn decode_error_does_not_quote_the_value() {
+        let err = decode::<SessionRecord>(
+            "session",
+            r#"{"email":"secret@example.com","created_at":"x","expires_at":1}"#,
+        )
+        .unwrap_err();
+        match err {
+            StoreError::Corrupt(msg) => {
+                assert!(!msg.contains("secret"), "{msg}");
+                assert!(!msg.contains("\"x\""), "{msg}");
+                assert!(msg.starts_with("session: Data error at line 1"), "{msg}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn debug_redacts_redis_password() {
+        let s = StoreSettings::Redis {
+            url: "redis://user:hunter2@localhost:6379/0".to_owned(),
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(1),
+            key_prefix: "p:".to_owned(),
+        };
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("user:***@localhost"), "{shown}");
+    }
+}

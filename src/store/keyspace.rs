@@ -1,0 +1,226 @@
+//! An in-process keyspace with a deadline on every entry: the data structure
+//! under the memory backend, shaped like the small part of Redis the store
+//! uses (strings, counters, sets, TTLs).
+//!
+//! # What it owns
+//!
+//! - Expiry: an entry past its deadline is never returned (lazy check on
+//!   access), and every write first removes up to [`SWEEP_LIMIT`] expired
+//!   entries in deadline order, so memory stays bounded by live entries plus
+//!   a small lag without a background task.
+//! - The invariant that every entry has a deadline (there is no way to
+//!   insert one without a TTL).
+//!
+//! # What it does not own
+//!
+//! Locking (the memory backend wraps it in a mutex) and the meaning of keys.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// Most expired entries removed by one write.
+pub(super) const SWEEP_LIMIT: usize = 256;
+
+/// A stored value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Value {
+    Str(String),
+    Count(u64),
+    Set(HashSet<String>),
+}
+
+#[derive(Debug)]
+struct Entry {
+    value: Value,
+    deadline: Instant,
+}
+
+/// Keys with values and deadlines; see the module docs.
+#[derive(Debug, Default)]
+pub(super) struct Keyspace {
+    map: HashMap<String, Entry>,
+    /// `(deadline, key)` for every entry in `map`, kept in step with it.
+    expiry: BTreeSet<(Instant, String)>,
+}
+
+/// `now + ttl`, saturating far in the future instead of overflowing.
+fn deadline_after(now: Instant, ttl: Duration) -> Instant {
+    now.checked_add(ttl)
+        .or_else(|| now.checked_add(super::MAX_TTL))
+        .unwrap_or(now)
+}
+
+impl Keyspace {
+    /// Number of entries held, live or not yet swept.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Removes up to [`SWEEP_LIMIT`] entries whose deadline is at or before
+    /// `now`, oldest first.
+    pub(super) fn sweep(&mut self, now: Instant) {
+        for _ in 0..SWEEP_LIMIT {
+            let Some((deadline, _)) = self.expiry.first() else {
+                return;
+            };
+            if *deadline > now {
+                return;
+            }
+            if let Some((_, key)) = self.expiry.pop_first() {
+                self.map.remove(&key);
+            }
+        }
+    }
+
+    /// Drops `key` if it has expired; true if a live entry remains.
+    fn live(&mut self, key: &str, now: Instant) -> bool {
+        let deadline = match self.map.get(key) {
+            None => return false,
+            Some(entry) => entry.deadline,
+        };
+        if deadline > now {
+            return true;
+        }
+        self.remove(key);
+        false
+    }
+
+    /// The live value of `key`.
+    pub(super) fn get(&mut self, key: &str, now: Instant) -> Option<&Value> {
+        if !self.live(key, now) {
+            return None;
+        }
+        self.map.get(key).map(|e| &e.value)
+    }
+
+    /// The live value of `key`, mutable (the deadline is unchanged).
+    pub(super) fn get_mut(&mut self, key: &str, now: Instant) -> Option<&mut Value> {
+        if !self.live(key, now) {
+            return None;
+        }
+        self.map.get_mut(key).map(|e| &mut e.value)
+    }
+
+    /// The time left before `key` expires, if it is live.
+    pub(super) fn ttl(&mut self, key: &str, now: Instant) -> Option<Duration> {
+        if !self.live(key, now) {
+            return None;
+        }
+        self.map
+            .get(key)
+            .map(|e| e.deadline.saturating_duration_since(now))
+    }
+
+    /// Stores `value` under `key` for `ttl`, replacing any entry.
+    pub(super) fn set(&mut self, key: &str, value: Value, ttl: Duration, now: Instant) {
+        self.sweep(now);
+        let deadline = deadline_after(now, super::clamp_ttl(ttl));
+        if let Some(old) = self.map.insert(key.to_owned(), Entry { value, deadline }) {
+            self.expiry.remove(&(old.deadline, key.to_owned()));
+        }
+        self.expiry.insert((deadline, key.to_owned()));
+    }
+
+    /// Sets a new TTL on a live `key`; false if there is none.
+    pub(super) fn expire(&mut self, key: &str, ttl: Duration, now: Instant) -> bool {
+        self.sweep(now);
+        if !self.live(key, now) {
+            return false;
+        }
+        let deadline = deadline_after(now, super::clamp_ttl(ttl));
+        match self.map.get_mut(key) {
+            Some(entry) => {
+                let old = std::mem::replace(&mut entry.deadline, deadline);
+                self.expiry.remove(&(old, key.to_owned()));
+                self.expiry.insert((deadline, key.to_owned()));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes `key`, returning its value if it was live.
+    pub(super) fn take(&mut self, key: &str, now: Instant) -> Option<Value> {
+        if !self.live(key, now) {
+            return None;
+        }
+        self.remove(key)
+    }
+
+    /// Removes `key` whether live or not.
+    pub(super) fn remove(&mut self, key: &str) -> Option<Value> {
+        let entry = self.map.remove(key)?;
+        self.expiry.remove(&(entry.deadline, key.to_owned()));
+        Some(entry.value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_entries_are_invisible_and_removed() {
+        let t0 = Instant::now();
+        let mut ks = Keyspace::default();
+        ks.set("a", Value::Count(1), Duration::from_secs(1), t0);
+        assert_eq!(ks.get("a", t0), Some(&Value::Count(1)));
+        let later = t0 + Duration::from_secs(1);
+        assert_eq!(ks.get("a", later), None);
+        assert_eq!(ks.len(), 0);
+        assert!(ks.expiry.is_empty());
+    }
+
+    #[test]
+    fn expire_moves_the_deadline() {
+        let t0 = Instant::now();
+        let mut ks = Keyspace::default();
+        ks.set("a", Value::Str("x".into()), Duration::from_secs(1), t0);
+        assert!(ks.expire("a", Duration::from_secs(10), t0));
+        assert_eq!(ks.ttl("a", t0), Some(Duration::from_secs(10)));
+        assert_eq!(ks.expiry.len(), 1);
+        assert!(ks.get("a", t0 + Duration::from_secs(5)).is_some());
+        assert!(!ks.expire("missing", Duration::from_secs(1), t0));
+    }
+
+    #[test]
+    fn writes_sweep_expired_entries_in_bounded_steps() {
+        let t0 = Instant::now();
+        let mut ks = Keyspace::default();
+        for i in 0..(SWEEP_LIMIT * 2) {
+            ks.set(
+                &format!("k{i}"),
+                Value::Count(1),
+                Duration::from_millis(10),
+                t0,
+            );
+        }
+        let later = t0 + Duration::from_secs(1);
+        ks.set("fresh", Value::Count(1), Duration::from_secs(10), later);
+        assert_eq!(ks.len(), SWEEP_LIMIT + 1);
+        ks.set("fresh2", Value::Count(1), Duration::from_secs(10), later);
+        assert_eq!(ks.len(), 2);
+        assert_eq!(ks.expiry.len(), 2);
+    }
+
+    #[test]
+    fn replacing_keeps_expiry_index_in_step() {
+        let t0 = Instant::now();
+        let mut ks = Keyspace::default();
+        ks.set("a", Value::Count(1), Duration::from_secs(1), t0);
+        ks.set("a", Value::Count(2), Duration::from_secs(2), t0);
+        assert_eq!(ks.expiry.len(), 1);
+        assert_eq!(ks.take("a", t0), Some(Value::Count(2)));
+        assert!(ks.expiry.is_empty());
+        assert_eq!(ks.take("a", t0), None);
+    }
+
+    #[test]
+    fn huge_ttl_does_not_overflow() {
+        let t0 = Instant::now();
+        let mut ks = Keyspace::default();
+        ks.set("a", Value::Count(1), Duration::MAX, t0);
+        assert_eq!(ks.ttl("a", t0), Some(super::super::MAX_TTL));
+    }
+}

@@ -1,0 +1,301 @@
+//! The memory backend: the store's semantics over a [`Keyspace`] behind one
+//! `std::sync::Mutex`, for a single instance (state is lost on restart and
+//! not shared between processes).
+//!
+//! # What it owns
+//!
+//! Doing each store operation as one critical section, which gives the same
+//! atomicity the Redis backend gets from Lua scripts: the lock is never held
+//! across an `.await` (no method here is async). Revocations go to a local
+//! broadcast channel only.
+//!
+//! # What it does not own
+//!
+//! Expiry mechanics (in [`Keyspace`]) and the key layout (in the parent).
+//!
+//! # Threat model
+//!
+//! Same as the store's: keys are HMACs from the caller; a poisoned lock (a
+//! panic elsewhere while holding it) is recovered rather than propagated, as
+//! every critical section leaves the keyspace consistent between calls.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast;
+
+use super::keyspace::{Keyspace, Value};
+use super::{
+    decode, encode, key, new_session_ttls, refreshed_session_ttl, unix_now_ms, Attempt,
+    SessionRecord, StoreError, REVOCATION_CAPACITY,
+};
+
+pub(super) struct MemoryStore {
+    state: Mutex<Keyspace>,
+    revoked: broadcast::Sender<String>,
+}
+
+impl MemoryStore {
+    pub(super) fn new() -> Self {
+        let (revoked, _) = broadcast::channel(REVOCATION_CAPACITY);
+        MemoryStore {
+            state: Mutex::new(Keyspace::default()),
+            revoked,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Keyspace> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn hit(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
+        let k = key::rate(key);
+        let now = Instant::now();
+        let mut ks = self.lock();
+        if let Some(Value::Count(n)) = ks.get_mut(&k, now) {
+            *n = n.saturating_add(1);
+            return Ok(*n);
+        }
+        ks.set(&k, Value::Count(1), window, now);
+        Ok(1)
+    }
+
+    pub(super) fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let k = key::rate(key);
+        let now = Instant::now();
+        let mut ks = self.lock();
+        if ks.get(&k, now).is_some() {
+            return Ok(false);
+        }
+        ks.set(&k, Value::Str("1".to_owned()), ttl, now);
+        Ok(true)
+    }
+
+    pub(super) fn put_attempt(
+        &self,
+        token_hash: &str,
+        attempt: &Attempt,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let value = encode("attempt", attempt)?;
+        let browser_key = key::browser(&attempt.browser);
+        let now = Instant::now();
+        let mut ks = self.lock();
+        if let Some(Value::Str(old)) = ks.get(&browser_key, now) {
+            if old != token_hash {
+                let old = old.clone();
+                ks.remove(&key::attempt(&old));
+                ks.remove(&key::failures(&old));
+            }
+        }
+        ks.set(&key::attempt(token_hash), Value::Str(value), ttl, now);
+        ks.set(&browser_key, Value::Str(token_hash.to_owned()), ttl, now);
+        ks.remove(&key::failures(token_hash));
+        Ok(())
+    }
+
+    pub(super) fn peek_attempt(&self, token_hash: &str) -> Result<Option<Attempt>, StoreError> {
+        let raw = match self.lock().get(&key::attempt(token_hash), Instant::now()) {
+            Some(Value::Str(raw)) => raw.clone(),
+            _ => return Ok(None),
+        };
+        decode("attempt", &raw).map(Some)
+    }
+
+    pub(super) fn take_attempt(&self, token_hash: &str) -> Result<Option<Attempt>, StoreError> {
+        let now = Instant::now();
+        let mut ks = self.lock();
+        let raw = match ks.take(&key::attempt(token_hash), now) {
+            Some(Value::Str(raw)) => raw,
+            _ => return Ok(None),
+        };
+        ks.remove(&key::failures(token_hash));
+        let attempt: Attempt = decode("attempt", &raw)?;
+        remove_browser_index_if(&mut ks, &attempt.browser, token_hash, now);
+        Ok(Some(attempt))
+    }
+
+    pub(super) fn attempt_for_browser(
+        &self,
+        browser: &str,
+    ) -> Result<Option<(String, Attempt)>, StoreError> {
+        let now = Instant::now();
+        let (token, raw) = {
+            let mut ks = self.lock();
+            let token = match ks.get(&key::browser(browser), now) {
+                Some(Value::Str(token)) => token.clone(),
+                _ => return Ok(None),
+            };
+            match ks.get(&key::attempt(&token), now) {
+                Some(Value::Str(raw)) => (token, raw.clone()),
+                _ => return Ok(None),
+            }
+        };
+        let attempt: Attempt = decode("attempt", &raw)?;
+        if attempt.browser != browser {
+            return Ok(None);
+        }
+        Ok(Some((token, attempt)))
+    }
+
+    pub(super) fn fail_attempt(&self, token_hash: &str, max: u32) -> Result<u32, StoreError> {
+        let now = Instant::now();
+        let attempt_key = key::attempt(token_hash);
+        let fail_key = key::failures(token_hash);
+        let mut ks = self.lock();
+        let Some(left) = ks.ttl(&attempt_key, now) else {
+            return Ok(max);
+        };
+        let count = match ks.get(&fail_key, now) {
+            Some(Value::Count(n)) => n.saturating_add(1),
+            _ => 1,
+        };
+        let count = u32::try_from(count).unwrap_or(u32::MAX);
+        if count < max {
+            ks.set(&fail_key, Value::Count(u64::from(count)), left, now);
+            return Ok(count);
+        }
+        ks.remove(&fail_key);
+        if let Some(Value::Str(raw)) = ks.take(&attempt_key, now) {
+            if let Ok(attempt) = decode::<Attempt>("attempt", &raw) {
+                remove_browser_index_if(&mut ks, &attempt.browser, token_hash, now);
+            }
+        }
+        Ok(count)
+    }
+
+    pub(super) fn put_session(
+        &self,
+        id_hash: &str,
+        email_hash: &str,
+        record: &SessionRecord,
+        idle: Duration,
+    ) -> Result<(), StoreError> {
+        let value = encode("session", record)?;
+        let Some((ttl, lifetime)) = new_session_ttls(record, idle, unix_now_ms()) else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let index_key = key::index(email_hash);
+        let mut ks = self.lock();
+        ks.set(&key::session(id_hash), Value::Str(value), ttl, now);
+        // The index must outlive every session in it: sessions are
+        // refreshed without touching the index, up to their absolute end.
+        let index_ttl = ks
+            .ttl(&index_key, now)
+            .map_or(lifetime, |t| t.max(lifetime));
+        let mut members = match ks.take(&index_key, now) {
+            Some(Value::Set(members)) => members,
+            _ => HashSet::new(),
+        };
+        prune_index(&mut ks, &mut members, now);
+        members.insert(id_hash.to_owned());
+        ks.set(&index_key, Value::Set(members), index_ttl, now);
+        Ok(())
+    }
+
+    pub(super) fn get_session(
+        &self,
+        id_hash: &str,
+        idle: Duration,
+        now_unix: u64,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let session_key = key::session(id_hash);
+        let now = Instant::now();
+        let mut ks = self.lock();
+        let raw = match ks.get(&session_key, now) {
+            Some(Value::Str(raw)) => raw.clone(),
+            _ => return Ok(None),
+        };
+        let record: SessionRecord = decode("session", &raw)?;
+        match refreshed_session_ttl(&record, idle, now_unix) {
+            Some(ttl) => {
+                ks.expire(&session_key, ttl, now);
+                Ok(Some(record))
+            }
+            None => {
+                ks.remove(&session_key);
+                Ok(None)
+            }
+        }
+    }
+
+    pub(super) fn delete_session(&self, id_hash: &str, email_hash: &str) -> Result<(), StoreError> {
+        let now = Instant::now();
+        {
+            let mut ks = self.lock();
+            ks.remove(&key::session(id_hash));
+            let index_key = key::index(email_hash);
+            let now_empty = match ks.get_mut(&index_key, now) {
+                Some(Value::Set(members)) => {
+                    members.remove(id_hash);
+                    members.is_empty()
+                }
+                _ => false,
+            };
+            if now_empty {
+                ks.remove(&index_key);
+            }
+        }
+        // No receivers is fine: nothing caches sessions then.
+        let _ = self.revoked.send(id_hash.to_owned());
+        Ok(())
+    }
+
+    pub(super) fn revoke_all(&self, email_hash: &str) -> Result<usize, StoreError> {
+        let now = Instant::now();
+        let (members, deleted) = {
+            let mut ks = self.lock();
+            let members = match ks.take(&key::index(email_hash), now) {
+                Some(Value::Set(members)) => members,
+                _ => return Ok(0),
+            };
+            let deleted = members
+                .iter()
+                .filter(|id| ks.take(&key::session(id), now).is_some())
+                .count();
+            (members, deleted)
+        };
+        for id in members {
+            let _ = self.revoked.send(id);
+        }
+        Ok(deleted)
+    }
+
+    pub(super) fn count_sessions(&self, email_hash: &str) -> Result<usize, StoreError> {
+        let now = Instant::now();
+        let index_key = key::index(email_hash);
+        let mut ks = self.lock();
+        let Some(left) = ks.ttl(&index_key, now) else {
+            return Ok(0);
+        };
+        let mut members = match ks.take(&index_key, now) {
+            Some(Value::Set(members)) => members,
+            _ => return Ok(0),
+        };
+        prune_index(&mut ks, &mut members, now);
+        let count = members.len();
+        if count > 0 {
+            ks.set(&index_key, Value::Set(members), left, now);
+        }
+        Ok(count)
+    }
+
+    pub(super) fn revocations(&self) -> broadcast::Receiver<String> {
+        self.revoked.subscribe()
+    }
+}
+
+/// Removes the browser index entry of `browser` if it points at `token_hash`.
+fn remove_browser_index_if(ks: &mut Keyspace, browser: &str, token_hash: &str, now: Instant) {
+    let browser_key = key::browser(browser);
+    if matches!(ks.get(&browser_key, now), Some(Value::Str(t)) if t == token_hash) {
+        ks.remove(&browser_key);
+    }
+}
+
+/// Drops ids whose session is gone from `members`.
+fn prune_index(ks: &mut Keyspace, members: &mut HashSet<String>, now: Instant) {
+    members.retain(|id| ks.ttl(&key::session(id), now).is_some());
+}

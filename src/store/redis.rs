@@ -1,0 +1,541 @@
+//! The Redis backend: the store's operations as Redis commands and Lua
+//! scripts over one auto-reconnecting `ConnectionManager`, plus the
+//! revocation subscriber ([`super::subscriber`]).
+//!
+//! # What it owns
+//!
+//! - Atomicity on a shared Redis: every operation that reads and then writes
+//!   (putting, taking and failing attempts, sessions and their index,
+//!   revocations) is one Lua script, so concurrent instances cannot
+//!   interleave inside it.
+//! - Bounded waiting: each operation (including waiting for a reconnect) is
+//!   cut off after the response timeout and fails with
+//!   [`StoreError::Unavailable`]; an operation whose command could not even
+//!   be sent because the connection was refused is retried once within that
+//!   bound, so the first request after Redis comes back usually succeeds.
+//! - Setting a TTL on every key it writes.
+//!
+//! # What it does not own
+//!
+//! The data model, key names and TTL arithmetic (in the parent module), and
+//! running Redis.
+//!
+//! # Threat model
+//!
+//! Redis is trusted storage but may be unreachable or slow; that must only
+//! ever cost an `Unavailable` error, never a hang or a panic. Scripts build
+//! some keys from the prefix and from stored token hashes (single-instance
+//! Redis; not cluster-safe by design). Error texts never include keys or
+//! values.
+
+use std::future::Future;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{Client, ErrorKind, RedisError, RedisResult, Script};
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use super::subscriber::{Subscriber, Target};
+use super::{
+    decode, encode, key, new_session_ttls, refreshed_session_ttl, ttl_ms, unix_now_ms, Attempt,
+    SessionRecord, StoreError, REVOCATION_CAPACITY,
+};
+
+/// Deletes the browser index entry of a stored attempt if it points at the
+/// given token. Shared by the scripts that remove attempts.
+const DROP_BROWSER_LUA: &str = r#"
+local function drop_browser(prefix, raw, token)
+  local ok, a = pcall(cjson.decode, raw)
+  if ok and type(a) == 'table' and type(a.browser) == 'string' then
+    local bk = prefix .. 'brw:' .. a.browser
+    if redis.call('GET', bk) == token then
+      redis.call('DEL', bk)
+    end
+  end
+end
+"#;
+
+/// KEYS: counter. ARGV: window ms. The TTL is set when the key has none,
+/// i.e. on the first hit of a window.
+static HIT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local n = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return n
+"#,
+    )
+});
+
+/// KEYS: attempt, browser index, failures of the new token.
+/// ARGV: value, ttl ms, token, prefix.
+static PUT_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local old = redis.call('GET', KEYS[2])
+if old and old ~= ARGV[3] then
+  redis.call('DEL', ARGV[4] .. 'att:' .. old, ARGV[4] .. 'fail:' .. old)
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
+redis.call('DEL', KEYS[3])
+return 1
+"#,
+    )
+});
+
+/// KEYS: attempt, failures. ARGV: prefix, token.
+static TAKE_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r#"{DROP_BROWSER_LUA}
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+redis.call('DEL', KEYS[1], KEYS[2])
+drop_browser(ARGV[1], v, ARGV[2])
+return v
+"#
+    ))
+});
+
+/// KEYS: browser index. ARGV: prefix. Returns `{token, value}` or nil.
+static ATTEMPT_FOR_BROWSER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local t = redis.call('GET', KEYS[1])
+if not t then return false end
+local v = redis.call('GET', ARGV[1] .. 'att:' .. t)
+if not v then return false end
+return {t, v}
+"#,
+    )
+});
+
+/// KEYS: attempt, failures. ARGV: max, prefix, token. The failure counter
+/// expires with the attempt; reaching `max` deletes both.
+static FAIL_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r#"{DROP_BROWSER_LUA}
+local max = tonumber(ARGV[1])
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then return max end
+local n = redis.call('INCR', KEYS[2])
+if n < max then
+  redis.call('PEXPIRE', KEYS[2], left)
+  return n
+end
+local v = redis.call('GET', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[2])
+drop_browser(ARGV[2], v, ARGV[3])
+return n
+"#
+    ))
+});
+
+/// KEYS: session, index. ARGV: value, ttl ms, id, lifetime ms, prefix.
+/// Prunes dead ids and keeps the index TTL at least the new lifetime.
+static PUT_SESSION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local cur = redis.call('PTTL', KEYS[2])
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if redis.call('EXISTS', ARGV[5] .. 'ses:' .. id) == 0 then
+    redis.call('SREM', KEYS[2], id)
+  end
+end
+redis.call('SADD', KEYS[2], ARGV[3])
+local want = tonumber(ARGV[4])
+if cur > want then want = cur end
+redis.call('PEXPIRE', KEYS[2], want)
+return 1
+"#,
+    )
+});
+
+/// KEYS: session, index. ARGV: id, channel.
+static DELETE_SESSION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[1])
+return 1
+"#,
+    )
+});
+
+/// KEYS: index. ARGV: prefix, channel. Returns the number of live sessions
+/// deleted; publishes every id in the index.
+static REVOKE_ALL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local n = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  n = n + redis.call('DEL', ARGV[1] .. 'ses:' .. id)
+  redis.call('PUBLISH', ARGV[2], id)
+end
+redis.call('DEL', KEYS[1])
+return n
+"#,
+    )
+});
+
+/// KEYS: index. ARGV: prefix. Prunes dead ids, returns how many remain.
+static COUNT_SESSIONS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. 'ses:' .. id) == 0 then
+    redis.call('SREM', KEYS[1], id)
+  end
+end
+return redis.call('SCARD', KEYS[1])
+"#,
+    )
+});
+
+pub(super) struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+    response_timeout: Duration,
+    revoked: broadcast::Sender<String>,
+    _subscriber: Subscriber,
+}
+
+impl RedisStore {
+    pub(super) async fn connect(
+        url: &str,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+        prefix: &str,
+    ) -> Result<RedisStore, StoreError> {
+        // The URL may hold a password: never echo it or the parser's message.
+        let client = Client::open(url).map_err(|_| {
+            let tls = url.starts_with("rediss:") || url.starts_with("valkeys:");
+            StoreError::Unavailable(if tls {
+                "TLS Redis URLs are not supported by this build".to_owned()
+            } else {
+                "invalid Redis URL".to_owned()
+            })
+        })?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(connect_timeout))
+            .set_response_timeout(Some(response_timeout))
+            // Few, short retries: a command waiting on a reconnect is cut
+            // off by the response timeout anyway, and the next command
+            // starts a fresh reconnect.
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        let start_bound = connect_timeout
+            .saturating_mul(2)
+            .saturating_add(response_timeout);
+        let conn = tokio::time::timeout(
+            start_bound,
+            ConnectionManager::new_with_config(client.clone(), config),
+        )
+        .await
+        .map_err(|_| StoreError::Unavailable("connecting to Redis timed out".to_owned()))?
+        .map_err(|e| map_error(&e))?;
+
+        let (revoked, _) = broadcast::channel(REVOCATION_CAPACITY);
+        let subscriber = Subscriber::start(
+            Target {
+                client,
+                channel: format!("{prefix}{}", key::REVOKED_CHANNEL),
+                connect_timeout,
+                response_timeout,
+            },
+            revoked.clone(),
+        )
+        .await?;
+        let store = RedisStore {
+            conn,
+            prefix: prefix.to_owned(),
+            response_timeout,
+            revoked,
+            _subscriber: subscriber,
+        };
+        store.ping().await?;
+        Ok(store)
+    }
+
+    fn k(&self, unprefixed: &str) -> String {
+        format!("{}{unprefixed}", self.prefix)
+    }
+
+    fn channel(&self) -> String {
+        self.k(key::REVOKED_CHANNEL)
+    }
+
+    fn deadline(&self) -> Instant {
+        let now = Instant::now();
+        // A configured timeout too large to add is as good as none.
+        now.checked_add(self.response_timeout)
+            .unwrap_or_else(|| now + super::MAX_TTL)
+    }
+
+    /// Runs `op` on a clone of the connection, bounded by `deadline`. If the
+    /// connection was refused (so nothing was sent), `op` is retried once on
+    /// the reconnect that the failure started.
+    async fn run_by<T, F, Fut>(&self, deadline: Instant, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let attempt = async {
+            match op(self.conn.clone()).await {
+                Err(e) if e.is_connection_refusal() => op(self.conn.clone()).await,
+                other => other,
+            }
+        };
+        match tokio::time::timeout_at(deadline, attempt).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(map_error(&e)),
+            Err(_) => Err(StoreError::Unavailable(
+                "Redis did not answer in time".to_owned(),
+            )),
+        }
+    }
+
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        self.run_by(self.deadline(), op).await
+    }
+
+    pub(super) async fn hit(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
+        let mut inv = HIT.prepare_invoke();
+        inv.key(self.k(&key::rate(key))).arg(ttl_ms(window));
+        let inv = &inv;
+        self.run(|mut c| async move { inv.invoke_async::<u64>(&mut c).await })
+            .await
+    }
+
+    pub(super) async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let mut cmd = ::redis::cmd("SET");
+        cmd.arg(self.k(&key::rate(key)))
+            .arg("1")
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms(ttl));
+        let cmd = &cmd;
+        let reply = self
+            .run(|mut c| async move { cmd.query_async::<Option<String>>(&mut c).await })
+            .await?;
+        Ok(reply.is_some())
+    }
+
+    pub(super) async fn put_attempt(
+        &self,
+        token_hash: &str,
+        attempt: &Attempt,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let value = encode("attempt", attempt)?;
+        let mut inv = PUT_ATTEMPT.prepare_invoke();
+        inv.key(self.k(&key::attempt(token_hash)))
+            .key(self.k(&key::browser(&attempt.browser)))
+            .key(self.k(&key::failures(token_hash)))
+            .arg(value)
+            .arg(ttl_ms(ttl))
+            .arg(token_hash)
+            .arg(&self.prefix);
+        let inv = &inv;
+        self.run(|mut c| async move { inv.invoke_async::<()>(&mut c).await })
+            .await
+    }
+
+    pub(super) async fn peek_attempt(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<Attempt>, StoreError> {
+        let mut cmd = ::redis::cmd("GET");
+        cmd.arg(self.k(&key::attempt(token_hash)));
+        let cmd = &cmd;
+        let raw = self
+            .run(|mut c| async move { cmd.query_async::<Option<String>>(&mut c).await })
+            .await?;
+        raw.map(|raw| decode("attempt", &raw)).transpose()
+    }
+
+    pub(super) async fn take_attempt(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<Attempt>, StoreError> {
+        let mut inv = TAKE_ATTEMPT.prepare_invoke();
+        inv.key(self.k(&key::attempt(token_hash)))
+            .key(self.k(&key::failures(token_hash)))
+            .arg(&self.prefix)
+            .arg(token_hash);
+        let inv = &inv;
+        let raw = self
+            .run(|mut c| async move { inv.invoke_async::<Option<String>>(&mut c).await })
+            .await?;
+        raw.map(|raw| decode("attempt", &raw)).transpose()
+    }
+
+    pub(super) async fn attempt_for_browser(
+        &self,
+        browser: &str,
+    ) -> Result<Option<(String, Attempt)>, StoreError> {
+        let mut inv = ATTEMPT_FOR_BROWSER.prepare_invoke();
+        inv.key(self.k(&key::browser(browser))).arg(&self.prefix);
+        let inv = &inv;
+        let found = self
+            .run(|mut c| async move { inv.invoke_async::<Option<(String, String)>>(&mut c).await })
+            .await?;
+        let Some((token, raw)) = found else {
+            return Ok(None);
+        };
+        let attempt: Attempt = decode("attempt", &raw)?;
+        if attempt.browser != browser {
+            return Ok(None);
+        }
+        Ok(Some((token, attempt)))
+    }
+
+    pub(super) async fn fail_attempt(&self, token_hash: &str, max: u32) -> Result<u32, StoreError> {
+        let mut inv = FAIL_ATTEMPT.prepare_invoke();
+        inv.key(self.k(&key::attempt(token_hash)))
+            .key(self.k(&key::failures(token_hash)))
+            .arg(max)
+            .arg(&self.prefix)
+            .arg(token_hash);
+        let inv = &inv;
+        let n = self
+            .run(|mut c| async move { inv.invoke_async::<u64>(&mut c).await })
+            .await?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    pub(super) async fn put_session(
+        &self,
+        id_hash: &str,
+        email_hash: &str,
+        record: &SessionRecord,
+        idle: Duration,
+    ) -> Result<(), StoreError> {
+        let value = encode("session", record)?;
+        let Some((ttl, lifetime)) = new_session_ttls(record, idle, unix_now_ms()) else {
+            return Ok(());
+        };
+        let mut inv = PUT_SESSION.prepare_invoke();
+        inv.key(self.k(&key::session(id_hash)))
+            .key(self.k(&key::index(email_hash)))
+            .arg(value)
+            .arg(ttl_ms(ttl))
+            .arg(id_hash)
+            .arg(ttl_ms(lifetime))
+            .arg(&self.prefix);
+        let inv = &inv;
+        self.run(|mut c| async move { inv.invoke_async::<()>(&mut c).await })
+            .await
+    }
+
+    pub(super) async fn get_session(
+        &self,
+        id_hash: &str,
+        idle: Duration,
+        now: u64,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        // Both round trips share one deadline.
+        let deadline = self.deadline();
+        let session_key = self.k(&key::session(id_hash));
+        let mut get = ::redis::cmd("GET");
+        get.arg(&session_key);
+        let get = &get;
+        let raw = self
+            .run_by(deadline, |mut c| async move {
+                get.query_async::<Option<String>>(&mut c).await
+            })
+            .await?;
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        let record: SessionRecord = decode("session", &raw)?;
+        let refreshed = refreshed_session_ttl(&record, idle, now);
+        let update = match refreshed {
+            // PEXPIRE on a key deleted meanwhile is a no-op: it cannot
+            // resurrect a revoked session.
+            Some(ttl) => {
+                let mut cmd = ::redis::cmd("PEXPIRE");
+                cmd.arg(&session_key).arg(ttl_ms(ttl));
+                cmd
+            }
+            None => {
+                let mut cmd = ::redis::cmd("DEL");
+                cmd.arg(&session_key);
+                cmd
+            }
+        };
+        let update = &update;
+        self.run_by(deadline, |mut c| async move {
+            update.query_async::<()>(&mut c).await
+        })
+        .await?;
+        Ok(refreshed.map(|_| record))
+    }
+
+    pub(super) async fn delete_session(
+        &self,
+        id_hash: &str,
+        email_hash: &str,
+    ) -> Result<(), StoreError> {
+        let mut inv = DELETE_SESSION.prepare_invoke();
+        inv.key(self.k(&key::session(id_hash)))
+            .key(self.k(&key::index(email_hash)))
+            .arg(id_hash)
+            .arg(self.channel());
+        let inv = &inv;
+        self.run(|mut c| async move { inv.invoke_async::<()>(&mut c).await })
+            .await
+    }
+
+    pub(super) async fn revoke_all(&self, email_hash: &str) -> Result<usize, StoreError> {
+        let mut inv = REVOKE_ALL.prepare_invoke();
+        inv.key(self.k(&key::index(email_hash)))
+            .arg(&self.prefix)
+            .arg(self.channel());
+        let inv = &inv;
+        self.run(|mut c| async move { inv.invoke_async::<usize>(&mut c).await })
+            .await
+    }
+
+    pub(super) async fn count_sessions(&self, email_hash: &str) -> Result<usize, StoreError> {
+        let mut inv = COUNT_SESSIONS.prepare_invoke();
+        inv.key(self.k(&key::index(email_hash))).arg(&self.prefix);
+        let inv = &inv;
+        self.run(|mut c| async move { inv.invoke_async::<usize>(&mut c).await })
+            .await
+    }
+
+    pub(super) fn revocations(&self) -> broadcast::Receiver<String> {
+        self.revoked.subscribe()
+    }
+
+    pub(super) async fn ping(&self) -> Result<(), StoreError> {
+        let cmd = ::redis::cmd("PING");
+        let cmd = &cmd;
+        self.run(|mut c| async move { cmd.query_async::<()>(&mut c).await })
+            .await
+    }
+}
+
+/// Reply-shape problems are `Corrupt`; everything else (I/O, timeouts,
+/// refused connections, server errors) is `Unavailable`. Parse errors are
+/// not echoed: their text can quote the reply.
+fn map_error(e: &RedisError) -> StoreError {
+    match e.kind() {
+        ErrorKind::Parse | ErrorKind::UnexpectedReturnType => {
+            StoreError::Corrupt("unexpected reply from Redis".to_owned())
+        }
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
