@@ -37,7 +37,7 @@ pub(super) fn config(
     let store = store_config(store, p);
     let ui = ui_config(ui, p);
     let routes = route_configs(routes, p);
-    if let (Some(server), Some(routes)) = (&server, &routes) {
+    if let Some(routes) = &routes {
         if routes.is_empty() {
             warnings.push(format!(
                 "{file}: no [[route]]: every request that is not for /.portcullis/ gets 404"

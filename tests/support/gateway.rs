@@ -1,0 +1,196 @@
+//! A gateway in this process, on a port from the OS, or the real binary
+//! as a child process (for RSS, signals and the CLI).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use portcullis::config::Config;
+use portcullis::server::{self, Listeners};
+use portcullis::App;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub const SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Parses a test config; `$PORT` in the text becomes the gateway's port.
+pub fn config(text: &str, port: u16) -> Config {
+    let text = text.replace("$PORT", &port.to_string());
+    Config::from_toml_str(&text, "test.toml", &[("PORTCULLIS_SECRET", SECRET)])
+        .unwrap_or_else(|e| panic!("test config invalid:\n{e}\n{text}"))
+}
+
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestGateway {
+    /// Starts a gateway for `text` (plain HTTP on 127.0.0.1:0).
+    pub async fn start(text: &str) -> TestGateway {
+        install_crypto();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = config(text, addr.port());
+        Self::start_on(listener, None, config).await
+    }
+
+    pub async fn start_on(
+        plain: TcpListener,
+        tls: Option<(TcpListener, Arc<rustls::ServerConfig>)>,
+        config: Config,
+    ) -> TestGateway {
+        install_crypto();
+        let addr = match &tls {
+            Some((l, _)) => l.local_addr().unwrap(),
+            None => plain.local_addr().unwrap(),
+        };
+        let app = App::new(config).await.expect("gateway starts");
+        let (tx, rx) = oneshot::channel::<()>();
+        let served = app.clone();
+        let task = tokio::spawn(async move {
+            server::serve(
+                Listeners {
+                    plain: Some(plain),
+                    tls,
+                },
+                served,
+                async {
+                    let _ = rx.await;
+                },
+            )
+            .await;
+        });
+        TestGateway {
+            addr,
+            app,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.addr.port(), path)
+    }
+
+    pub fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.addr.port())
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The real `portcullis` binary serving `config_path`.
+pub struct GatewayProcess {
+    pub child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_portcullis")
+}
+
+impl GatewayProcess {
+    /// Writes `text` (with `$PORT` replaced by a free port) to `dir` and
+    /// starts the binary on it; returns once the port accepts connections.
+    pub fn start(dir: &Path, text: &str) -> GatewayProcess {
+        let port = free_port();
+        let text = text.replace("$PORT", &port.to_string());
+        let config_path = dir.join("gateway.toml");
+        std::fs::write(&config_path, text).unwrap();
+        let log = dir.join("gateway.log");
+        let child = Command::new(binary())
+            .arg("--config")
+            .arg(&config_path)
+            .current_dir(dir)
+            .env("PORTCULLIS_SECRET", SECRET)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "gateway did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        GatewayProcess { child, port, log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// Peak resident set size (VmHWM) in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        proc_status_kib(self.child.id(), "VmHWM:")
+    }
+
+    pub fn rss_kib(&self) -> u64 {
+        proc_status_kib(self.child.id(), "VmRSS:")
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A port that was free a moment ago (only for child processes, which
+/// must be told their port; in-process servers bind port 0).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -1,0 +1,10 @@
+//! Fixtures shared by the integration tests: real servers on
+//! `127.0.0.1:0` (the gateway, an echo upstream, an SMTP server, a private
+//! redis-server), never mocks. Each test binary uses a part of this.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod client;
+pub mod gateway;
+pub mod redis;
+pub mod smtp;
+pub mod upstream;
