@@ -281,7 +281,7 @@ impl App {
             host = %log_host,
             path = %log_path,
             status = resp.status().as_u16(),
-            ms = started.elapsed().as_secs_f64() * 1000.0,
+            ms = %format_args!("{:.3}", started.elapsed().as_secs_f64() * 1000.0),
             route = %route_name,
             "request"
         );

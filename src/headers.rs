@@ -42,6 +42,8 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
     "proxy-authorization",
     "proxy-authenticate",
+    // Only meaningful for an h2c upgrade, which is never passed on.
+    "http2-settings",
 ];
 
 fn canonical(name: &str) -> String {

@@ -61,7 +61,9 @@ impl Upstream {
         let log = seen.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let log = log.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
@@ -113,13 +115,18 @@ fn query_number(req: &Request<Incoming>, name: &str) -> u64 {
 
 async fn answer(mut req: Request<Incoming>, log: Arc<Mutex<Vec<Seen>>>) -> Response<Body> {
     let path = req.uri().path().to_string();
-    if path == "/ws" {
+    if path.ends_with("/ws") {
         return websocket(&mut req);
     }
     let headers: Vec<(String, String)> = req
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let method = req.method().to_string();
     let target = req
@@ -151,7 +158,9 @@ async fn answer(mut req: Request<Incoming>, log: Arc<Mutex<Vec<Seen>>>) -> Respo
         body_len,
     };
     log.lock().unwrap().push(seen.clone());
-    match path.as_str() {
+    // Special paths match on their last segment, so they work under any prefix.
+    let last = path.rsplit('/').next().unwrap_or("").to_string();
+    match format!("/{last}").as_str() {
         "/big" => {
             let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
             let chunks = bytes / chunk.len() as u64;
@@ -159,7 +168,8 @@ async fn answer(mut req: Request<Incoming>, log: Arc<Mutex<Vec<Seen>>>) -> Respo
                 (0..chunks).map(move |_| Ok::<_, std::io::Error>(Frame::data(chunk.clone()))),
             );
             let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
-            resp.headers_mut().insert("content-length", (chunks * 64 * 1024).into());
+            resp.headers_mut()
+                .insert("content-length", (chunks * 64 * 1024).into());
             resp
         }
         "/sleep" => {
@@ -177,17 +187,25 @@ async fn answer(mut req: Request<Incoming>, log: Arc<Mutex<Vec<Seen>>>) -> Respo
         }
         "/set-cookie" => {
             let mut resp = Response::new(full("cookies"));
-            resp.headers_mut().append("set-cookie", "portcullis=evil; Path=/".parse().unwrap());
-            resp.headers_mut().append("set-cookie", "__Host-portcullis=evil; Path=/; Secure".parse().unwrap());
-            resp.headers_mut().append("set-cookie", "app=1; Path=/".parse().unwrap());
+            resp.headers_mut()
+                .append("set-cookie", "portcullis=evil; Path=/".parse().unwrap());
+            resp.headers_mut().append(
+                "set-cookie",
+                "__Host-portcullis=evil; Path=/; Secure".parse().unwrap(),
+            );
+            resp.headers_mut()
+                .append("set-cookie", "app=1; Path=/".parse().unwrap());
             resp
         }
         _ => {
             let mut resp = Response::new(full(serde_json::to_vec(&seen).unwrap()));
-            resp.headers_mut().insert("content-type", "application/json".parse().unwrap());
+            resp.headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
             // Hop-by-hop headers the gateway must not pass back.
-            resp.headers_mut().insert("keep-alive", "timeout=99".parse().unwrap());
-            resp.headers_mut().insert("x-upstream", "1".parse().unwrap());
+            resp.headers_mut()
+                .insert("keep-alive", "timeout=99".parse().unwrap());
+            resp.headers_mut()
+                .insert("x-upstream", "1".parse().unwrap());
             resp
         }
     }
@@ -202,7 +220,9 @@ fn websocket(req: &mut Request<Incoming>) -> Response<Body> {
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
-        let Ok(upgraded) = on_upgrade.await else { return };
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
         let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
             TokioIo::new(upgraded),
             tokio_tungstenite::tungstenite::protocol::Role::Server,
@@ -230,7 +250,11 @@ fn websocket(req: &mut Request<Incoming>) -> Response<Body> {
 pub async fn wait_for_count(up: &Upstream, n: usize) {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while up.count() < n {
-        assert!(std::time::Instant::now() < deadline, "upstream saw {} < {n}", up.count());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "upstream saw {} < {n}",
+            up.count()
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
