@@ -2,6 +2,8 @@
 //! seen by an upstream, header hygiene, X-Forwarded-*, limits, timeouts,
 //! 502/504, WebSocket, HTTP/2 over TLS and streaming of large bodies.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::{Duration, Instant};
