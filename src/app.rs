@@ -246,6 +246,20 @@ impl App {
         &self.mailer
     }
 
+    /// How many live sessions an address has in the store.
+    pub async fn session_count(&self, email: &str) -> Result<usize, StoreError> {
+        self.store
+            .count_sessions(&self.key.hash_hex("email", email.as_bytes()))
+            .await
+    }
+
+    /// Ends every session of an address, on every instance sharing the store.
+    pub async fn revoke(&self, email: &str) -> Result<usize, StoreError> {
+        self.store
+            .revoke_all(&self.key.hash_hex("email", email.as_bytes()))
+            .await
+    }
+
     /// The one entry point for every request.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>, conn: Conn) -> Response<Body> {
         let started = Instant::now();

@@ -3,6 +3,7 @@
 //! redis-server), never mocks. Each test binary uses a part of this.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod browser;
 pub mod client;
 pub mod gateway;
 pub mod redis;
