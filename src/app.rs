@@ -44,6 +44,7 @@ use crate::{demo, login, pages, path};
 /// What a configuration reload replaces as a whole.
 pub struct Live {
     pub config: Config,
+    pub pages: pages::Pages,
     pub routes: RouteTable,
     pub redirect: RedirectPolicy,
     pub stylesheet: Bytes,
@@ -65,6 +66,7 @@ impl Live {
         }
         let stylesheet = Bytes::from(pages::STYLESHEET.replace("#1f5fbf", &config.ui.accent));
         Live {
+            pages: pages::Pages::new(&config.ui),
             config,
             routes,
             redirect,
@@ -464,7 +466,7 @@ impl App {
         let csrf = crypto::b64(&self.key.tag("csrf", value.as_bytes()));
         let mut resp = body::html(
             StatusCode::FORBIDDEN,
-            pages::forbidden(&live.config.ui, email, &csrf),
+            live.pages.forbidden(email, &csrf),
             https,
         );
         cookies::append(resp.headers_mut(), set);
@@ -484,7 +486,8 @@ impl App {
             let reason = status.canonical_reason().unwrap_or("Error");
             body::html(
                 status,
-                pages::error(&live.config.ui, status.as_u16(), reason, e.public_message()),
+                live.pages
+                    .error(status.as_u16(), reason, e.public_message()),
                 https,
             )
         } else {

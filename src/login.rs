@@ -79,11 +79,7 @@ fn login_page(
         .and_then(|rd| redirect::check(&rd, &cx.origin, &cx.live.redirect))
         .unwrap_or_else(|| "/".into());
     let (csrf, set) = csrf_token(cx, req.headers());
-    let mut resp = body::html(
-        status,
-        pages::login(&cx.live.config.ui, &rd, &csrf, message),
-        cx.https,
-    );
+    let mut resp = body::html(status, cx.live.pages.login(&rd, &csrf, message), cx.https);
     cookies::append(resp.headers_mut(), set);
     resp
 }
@@ -96,7 +92,7 @@ fn check_email_page(
 ) -> Response<Body> {
     let (csrf, set) = csrf_token(cx, headers);
     let minutes = cx.live.config.login.link_ttl.as_secs().div_ceil(60);
-    let page = pages::check_email(&cx.live.config.ui, &csrf, minutes, message);
+    let page = cx.live.pages.check_email(&csrf, minutes, message);
     let mut resp = body::html(status, page, cx.https);
     cookies::append(resp.headers_mut(), set);
     resp
@@ -121,11 +117,7 @@ fn stylesheet(cx: &Ctx<'_>) -> Response<Body> {
 }
 
 fn invalid_link(cx: &Ctx<'_>) -> Response<Body> {
-    body::html(
-        StatusCode::GONE,
-        pages::link_invalid(&cx.live.config.ui),
-        cx.https,
-    )
+    body::html(StatusCode::GONE, cx.live.pages.link_invalid(), cx.https)
 }
 
 // === POST /.portcullis/login ===
@@ -229,8 +221,7 @@ async fn request_link(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<B
 
 fn bad_address_page(cx: &Ctx<'_>, headers: &HeaderMap, rd: &str) -> Response<Body> {
     let (csrf, set) = csrf_token(cx, headers);
-    let page = pages::login(
-        &cx.live.config.ui,
+    let page = cx.live.pages.login(
         rd,
         &csrf,
         Some("Enter one email address, like name@example.com."),
@@ -252,12 +243,10 @@ async fn verify_page(cx: &Ctx<'_>, req: &Request<Incoming>) -> Result<Response<B
     };
     if same_browser(cx, req.headers(), &attempt) {
         let (csrf, set) = csrf_token(cx, req.headers());
-        let page = pages::verify_confirm(
-            &cx.live.config.ui,
-            &token,
-            &csrf,
-            &address::mask(&attempt.email),
-        );
+        let page = cx
+            .live
+            .pages
+            .verify_confirm(&token, &csrf, &address::mask(&attempt.email));
         let mut resp = body::html(StatusCode::OK, page, cx.https);
         cookies::append(resp.headers_mut(), set);
         Ok(resp)
@@ -270,7 +259,7 @@ fn elsewhere_page(cx: &Ctx<'_>, token: &str) -> Response<Body> {
     let the_code = code::display(&code::derive(&cx.app.key, token));
     body::html(
         StatusCode::OK,
-        pages::verify_elsewhere(&cx.live.config.ui, &the_code),
+        cx.live.pages.verify_elsewhere(&the_code),
         cx.https,
     )
 }
@@ -332,7 +321,7 @@ async fn code_submit(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Bo
         tracing::info!(to = %address::mask(&attempt.email), "sign-in attempt ended after wrong codes");
         return Ok(body::html(
             StatusCode::TOO_MANY_REQUESTS,
-            pages::code_locked(&cx.live.config.ui),
+            cx.live.pages.code_locked(),
             cx.https,
         ));
     }
@@ -406,19 +395,17 @@ async fn logout_page(cx: &Ctx<'_>, req: &Request<Incoming>) -> Result<Response<B
     if query_param(req, "done").is_some() {
         return Ok(body::html(
             StatusCode::OK,
-            pages::signed_out(&cx.live.config.ui),
+            cx.live.pages.signed_out(),
             cx.https,
         ));
     }
     let rd = query_param(req, "rd").unwrap_or_default();
     let identity = cx.current_identity(req.headers()).await.ok().flatten();
     let (csrf, set) = csrf_token(cx, req.headers());
-    let page = pages::logout_confirm(
-        &cx.live.config.ui,
-        &csrf,
-        &rd,
-        identity.as_ref().map(|i| &*i.email),
-    );
+    let page = cx
+        .live
+        .pages
+        .logout_confirm(&csrf, &rd, identity.as_ref().map(|i| &*i.email));
     let mut resp = body::html(StatusCode::OK, page, cx.https);
     cookies::append(resp.headers_mut(), set);
     Ok(resp)

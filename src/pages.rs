@@ -26,6 +26,22 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// The gateway's pages for one configuration (branding from `[ui]`).
+#[derive(Debug, Clone)]
+pub struct Pages {
+    ui: UiConfig,
+}
+
+impl Pages {
+    pub fn new(ui: &UiConfig) -> Pages {
+        Pages { ui: ui.clone() }
+    }
+
+    pub fn title(&self) -> &str {
+        &self.ui.title
+    }
+}
+
 fn layout(ui: &UiConfig, title: &str, body: &str) -> String {
     let mut page = String::with_capacity(2048 + body.len());
     let site = escape(&ui.title);
@@ -62,7 +78,7 @@ fn notice(message: Option<&str>) -> String {
     }
 }
 
-pub fn login(ui: &UiConfig, rd: &str, csrf: &str, message: Option<&str>) -> String {
+fn login_page(ui: &UiConfig, rd: &str, csrf: &str, message: Option<&str>) -> String {
     let body = format!(
         "<h1>Sign in</h1>\n<p class=\"muted\">Enter your email address. We will send you a link and a code to sign in. No password needed.</p>\n{}\
 <form method=\"post\" action=\"/.portcullis/login\">\n{}\n<input type=\"hidden\" name=\"rd\" value=\"{}\">\n\
@@ -77,7 +93,7 @@ pub fn login(ui: &UiConfig, rd: &str, csrf: &str, message: Option<&str>) -> Stri
 
 /// The answer to every sign-in request, whatever the address: it must not
 /// say anything about the address.
-pub fn check_email(ui: &UiConfig, csrf: &str, ttl_minutes: u64, message: Option<&str>) -> String {
+fn check_email_page(ui: &UiConfig, csrf: &str, ttl_minutes: u64, message: Option<&str>) -> String {
     let body = format!(
         "<h1>Check your email</h1>\n<p>If this address may sign in, a message with a sign-in link and a code is on its way. The link and the code are valid for {ttl_minutes} minutes.</p>\n\
 <p class=\"muted\">Open the link on this device, or type the code from the message here.</p>\n{}\
@@ -91,7 +107,7 @@ pub fn check_email(ui: &UiConfig, csrf: &str, ttl_minutes: u64, message: Option<
 }
 
 /// The link's landing page in the browser that asked: one button.
-pub fn verify_confirm(ui: &UiConfig, token: &str, csrf: &str, masked_email: &str) -> String {
+fn verify_confirm_page(ui: &UiConfig, token: &str, csrf: &str, masked_email: &str) -> String {
     let body = format!(
         "<h1>Sign in</h1>\n<p>Sign in to {} as <strong>{}</strong>?</p>\n\
 <form method=\"post\" action=\"/.portcullis/verify\">\n{}\n<input type=\"hidden\" name=\"token\" value=\"{}\">\n\
@@ -106,7 +122,7 @@ pub fn verify_confirm(ui: &UiConfig, token: &str, csrf: &str, masked_email: &str
 
 /// The link's landing page anywhere else (another device, a mail scanner):
 /// nothing happens; the code is shown to type where sign-in was asked.
-pub fn verify_elsewhere(ui: &UiConfig, code: &str) -> String {
+fn verify_elsewhere_page(ui: &UiConfig, code: &str) -> String {
     let body = format!(
         "<h1>Finish signing in on the device you started on</h1>\n\
 <p>This link was asked for in another browser. To sign in there, type this code on its \"Check your email\" page:</p>\n\
@@ -119,21 +135,21 @@ pub fn verify_elsewhere(ui: &UiConfig, code: &str) -> String {
 }
 
 /// Used, expired and unknown links all get this page.
-pub fn link_invalid(ui: &UiConfig) -> String {
+fn link_invalid_page(ui: &UiConfig) -> String {
     let body = "<h1>This link can no longer be used</h1>\n\
 <p>Sign-in links work once and only for a short time. This one has been used, has expired, or was replaced by a newer one.</p>\n\
 <a class=\"button\" href=\"/.portcullis/login\">Ask for a new link</a>\n";
     layout(ui, "Link expired", body)
 }
 
-pub fn code_locked(ui: &UiConfig) -> String {
+fn code_locked_page(ui: &UiConfig) -> String {
     let body = "<h1>Too many wrong codes</h1>\n\
 <p>For your safety this sign-in attempt has ended. Ask for a new link to try again.</p>\n\
 <a class=\"button\" href=\"/.portcullis/login\">Ask for a new link</a>\n";
     layout(ui, "Too many wrong codes", body)
 }
 
-pub fn forbidden(ui: &UiConfig, email: &str, csrf: &str) -> String {
+fn forbidden_page(ui: &UiConfig, email: &str, csrf: &str) -> String {
     let body = format!(
         "<h1>You do not have access</h1>\n<p>You are signed in as <strong>{}</strong>, and this address may not open this page.</p>\n\
 <p class=\"muted\">If you have another address that may, sign out and sign in with it.</p>\n\
@@ -144,7 +160,7 @@ pub fn forbidden(ui: &UiConfig, email: &str, csrf: &str) -> String {
     layout(ui, "No access", &body)
 }
 
-pub fn logout_confirm(ui: &UiConfig, csrf: &str, rd: &str, email: Option<&str>) -> String {
+fn logout_confirm_page(ui: &UiConfig, csrf: &str, rd: &str, email: Option<&str>) -> String {
     let who = match email {
         Some(e) => format!(
             "<p>You are signed in as <strong>{}</strong>.</p>\n",
@@ -161,14 +177,14 @@ pub fn logout_confirm(ui: &UiConfig, csrf: &str, rd: &str, email: Option<&str>) 
     layout(ui, "Sign out", &body)
 }
 
-pub fn signed_out(ui: &UiConfig) -> String {
+fn signed_out_page(ui: &UiConfig) -> String {
     let body = "<h1>You are signed out</h1>\n<p>Your session has ended on this device.</p>\n\
 <a class=\"button\" href=\"/.portcullis/login\">Sign in again</a>\n";
     layout(ui, "Signed out", body)
 }
 
 /// 4xx/5xx pages: the status, one plain sentence, and a way on.
-pub fn error(ui: &UiConfig, status: u16, reason: &str, message: &str) -> String {
+fn error_page(ui: &UiConfig, status: u16, reason: &str, message: &str) -> String {
     let body = format!(
         "<h1>{} {}</h1>\n<p>{}</p>\n<p class=\"muted\"><a href=\"/\">Go to the start page</a></p>\n",
         status,
@@ -176,6 +192,48 @@ pub fn error(ui: &UiConfig, status: u16, reason: &str, message: &str) -> String 
         escape(message)
     );
     layout(ui, reason, &body)
+}
+
+impl Pages {
+    pub fn login(&self, rd: &str, csrf: &str, message: Option<&str>) -> String {
+        login_page(&self.ui, rd, csrf, message)
+    }
+
+    pub fn check_email(&self, csrf: &str, ttl_minutes: u64, message: Option<&str>) -> String {
+        check_email_page(&self.ui, csrf, ttl_minutes, message)
+    }
+
+    pub fn verify_confirm(&self, token: &str, csrf: &str, masked_email: &str) -> String {
+        verify_confirm_page(&self.ui, token, csrf, masked_email)
+    }
+
+    pub fn verify_elsewhere(&self, code: &str) -> String {
+        verify_elsewhere_page(&self.ui, code)
+    }
+
+    pub fn link_invalid(&self) -> String {
+        link_invalid_page(&self.ui)
+    }
+
+    pub fn code_locked(&self) -> String {
+        code_locked_page(&self.ui)
+    }
+
+    pub fn forbidden(&self, email: &str, csrf: &str) -> String {
+        forbidden_page(&self.ui, email, csrf)
+    }
+
+    pub fn logout_confirm(&self, csrf: &str, rd: &str, email: Option<&str>) -> String {
+        logout_confirm_page(&self.ui, csrf, rd, email)
+    }
+
+    pub fn signed_out(&self) -> String {
+        signed_out_page(&self.ui)
+    }
+
+    pub fn error(&self, status: u16, reason: &str, message: &str) -> String {
+        error_page(&self.ui, status, reason, message)
+    }
 }
 
 #[cfg(test)]
@@ -193,7 +251,7 @@ mod tests {
 
     #[test]
     fn everything_inserted_is_escaped() {
-        let page = login(&ui(), "/x\"><script>", "c\"s", Some("<b>"));
+        let page = Pages::new(&ui()).login("/x\"><script>", "c\"s", Some("<b>"));
         assert!(!page.contains("<script>"));
         assert!(!page.contains("<b>"));
         assert!(page.contains("Acme &lt;Tools&gt;"));
@@ -205,16 +263,16 @@ mod tests {
     fn pages_have_no_scripts_or_external_resources() {
         let u = ui();
         for page in [
-            login(&u, "/", "c", None),
-            check_email(&u, "c", 15, None),
-            verify_confirm(&u, "t", "c", "a***@b.c"),
-            verify_elsewhere(&u, "ABCD-EFGH"),
-            link_invalid(&u),
-            code_locked(&u),
-            forbidden(&u, "a@b.c", "c"),
-            logout_confirm(&u, "c", "/", None),
-            signed_out(&u),
-            error(&u, 502, "Bad Gateway", "x"),
+            Pages::new(&u).login("/", "c", None),
+            Pages::new(&u).check_email("c", 15, None),
+            Pages::new(&u).verify_confirm("t", "c", "a***@b.c"),
+            Pages::new(&u).verify_elsewhere("ABCD-EFGH"),
+            Pages::new(&u).link_invalid(),
+            Pages::new(&u).code_locked(),
+            Pages::new(&u).forbidden("a@b.c", "c"),
+            Pages::new(&u).logout_confirm("c", "/", None),
+            Pages::new(&u).signed_out(),
+            Pages::new(&u).error(502, "Bad Gateway", "x"),
         ] {
             assert!(!page.contains("<script"), "{page}");
             assert!(
