@@ -15,7 +15,10 @@ use support::gateway::TestGateway;
 async fn embedded_default_journey_ends_on_the_demo_page() {
     let mail_dir = tempfile::tempdir().unwrap();
     let mut config = Config::embedded().unwrap();
-    assert_eq!(config.server.listen, Some("127.0.0.1:8080".parse().unwrap()));
+    assert_eq!(
+        config.server.listen,
+        Some("127.0.0.1:8080".parse().unwrap())
+    );
     // Same configuration, but on a port from the OS and mail in a temp dir.
     config.mail.transport = MailTransport::Console {
         dir: Some(mail_dir.path().to_path_buf()),
@@ -32,28 +35,56 @@ async fn embedded_default_journey_ends_on_the_demo_page() {
     assert!(login.body.contains("Sign in"));
     let csrf = login.field("csrf").unwrap();
     let rd = login.field("rd").unwrap();
-    let asked = b.post(&origin, "/.portcullis/login", &[("email", "me@example.org"), ("rd", &rd), ("csrf", &csrf)]).await;
+    let asked = b
+        .post(
+            &origin,
+            "/.portcullis/login",
+            &[("email", "me@example.org"), ("rd", &rd), ("csrf", &csrf)],
+        )
+        .await;
     assert_eq!(asked.status, 200);
     // The mail file: its link points at a configured host (localhost).
     let deadline = Instant::now() + Duration::from_secs(10);
     let text = loop {
-        let files: Vec<_> = std::fs::read_dir(mail_dir.path()).unwrap().flatten().collect();
+        let files: Vec<_> = std::fs::read_dir(mail_dir.path())
+            .unwrap()
+            .flatten()
+            .collect();
         if let Some(f) = files.first() {
             break std::fs::read_to_string(f.path()).unwrap();
         }
         assert!(Instant::now() < deadline, "no mail file");
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
-    let unfolded = text.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=");
-    let start = unfolded.find("http://localhost:8080/.portcullis/verify?token=").expect("link to localhost") + 47;
+    let unfolded = text
+        .replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=");
+    let start = unfolded
+        .find("http://localhost:8080/.portcullis/verify?token=")
+        .expect("link to localhost")
+        + 47;
     let token: String = unfolded[start..].chars().take(43).collect();
-    let confirm = b.get(&format!("{origin}/.portcullis/verify?token={token}")).await;
+    let confirm = b
+        .get(&format!("{origin}/.portcullis/verify?token={token}"))
+        .await;
     let csrf = confirm.field("csrf").unwrap();
-    let done = b.post(&origin, "/.portcullis/verify", &[("token", &token), ("csrf", &csrf)]).await;
+    let done = b
+        .post(
+            &origin,
+            "/.portcullis/verify",
+            &[("token", &token), ("csrf", &csrf)],
+        )
+        .await;
     assert_eq!(done.status, 303);
     let demo = b.get(&format!("{origin}{}", done.location())).await;
     assert_eq!(demo.status, 200);
-    assert!(demo.body.contains("<strong id=\"email\">me@example.org</strong>"), "{}", demo.body);
+    assert!(
+        demo.body
+            .contains("<strong id=\"email\">me@example.org</strong>"),
+        "{}",
+        demo.body
+    );
     assert!(demo.body.contains("x-forwarded-email"));
     drop(gw);
 }

@@ -12,7 +12,13 @@ use support::redis::RedisServer;
 use support::smtp::{Script, SmtpServer};
 use support::upstream::Upstream;
 
-fn config(up: &Upstream, smtp: &SmtpServer, redis: &RedisServer, prefix: &str, session: &str) -> String {
+fn config(
+    up: &Upstream,
+    smtp: &SmtpServer,
+    redis: &RedisServer,
+    prefix: &str,
+    session: &str,
+) -> String {
     format!(
         r#"
 [server]
@@ -55,7 +61,11 @@ upstream = "{up}"
 async fn link_for(smtp: &SmtpServer, to: &str, nth: usize) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let mails: Vec<_> = smtp.received().into_iter().filter(|m| m.to.iter().any(|t| t == to)).collect();
+        let mails: Vec<_> = smtp
+            .received()
+            .into_iter()
+            .filter(|m| m.to.iter().any(|t| t == to))
+            .collect();
         if mails.len() >= nth {
             let text = mails[nth - 1].text().unwrap();
             let start = text.find("/.portcullis/verify?token=").unwrap() + 26;
@@ -69,16 +79,35 @@ async fn link_for(smtp: &SmtpServer, to: &str, nth: usize) -> String {
 async fn ask(b: &mut Browser, origin: &str, email: &str) -> Page {
     let page = b.get(&format!("{origin}/.portcullis/login")).await;
     let csrf = page.field("csrf").unwrap();
-    b.post(origin, "/.portcullis/login", &[("email", email), ("rd", "/"), ("csrf", &csrf)]).await
+    b.post(
+        origin,
+        "/.portcullis/login",
+        &[("email", email), ("rd", "/"), ("csrf", &csrf)],
+    )
+    .await
 }
 
 /// Asks on `ask_origin`, completes on `verify_origin`.
-async fn sign_in_across(b: &mut Browser, smtp: &SmtpServer, ask_origin: &str, verify_origin: &str, email: &str, nth: usize) -> Page {
+async fn sign_in_across(
+    b: &mut Browser,
+    smtp: &SmtpServer,
+    ask_origin: &str,
+    verify_origin: &str,
+    email: &str,
+    nth: usize,
+) -> Page {
     assert_eq!(ask(b, ask_origin, email).await.status, 200);
     let token = link_for(smtp, email, nth).await;
-    let confirm = b.get(&format!("{verify_origin}/.portcullis/verify?token={token}")).await;
+    let confirm = b
+        .get(&format!("{verify_origin}/.portcullis/verify?token={token}"))
+        .await;
     let csrf = confirm.field("csrf").expect("button in the asking browser");
-    b.post(verify_origin, "/.portcullis/verify", &[("token", &token), ("csrf", &csrf)]).await
+    b.post(
+        verify_origin,
+        "/.portcullis/verify",
+        &[("token", &token), ("csrf", &csrf)],
+    )
+    .await
 }
 
 #[tokio::test]
@@ -86,11 +115,22 @@ async fn redis_paused_keeps_known_sessions_for_the_grace_then_503_and_recovers()
     let redis = RedisServer::start();
     let up = Upstream::start().await;
     let smtp = SmtpServer::start(Script::Accept);
-    let text = config(&up, &smtp, &redis, "p:", "revalidate = \"100ms\"\nstore_grace = \"1500ms\"");
+    let text = config(
+        &up,
+        &smtp,
+        &redis,
+        "p:",
+        "revalidate = \"100ms\"\nstore_grace = \"1500ms\"",
+    );
     let gw = TestGateway::start(&text).await;
     let o = gw.origin();
     let mut b = Browser::new();
-    assert_eq!(sign_in_across(&mut b, &smtp, &o, &o, "ok@example.com", 1).await.status, 303);
+    assert_eq!(
+        sign_in_across(&mut b, &smtp, &o, &o, "ok@example.com", 1)
+            .await
+            .status,
+        303
+    );
     assert_eq!(b.get(&format!("{o}/a")).await.status, 200);
 
     redis.client_pause(Duration::from_secs(6));
@@ -100,8 +140,18 @@ async fn redis_paused_keeps_known_sessions_for_the_grace_then_503_and_recovers()
     assert_eq!(p.status, 200, "{}", p.body);
     // Sign-in: 503 and nothing sent.
     let mut other = Browser::new();
-    let csrf = other.get(&format!("{o}/.portcullis/login")).await.field("csrf").unwrap();
-    let p = other.post(&o, "/.portcullis/login", &[("email", "new@example.com"), ("rd", "/"), ("csrf", &csrf)]).await;
+    let csrf = other
+        .get(&format!("{o}/.portcullis/login"))
+        .await
+        .field("csrf")
+        .unwrap();
+    let p = other
+        .post(
+            &o,
+            "/.portcullis/login",
+            &[("email", "new@example.com"), ("rd", "/"), ("csrf", &csrf)],
+        )
+        .await;
     assert_eq!(p.status, 503);
     assert_eq!(p.header("retry-after").as_deref(), Some("5"));
     // Past the grace: 503, never a redirect to sign-in, never a pass.
@@ -111,7 +161,11 @@ async fn redis_paused_keeps_known_sessions_for_the_grace_then_503_and_recovers()
     let started = Instant::now();
     let p = b.get(&format!("{o}/c")).await;
     assert_eq!(p.status, 503, "{}", p.body);
-    assert!(started.elapsed() < Duration::from_secs(2), "waited {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "waited {:?}",
+        started.elapsed()
+    );
     // A stranger gets 303 (no store needed to know they have no cookie).
     assert_eq!(Browser::new().get(&format!("{o}/c")).await.status, 303);
 
@@ -124,8 +178,19 @@ async fn redis_paused_keeps_known_sessions_for_the_grace_then_503_and_recovers()
         assert!(Instant::now() < deadline, "did not recover");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(smtp.received().iter().filter(|m| m.to.iter().any(|t| t == "new@example.com")).count(), 0);
-    assert_eq!(sign_in_across(&mut other, &smtp, &o, &o, "new@example.com", 1).await.status, 303);
+    assert_eq!(
+        smtp.received()
+            .iter()
+            .filter(|m| m.to.iter().any(|t| t == "new@example.com"))
+            .count(),
+        0
+    );
+    assert_eq!(
+        sign_in_across(&mut other, &smtp, &o, &o, "new@example.com", 1)
+            .await
+            .status,
+        303
+    );
 }
 
 #[tokio::test]
@@ -133,7 +198,13 @@ async fn redis_stopped_then_restarted_recovers_without_restart() {
     let redis = RedisServer::start();
     let up = Upstream::start().await;
     let smtp = SmtpServer::start(Script::Accept);
-    let text = config(&up, &smtp, &redis, "s:", "revalidate = \"100ms\"\nstore_grace = \"500ms\"");
+    let text = config(
+        &up,
+        &smtp,
+        &redis,
+        "s:",
+        "revalidate = \"100ms\"\nstore_grace = \"500ms\"",
+    );
     let gw = TestGateway::start(&text).await;
     let o = gw.origin();
     let mut b = Browser::new();
@@ -155,8 +226,19 @@ async fn redis_stopped_then_restarted_recovers_without_restart() {
         assert!(Instant::now() < deadline, "still {s}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(sign_in_across(&mut c, &smtp, &o, &o, "down@example.com", 1).await.status, 303);
-    assert_eq!(smtp.received().iter().filter(|m| m.to.iter().any(|t| t == "down@example.com")).count(), 1);
+    assert_eq!(
+        sign_in_across(&mut c, &smtp, &o, &o, "down@example.com", 1)
+            .await
+            .status,
+        303
+    );
+    assert_eq!(
+        smtp.received()
+            .iter()
+            .filter(|m| m.to.iter().any(|t| t == "down@example.com"))
+            .count(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -179,7 +261,9 @@ async fn two_gateways_share_links_and_sign_out_within_a_second() {
     let confirm = br.get(&format!("{ob}/.portcullis/logout")).await;
     let csrf = confirm.field("csrf").unwrap();
     let old = br.jar.clone();
-    let out = br.post(&ob, "/.portcullis/logout", &[("csrf", &csrf)]).await;
+    let out = br
+        .post(&ob, "/.portcullis/logout", &[("csrf", &csrf)])
+        .await;
     assert_eq!(out.status, 303);
     let signed_out = Instant::now();
     let mut replay = Browser::new();
@@ -188,7 +272,10 @@ async fn two_gateways_share_links_and_sign_out_within_a_second() {
         if replay.get(&format!("{oa}/after")).await.status == 303 {
             break;
         }
-        assert!(signed_out.elapsed() < Duration::from_secs(1), "A still accepts the session");
+        assert!(
+            signed_out.elapsed() < Duration::from_secs(1),
+            "A still accepts the session"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -199,21 +286,41 @@ async fn tokens_codes_and_cookies_are_absent_from_logs_and_redis() {
     let up = Upstream::start().await;
     let smtp = SmtpServer::start(Script::Accept);
     let dir = tempfile::tempdir().unwrap();
-    let gw = GatewayProcess::start(dir.path(), &config(&up, &smtp, &redis, "scan:", "").replace("RUST_LOG", ""));
+    let gw = GatewayProcess::start(
+        dir.path(),
+        &config(&up, &smtp, &redis, "scan:", "").replace("RUST_LOG", ""),
+    );
     let o = format!("http://127.0.0.1:{}", gw.port);
     let mut b = Browser::new();
     let email = "secret.person@example.com";
     assert_eq!(ask(&mut b, &o, email).await.status, 200);
     let token = link_for(&smtp, email, 1).await;
     let text = smtp.received()[0].text().unwrap();
-    let code = text.split_whitespace().find(|w| w.len() == 9 && w.as_bytes()[4] == b'-').unwrap().to_string();
-    let confirm = b.get(&format!("{o}/.portcullis/verify?token={token}")).await;
+    let code = text
+        .split_whitespace()
+        .find(|w| w.len() == 9 && w.as_bytes()[4] == b'-')
+        .unwrap()
+        .to_string();
+    let confirm = b
+        .get(&format!("{o}/.portcullis/verify?token={token}"))
+        .await;
     let csrf = confirm.field("csrf").unwrap();
-    let done = b.post(&o, "/.portcullis/verify", &[("token", &token), ("csrf", &csrf)]).await;
+    let done = b
+        .post(
+            &o,
+            "/.portcullis/verify",
+            &[("token", &token), ("csrf", &csrf)],
+        )
+        .await;
     assert_eq!(done.status, 303);
     assert_eq!(b.get(&format!("{o}/app")).await.status, 200);
 
-    let mut secrets: Vec<String> = vec![token.clone(), code.clone(), code.replace('-', ""), format!("verify?token={token}")];
+    let mut secrets: Vec<String> = vec![
+        token.clone(),
+        code.clone(),
+        code.replace('-', ""),
+        format!("verify?token={token}"),
+    ];
     secrets.extend(b.jar.values().cloned());
     // The log: one line per request and no secret, no full address.
     let log = gw.log_text();
