@@ -1,0 +1,484 @@
+#!/usr/bin/env bash
+# Benchmark: portcullis against nginx as a plain reverse proxy, on one
+# machine, with one load generator (wrk).
+#
+# Targets, all in front of the same tiny nginx upstream (GET / -> "hello\n"):
+#   (a) nginx upstream, directly            (baseline, informational)
+#   (b) nginx reverse proxy -> upstream     (the reference for the ratio)
+#   (c) portcullis public route -> upstream
+#   (d) portcullis signed-in route -> upstream, with a session cookie
+#       obtained by the real email sign-in flow (curl + the mail file)
+#
+# Fairness choices (also printed with the results):
+# - nginx runs `worker_processes auto` (= one worker per core), the same
+#   number of threads tokio gives portcullis by default. One nginx instance
+#   holds both the upstream and the proxy server blocks; its workers serve
+#   the upstream in every run.
+# - Keep-alive everywhere: wrk keeps its connections, nginx's proxy keeps
+#   up to 64 idle upstream connections (proxy_http_version 1.1, Connection
+#   ""), keepalive_requests is raised so nginx does not close connections
+#   every 1000 requests (portcullis has no such limit).
+# - nginx access logs are off and portcullis runs with RUST_LOG=warn, so
+#   per-request logging does not dominate either.
+# - wrk runs on the same cores as the servers: it competes with them, the
+#   same way for every target. Absolute numbers are low; ratios are the point.
+#
+# Usage: scripts/bench.sh [--no-build] [--connections "32 256"]
+#          [--duration 10s] [--warmup 2s] [--threads 2] [--store memory|redis]
+#          [--bin PATH] [--keep-tmp]
+# Needs: wrk, nginx (Debian packages), curl, python3; redis-server for
+# --store redis. Writes bench-results/bench-<date>.md in the repository.
+
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+lua="$repo/scripts/bench/report.lua"
+
+build=1
+connections="32 256"
+duration="10s"
+warmup="2s"
+threads=2
+store="memory"
+bin=""
+keep_tmp=0
+
+usage() {
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
+}
+
+die() {
+    echo "bench: $*" >&2
+    exit 1
+}
+
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+    --no-build) build=0 ;;
+    --connections) connections=${2:?--connections needs a value}; shift ;;
+    --duration) duration=${2:?--duration needs a value}; shift ;;
+    --warmup) warmup=${2:?--warmup needs a value}; shift ;;
+    --threads) threads=${2:?--threads needs a value}; shift ;;
+    --store) store=${2:?--store needs a value}; shift ;;
+    --bin) bin=${2:?--bin needs a value}; shift ;;
+    --keep-tmp) keep_tmp=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) die "unknown option $1 (see --help)" ;;
+    esac
+    shift
+done
+
+[[ $store == memory || $store == redis ]] || die "--store is memory or redis, not $store"
+[[ $threads =~ ^[1-9][0-9]*$ ]] || die "--threads is a positive number"
+for c in $connections; do
+    [[ $c =~ ^[1-9][0-9]*$ ]] || die "--connections is a list of positive numbers, not $c"
+    ((c >= threads)) || die "wrk needs at least as many connections ($c) as threads ($threads)"
+done
+[[ $duration =~ ^[1-9][0-9]*[smh]?$ ]] || die "--duration looks like 10s"
+[[ $warmup =~ ^[0-9]+[smh]?$ ]] || die "--warmup looks like 2s (0 for none)"
+
+needed=(wrk nginx curl python3)
+[[ $store == redis ]] && needed+=(redis-server)
+for tool in "${needed[@]}"; do
+    command -v "$tool" >/dev/null || die "$tool is not installed"
+done
+
+# === processes and cleanup ===
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-bench.XXXXXX")
+pids=()
+wrk_pid=""
+bench_line=""
+ok=0
+
+cleanup() {
+    local pid deadline
+    trap - EXIT INT TERM
+    local all=(${wrk_pid:+"$wrk_pid"} "${pids[@]}")
+    for pid in "${all[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    deadline=$((SECONDS + 5))
+    for pid in "${all[@]}"; do
+        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+            sleep 0.05
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if ((ok == 0)); then
+        for log in "$tmp/portcullis.log" "$tmp/nginx/error.log" "$tmp/redis.log"; do
+            if [[ -s $log ]]; then
+                echo "--- last lines of $log" >&2
+                tail -n 20 "$log" >&2
+            fi
+        done
+    fi
+    if ((keep_tmp)); then
+        echo "bench: temporary files kept in $tmp" >&2
+    else
+        rm -rf "$tmp"
+    fi
+}
+trap cleanup EXIT
+trap 'echo "bench: interrupted" >&2; exit 130' INT
+trap 'echo "bench: terminated" >&2; exit 143' TERM
+
+# Waits until something accepts TCP connections on 127.0.0.1:$1, failing
+# early if process $2 died, and after $3 seconds at most.
+wait_port() {
+    local port=$1 pid=$2 limit=$3 deadline
+    deadline=$((SECONDS + limit))
+    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+        kill -0 "$pid" 2>/dev/null || die "the process for port $port exited"
+        ((SECONDS < deadline)) || die "nothing listens on port $port after ${limit}s"
+        sleep 0.05
+    done
+}
+
+# Three distinct free ports, chosen by the OS (held open together so that
+# they differ; released just before the servers bind them).
+read -r port_up port_proxy port_gw < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])
+')
+
+# The soft limit on open files up to the hard one: wrk and the servers hold
+# two descriptors per connection.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# === 1. build ===
+
+if [[ -z $bin ]]; then
+    bin="${CARGO_TARGET_DIR:-$repo/target}/release/portcullis"
+    if ((build)); then
+        echo "== cargo build --release"
+        (cd "$repo" && cargo build --release --bin portcullis)
+    fi
+fi
+[[ -x $bin ]] || die "no portcullis binary at $bin (build it, or pass --bin)"
+
+# === 2. nginx: upstream on port_up, reverse proxy on port_proxy ===
+
+mkdir -p "$tmp/nginx/logs" "$tmp/nginx/temp"
+user_line=""
+if ((EUID == 0)); then
+    # nginx started by root would run its workers as "nobody"; keep them
+    # as the current user like everything else here.
+    user_line="user $(id -un) $(id -gn);"
+fi
+cat >"$tmp/nginx/nginx.conf" <<EOF
+$user_line
+worker_processes auto;
+daemon off;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+
+events {
+    worker_connections 8192;
+}
+
+http {
+    access_log off;
+    client_body_temp_path $tmp/nginx/temp/body;
+    proxy_temp_path $tmp/nginx/temp/proxy;
+    fastcgi_temp_path $tmp/nginx/temp/fastcgi;
+    uwsgi_temp_path $tmp/nginx/temp/uwsgi;
+    scgi_temp_path $tmp/nginx/temp/scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 65s;
+
+    # The application: a small fixed answer to every path.
+    server {
+        listen 127.0.0.1:$port_up;
+        location / {
+            default_type text/plain;
+            return 200 "hello\n";
+        }
+    }
+
+    upstream app {
+        server 127.0.0.1:$port_up;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+
+    # The reference: nginx as a plain reverse proxy.
+    server {
+        listen 127.0.0.1:$port_proxy;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+nginx -t -q -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" ||
+    die "nginx rejects the generated configuration"
+nginx -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" &
+pids+=($!)
+wait_port "$port_up" "${pids[-1]}" 10
+wait_port "$port_proxy" "${pids[-1]}" 10
+
+# === 3. portcullis on port_gw ===
+
+store_block='backend = "memory"'
+if [[ $store == redis ]]; then
+    mkdir -p "$tmp/redis"
+    redis-server --port 0 --unixsocket "$tmp/redis.sock" --unixsocketperm 700 \
+        --dir "$tmp/redis" --save "" --appendonly no --logfile "$tmp/redis.log" &
+    pids+=($!)
+    deadline=$((SECONDS + 10))
+    until [[ -S $tmp/redis.sock ]]; do
+        kill -0 "${pids[-1]}" 2>/dev/null || die "redis-server exited"
+        ((SECONDS < deadline)) || die "redis-server has no socket after 10s"
+        sleep 0.05
+    done
+    store_block="backend = \"redis\"
+url = \"redis+unix://$tmp/redis.sock\"
+key_prefix = \"bench:\""
+fi
+
+origin="http://127.0.0.1:$port_gw"
+mkdir -p "$tmp/mail"
+cat >"$tmp/gateway.toml" <<EOF
+[server]
+listen = "127.0.0.1:$port_gw"
+public_url = "$origin"
+shutdown_timeout = "2s"
+
+[session]
+secret_env = "PORTCULLIS_SECRET"
+
+[login]
+allow_domains = ["example.com"]
+address_rate = "1000000/1m"
+ip_rate = "1000000/1m"
+resend_delay = "0s"
+
+[mail]
+from = "Portcullis bench <bench@localhost>"
+transport = "file"
+
+[mail.file]
+dir = "$tmp/mail"
+
+[store]
+$store_block
+
+[[route]]
+name = "public"
+path = "/public"
+upstream = "http://127.0.0.1:$port_up"
+access = "public"
+
+[[route]]
+name = "signed-in"
+path = "/"
+upstream = "http://127.0.0.1:$port_up"
+access = "authenticated"
+EOF
+
+PORTCULLIS_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
+export PORTCULLIS_SECRET
+"$bin" check --config "$tmp/gateway.toml" >"$tmp/check.txt" 2>&1 ||
+    die "portcullis check rejects the generated configuration: $(cat "$tmp/check.txt")"
+RUST_LOG=warn "$bin" --config "$tmp/gateway.toml" 2>"$tmp/portcullis.log" &
+pids+=($!)
+wait_port "$port_gw" "${pids[-1]}" 20
+
+# === the sign-in flow, as a browser does it ===
+
+jar="$tmp/cookies.txt"
+page="$tmp/page.html"
+email="bench@example.com"
+
+# The hidden field $1 of the form in $page.
+field() {
+    sed -n "s/.*name=\"$1\" value=\"\([^\"]*\)\".*/\1/p" "$page" | head -n 1
+}
+
+status=$(curl -sS -o "$page" -w '%{http_code}' -c "$jar" -b "$jar" "$origin/.portcullis/login?rd=/")
+[[ $status == 200 ]] || die "GET /.portcullis/login answered $status"
+csrf=$(field csrf)
+[[ -n $csrf ]] || die "the login page has no csrf field"
+
+status=$(curl -sS -o "$page" -w '%{http_code}' -c "$jar" -b "$jar" -H "Origin: $origin" \
+    --data-urlencode "email=$email" --data-urlencode "rd=/" --data-urlencode "csrf=$csrf" \
+    "$origin/.portcullis/login")
+[[ $status == 200 ]] || die "POST /.portcullis/login answered $status"
+
+# The mail is written by a background queue: wait for it.
+deadline=$((SECONDS + 10))
+until compgen -G "$tmp/mail/*" >/dev/null; do
+    ((SECONDS < deadline)) || die "no mail in $tmp/mail after 10s"
+    sleep 0.05
+done
+link=""
+while [[ -z $link ]]; do
+    # A file may still be being written: retry until the link parses.
+    link=$(python3 - "$tmp/mail" "$origin" <<'EOF'
+import email, email.policy, pathlib, re, sys
+dir, origin = sys.argv[1], sys.argv[2]
+pattern = re.compile(re.escape(origin) + r"/\.portcullis/verify\?token=[A-Za-z0-9_-]{43}")
+for f in sorted(pathlib.Path(dir).iterdir()):
+    msg = email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
+    for part in msg.walk():
+        if part.get_content_maintype() == "text":
+            m = pattern.search(part.get_content())
+            if m:
+                print(m.group(0))
+                sys.exit(0)
+EOF
+    ) || link=""
+    if [[ -z $link ]]; then
+        ((SECONDS < deadline)) || die "the mail in $tmp/mail has no sign-in link"
+        sleep 0.05
+    fi
+done
+
+status=$(curl -sS -o "$page" -w '%{http_code}' -c "$jar" -b "$jar" "$link")
+[[ $status == 200 ]] || die "GET of the sign-in link answered $status"
+token=$(field token)
+csrf=$(field csrf)
+[[ -n $token && -n $csrf ]] || die "the verify page has no confirm form (not the same browser?)"
+
+status=$(curl -sS -o /dev/null -D "$tmp/verify.headers" -w '%{http_code}' -c "$jar" -b "$jar" \
+    -H "Origin: $origin" --data-urlencode "token=$token" --data-urlencode "csrf=$csrf" \
+    "$origin/.portcullis/verify")
+[[ $status == 303 ]] || die "POST /.portcullis/verify answered $status, not 303"
+session=$(sed -n 's/^[Ss]et-[Cc]ookie: portcullis=\([^;[:space:]]*\).*/\1/p' "$tmp/verify.headers" | head -n 1)
+[[ $session == v1.* ]] || die "POST /.portcullis/verify set no portcullis=v1... session cookie"
+export BENCH_COOKIE="portcullis=$session"
+# For curl: a header file, so the cookie is not on a command line either.
+printf 'Cookie: %s\n' "$BENCH_COOKIE" >"$tmp/cookie.header"
+chmod 600 "$tmp/cookie.header"
+
+# === checks before the runs ===
+
+# Each target answers 200 "hello\n"; the signed-in route only with the cookie.
+expect_hello() {
+    local name=$1 url=$2 got
+    shift 2
+    got=$(curl -sS -w '|%{http_code}' "$@" "$url") || die "$name ($url) did not answer"
+    [[ $got == $'hello\n|200' ]] || die "$name ($url) answered ${got##*|} with another body, not 200 \"hello\""
+}
+expect_hello "nginx upstream" "http://127.0.0.1:$port_up/"
+expect_hello "nginx proxy" "http://127.0.0.1:$port_proxy/"
+expect_hello "portcullis public" "$origin/public"
+expect_hello "portcullis signed-in" "$origin/" -H "@$tmp/cookie.header"
+# Without it: 401 for a client that does not ask for HTML, 303 to the
+# sign-in page for a browser.
+status=$(curl -sS -o /dev/null -w '%{http_code}' "$origin/")
+[[ $status == 401 ]] || die "portcullis signed-in route without a cookie answered $status, not 401"
+status=$(curl -sS -o /dev/null -w '%{http_code}' -H 'Accept: text/html' "$origin/")
+[[ $status == 303 ]] || die "portcullis signed-in route without a cookie answered $status to a browser, not 303"
+
+# === 5. the runs ===
+
+targets=(
+    "nginx upstream (direct)|http://127.0.0.1:$port_up/|"
+    "nginx proxy|http://127.0.0.1:$port_proxy/|"
+    "portcullis public|$origin/public|"
+    "portcullis signed-in|$origin/|cookie"
+)
+
+# run_wrk URL WITH_COOKIE DURATION CONNECTIONS: sets bench_line. wrk runs in
+# the background and the shell waits for it, so that Ctrl-C reaches the INT
+# trap at once (a foreground wrk catches SIGINT itself, prints its partial
+# results and exits 0, and the script would go on).
+run_wrk() {
+    local url=$1 cookie=$2 dur=$3 conns=$4 out="$tmp/wrk.out" rc=0
+    if [[ $cookie == cookie ]]; then
+        wrk -t "$threads" -c "$conns" -d "$dur" --timeout 5s -s "$lua" "$url" >"$out" 2>&1 &
+    else
+        BENCH_COOKIE="" wrk -t "$threads" -c "$conns" -d "$dur" --timeout 5s -s "$lua" "$url" >"$out" 2>&1 &
+    fi
+    wrk_pid=$!
+    wait "$wrk_pid" || rc=$?
+    wrk_pid=""
+    ((rc == 0)) || die "wrk failed (exit $rc) against $url: $(cat "$out")"
+    bench_line=$(grep '^BENCH ' "$out") || die "wrk printed no BENCH line against $url: $(cat "$out")"
+}
+
+# The value of key $1 in BENCH line $2.
+val() {
+    sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$2"
+}
+
+# Other work on the machine skews everything: record the load around the runs.
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+results=()
+echo "== wrk: $threads threads, duration $duration (warm-up $warmup), connections: $connections"
+for c in $connections; do
+    for t in "${targets[@]}"; do
+        IFS='|' read -r name url cookie <<<"$t"
+        if [[ $warmup != 0 && $warmup != 0[smh] ]]; then
+            run_wrk "$url" "$cookie" "$warmup" "$c"
+        fi
+        run_wrk "$url" "$cookie" "$duration" "$c"
+        line=$bench_line
+        requests=$(val requests "$line")
+        bad=$(val non2xx "$line")
+        errors=$(($(val connect "$line") + $(val read "$line") + $(val write "$line") + $(val timeout "$line")))
+        ((requests > 0)) || die "$name, $c connections: wrk completed no request"
+        ((bad == 0)) || die "$name, $c connections: $bad of $requests responses were not 2xx"
+        ((errors == 0)) || die "$name, $c connections: socket errors ($line)"
+        results+=("$name|$c|$line")
+        printf '  %-26s c=%-4s done\n' "$name" "$c"
+    done
+done
+# The session must still be good after the runs (no silent expiry).
+expect_hello "portcullis signed-in (after the runs)" "$origin/" -H "@$tmp/cookie.header"
+
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# === 6. the table ===
+
+ms() {
+    awk -v us="$1" 'BEGIN { printf "%.2f ms", us / 1000 }'
+}
+
+table="| target | connections | requests/s | p50 | p99 | vs nginx proxy |
+|---|---:|---:|---:|---:|---:|"
+declare -A proxy_rps
+for r in "${results[@]}"; do
+    IFS='|' read -r name c line <<<"$r"
+    rps=$(awk -v n="$(val requests "$line")" -v us="$(val duration_us "$line")" 'BEGIN { printf "%.0f", n / (us / 1e6) }')
+    [[ $name == "nginx proxy" ]] && proxy_rps[$c]=$rps
+    ratio="—"
+    if [[ $name == portcullis* && -n ${proxy_rps[$c]:-} ]]; then
+        ratio=$(awk -v a="$rps" -v b="${proxy_rps[$c]}" 'BEGIN { printf "%.2f×", a / b }')
+    fi
+    table+="
+| $name | $c | $rps | $(ms "$(val p50_us "$line")") | $(ms "$(val p99_us "$line")") | $ratio |"
+done
+
+model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+commit=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)
+stamp=$(date -u +%Y%m%d-%H%M%S)
+mkdir -p "$repo/bench-results"
+outfile="$repo/bench-results/bench-$stamp.md"
+{
+    echo "# portcullis benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo
+    echo "- machine: $(nproc) cores, ${model:-unknown CPU}, $(uname -srm)"
+    echo "- portcullis: checkout $commit, binary $bin, store: $store, RUST_LOG=warn (per-request logging off)"
+    echo "- nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //'), worker_processes auto ($(nproc) workers), access_log off, upstream keepalive 64"
+    echo "- load: $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2), $threads threads, ${duration} per run after a ${warmup} warm-up, keep-alive connections"
+    echo "- wrk runs on the same $(nproc) cores as the servers and competes with them, the same way for every target"
+    echo "- load average (1, 5, 15 min): $load_before before the runs, $load_after after; anything well above 0 means other work shared the cores"
+    echo "- upstream: nginx \`return 200 \"hello\\n\"\`; every run checked: 0 non-2xx responses, 0 socket errors"
+    echo
+    echo "$table"
+} >"$outfile"
+
+echo
+cat "$outfile"
+echo
+echo "written to ${outfile#"$repo"/}"
+ok=1
