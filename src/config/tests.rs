@@ -1,3 +1,4 @@
+#![cfg(test)]
 //! Config conversion: the example and the embedded default parse, and each
 //! kind of error names its key.
 
