@@ -15,7 +15,6 @@
 //! Leaf modules return values; errors become responses in one place
 //! ([`App::error_response`]) and each request is logged once.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,7 +32,7 @@ use crate::crypto::{self, Key};
 use crate::error::Error;
 use crate::forwarded::{self, ClientInfo};
 use crate::mail::{self, Mailer};
-use crate::proxy::{self, UpstreamClient};
+use crate::proxy;
 use crate::redirect::RedirectPolicy;
 use crate::routes::RouteTable;
 use crate::server::Conn;
@@ -48,7 +47,6 @@ pub struct Live {
     pub routes: RouteTable,
     pub redirect: RedirectPolicy,
     pub stylesheet: Bytes,
-    clients: HashMap<Duration, UpstreamClient>,
 }
 
 impl Live {
@@ -58,12 +56,6 @@ impl Live {
             allowed_hosts: config.route_hosts(),
             cookie_domain: config.session.cookie_domain.clone(),
         };
-        let mut clients = HashMap::new();
-        for r in &config.routes {
-            clients
-                .entry(r.connect_timeout)
-                .or_insert_with(|| proxy::client(r.connect_timeout));
-        }
         let stylesheet = Bytes::from(pages::STYLESHEET.replace("#1f5fbf", &config.ui.accent));
         Live {
             pages: pages::Pages::new(&config.ui),
@@ -71,7 +63,6 @@ impl Live {
             routes,
             redirect,
             stylesheet,
-            clients,
         }
     }
 
@@ -268,14 +259,21 @@ impl App {
         let live = self.live.load_full();
         let method = req.method().clone();
         let wants_html = wants_html(req.headers());
-        let log_host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .map(String::from)
-            .or_else(|| req.uri().authority().map(|a| a.to_string()))
-            .unwrap_or_default();
-        let log_path: String = req.uri().path().chars().take(200).collect();
+        // The request line is logged at INFO; skip building it when off.
+        let logging = tracing::enabled!(tracing::Level::INFO);
+        let (log_host, log_path) = if logging {
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(String::from)
+                .or_else(|| req.uri().authority().map(|a| a.to_string()))
+                .unwrap_or_default();
+            let path: String = req.uri().path().chars().take(200).collect();
+            (host, path)
+        } else {
+            (String::new(), String::new())
+        };
         let mut route_name = String::new();
         let mut https = conn.tls;
         let result = self
@@ -292,6 +290,9 @@ impl App {
                 self.error_response(&live, &e, wants_html, https)
             }
         };
+        if !logging {
+            return resp;
+        }
         tracing::info!(
             method = %method,
             host = %log_host,
@@ -395,10 +396,7 @@ impl App {
                 Ok(demo::respond(&demo_req))
             }
             Upstream::Http { authority } => {
-                let upstream = live
-                    .clients
-                    .get(&route.connect_timeout)
-                    .ok_or_else(|| Error::Internal("no client for route".into()))?;
+                let upstream = conn.worker.client(route.connect_timeout);
                 let f = proxy::Forward {
                     authority,
                     path_and_query,
@@ -407,7 +405,7 @@ impl App {
                     gateway_cookies: cookies::ALL_NAMES,
                     timeout: route.timeout,
                 };
-                proxy::forward(upstream, req, f).await
+                proxy::forward(&upstream, req, f).await
             }
         }
     }

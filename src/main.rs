@@ -10,9 +10,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use portcullis::app::{self, App};
 use portcullis::config::{self, Config};
-use portcullis::server::{self, Listeners};
+use portcullis::server::{self, StdListeners};
 use portcullis::store::Store;
-use tokio::net::TcpListener;
 
 #[derive(Parser)]
 #[command(
@@ -57,7 +56,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Check) => check(cli.config.as_deref()),
         Some(Command::Revoke { email }) => run_async(revoke(cli.config, email)),
-        None => run_async(serve(cli.config)),
+        None => serve(cli.config),
     }
 }
 
@@ -176,16 +175,49 @@ async fn revoke(path: Option<PathBuf>, email: String) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
+/// Serving: the configuration is loaded and the sockets bound before any
+/// runtime starts (errors name the key); then worker 0 runs on this thread
+/// in a current-thread runtime and starts the others.
+fn serve(path: Option<PathBuf>) -> ExitCode {
+    let started = std::time::Instant::now();
     let source = resolve(path.as_deref());
-    let config = load(path.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    for w in &config.warnings {
-        tracing::warn!("{w}");
+    let config = match load(path.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listeners = match bind(&config) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("portcullis: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("portcullis: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config, source, listeners, started)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portcullis: {e:#}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+fn bind(config: &Config) -> anyhow::Result<StdListeners> {
     let tls = match &config.server.tls {
         Some(t) => Some((
-            TcpListener::bind(t.listen)
-                .await
+            std::net::TcpListener::bind(t.listen)
                 .with_context(|| format!("server.tls_listen: cannot listen on {}", t.listen))?,
             portcullis::tls::server_config(&t.cert, &t.key)?,
         )),
@@ -193,21 +225,34 @@ async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
     };
     let plain = match config.server.listen {
         Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
+            std::net::TcpListener::bind(addr)
                 .with_context(|| format!("server.listen: cannot listen on {addr}"))?,
         ),
         None => None,
     };
+    Ok(StdListeners { plain, tls })
+}
+
+async fn run(
+    config: Config,
+    source: Option<PathBuf>,
+    listeners: StdListeners,
+    started: std::time::Instant,
+) -> anyhow::Result<()> {
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
     let embedded = source.is_none();
     let public = config.server.public_url.origin();
+    let threads = config.server.threads;
     let app = App::new(config).await?;
-    if let Some(l) = &plain {
-        tracing::info!(address = %l.local_addr()?, "listening (http)");
+    if let Some(l) = &listeners.plain {
+        tracing::info!(address = %l.local_addr()?, threads, "listening (http)");
     }
-    if let Some((l, _)) = &tls {
-        tracing::info!(address = %l.local_addr()?, "listening (https)");
+    if let Some((l, _)) = &listeners.tls {
+        tracing::info!(address = %l.local_addr()?, threads, "listening (https)");
     }
+    tracing::info!(ms = started.elapsed().as_millis() as u64, "ready");
     if embedded {
         eprintln!(
             "\n  Portcullis is running with its embedded demo configuration.\n  Open {public} , sign in with any email address,\n  and follow the link printed here (mail is also written to ./mail).\n"
@@ -216,7 +261,12 @@ async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
     if let Some(p) = source {
         spawn_reloader(app.clone(), p);
     }
-    server::serve(Listeners { plain, tls }, app, shutdown_signal()).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    server::run_workers(threads, listeners, app, stopped).await?;
     Ok(())
 }
 

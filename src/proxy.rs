@@ -38,6 +38,27 @@ pub fn client(connect_timeout: Duration) -> UpstreamClient {
         .build(connector)
 }
 
+/// The upstream connection pools of one worker thread: one pooled client
+/// per connect timeout, made on first use. Each worker (one per core) has
+/// its own, so a request, its pooled upstream connection and the tasks that
+/// drive them stay on one thread.
+#[derive(Default)]
+pub struct Pools {
+    clients: std::sync::Mutex<std::collections::HashMap<Duration, UpstreamClient>>,
+}
+
+impl Pools {
+    pub fn client(&self, connect_timeout: Duration) -> UpstreamClient {
+        let mut map = match self.clients.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.entry(connect_timeout)
+            .or_insert_with(|| client(connect_timeout))
+            .clone()
+    }
+}
+
 /// Everything the proxy needs to know about this request besides the
 /// request itself.
 pub struct Forward<'a> {

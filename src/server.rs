@@ -19,12 +19,15 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::app::App;
 use crate::config::Limits;
+use crate::proxy::Pools;
 
-/// How one connection reached us.
-#[derive(Debug, Clone, Copy)]
+/// How one connection reached us, and the worker serving it.
+#[derive(Clone)]
 pub struct Conn {
     pub peer: SocketAddr,
     pub tls: bool,
+    /// The upstream pools of the worker thread this connection lives on.
+    pub worker: Arc<Pools>,
 }
 
 /// The sockets to serve on; made by the caller (so tests can bind
@@ -55,6 +58,7 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 /// in flight finish (at most `limits.shutdown_timeout`) and returns.
 pub async fn serve(listeners: Listeners, app: Arc<App>, shutdown: impl Future<Output = ()>) {
     let limits = app.limits();
+    let pools = Arc::new(Pools::default());
     let builder = Arc::new(builder(&limits));
     let graceful = Arc::new(GracefulShutdown::new());
     let tls_acceptor = listeners
@@ -68,6 +72,7 @@ pub async fn serve(listeners: Listeners, app: Arc<App>, shutdown: impl Future<Ou
         plain,
         None,
         app.clone(),
+        pools.clone(),
         builder.clone(),
         graceful.clone(),
         limits,
@@ -76,6 +81,7 @@ pub async fn serve(listeners: Listeners, app: Arc<App>, shutdown: impl Future<Ou
         tls_listener,
         tls_acceptor,
         app.clone(),
+        pools,
         builder.clone(),
         graceful.clone(),
         limits,
@@ -100,6 +106,7 @@ async fn accept_loop(
     listener: Option<TcpListener>,
     tls: Option<TlsAcceptor>,
     app: Arc<App>,
+    pools: Arc<Pools>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     graceful: Arc<GracefulShutdown>,
     limits: Limits,
@@ -124,26 +131,34 @@ async fn accept_loop(
         let builder = builder.clone();
         let tls = tls.clone();
         let watcher = graceful.watcher();
+        let pools = pools.clone();
         tokio::spawn(async move {
-            handle_connection(stream, peer, tls, app, builder, watcher, limits).await;
+            handle_connection(stream, peer, tls, app, pools, builder, watcher, limits).await;
         });
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn handle_connection(
     stream: TcpStream,
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
     app: Arc<App>,
+    pools: Arc<Pools>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     watcher: hyper_util::server::graceful::Watcher,
     limits: Limits,
 ) {
     match tls {
         None => {
-            let conn = Conn { peer, tls: false };
+            let conn = Conn {
+                peer,
+                tls: false,
+                worker: pools,
+            };
             let service = service_fn(move |req: Request<Incoming>| {
                 let app = app.clone();
+                let conn = conn.clone();
                 async move { Ok::<_, std::convert::Infallible>(app.handle(req, conn).await) }
             });
             let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
@@ -164,13 +179,100 @@ async fn handle_connection(
                         return;
                     }
                 };
-            let conn = Conn { peer, tls: true };
+            let conn = Conn {
+                peer,
+                tls: true,
+                worker: pools,
+            };
             let service = service_fn(move |req: Request<Incoming>| {
                 let app = app.clone();
+                let conn = conn.clone();
                 async move { Ok::<_, std::convert::Infallible>(app.handle(req, conn).await) }
             });
             let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             let _ = watcher.watch(c.into_owned()).await;
         }
     }
+}
+
+/// Bound sockets, before any runtime owns them: one set is cloned per
+/// worker thread, all sharing the kernel's accept queue.
+pub struct StdListeners {
+    pub plain: Option<std::net::TcpListener>,
+    pub tls: Option<(std::net::TcpListener, Arc<rustls::ServerConfig>)>,
+}
+
+impl StdListeners {
+    fn try_clone(&self) -> std::io::Result<StdListeners> {
+        Ok(StdListeners {
+            plain: self.plain.as_ref().map(|l| l.try_clone()).transpose()?,
+            tls: match &self.tls {
+                Some((l, cfg)) => Some((l.try_clone()?, cfg.clone())),
+                None => None,
+            },
+        })
+    }
+
+    /// Hands the sockets to the runtime of the calling thread.
+    fn into_tokio(self) -> std::io::Result<Listeners> {
+        let convert = |l: std::net::TcpListener| {
+            l.set_nonblocking(true)?;
+            TcpListener::from_std(l)
+        };
+        Ok(Listeners {
+            plain: self.plain.map(convert).transpose()?,
+            tls: match self.tls {
+                Some((l, cfg)) => Some((convert(l)?, cfg)),
+                None => None,
+            },
+        })
+    }
+}
+
+/// Serves with `threads` workers, each a current-thread runtime on its own
+/// OS thread with its own accept loop and upstream pools (so a request, its
+/// pooled upstream connection and their tasks never cross threads). The
+/// calling runtime is worker 0 and also runs the shared tasks (store,
+/// mailer). Returns when `shutdown` turns true and every worker has drained.
+pub async fn run_workers(
+    threads: usize,
+    listeners: StdListeners,
+    app: Arc<App>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let mut handles = Vec::new();
+    for i in 1..threads.max(1) {
+        let own = listeners.try_clone()?;
+        let app = app.clone();
+        let mut stop = shutdown.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("portcullis-{i}"))
+            .spawn(move || -> std::io::Result<()> {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async move {
+                    let own = own.into_tokio()?;
+                    serve(own, app, async move {
+                        let _ = stop.wait_for(|v| *v).await;
+                    })
+                    .await;
+                    Ok(())
+                })
+            })?;
+        handles.push(handle);
+    }
+    let own = listeners.into_tokio()?;
+    let mut stop = shutdown;
+    serve(own, app, async move {
+        let _ = stop.wait_for(|v| *v).await;
+    })
+    .await;
+    for h in handles {
+        let joined = tokio::task::spawn_blocking(move || h.join()).await;
+        if let Ok(Ok(Err(e))) = joined {
+            tracing::warn!(error = %e, "a worker thread ended with an error");
+        }
+    }
+    Ok(())
 }

@@ -133,6 +133,7 @@ fn server_config(raw: RawServer, p: &mut Problems) -> Option<ServerConfig> {
         header_read_timeout,
         tls_handshake_timeout,
         shutdown_timeout,
+        threads,
     } = raw;
     let listen = match (&listen, &tls_listen) {
         (None, None) => socket_addr(p, "server.listen", "0.0.0.0:8080"),
@@ -215,7 +216,15 @@ fn server_config(raw: RawServer, p: &mut Problems) -> Option<ServerConfig> {
             Duration::from_secs(30),
         ),
     };
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let threads = match count_or(p, "server.threads", threads, 0, 0, 1024) {
+        0 => cores,
+        n => n,
+    };
     Some(ServerConfig {
+        threads,
         listen,
         tls,
         public_url: public_url?,

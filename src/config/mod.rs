@@ -141,6 +141,8 @@ pub struct Limits {
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// Worker threads, each with its own runtime (0 in the file = one per core).
+    pub threads: usize,
     pub listen: Option<SocketAddr>,
     pub tls: Option<TlsConfig>,
     pub public_url: PublicUrl,

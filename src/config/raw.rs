@@ -40,6 +40,7 @@ pub(super) struct RawServer {
     pub header_read_timeout: Option<String>,
     pub tls_handshake_timeout: Option<String>,
     pub shutdown_timeout: Option<String>,
+    pub threads: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
