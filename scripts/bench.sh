@@ -24,8 +24,11 @@
 #   same way for every target. Absolute numbers are low; ratios are the point.
 #
 # Usage: scripts/bench.sh [--no-build] [--connections "32 256"]
-#          [--duration 10s] [--warmup 2s] [--threads 2] [--store memory|redis]
-#          [--bin PATH] [--keep-tmp]
+#          [--duration 10s] [--warmup 2s] [--threads 2] [--rounds 1]
+#          [--store memory|redis] [--bin PATH] [--keep-tmp]
+# --rounds N runs the whole set of targets N times, interleaved, and reports
+# for each target the run with the median requests/s (and the spread), which
+# evens out other work that comes and goes on a shared machine.
 # Needs: wrk, nginx (Debian packages), curl, python3; redis-server for
 # --store redis. Writes bench-results/bench-<date>.md in the repository.
 
@@ -39,6 +42,7 @@ connections="32 256"
 duration="10s"
 warmup="2s"
 threads=2
+rounds=1
 store="memory"
 bin=""
 keep_tmp=0
@@ -59,6 +63,7 @@ while [[ $# -gt 0 ]]; do
     --duration) duration=${2:?--duration needs a value}; shift ;;
     --warmup) warmup=${2:?--warmup needs a value}; shift ;;
     --threads) threads=${2:?--threads needs a value}; shift ;;
+    --rounds) rounds=${2:?--rounds needs a value}; shift ;;
     --store) store=${2:?--store needs a value}; shift ;;
     --bin) bin=${2:?--bin needs a value}; shift ;;
     --keep-tmp) keep_tmp=1 ;;
@@ -70,6 +75,7 @@ done
 
 [[ $store == memory || $store == redis ]] || die "--store is memory or redis, not $store"
 [[ $threads =~ ^[1-9][0-9]*$ ]] || die "--threads is a positive number"
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || die "--rounds is a positive number"
 for c in $connections; do
     [[ $c =~ ^[1-9][0-9]*$ ]] || die "--connections is a list of positive numbers, not $c"
     ((c >= threads)) || die "wrk needs at least as many connections ($c) as threads ($threads)"
@@ -413,7 +419,8 @@ val() {
 # Other work on the machine skews everything: record the load around the runs.
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 results=()
-echo "== wrk: $threads threads, duration $duration (warm-up $warmup), connections: $connections"
+echo "== wrk: $threads threads, duration $duration (warm-up $warmup), connections: $connections, rounds: $rounds"
+for ((round = 1; round <= rounds; round++)); do
 for c in $connections; do
     for t in "${targets[@]}"; do
         IFS='|' read -r name url cookie <<<"$t"
@@ -428,9 +435,11 @@ for c in $connections; do
         ((requests > 0)) || die "$name, $c connections: wrk completed no request"
         ((bad == 0)) || die "$name, $c connections: $bad of $requests responses were not 2xx"
         ((errors == 0)) || die "$name, $c connections: socket errors ($line)"
-        results+=("$name|$c|$line")
-        printf '  %-26s c=%-4s done\n' "$name" "$c"
+        rps=$(awk -v n="$requests" -v us="$(val duration_us "$line")" 'BEGIN { printf "%.0f", n / (us / 1e6) }')
+        results+=("$name|$c|$rps|$line")
+        printf '  round %s  %-26s c=%-4s %8s req/s\n' "$round" "$name" "$c" "$rps"
     done
+done
 done
 # The session must still be good after the runs (no silent expiry).
 expect_hello "portcullis signed-in (after the runs)" "$origin/" -H "@$tmp/cookie.header"
@@ -443,19 +452,36 @@ ms() {
     awk -v us="$1" 'BEGIN { printf "%.2f ms", us / 1000 }'
 }
 
-table="| target | connections | requests/s | p50 | p99 | vs nginx proxy |
-|---|---:|---:|---:|---:|---:|"
-declare -A proxy_rps
-for r in "${results[@]}"; do
-    IFS='|' read -r name c line <<<"$r"
-    rps=$(awk -v n="$(val requests "$line")" -v us="$(val duration_us "$line")" 'BEGIN { printf "%.0f", n / (us / 1e6) }')
-    [[ $name == "nginx proxy" ]] && proxy_rps[$c]=$rps
-    ratio="—"
-    if [[ $name == portcullis* && -n ${proxy_rps[$c]:-} ]]; then
-        ratio=$(awk -v a="$rps" -v b="${proxy_rps[$c]}" 'BEGIN { printf "%.2f×", a / b }')
-    fi
-    table+="
-| $name | $c | $rps | $(ms "$(val p50_us "$line")") | $(ms "$(val p99_us "$line")") | $ratio |"
+spread_head="" spread_rule=""
+if ((rounds > 1)); then
+    spread_head=" req/s over $rounds rounds (min–max) |"
+    spread_rule="---:|"
+fi
+table="| target | connections | requests/s | p50 | p99 | vs nginx proxy |$spread_head
+|---|---:|---:|---:|---:|---:|$spread_rule"
+for c in $connections; do
+    proxy_rps=""
+    for t in "${targets[@]}"; do
+        IFS='|' read -r name _ _ <<<"$t"
+        # This target's runs at $c connections, slowest first; the median one.
+        mapfile -t runs < <(
+            for r in "${results[@]}"; do
+                [[ $r == "$name|$c|"* ]] && echo "${r#"$name|$c|"}"
+            done | sort -n -t'|' -k1,1
+        )
+        IFS='|' read -r rps line <<<"${runs[$(((${#runs[@]} - 1) / 2))]}"
+        [[ $name == "nginx proxy" ]] && proxy_rps=$rps
+        ratio="—"
+        if [[ $name == portcullis* && -n $proxy_rps ]]; then
+            ratio=$(awk -v a="$rps" -v b="$proxy_rps" 'BEGIN { printf "%.2f×", a / b }')
+        fi
+        spread=""
+        if ((rounds > 1)); then
+            spread=" ${runs[0]%%|*}–${runs[-1]%%|*} |"
+        fi
+        table+="
+| $name | $c | $rps | $(ms "$(val p50_us "$line")") | $(ms "$(val p99_us "$line")") | $ratio |$spread"
+    done
 done
 
 model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
@@ -469,9 +495,9 @@ outfile="$repo/bench-results/bench-$stamp.md"
     echo "- machine: $(nproc) cores, ${model:-unknown CPU}, $(uname -srm)"
     echo "- portcullis: checkout $commit, binary $bin, store: $store, RUST_LOG=warn (per-request logging off)"
     echo "- nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //'), worker_processes auto ($(nproc) workers), access_log off, upstream keepalive 64"
-    echo "- load: $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2), $threads threads, ${duration} per run after a ${warmup} warm-up, keep-alive connections"
+    echo "- load: $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2), $threads threads, ${duration} per run after a ${warmup} warm-up, keep-alive connections, $rounds round(s) (the median run is shown)"
     echo "- wrk runs on the same $(nproc) cores as the servers and competes with them, the same way for every target"
-    echo "- load average (1, 5, 15 min): $load_before before the runs, $load_after after; anything well above 0 means other work shared the cores"
+    echo "- load average (1, 5, 15 min): $load_before before the runs (other work on the machine skews the numbers), $load_after after (includes wrk and the servers themselves)"
     echo "- upstream: nginx \`return 200 \"hello\\n\"\`; every run checked: 0 non-2xx responses, 0 socket errors"
     echo
     echo "$table"
