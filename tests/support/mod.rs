@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod client;
+pub mod flow;
 pub mod gateway;
 pub mod h2raw;
 pub mod raw_upstream;
