@@ -402,6 +402,12 @@ async fn a11_another_device_gets_the_code_not_a_session() {
         .await;
     assert!(shown.body.contains(&code));
     assert_eq!(session_cookie(&shown), None);
+    // The asking browser gets an explicit confirm naming the masked address.
+    let own = laptop
+        .get(&e.url(&format!("/.portcullis/verify?token={token}")))
+        .await;
+    assert!(own.body.contains("b***@example.com"), "{}", own.body);
+    assert!(!own.body.contains("bob@example.com"));
     let csrf = waiting.field("csrf").unwrap();
     let done = laptop
         .post(
