@@ -5,7 +5,10 @@
 
 pub mod browser;
 pub mod client;
+pub mod flow;
 pub mod gateway;
+pub mod h2raw;
+pub mod raw_upstream;
 pub mod redis;
 pub mod smtp;
 pub mod upstream;
