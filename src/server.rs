@@ -159,7 +159,9 @@ async fn handle_connection(
             let service = service_fn(move |req: Request<Incoming>| {
                 let app = app.clone();
                 let conn = conn.clone();
-                async move { Ok::<_, std::convert::Infallible>(app.handle(req, conn).await) }
+                // Boxed: hyper keeps one future slot per connection, idle
+                // ones included; a box keeps that slot pointer-sized.
+                Box::pin(async move { Ok::<_, std::convert::Infallible>(app.handle(req, conn).await) })
             });
             let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             let _ = watcher.watch(c.into_owned()).await;
@@ -187,7 +189,9 @@ async fn handle_connection(
             let service = service_fn(move |req: Request<Incoming>| {
                 let app = app.clone();
                 let conn = conn.clone();
-                async move { Ok::<_, std::convert::Infallible>(app.handle(req, conn).await) }
+                // Boxed: hyper keeps one future slot per connection, idle
+                // ones included; a box keeps that slot pointer-sized.
+                Box::pin(async move { Ok::<_, std::convert::Infallible>(app.handle(req, conn).await) })
             });
             let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             let _ = watcher.watch(c.into_owned()).await;
