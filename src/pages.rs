@@ -393,9 +393,15 @@ mod tests {
     fn every_page(p: &Pages) -> Vec<(&'static str, String)> {
         vec![
             ("login", p.login("/", "c", None)),
-            ("login with notice", p.login("/", "c", Some("Enter one email address."))),
+            (
+                "login with notice",
+                p.login("/", "c", Some("Enter one email address.")),
+            ),
             ("check_email", p.check_email("c", 15, None)),
-            ("check_email with notice", p.check_email("c", 15, Some("1 try left."))),
+            (
+                "check_email with notice",
+                p.check_email("c", 15, Some("1 try left.")),
+            ),
             ("verify_confirm", p.verify_confirm("t", "c", "a***@b.c")),
             ("verify_elsewhere", p.verify_elsewhere("ABCD-EFGH")),
             ("link_invalid", p.link_invalid()),
@@ -430,19 +436,40 @@ mod tests {
     fn pages_have_no_scripts_inline_styles_or_external_resources() {
         for (name, page) in every_page(&Pages::new(&ui())) {
             let lower = page.to_ascii_lowercase();
-            for bad in ["<script", " style=", "<style", " on", "http://", "https://", "javascript:"] {
+            for bad in [
+                "<script",
+                " style=",
+                "<style",
+                " on",
+                "http://",
+                "https://",
+                "javascript:",
+            ] {
                 let hit = match bad {
                     // Only event-handler attributes, not words like "on".
-                    " on" => lower.contains(" onclick") || lower.contains(" onload") || lower.contains(" onsubmit"),
+                    " on" => {
+                        lower.contains(" onclick")
+                            || lower.contains(" onload")
+                            || lower.contains(" onsubmit")
+                    }
                     _ => lower.contains(bad),
                 };
                 assert!(!hit, "{name} contains {bad:?}:\n{page}");
             }
-            assert!(page.contains(&format!("href=\"{STYLESHEET_PATH}\"")), "{name}");
+            assert!(
+                page.contains(&format!("href=\"{STYLESHEET_PATH}\"")),
+                "{name}"
+            );
             assert!(page.starts_with("<!doctype html>"), "{name}");
             assert!(page.contains("<title>"), "{name}");
-            assert!(page.contains("Acme &lt;Tools&gt;"), "{name}: the site's name");
-            assert!(page.contains("Sign-in by Portcullis"), "{name}: the product's name");
+            assert!(
+                page.contains("Acme &lt;Tools&gt;"),
+                "{name}: the site's name"
+            );
+            assert!(
+                page.contains("Sign-in by Portcullis"),
+                "{name}: the product's name"
+            );
         }
     }
 
@@ -457,10 +484,16 @@ mod tests {
                 }
                 let id = tag.split("id=\"").nth(1).and_then(|r| r.split('"').next());
                 let id = id.unwrap_or_else(|| panic!("{name}: input without id: {tag}"));
-                assert!(page.contains(&format!("<label for=\"{id}\">")), "{name}: {id}");
+                assert!(
+                    page.contains(&format!("<label for=\"{id}\">")),
+                    "{name}: {id}"
+                );
             }
             for form in page.split("<form").skip(1) {
-                assert!(form.starts_with(" method=\"post\" action=\"/.portcullis/"), "{name}");
+                assert!(
+                    form.starts_with(" method=\"post\" action=\"/.portcullis/"),
+                    "{name}"
+                );
                 assert!(form.contains("name=\"csrf\" value=\"c\""), "{name}: csrf");
             }
         }
@@ -482,10 +515,17 @@ mod tests {
         assert!(forbidden.contains("alice@example.com"));
         assert!(forbidden.contains("action=\"/.portcullis/logout\""));
         let bye = p.logout_confirm("c", "/back", Some("a@b.c"));
-        assert!(bye.contains("name=\"rd\" value=\"/back\"") && bye.contains("<strong>a@b.c</strong>"));
+        assert!(
+            bye.contains("name=\"rd\" value=\"/back\"") && bye.contains("<strong>a@b.c</strong>")
+        );
         let timeout = p.error(504, "Gateway Timeout", "It took too long to answer.");
         assert!(timeout.contains("504") && timeout.contains("took too long"));
-        assert!(p.login("/", "c", Some("Enter one email address, like name@example.com."))
+        assert!(p
+            .login(
+                "/",
+                "c",
+                Some("Enter one email address, like name@example.com.")
+            )
             .contains("role=\"alert\">Enter one email address"));
     }
 
@@ -504,11 +544,19 @@ mod tests {
         u.logo = Some("/static/logo.svg?a=1&b=\"2\"".into());
         u.footer = None;
         let page = Pages::new(&u).signed_out();
-        assert!(page.contains("<img class=\"logo\" src=\"/static/logo.svg?a=1&amp;b=&quot;2&quot;\" alt=\"\">"), "{page}");
+        assert!(
+            page.contains(
+                "<img class=\"logo\" src=\"/static/logo.svg?a=1&amp;b=&quot;2&quot;\" alt=\"\">"
+            ),
+            "{page}"
+        );
         assert!(!page.contains("class=\"mark\""));
         assert!(!page.contains("footer&quot;"));
         let page = Pages::new(&ui()).signed_out();
-        assert!(page.contains("class=\"mark\""), "the mark stands in for a logo");
+        assert!(
+            page.contains("class=\"mark\""),
+            "the mark stands in for a logo"
+        );
         assert!(page.contains("<p>&quot;footer&quot;</p>"));
         assert!(page.contains("<link rel=\"icon\" href=\"data:image/svg+xml;base64,"));
     }
@@ -536,10 +584,12 @@ mod tests {
             "<h1>Hi {{site}}</h1><form method=\"post\" action=\"/.portcullis/login\">{{notice}}\
 <input type=\"hidden\" name=\"csrf\" value=\"{{csrf}}\"><input type=\"hidden\" name=\"rd\" value=\"{{rd}}\"></form>".into(),
         );
-        u.templates.insert("layout.html".into(), "<main>{{content}}</main>".into());
+        u.templates
+            .insert("layout.html".into(), "<main>{{content}}</main>".into());
         u.templates.insert("style.css".into(), "body{}".into());
         // Not valid: ignored here (config conversion refuses it earlier).
-        u.templates.insert("signed_out.html".into(), "{{nope}}".into());
+        u.templates
+            .insert("signed_out.html".into(), "{{nope}}".into());
         let p = Pages::new(&u);
         assert_eq!(
             p.login("/r", "c", Some("<x>")),

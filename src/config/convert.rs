@@ -667,7 +667,10 @@ fn ui_config(raw: RawUi, p: &mut Problems) -> Option<UiConfig> {
             );
         }
         if logo_file.is_some() {
-            p.add("ui.logo_file", "set either ui.logo or ui.logo_file, not both");
+            p.add(
+                "ui.logo_file",
+                "set either ui.logo or ui.logo_file, not both",
+            );
         }
     }
     let logo = match logo_file {
@@ -722,7 +725,10 @@ fn logo_data_url(path: &str, p: &mut Problems) -> Option<String> {
         Ok(bytes) if bytes.len() > MAX_LOGO_BYTES => {
             p.add(
                 "ui.logo_file",
-                format!("{path:?} is {} bytes; the limit is {MAX_LOGO_BYTES}", bytes.len()),
+                format!(
+                    "{path:?} is {} bytes; the limit is {MAX_LOGO_BYTES}",
+                    bytes.len()
+                ),
             );
             None
         }

@@ -172,7 +172,10 @@ fn ui_logo_file_becomes_a_data_url() {
     let path = dir.path().join("logo.svg");
     std::fs::write(&path, "<svg/>").unwrap();
     let c = parse(&format!("[ui]\nlogo_file = '{}'", path.display())).unwrap();
-    assert_eq!(c.ui.logo.as_deref(), Some("data:image/svg+xml;base64,PHN2Zy8+"));
+    assert_eq!(
+        c.ui.logo.as_deref(),
+        Some("data:image/svg+xml;base64,PHN2Zy8+")
+    );
     let e = err(&format!(
         "[ui]\nlogo = \"/x.png\"\nlogo_file = '{}'",
         path.display()
@@ -188,7 +191,8 @@ fn ui_logo_file_becomes_a_data_url() {
 fn ui_templates_override_and_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let good = "<h1>{{site}}</h1>{{notice}}<input type=\"hidden\" name=\"csrf\" value=\"{{csrf}}\">{{rd}}";
+    let good =
+        "<h1>{{site}}</h1>{{notice}}<input type=\"hidden\" name=\"csrf\" value=\"{{csrf}}\">{{rd}}";
     std::fs::write(d.join("login.html"), good).unwrap();
     std::fs::write(d.join("style.css"), "body { color: red }").unwrap();
     std::fs::write(d.join("README.txt"), "notes for the team").unwrap();

@@ -173,7 +173,6 @@ impl Palette {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,7 +186,16 @@ mod tests {
         assert_eq!(Rgb::parse("#1f5fbf"), Some(Rgb(0x1f, 0x5f, 0xbf)));
         assert_eq!(Rgb::parse("#FFF"), Some(WHITE));
         assert_eq!(Rgb::parse("#abc"), Some(Rgb(0xaa, 0xbb, 0xcc)));
-        for bad in ["1f5fbf", "#1f5fb", "#1f5fbfa", "#ggg", "blue", "#", "", "#１２３"] {
+        for bad in [
+            "1f5fbf",
+            "#1f5fb",
+            "#1f5fbfa",
+            "#ggg",
+            "blue",
+            "#",
+            "",
+            "#１２３",
+        ] {
             assert_eq!(Rgb::parse(bad), None, "{bad:?}");
         }
         assert_eq!(Rgb(1, 2, 255).hex(), "#0102ff");
@@ -255,7 +263,11 @@ mod tests {
             let p = Palette::for_accent(&accent);
             let checks = [
                 ("button text", contrast(p.on_button, p.button), AA_TEXT),
-                ("button text on hover", contrast(p.on_button, p.hover), AA_TEXT),
+                (
+                    "button text on hover",
+                    contrast(p.on_button, p.hover),
+                    AA_TEXT,
+                ),
                 ("links on the card", contrast(p.link, CARD), AA_TEXT),
                 ("links on the page", contrast(p.link, BG), AA_TEXT),
                 ("button edge", contrast(p.edge, CARD), AA_UI),
@@ -279,7 +291,13 @@ mod tests {
     fn css_names_every_colour() {
         let css = Palette::for_accent(DEFAULT_ACCENT).css();
         assert!(css.starts_with(":root {\n  --accent: #1f5fbf;\n"), "{css}");
-        for var in ["--on-accent", "--accent-text", "--accent-hover", "--muted", "--field"] {
+        for var in [
+            "--on-accent",
+            "--accent-text",
+            "--accent-hover",
+            "--muted",
+            "--field",
+        ] {
             assert!(css.contains(var), "{var}");
         }
         println!("{css}");

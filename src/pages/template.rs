@@ -59,9 +59,7 @@ impl Template {
         let mut rest = text;
         while let Some((literal, after)) = rest.split_once("{{") {
             let at = text.len() - rest.len() + literal.len();
-            let (name, tail) = after
-                .split_once("}}")
-                .ok_or(TemplateError::Unclosed(at))?;
+            let (name, tail) = after.split_once("}}").ok_or(TemplateError::Unclosed(at))?;
             let name = name.trim();
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
                 return Err(TemplateError::BadName(name.chars().take(40).collect()));
@@ -170,7 +168,10 @@ pub fn check_override(file: &str, text: &str) -> Result<(), TemplateError> {
         return Ok(());
     }
     let spec = spec(file).ok_or_else(|| {
-        TemplateError::NotATemplate(file.to_string(), override_files().collect::<Vec<_>>().join(", "))
+        TemplateError::NotATemplate(
+            file.to_string(),
+            override_files().collect::<Vec<_>>().join(", "),
+        )
     })?;
     let template = Template::parse(text)?;
     let allowed = || {
@@ -187,7 +188,11 @@ pub fn check_override(file: &str, text: &str) -> Result<(), TemplateError> {
             known: allowed().collect::<Vec<_>>().join(", "),
         });
     }
-    if let Some(name) = spec.required.iter().find(|r| !template.slots().any(|n| n == **r)) {
+    if let Some(name) = spec
+        .required
+        .iter()
+        .find(|r| !template.slots().any(|n| n == **r))
+    {
         return Err(TemplateError::Missing {
             template: file.to_string(),
             name: name.to_string(),
@@ -195,7 +200,6 @@ pub fn check_override(file: &str, text: &str) -> Result<(), TemplateError> {
     }
     Ok(())
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -257,7 +261,12 @@ mod tests {
     #[test]
     fn every_built_in_template_passes_its_own_check() {
         for spec in &SPECS {
-            assert_eq!(check_override(spec.file, spec.builtin), Ok(()), "{}", spec.file);
+            assert_eq!(
+                check_override(spec.file, spec.builtin),
+                Ok(()),
+                "{}",
+                spec.file
+            );
             for name in spec.required.iter().chain(spec.optional) {
                 assert!(
                     spec.builtin.contains(&format!("{{{{{name}}}}}")),
@@ -298,7 +307,10 @@ mod tests {
             Err(TemplateError::Unclosed(0))
         );
         assert_eq!(check_override("style.css", "a{{b"), Ok(()));
-        assert_eq!(check_override("signed_out.html", "{{site}} {{product}}"), Ok(()));
+        assert_eq!(
+            check_override("signed_out.html", "{{site}} {{product}}"),
+            Ok(())
+        );
     }
 
     #[test]
