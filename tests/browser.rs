@@ -1,6 +1,9 @@
 //! The sign-in pages in a real browser: Chromium driven through WebDriver,
 //! against the gateway in process, a real SMTP server and real upstreams.
 //!
+//! Every browser runs with JavaScript off for pages (WebDriver's own
+//! scripts still run), so each journey also proves the pages need none.
+//!
 //! Journeys: the link in the asking browser; the link opened in a second
 //! browser profile (the code shown there, typed into the first); a used and
 //! an expired link; the 403 page and sign-out; sign-out from the app; the

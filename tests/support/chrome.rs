@@ -3,7 +3,7 @@
 //!
 //! Owns: one `chromedriver` per test binary (started on first use, on a
 //! port it picks itself, `--port=0`), browser sessions with a fresh empty
-//! profile each, and the handful of WebDriver commands the browser tests
+//! profile each and JavaScript off for pages, and the handful of WebDriver commands the browser tests
 //! need (navigate, find, type, click, keys, execute, cookies, logs,
 //! screenshots).
 //!
@@ -162,7 +162,8 @@ pub struct LogEntry {
     pub message: String,
 }
 
-/// One browser: a WebDriver session with its own empty profile.
+/// One browser: a WebDriver session with its own empty profile, with
+/// JavaScript turned off for pages.
 pub struct Chrome {
     http: reqwest::Client,
     base: String,
@@ -178,7 +179,12 @@ impl Chrome {
         let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|s| s.to_string()).collect();
         args.push(format!("--user-data-dir={}", profile.path().display()));
         args.push(format!("--window-size={width},{height}"));
-        let mut options = json!({ "args": args });
+        // JavaScript off for pages (WebDriver's own scripts still run):
+        // the pages must work without it.
+        let mut options = json!({
+            "args": args,
+            "prefs": { "profile.managed_default_content_settings.javascript": 2 }
+        });
         if let Some(binary) = &driver.binary {
             options["binary"] = json!(binary);
         }
