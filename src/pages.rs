@@ -1,28 +1,25 @@
 //! The gateway's own HTML pages and their stylesheet.
 //!
-//! Owns: the built-in templates (compiled in from `assets/templates/`), the
-//! tiny template language, operator overrides of those templates
-//! (`[ui] templates`), the colours derived from `[ui] accent` (checked for
-//! WCAG AA contrast, with a darker shade or dark text picked when the
-//! accent alone would fail), and HTML escaping.
+//! Owns: filling the built-in templates (compiled in from
+//! `assets/templates/`) or the operator's overrides (`[ui] templates`) for
+//! each page, the stylesheet served at [`STYLESHEET_PATH`], and HTML
+//! escaping. Two parts live in their own files: the template language and
+//! the list of templates ([`template`]), and the colours derived from
+//! `[ui] accent`, with their WCAG contrast ([`palette`]).
 //!
 //! Does not own: which page is shown when, status codes and cookies
 //! (`login`, `app`), response headers such as the CSP (`body`), reading the
 //! override folder (config conversion reads it and calls
 //! [`check_override`], so `portcullis check` reports a bad template).
 //!
-//! # The template language
-//!
-//! `{{name}}` and nothing else: no loops, no conditions, no expressions.
-//! Every value is HTML-escaped, except the few fragments the gateway builds
-//! itself (see [`FRAGMENTS`]); which values are fragments is decided here,
-//! never by the template, so an override cannot unescape a user's value.
+//! The pages are documented for operators in `docs/pages.md`.
 //!
 //! # Threat model
 //!
 //! - HTML injection: addresses, `rd`, codes, tokens, the title, the footer
 //!   and the logo URL are untrusted text and always escaped (for element
-//!   content and quoted attributes alike).
+//!   content and quoted attributes alike). Only fragments built in this
+//!   file are passed unescaped ([`FRAGMENTS`]); a template cannot choose.
 //! - Scripts and remote content: the built-in pages have no scripts, no
 //!   inline styles and no external resources (the CSP forbids all three);
 //!   forms work without JavaScript. An override is the operator's own
@@ -36,8 +33,8 @@ use base64::Engine as _;
 
 use crate::config::UiConfig;
 
-mod palette;
-mod template;
+pub mod palette;
+pub mod template;
 
 pub use palette::{contrast, Palette, Rgb};
 pub use template::{check_override, override_files, Spec, TemplateError, FRAGMENTS, GLOBAL, SPECS};

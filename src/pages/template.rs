@@ -10,7 +10,7 @@
 //! # Threat model
 //!
 //! Every value is HTML-escaped on the way in, except values the gateway
-//! passes as [`Value::Html`] (fragments it built and escaped itself, see
+//! passes as `Value::Html` (fragments it built and escaped itself, see
 //! [`FRAGMENTS`]). The template cannot choose: an override saying
 //! `{{email}}` gets the escaped address like the built-in one. Parsing
 //! never panics; a malformed template is an error, not a page.
@@ -125,7 +125,7 @@ macro_rules! spec {
     };
 }
 
-/// Every template, in the order of [`Set`]'s fields.
+/// Every template (the stylesheet, `style.css`, is not one).
 pub const SPECS: [Spec; 11] = [
     spec!(
         "layout.html",
