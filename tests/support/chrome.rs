@@ -49,7 +49,12 @@ pub const CHROMIUM_ARGS: &[&str] = &[
 /// True (with a notice) when the browser tests should not run.
 pub fn skipped() -> bool {
     if std::env::var("PORTCULLIS_SKIP_BROWSER").as_deref() == Ok("1") {
-        eprintln!("NOTICE: PORTCULLIS_SKIP_BROWSER=1: browser test skipped");
+        // Straight to stderr: the test harness would swallow `eprintln!`.
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "NOTICE: PORTCULLIS_SKIP_BROWSER=1: browser test skipped"
+        );
         return true;
     }
     false
