@@ -397,6 +397,7 @@ fn syntax_error(text: &str, file: &str, e: &toml::de::Error) -> ConfigError {
 }
 
 mod convert;
+mod ui;
 
 #[cfg(test)]
 mod tests;
