@@ -1,14 +1,54 @@
-//! The gateway's own HTML pages. Each function returns the page as a
-//! string; nothing here decides anything. Every inserted value is escaped;
-//! pages use only the gateway's stylesheet (no scripts, nothing external),
-//! and forms work without JavaScript.
+//! The gateway's own HTML pages and their stylesheet.
+//!
+//! Owns: filling the built-in templates (compiled in from
+//! `assets/templates/`) or the operator's overrides (`[ui] templates`) for
+//! each page, the stylesheet served at [`STYLESHEET_PATH`], and HTML
+//! escaping. Two parts live in their own files: the template language and
+//! the list of templates ([`template`]), and the colours derived from
+//! `[ui] accent`, with their WCAG contrast ([`palette`]).
+//!
+//! Does not own: which page is shown when, status codes and cookies
+//! (`login`, `app`), response headers such as the CSP (`body`), reading the
+//! override folder (config conversion reads it and calls
+//! [`check_override`], so `portcullis check` reports a bad template).
+//!
+//! The pages are documented for operators in `docs/pages.md`.
+//!
+//! # Threat model
+//!
+//! - HTML injection: addresses, `rd`, codes, tokens, the title, the footer
+//!   and the logo URL are untrusted text and always escaped (for element
+//!   content and quoted attributes alike). Only fragments built in this
+//!   file are passed unescaped ([`FRAGMENTS`]); a template cannot choose.
+//! - Scripts and remote content: the built-in pages have no scripts, no
+//!   inline styles and no external resources (the CSP forbids all three);
+//!   forms work without JavaScript. An override is the operator's own
+//!   HTML and is bound by the same CSP.
+//! - A broken override must not take pages down: it is rejected at load
+//!   (config error naming `ui.templates`), and should one ever fail to
+//!   parse here, the built-in template is used instead. Nothing panics.
 
-use std::fmt::Write as _;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 
 use crate::config::UiConfig;
 
+pub mod palette;
+pub mod template;
+
+pub use palette::{contrast, Palette, Rgb};
+pub use template::{check_override, override_files, Spec, TemplateError, FRAGMENTS, GLOBAL, SPECS};
+use template::{spec, Piece, Template, Value};
+
+/// The built-in stylesheet, with the default palette (`:root`) first.
 pub const STYLESHEET: &str = include_str!("assets/style.css");
 pub const STYLESHEET_PATH: &str = "/.portcullis/style.css";
+/// File name of the stylesheet in an override folder.
+pub const STYLESHEET_FILE: &str = "style.css";
+/// `[ui] accent` when none is configured.
+pub const DEFAULT_ACCENT: &str = "#1f5fbf";
+/// The product's own name, shown small in the footer.
+pub const PRODUCT: &str = "Portcullis";
 
 /// HTML-escapes text for element content and quoted attributes.
 pub fn escape(text: &str) -> String {
@@ -26,49 +66,225 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+// === the pages ===
+
+/// The parsed templates, one field per entry of [`SPECS`].
+#[derive(Debug, Clone)]
+struct Set {
+    layout: Template,
+    login: Template,
+    check_email: Template,
+    verify_confirm: Template,
+    verify_elsewhere: Template,
+    link_invalid: Template,
+    code_locked: Template,
+    forbidden: Template,
+    logout_confirm: Template,
+    signed_out: Template,
+    error: Template,
+}
+
 /// The gateway's pages for one configuration (branding from `[ui]`).
 #[derive(Debug, Clone)]
 pub struct Pages {
-    ui: UiConfig,
+    title: String,
+    logo: String,
+    footer: String,
+    icon: String,
+    stylesheet: String,
+    t: Set,
 }
 
 impl Pages {
     pub fn new(ui: &UiConfig) -> Pages {
-        Pages { ui: ui.clone() }
+        let pick = |file: &str| -> Template {
+            let builtin = || {
+                let text = spec(file).map(|s| s.builtin).unwrap_or("");
+                Template::parse(text).unwrap_or_else(|_| Template(vec![Piece::Text(text.into())]))
+            };
+            match ui.templates.get(file) {
+                Some(text) if check_override(file, text).is_ok() => {
+                    Template::parse(text).unwrap_or_else(|_| builtin())
+                }
+                _ => builtin(),
+            }
+        };
+        let palette = Palette::for_accent(&ui.accent);
+        let base = ui
+            .templates
+            .get(STYLESHEET_FILE)
+            .map(String::as_str)
+            .unwrap_or(STYLESHEET);
+        let logo = match &ui.logo {
+            Some(src) => format!("<img class=\"logo\" src=\"{}\" alt=\"\">", escape(src)),
+            None => mark(),
+        };
+        Pages {
+            title: ui.title.clone(),
+            logo,
+            footer: match &ui.footer {
+                Some(f) => format!("<p>{}</p>\n", escape(f)),
+                None => String::new(),
+            },
+            icon: icon(&palette),
+            stylesheet: format!("{base}\n/* [ui] accent */\n{}", palette.css()),
+            t: Set {
+                layout: pick("layout.html"),
+                login: pick("login.html"),
+                check_email: pick("check_email.html"),
+                verify_confirm: pick("verify_confirm.html"),
+                verify_elsewhere: pick("verify_elsewhere.html"),
+                link_invalid: pick("link_invalid.html"),
+                code_locked: pick("code_locked.html"),
+                forbidden: pick("forbidden.html"),
+                logout_confirm: pick("logout_confirm.html"),
+                signed_out: pick("signed_out.html"),
+                error: pick("error.html"),
+            },
+        }
     }
 
     pub fn title(&self) -> &str {
-        &self.ui.title
+        &self.title
     }
-}
 
-fn layout(ui: &UiConfig, title: &str, body: &str) -> String {
-    let mut page = String::with_capacity(2048 + body.len());
-    let site = escape(&ui.title);
-    let _ = write!(
-        page,
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-<meta name=\"robots\" content=\"noindex, nofollow\">\n\
-<title>{} · {site}</title>\n<link rel=\"stylesheet\" href=\"{STYLESHEET_PATH}\">\n</head>\n<body>\n<main>\n<div class=\"brand\">",
-        escape(title)
-    );
-    if let Some(logo) = &ui.logo {
-        let _ = write!(page, "<img src=\"{}\" alt=\"\">", escape(logo));
+    /// The stylesheet to serve at [`STYLESHEET_PATH`]: the built-in one (or
+    /// the override) followed by the palette for `[ui] accent`.
+    pub fn stylesheet(&self) -> String {
+        self.stylesheet.clone()
     }
-    let _ = write!(page, "<span>{site}</span></div>\n{body}</main>\n");
-    if let Some(footer) = &ui.footer {
-        let _ = writeln!(page, "<footer>{}</footer>", escape(footer));
-    }
-    page.push_str("</body>\n</html>\n");
-    page
-}
 
-fn csrf_field(csrf: &str) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-        escape(csrf)
-    )
+    /// Renders `page` with `values` inside the layout.
+    fn page(&self, page: &Template, page_title: &str, values: &[(&str, Value<'_>)]) -> String {
+        let globals = [
+            ("site", Value::Text(&self.title)),
+            ("product", Value::Text(PRODUCT)),
+        ];
+        let mut all: Vec<(&str, Value<'_>)> = values.to_vec();
+        all.extend(globals);
+        let content = page.render(&all);
+        let mut layout: Vec<(&str, Value<'_>)> = vec![
+            ("content", Value::Html(&content)),
+            ("page_title", Value::Text(page_title)),
+            ("stylesheet", Value::Text(STYLESHEET_PATH)),
+            ("icon", Value::Text(&self.icon)),
+            ("logo", Value::Html(&self.logo)),
+            ("footer", Value::Html(&self.footer)),
+        ];
+        layout.extend(globals);
+        self.t.layout.render(&layout)
+    }
+
+    pub fn login(&self, rd: &str, csrf: &str, message: Option<&str>) -> String {
+        let notice = notice(message);
+        self.page(
+            &self.t.login,
+            "Sign in",
+            &[
+                ("rd", Value::Text(rd)),
+                ("csrf", Value::Text(csrf)),
+                ("notice", Value::Html(&notice)),
+            ],
+        )
+    }
+
+    /// The answer to every sign-in request, whatever the address: it must
+    /// not say anything about the address.
+    pub fn check_email(&self, csrf: &str, ttl_minutes: u64, message: Option<&str>) -> String {
+        let notice = notice(message);
+        let valid_for = minutes(ttl_minutes);
+        self.page(
+            &self.t.check_email,
+            "Check your email",
+            &[
+                ("csrf", Value::Text(csrf)),
+                ("valid_for", Value::Text(&valid_for)),
+                ("notice", Value::Html(&notice)),
+            ],
+        )
+    }
+
+    /// The link's landing page in the browser that asked: one button.
+    pub fn verify_confirm(&self, token: &str, csrf: &str, masked_email: &str) -> String {
+        self.page(
+            &self.t.verify_confirm,
+            "Finish signing in",
+            &[
+                ("token", Value::Text(token)),
+                ("csrf", Value::Text(csrf)),
+                ("email", Value::Text(masked_email)),
+            ],
+        )
+    }
+
+    /// The link's landing page anywhere else (another device, a mail
+    /// scanner): nothing happens; the code is shown to type where sign-in
+    /// was asked.
+    pub fn verify_elsewhere(&self, code: &str) -> String {
+        self.page(
+            &self.t.verify_elsewhere,
+            "Type the code",
+            &[("code", Value::Text(code))],
+        )
+    }
+
+    /// Used, expired and unknown links all get this page.
+    pub fn link_invalid(&self) -> String {
+        self.page(&self.t.link_invalid, "Link no longer valid", &[])
+    }
+
+    pub fn code_locked(&self) -> String {
+        self.page(&self.t.code_locked, "Too many wrong codes", &[])
+    }
+
+    pub fn forbidden(&self, email: &str, csrf: &str) -> String {
+        self.page(
+            &self.t.forbidden,
+            "No access",
+            &[("email", Value::Text(email)), ("csrf", Value::Text(csrf))],
+        )
+    }
+
+    pub fn logout_confirm(&self, csrf: &str, rd: &str, email: Option<&str>) -> String {
+        let who = match email {
+            Some(e) => format!(
+                "<p>You are signed in as <strong>{}</strong>.</p>\n",
+                escape(e)
+            ),
+            None => String::new(),
+        };
+        self.page(
+            &self.t.logout_confirm,
+            "Sign out",
+            &[
+                ("csrf", Value::Text(csrf)),
+                ("rd", Value::Text(rd)),
+                ("who", Value::Html(&who)),
+            ],
+        )
+    }
+
+    pub fn signed_out(&self) -> String {
+        self.page(&self.t.signed_out, "Signed out", &[])
+    }
+
+    /// 4xx/5xx pages: a plain heading, the message, what to do, and the
+    /// status for whoever gets asked for help.
+    pub fn error(&self, status: u16, reason: &str, message: &str) -> String {
+        let (heading, advice) = error_words(status);
+        let status_text = status.to_string();
+        self.page(
+            &self.t.error,
+            heading,
+            &[
+                ("heading", Value::Text(heading)),
+                ("message", Value::Text(message)),
+                ("advice", Value::Text(advice)),
+                ("status", Value::Text(&status_text)),
+                ("reason", Value::Text(reason)),
+            ],
+        )
+    }
 }
 
 fn notice(message: Option<&str>) -> String {
@@ -78,166 +294,86 @@ fn notice(message: Option<&str>) -> String {
     }
 }
 
-fn login_page(ui: &UiConfig, rd: &str, csrf: &str, message: Option<&str>) -> String {
-    let body = format!(
-        "<h1>Sign in</h1>\n<p class=\"muted\">Enter your email address. We will send you a link and a code to sign in. No password needed.</p>\n{}\
-<form method=\"post\" action=\"/.portcullis/login\">\n{}\n<input type=\"hidden\" name=\"rd\" value=\"{}\">\n\
-<label for=\"email\">Email address</label>\n<input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required autofocus inputmode=\"email\" maxlength=\"254\">\n\
-<button type=\"submit\">Email me a sign-in link</button>\n</form>\n",
-        notice(message),
-        csrf_field(csrf),
-        escape(rd)
-    );
-    layout(ui, "Sign in", &body)
+/// "15 minutes", "1 minute", "2 hours".
+fn minutes(n: u64) -> String {
+    match n {
+        1 => "1 minute".into(),
+        60 => "1 hour".into(),
+        n if n >= 120 && n % 60 == 0 => format!("{} hours", n / 60),
+        n => format!("{n} minutes"),
+    }
 }
 
-/// The answer to every sign-in request, whatever the address: it must not
-/// say anything about the address.
-fn check_email_page(ui: &UiConfig, csrf: &str, ttl_minutes: u64, message: Option<&str>) -> String {
-    let body = format!(
-        "<h1>Check your email</h1>\n<p>If this address may sign in, a message with a sign-in link and a code is on its way. The link and the code are valid for {ttl_minutes} minutes.</p>\n\
-<p class=\"muted\">Open the link on this device, or type the code from the message here.</p>\n{}\
-<form method=\"post\" action=\"/.portcullis/code\">\n{}\n\
-<label for=\"code\">Code from the email</label>\n<input id=\"code\" class=\"code\" name=\"code\" type=\"text\" autocomplete=\"one-time-code\" required maxlength=\"12\" placeholder=\"XXXX-XXXX\" autocapitalize=\"characters\" spellcheck=\"false\">\n\
-<button type=\"submit\">Sign in with the code</button>\n</form>\n<hr>\n<p class=\"muted\">No message after a few minutes? Check your spam folder, or <a href=\"/.portcullis/login\">ask again</a>.</p>\n",
-        notice(message),
-        csrf_field(csrf)
-    );
-    layout(ui, "Check your email", &body)
-}
-
-/// The link's landing page in the browser that asked: one button.
-fn verify_confirm_page(ui: &UiConfig, token: &str, csrf: &str, masked_email: &str) -> String {
-    let body = format!(
-        "<h1>Sign in</h1>\n<p>Sign in to {} as <strong>{}</strong>?</p>\n\
-<form method=\"post\" action=\"/.portcullis/verify\">\n{}\n<input type=\"hidden\" name=\"token\" value=\"{}\">\n\
-<button type=\"submit\">Sign in</button>\n</form>\n<p class=\"muted\">If you did not ask to sign in, close this page.</p>\n",
-        escape(&ui.title),
-        escape(masked_email),
-        csrf_field(csrf),
-        escape(token)
-    );
-    layout(ui, "Sign in", &body)
-}
-
-/// The link's landing page anywhere else (another device, a mail scanner):
-/// nothing happens; the code is shown to type where sign-in was asked.
-fn verify_elsewhere_page(ui: &UiConfig, code: &str) -> String {
-    let body = format!(
-        "<h1>Finish signing in on the device you started on</h1>\n\
-<p>This link was asked for in another browser. To sign in there, type this code on its \"Check your email\" page:</p>\n\
-<p class=\"code-box\" aria-label=\"sign-in code\">{}</p>\n\
-<p class=\"muted\">Nothing has changed on this device. If you did not ask to sign in, ignore this page.</p>\n\
-<p class=\"muted\">Want to sign in here instead? <a href=\"/.portcullis/login\">Ask for a new link on this device</a>.</p>\n",
-        escape(code)
-    );
-    layout(ui, "Type the code", &body)
-}
-
-/// Used, expired and unknown links all get this page.
-fn link_invalid_page(ui: &UiConfig) -> String {
-    let body = "<h1>This link can no longer be used</h1>\n\
-<p>Sign-in links work once and only for a short time. This one has been used, has expired, or was replaced by a newer one.</p>\n\
-<a class=\"button\" href=\"/.portcullis/login\">Ask for a new link</a>\n";
-    layout(ui, "Link expired", body)
-}
-
-fn code_locked_page(ui: &UiConfig) -> String {
-    let body = "<h1>Too many wrong codes</h1>\n\
-<p>For your safety this sign-in attempt has ended. Ask for a new link to try again.</p>\n\
-<a class=\"button\" href=\"/.portcullis/login\">Ask for a new link</a>\n";
-    layout(ui, "Too many wrong codes", body)
-}
-
-fn forbidden_page(ui: &UiConfig, email: &str, csrf: &str) -> String {
-    let body = format!(
-        "<h1>You do not have access</h1>\n<p>You are signed in as <strong>{}</strong>, and this address may not open this page.</p>\n\
-<p class=\"muted\">If you have another address that may, sign out and sign in with it.</p>\n\
-<form method=\"post\" action=\"/.portcullis/logout\">\n{}\n<button type=\"submit\" class=\"secondary\">Sign out</button>\n</form>\n",
-        escape(email),
-        csrf_field(csrf)
-    );
-    layout(ui, "No access", &body)
-}
-
-fn logout_confirm_page(ui: &UiConfig, csrf: &str, rd: &str, email: Option<&str>) -> String {
-    let who = match email {
-        Some(e) => format!(
-            "<p>You are signed in as <strong>{}</strong>.</p>\n",
-            escape(e)
+/// The heading and the advice for an error status.
+fn error_words(status: u16) -> (&'static str, &'static str) {
+    match status {
+        403 => (
+            "This form has expired",
+            "Go back, reload the page and try again.",
         ),
-        None => String::new(),
-    };
-    let body = format!(
-        "<h1>Sign out?</h1>\n{who}<form method=\"post\" action=\"/.portcullis/logout\">\n{}\n<input type=\"hidden\" name=\"rd\" value=\"{}\">\n\
-<button type=\"submit\">Sign out</button>\n</form>\n",
-        csrf_field(csrf),
-        escape(rd)
+        404 => (
+            "There is nothing here",
+            "Check the address, or start again from the start page.",
+        ),
+        405 => (
+            "That cannot be done here",
+            "Start again from the start page.",
+        ),
+        413 | 414 | 431 => (
+            "That request is too large",
+            "Start again from the start page. If it keeps happening, clear this site's cookies.",
+        ),
+        429 => ("Too many tries", "Wait a few minutes, then try again."),
+        400..=499 => (
+            "That request could not be handled",
+            "Check the address, or start again from the start page.",
+        ),
+        502 => (
+            "The application is not answering",
+            "Reload this page in a minute. If it keeps happening, tell the people who run this site.",
+        ),
+        503 => (
+            "Sign-in is unavailable for a moment",
+            "Reload this page in a few seconds.",
+        ),
+        504 => (
+            "The application is taking too long",
+            "Reload this page in a minute. If it keeps happening, tell the people who run this site.",
+        ),
+        _ => (
+            "Something went wrong",
+            "Reload this page in a minute. If it keeps happening, tell the people who run this site.",
+        ),
+    }
+}
+
+/// A portcullis: an arch with bars, drawn in 32×32.
+const MARK_PATH: &str = "M9 25V13a7 7 0 0 1 14 0v12M13 25V7.5M16 25V6M19 25V7.5M9 17h14M9 21h14";
+
+/// The mark shown when no logo is configured: a gate, in the accent.
+fn mark() -> String {
+    format!(
+        "<svg class=\"mark\" viewBox=\"0 0 32 32\" width=\"32\" height=\"32\" aria-hidden=\"true\">\
+<rect width=\"32\" height=\"32\" rx=\"8\" class=\"mark-bg\"/>\
+<path d=\"{MARK_PATH}\" class=\"mark-fg\"/></svg>"
+    )
+}
+
+/// The favicon, as a `data:` URL (so the browser asks nothing of the app).
+fn icon(palette: &Palette) -> String {
+    let svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 32 32\"><rect width=\"32\" height=\"32\" rx=\"8\" fill=\"{}\"/>\
+<path d=\"{MARK_PATH}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"/></svg>",
+        palette.button.hex(),
+        palette.on_button.hex()
     );
-    layout(ui, "Sign out", &body)
-}
-
-fn signed_out_page(ui: &UiConfig) -> String {
-    let body = "<h1>You are signed out</h1>\n<p>Your session has ended on this device.</p>\n\
-<a class=\"button\" href=\"/.portcullis/login\">Sign in again</a>\n";
-    layout(ui, "Signed out", body)
-}
-
-/// 4xx/5xx pages: the status, one plain sentence, and a way on.
-fn error_page(ui: &UiConfig, status: u16, reason: &str, message: &str) -> String {
-    let body = format!(
-        "<h1>{} {}</h1>\n<p>{}</p>\n<p class=\"muted\"><a href=\"/\">Go to the start page</a></p>\n",
-        status,
-        escape(reason),
-        escape(message)
-    );
-    layout(ui, reason, &body)
-}
-
-impl Pages {
-    pub fn login(&self, rd: &str, csrf: &str, message: Option<&str>) -> String {
-        login_page(&self.ui, rd, csrf, message)
-    }
-
-    pub fn check_email(&self, csrf: &str, ttl_minutes: u64, message: Option<&str>) -> String {
-        check_email_page(&self.ui, csrf, ttl_minutes, message)
-    }
-
-    pub fn verify_confirm(&self, token: &str, csrf: &str, masked_email: &str) -> String {
-        verify_confirm_page(&self.ui, token, csrf, masked_email)
-    }
-
-    pub fn verify_elsewhere(&self, code: &str) -> String {
-        verify_elsewhere_page(&self.ui, code)
-    }
-
-    pub fn link_invalid(&self) -> String {
-        link_invalid_page(&self.ui)
-    }
-
-    pub fn code_locked(&self) -> String {
-        code_locked_page(&self.ui)
-    }
-
-    pub fn forbidden(&self, email: &str, csrf: &str) -> String {
-        forbidden_page(&self.ui, email, csrf)
-    }
-
-    pub fn logout_confirm(&self, csrf: &str, rd: &str, email: Option<&str>) -> String {
-        logout_confirm_page(&self.ui, csrf, rd, email)
-    }
-
-    pub fn signed_out(&self) -> String {
-        signed_out_page(&self.ui)
-    }
-
-    pub fn error(&self, status: u16, reason: &str, message: &str) -> String {
-        error_page(&self.ui, status, reason, message)
-    }
+    format!("data:image/svg+xml;base64,{}", STANDARD.encode(svg))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn ui() -> UiConfig {
@@ -246,7 +382,35 @@ mod tests {
             accent: "#123456".into(),
             logo: None,
             footer: Some("\"footer\"".into()),
+            templates_dir: None,
+            templates: BTreeMap::new(),
         }
+    }
+
+    fn every_page(p: &Pages) -> Vec<(&'static str, String)> {
+        vec![
+            ("login", p.login("/", "c", None)),
+            (
+                "login with notice",
+                p.login("/", "c", Some("Enter one email address.")),
+            ),
+            ("check_email", p.check_email("c", 15, None)),
+            (
+                "check_email with notice",
+                p.check_email("c", 15, Some("1 try left.")),
+            ),
+            ("verify_confirm", p.verify_confirm("t", "c", "a***@b.c")),
+            ("verify_elsewhere", p.verify_elsewhere("ABCD-EFGH")),
+            ("link_invalid", p.link_invalid()),
+            ("code_locked", p.code_locked()),
+            ("forbidden", p.forbidden("a@b.c", "c")),
+            ("logout_confirm", p.logout_confirm("c", "/", Some("a@b.c"))),
+            ("logout_confirm anonymous", p.logout_confirm("c", "/", None)),
+            ("signed_out", p.signed_out()),
+            ("error 400", p.error(400, "Bad Request", "x")),
+            ("error 502", p.error(502, "Bad Gateway", "x")),
+            ("error 504", p.error(504, "Gateway Timeout", "x")),
+        ]
     }
 
     #[test]
@@ -256,30 +420,181 @@ mod tests {
         assert!(!page.contains("<b>"));
         assert!(page.contains("Acme &lt;Tools&gt;"));
         assert!(page.contains("&quot;footer&quot;"));
-        assert!(page.contains("value=\"/x&quot;&gt;&lt;script&gt;\""));
+        assert!(page.contains("name=\"rd\" value=\"/x&quot;&gt;&lt;script&gt;\""));
+        assert!(page.contains("name=\"csrf\" value=\"c&quot;s\""));
+        assert!(page.contains("&lt;b&gt;"));
+        let page = Pages::new(&ui()).forbidden("<i>@x", "c");
+        assert!(page.contains("<strong>&lt;i&gt;@x</strong>"), "{page}");
+        let page = Pages::new(&ui()).error(502, "<r>", "<m>");
+        assert!(page.contains("&lt;r&gt;") && page.contains("&lt;m&gt;"));
     }
 
     #[test]
-    fn pages_have_no_scripts_or_external_resources() {
-        let u = ui();
-        for page in [
-            Pages::new(&u).login("/", "c", None),
-            Pages::new(&u).check_email("c", 15, None),
-            Pages::new(&u).verify_confirm("t", "c", "a***@b.c"),
-            Pages::new(&u).verify_elsewhere("ABCD-EFGH"),
-            Pages::new(&u).link_invalid(),
-            Pages::new(&u).code_locked(),
-            Pages::new(&u).forbidden("a@b.c", "c"),
-            Pages::new(&u).logout_confirm("c", "/", None),
-            Pages::new(&u).signed_out(),
-            Pages::new(&u).error(502, "Bad Gateway", "x"),
-        ] {
-            assert!(!page.contains("<script"), "{page}");
+    fn pages_have_no_scripts_inline_styles_or_external_resources() {
+        for (name, page) in every_page(&Pages::new(&ui())) {
+            let lower = page.to_ascii_lowercase();
+            for bad in [
+                "<script",
+                " style=",
+                "<style",
+                " on",
+                "http://",
+                "https://",
+                "javascript:",
+            ] {
+                let hit = match bad {
+                    // Only event-handler attributes, not words like "on".
+                    " on" => {
+                        lower.contains(" onclick")
+                            || lower.contains(" onload")
+                            || lower.contains(" onsubmit")
+                    }
+                    _ => lower.contains(bad),
+                };
+                assert!(!hit, "{name} contains {bad:?}:\n{page}");
+            }
             assert!(
-                !page.contains("http://") && !page.contains("https://"),
-                "{page}"
+                page.contains(&format!("href=\"{STYLESHEET_PATH}\"")),
+                "{name}"
             );
-            assert!(page.contains(STYLESHEET_PATH));
+            assert!(page.starts_with("<!doctype html>"), "{name}");
+            assert!(page.contains("<title>"), "{name}");
+            assert!(
+                page.contains("Acme &lt;Tools&gt;"),
+                "{name}: the site's name"
+            );
+            assert!(
+                page.contains("Sign-in by Portcullis"),
+                "{name}: the product's name"
+            );
         }
+    }
+
+    /// Every visible input has a `<label for>`; every form posts to the gateway.
+    #[test]
+    fn every_input_has_a_label() {
+        for (name, page) in every_page(&Pages::new(&ui())) {
+            for input in page.split("<input").skip(1) {
+                let tag = input.split('>').next().unwrap_or("");
+                if tag.contains("type=\"hidden\"") {
+                    continue;
+                }
+                let id = tag.split("id=\"").nth(1).and_then(|r| r.split('"').next());
+                let id = id.unwrap_or_else(|| panic!("{name}: input without id: {tag}"));
+                assert!(
+                    page.contains(&format!("<label for=\"{id}\">")),
+                    "{name}: {id}"
+                );
+            }
+            for form in page.split("<form").skip(1) {
+                assert!(
+                    form.starts_with(" method=\"post\" action=\"/.portcullis/"),
+                    "{name}"
+                );
+                assert!(form.contains("name=\"csrf\" value=\"c\""), "{name}: csrf");
+            }
+        }
+    }
+
+    /// Strings the sign-in tests and people look for.
+    #[test]
+    fn the_words_that_matter() {
+        let p = Pages::new(&ui());
+        assert!(p.check_email("c", 15, None).contains("Check your email"));
+        assert!(p.check_email("c", 15, None).contains("for 15 minutes"));
+        assert!(p.check_email("c", 120, None).contains("for 2 hours"));
+        assert!(p.link_invalid().contains("can no longer be used"));
+        assert!(p.verify_elsewhere("ABCD-EFGH").contains(">ABCD-EFGH<"));
+        let confirm = p.verify_confirm("tok", "c", "a***@b.c");
+        assert!(confirm.contains("name=\"token\" value=\"tok\""));
+        assert!(confirm.contains("a***@b.c"));
+        let forbidden = p.forbidden("alice@example.com", "c");
+        assert!(forbidden.contains("alice@example.com"));
+        assert!(forbidden.contains("action=\"/.portcullis/logout\""));
+        let bye = p.logout_confirm("c", "/back", Some("a@b.c"));
+        assert!(
+            bye.contains("name=\"rd\" value=\"/back\"") && bye.contains("<strong>a@b.c</strong>")
+        );
+        let timeout = p.error(504, "Gateway Timeout", "It took too long to answer.");
+        assert!(timeout.contains("504") && timeout.contains("took too long"));
+        assert!(p
+            .login(
+                "/",
+                "c",
+                Some("Enter one email address, like name@example.com.")
+            )
+            .contains("role=\"alert\">Enter one email address"));
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(minutes(1), "1 minute");
+        assert_eq!(minutes(15), "15 minutes");
+        assert_eq!(minutes(60), "1 hour");
+        assert_eq!(minutes(90), "90 minutes");
+        assert_eq!(minutes(180), "3 hours");
+    }
+
+    #[test]
+    fn branding_from_config() {
+        let mut u = ui();
+        u.logo = Some("/static/logo.svg?a=1&b=\"2\"".into());
+        u.footer = None;
+        let page = Pages::new(&u).signed_out();
+        assert!(
+            page.contains(
+                "<img class=\"logo\" src=\"/static/logo.svg?a=1&amp;b=&quot;2&quot;\" alt=\"\">"
+            ),
+            "{page}"
+        );
+        assert!(!page.contains("class=\"mark\""));
+        assert!(!page.contains("footer&quot;"));
+        let page = Pages::new(&ui()).signed_out();
+        assert!(
+            page.contains("class=\"mark\""),
+            "the mark stands in for a logo"
+        );
+        assert!(page.contains("<p>&quot;footer&quot;</p>"));
+        assert!(page.contains("<link rel=\"icon\" href=\"data:image/svg+xml;base64,"));
+    }
+
+    #[test]
+    fn the_stylesheet_carries_the_palette_of_the_accent() {
+        assert!(
+            STYLESHEET.starts_with(&Palette::for_accent(DEFAULT_ACCENT).css()),
+            "style.css must begin with the default palette:\n{}",
+            Palette::for_accent(DEFAULT_ACCENT).css()
+        );
+        let mut u = ui();
+        u.accent = "#ffd400".into();
+        let css = Pages::new(&u).stylesheet();
+        assert!(css.starts_with(STYLESHEET));
+        assert!(css.ends_with(&Palette::for_accent("#ffd400").css()));
+        assert!(css.contains("--on-accent: #1b1f24;"), "dark text on yellow");
+    }
+
+    #[test]
+    fn overrides_replace_built_in_templates() {
+        let mut u = ui();
+        u.templates.insert(
+            "login.html".into(),
+            "<h1>Hi {{site}}</h1><form method=\"post\" action=\"/.portcullis/login\">{{notice}}\
+<input type=\"hidden\" name=\"csrf\" value=\"{{csrf}}\"><input type=\"hidden\" name=\"rd\" value=\"{{rd}}\"></form>".into(),
+        );
+        u.templates
+            .insert("layout.html".into(), "<main>{{content}}</main>".into());
+        u.templates.insert("style.css".into(), "body{}".into());
+        // Not valid: ignored here (config conversion refuses it earlier).
+        u.templates
+            .insert("signed_out.html".into(), "{{nope}}".into());
+        let p = Pages::new(&u);
+        assert_eq!(
+            p.login("/r", "c", Some("<x>")),
+            "<main><h1>Hi Acme &lt;Tools&gt;</h1><form method=\"post\" action=\"/.portcullis/login\">\
+<p class=\"notice\" role=\"alert\">&lt;x&gt;</p>\n<input type=\"hidden\" name=\"csrf\" value=\"c\">\
+<input type=\"hidden\" name=\"rd\" value=\"/r\"></form></main>"
+        );
+        assert!(p.signed_out().contains("You are signed out"));
+        assert!(p.stylesheet().starts_with("body{}\n"));
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::error::Problems;
 use super::raw::*;
+use super::ui::ui_config;
 use super::values::{self, Rate};
 use super::*;
 
@@ -642,29 +643,6 @@ fn store_config(raw: RawStore, p: &mut Problems) -> Option<StoreConfig> {
             None
         }
     }
-}
-
-fn ui_config(raw: RawUi, p: &mut Problems) -> Option<UiConfig> {
-    let RawUi {
-        title,
-        accent,
-        logo,
-        footer,
-    } = raw;
-    let accent = accent.unwrap_or_else(|| "#1f5fbf".into());
-    let hex = accent.strip_prefix('#').unwrap_or("");
-    if !(hex.len() == 6 || hex.len() == 3) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        p.add(
-            "ui.accent",
-            format!("{accent:?} is not a colour like \"#1f5fbf\""),
-        );
-    }
-    Some(UiConfig {
-        title: title.unwrap_or_else(|| "Portcullis".into()),
-        accent,
-        logo,
-        footer,
-    })
 }
 
 fn route_configs(raw: Vec<RawRoute>, p: &mut Problems) -> Option<Vec<RouteConfig>> {

@@ -11,7 +11,7 @@ mod error;
 mod raw;
 pub mod values;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -241,12 +241,24 @@ pub enum StoreConfig {
     },
 }
 
+/// `[ui]`: branding of the gateway's pages and mail (see `docs/pages.md`).
 #[derive(Debug, Clone)]
 pub struct UiConfig {
+    /// The site's name, on every page and in the mail.
     pub title: String,
+    /// `#rgb` or `#rrggbb`; the pages derive accessible shades from it.
     pub accent: String,
+    /// An image URL for the pages: a path on the same site (`/static/x.svg`,
+    /// which must be reachable without signing in) or a `data:image/` URL
+    /// (what `logo_file` becomes).
     pub logo: Option<String>,
     pub footer: Option<String>,
+    /// `[ui] templates`, the override folder, if any.
+    pub templates_dir: Option<PathBuf>,
+    /// Overrides read from that folder, by file name (`login.html`,
+    /// `style.css`, …), each already checked with
+    /// [`crate::pages::check_override`].
+    pub templates: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -387,6 +399,7 @@ fn syntax_error(text: &str, file: &str, e: &toml::de::Error) -> ConfigError {
 }
 
 mod convert;
+mod ui;
 
 #[cfg(test)]
 mod tests;

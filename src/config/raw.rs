@@ -111,7 +111,9 @@ pub(super) struct RawUi {
     pub title: Option<String>,
     pub accent: Option<String>,
     pub logo: Option<String>,
+    pub logo_file: Option<String>,
     pub footer: Option<String>,
+    pub templates: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

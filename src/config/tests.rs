@@ -92,6 +92,13 @@ fn each_value_error_names_its_key() {
         ("[store]\nbackend = \"postgres\"", "store.backend"),
         ("[store]\nbackend = \"redis\"\nurl = \"http://x\"", "store.url"),
         ("[ui]\naccent = \"blue\"", "ui.accent"),
+        ("[ui]\naccent = \"#12345\"", "ui.accent"),
+        ("[ui]\ntitle = \" \"", "ui.title"),
+        ("[ui]\nlogo = \"https://cdn.example/logo.png\"", "ui.logo"),
+        ("[ui]\nlogo = \"//cdn.example/logo.png\"", "ui.logo"),
+        ("[ui]\nlogo_file = \"/nonexistent/logo.png\"", "ui.logo_file"),
+        ("[ui]\nlogo_file = \"/etc/hostname\"", "ui.logo_file"),
+        ("[ui]\ntemplates = \"/nonexistent/templates\"", "ui.templates"),
         ("[[route]]\npath = \"/\"", "route[0].upstream"),
         ("[[route]]\nupstream = \"https://10.0.0.1\"", "route[0].upstream"),
         ("[[route]]\nupstream = \"http://10.0.0.1/base\"", "route[0].upstream"),
@@ -145,4 +152,75 @@ fn public_url_origins() {
     );
     let c = parse("[server]\npublic_url = \"https://Login.Example.com/\"\n").unwrap();
     assert_eq!(c.server.public_url.origin(), "https://login.example.com");
+}
+
+#[test]
+fn ui_defaults_look_after_themselves() {
+    let c = parse("").unwrap();
+    assert_eq!(c.ui.title, "Portcullis");
+    assert_eq!(c.ui.accent, crate::pages::DEFAULT_ACCENT);
+    assert_eq!(c.ui.logo, None);
+    assert_eq!(c.ui.templates_dir, None);
+    assert!(c.ui.templates.is_empty());
+    let c = parse("[ui]\nlogo = \"/static/logo.svg\"\naccent = \"#FD0\"").unwrap();
+    assert_eq!(c.ui.logo.as_deref(), Some("/static/logo.svg"));
+    assert_eq!(c.ui.accent, "#FD0");
+}
+
+#[test]
+fn ui_logo_file_becomes_a_data_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logo.svg");
+    std::fs::write(&path, "<svg/>").unwrap();
+    let c = parse(&format!("[ui]\nlogo_file = '{}'", path.display())).unwrap();
+    assert_eq!(
+        c.ui.logo.as_deref(),
+        Some("data:image/svg+xml;base64,PHN2Zy8+")
+    );
+    let e = err(&format!(
+        "[ui]\nlogo = \"/x.png\"\nlogo_file = '{}'",
+        path.display()
+    ));
+    assert!(e.names("ui.logo_file"), "{e}");
+    let big = dir.path().join("big.png");
+    std::fs::write(&big, vec![0u8; 100 * 1024 + 1]).unwrap();
+    let e = err(&format!("[ui]\nlogo_file = '{}'", big.display()));
+    assert!(e.to_string().contains("the limit is 102400"), "{e}");
+}
+
+#[test]
+fn ui_templates_override_and_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good =
+        "<h1>{{site}}</h1>{{notice}}<input type=\"hidden\" name=\"csrf\" value=\"{{csrf}}\">{{rd}}";
+    std::fs::write(d.join("login.html"), good).unwrap();
+    std::fs::write(d.join("style.css"), "body { color: red }").unwrap();
+    std::fs::write(d.join("README.txt"), "notes for the team").unwrap();
+    let c = parse(&format!("[ui]\ntemplates = '{}'", d.display())).unwrap();
+    assert_eq!(c.ui.templates_dir.as_deref(), Some(d));
+    assert_eq!(
+        c.ui.templates.keys().collect::<Vec<_>>(),
+        ["login.html", "style.css"]
+    );
+    assert_eq!(c.ui.templates["login.html"], good);
+
+    // A required placeholder missing, an unknown one, an unknown file name,
+    // a file that is not UTF-8: each is named, all at once.
+    std::fs::write(d.join("forbidden.html"), "<p>{{email}}</p>").unwrap();
+    std::fs::write(d.join("error.html"), "{{message}} {{mesage}}").unwrap();
+    std::fs::write(d.join("sign_in.html"), "").unwrap();
+    std::fs::write(d.join("signed_out.html"), [0xff, 0xfe]).unwrap();
+    let e = err(&format!("[ui]\ntemplates = '{}'", d.display()));
+    assert_eq!(e.problems.len(), 4, "{e}");
+    assert!(e.problems.iter().all(|p| p.key == "ui.templates"), "{e}");
+    let text = e.to_string();
+    for expected in [
+        "forbidden.html: the required placeholder {{csrf}} is missing",
+        "error.html: {{mesage}} is not one of its placeholders",
+        "sign_in.html is not the name of a template",
+        "signed_out.html cannot be read",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in:\n{text}");
+    }
 }

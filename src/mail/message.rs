@@ -98,6 +98,19 @@ fn check_link(link: &str) -> Result<(), MailError> {
     }
 }
 
+/// Colours of the HTML part (the pages' default palette; every text
+/// colour reaches WCAG AA on its background).
+const ACCENT: &str = "#1f5fbf";
+const INK: &str = "#1b1f24";
+const MUTED: &str = "#525b66";
+const LINE: &str = "#d8dee4";
+const PAGE: &str = "#f3f5f8";
+const FONT: &str = "-apple-system,BlinkMacSystemFont,'Segoe UI',Roboto,Helvetica,Arial,sans-serif";
+const MONO: &str = "'SFMono-Regular',Menlo,Consolas,'Liberation Mono',monospace";
+
+/// Both parts say the same things in the same order: what this is, the
+/// link (as a button and as text), the code, how long both last, and what
+/// to do if the mail was not expected.
 fn texts(mail: &LoginMail) -> Rendered {
     let site = one_line(&mail.site_name);
     let code = format_code(&mail.code);
@@ -105,19 +118,20 @@ fn texts(mail: &LoginMail) -> Rendered {
     let subject = format!("Your sign-in link for {site}");
 
     let text = format!(
-        "Hello,\n\
+        "Sign in to {site}\n\
          \n\
-         Use this link to sign in to {site}:\n\
+         Open this link to sign in:\n\
          \n\
          {link}\n\
          \n\
-         Or enter this code on the sign-in page:\n\
+         Or type this code on the sign-in page:\n\
          \n\
          {code}\n\
          \n\
          The link and the code are valid for {valid} and can be used once.\n\
          \n\
-         If you did not ask for this, ignore this email.\n",
+         If you did not ask for this, ignore this email. Nobody can sign in \
+         with your address without the link or the code.\n",
         link = mail.link,
     );
 
@@ -127,36 +141,38 @@ fn texts(mail: &LoginMail) -> Rendered {
     let valid_h = escape_html(&valid);
     let html = format!(
         "<!DOCTYPE html>\n\
-<html>\n\
+<html lang=\"en\">\n\
 <head>\n\
 <meta charset=\"utf-8\">\n\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+<meta name=\"color-scheme\" content=\"light\">\n\
 <title>Sign in to {site_h}</title>\n\
 </head>\n\
-<body style=\"margin:0;padding:0;background-color:#f4f4f5;\">\n\
-<div style=\"max-width:480px;margin:0 auto;padding:32px 24px;font-family:-apple-system,\
-BlinkMacSystemFont,'Segoe UI',Helvetica,Arial,sans-serif;font-size:16px;line-height:1.5;\
-color:#18181b;\">\n\
-<div style=\"background-color:#ffffff;border-radius:8px;padding:32px 24px;\">\n\
-<p style=\"margin:0 0 16px 0;\">Hello,</p>\n\
-<p style=\"margin:0 0 24px 0;\">Use this button to sign in to <strong>{site_h}</strong>:</p>\n\
-<p style=\"margin:0 0 24px 0;text-align:center;\">\n\
-<a href=\"{link_h}\" style=\"display:inline-block;padding:12px 24px;background-color:#2563eb;\
-color:#ffffff;text-decoration:none;border-radius:6px;font-weight:600;\">Sign in</a>\n\
-</p>\n\
-<p style=\"margin:0 0 8px 0;font-size:14px;color:#52525b;\">Or open this link:</p>\n\
-<p style=\"margin:0 0 24px 0;font-size:14px;word-break:break-all;\">\n\
-<a href=\"{link_h}\" style=\"color:#2563eb;\">{link_h}</a>\n\
-</p>\n\
-<p style=\"margin:0 0 8px 0;\">Or enter this code on the sign-in page:</p>\n\
-<p style=\"margin:0 0 24px 0;text-align:center;font-family:'SFMono-Regular',Menlo,Consolas,\
-'Liberation Mono',monospace;font-size:28px;font-weight:700;letter-spacing:2px;\">{code_h}</p>\n\
-<p style=\"margin:0 0 16px 0;font-size:14px;color:#52525b;\">The link and the code are valid for \
+<body style=\"margin:0;padding:0;background-color:{PAGE};\">\n\
+<table role=\"presentation\" width=\"100%\" cellpadding=\"0\" cellspacing=\"0\" border=\"0\" \
+style=\"background-color:{PAGE};\"><tr><td align=\"center\" style=\"padding:32px 12px;\">\n\
+<table role=\"presentation\" width=\"100%\" cellpadding=\"0\" cellspacing=\"0\" border=\"0\" \
+style=\"max-width:480px;font-family:{FONT};font-size:16px;line-height:1.5;color:{INK};\">\n\
+<tr><td style=\"padding:0 4px 16px 4px;font-size:18px;font-weight:bold;text-align:center;\">{site_h}</td></tr>\n\
+<tr><td style=\"background-color:#ffffff;border:1px solid {LINE};border-radius:12px;padding:32px 28px;\">\n\
+<h1 style=\"margin:0 0 12px 0;font-size:22px;line-height:1.3;\">Sign in to {site_h}</h1>\n\
+<p style=\"margin:0 0 24px 0;\">Open this link to sign in:</p>\n\
+<p style=\"margin:0 0 24px 0;text-align:center;\">\
+<a href=\"{link_h}\" style=\"display:inline-block;padding:12px 28px;background-color:{ACCENT};\
+color:#ffffff;text-decoration:none;border-radius:8px;font-weight:bold;\">Sign in</a></p>\n\
+<p style=\"margin:0 0 4px 0;font-size:14px;color:{MUTED};\">Or copy this link into your browser:</p>\n\
+<p style=\"margin:0 0 24px 0;font-size:14px;word-break:break-all;\">\
+<a href=\"{link_h}\" style=\"color:{ACCENT};\">{link_h}</a></p>\n\
+<p style=\"margin:0 0 8px 0;\">Or type this code on the sign-in page:</p>\n\
+<p style=\"margin:0 0 24px 0;padding:12px;text-align:center;font-family:{MONO};font-size:28px;\
+font-weight:bold;letter-spacing:3px;background-color:{PAGE};border:1px dashed {LINE};border-radius:8px;\">{code_h}</p>\n\
+<p style=\"margin:0 0 16px 0;font-size:14px;color:{MUTED};\">The link and the code are valid for \
 {valid_h} and can be used once.</p>\n\
-<p style=\"margin:0;font-size:14px;color:#52525b;\">If you did not ask for this, ignore this \
-email.</p>\n\
-</div>\n\
-</div>\n\
+<p style=\"margin:0;font-size:14px;color:{MUTED};\">If you did not ask for this, ignore this email. \
+Nobody can sign in with your address without the link or the code.</p>\n\
+</td></tr>\n\
+</table>\n\
+</td></tr></table>\n\
 </body>\n\
 </html>\n"
     );
@@ -258,6 +274,48 @@ mod tests {
             escape_html(r#"<a href="x" title='y'>&</a>"#),
             "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
         );
+    }
+
+    #[test]
+    fn both_parts_say_the_same_things() {
+        let mail = LoginMail {
+            to: "a@example.com".into(),
+            link: "https://login.example.com/.portcullis/verify?token=abc&x=1".into(),
+            code: "AB12QX9M".into(),
+            valid_for: Duration::from_secs(900),
+            deadline: tokio::time::Instant::now(),
+            site_name: "Acme Wiki".into(),
+        };
+        let r = texts(&mail);
+        for (part, link) in [
+            (&r.text, mail.link.clone()),
+            (&r.html, mail.link.replace('&', "&amp;")),
+        ] {
+            for expected in [
+                "Sign in to Acme Wiki",
+                link.as_str(),
+                "Or type this code on the sign-in page:",
+                "AB12-QX9M",
+                "valid for 15 minutes and can be used once.",
+                "If you did not ask for this, ignore this email.",
+            ] {
+                assert!(part.contains(expected), "{expected:?} in:\n{part}");
+            }
+        }
+        assert!(r.html.contains(&format!(
+            "<a href=\"{}\" style=\"display:inline-block",
+            mail.link.replace('&', "&amp;")
+        )));
+    }
+
+    #[test]
+    fn the_html_part_is_readable() {
+        use crate::pages::{contrast, Rgb};
+        let c = |s: &str| Rgb::parse(s).unwrap();
+        let white = c("#ffffff");
+        assert!(contrast(c(ACCENT), white) >= 4.5, "button and link");
+        assert!(contrast(c(MUTED), white) >= 4.5, "small print");
+        assert!(contrast(c(INK), c(PAGE)) >= 4.5, "site name and code box");
     }
 
     #[test]

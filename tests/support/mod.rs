@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod browser;
+pub mod chrome;
 pub mod client;
 pub mod flow;
 pub mod gateway;
