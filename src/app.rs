@@ -56,9 +56,10 @@ impl Live {
             allowed_hosts: config.route_hosts(),
             cookie_domain: config.session.cookie_domain.clone(),
         };
-        let stylesheet = Bytes::from(pages::STYLESHEET.replace("#1f5fbf", &config.ui.accent));
+        let pages = pages::Pages::new(&config.ui);
+        let stylesheet = Bytes::from(pages.stylesheet());
         Live {
-            pages: pages::Pages::new(&config.ui),
+            pages,
             config,
             routes,
             redirect,

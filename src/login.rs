@@ -525,7 +525,10 @@ fn check_csrf(cx: &Ctx<'_>, headers: &HeaderMap, form: &Form) -> Result<(), Erro
     if matches!(site, Some("cross-site") | Some("same-site")) {
         return Err(Error::Csrf("Sec-Fetch-Site"));
     }
-    match get(header::ORIGIN) {
+    // Under `Referrer-Policy: no-referrer` (which every gateway page sends)
+    // browsers post forms with `Origin: null`; that says nothing, so the
+    // decision falls to Sec-Fetch-Site (or Referer) below.
+    match get(header::ORIGIN).filter(|o| *o != "null") {
         Some(origin) => {
             if !origin.eq_ignore_ascii_case(&cx.origin) {
                 return Err(Error::Csrf("Origin"));

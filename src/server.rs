@@ -161,7 +161,9 @@ async fn handle_connection(
                 let conn = conn.clone();
                 // Boxed: hyper keeps one future slot per connection, idle
                 // ones included; a box keeps that slot pointer-sized.
-                Box::pin(async move { Ok::<_, std::convert::Infallible>(app.handle(req, conn).await) })
+                Box::pin(
+                    async move { Ok::<_, std::convert::Infallible>(app.handle(req, conn).await) },
+                )
             });
             let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             let _ = watcher.watch(c.into_owned()).await;
@@ -191,7 +193,9 @@ async fn handle_connection(
                 let conn = conn.clone();
                 // Boxed: hyper keeps one future slot per connection, idle
                 // ones included; a box keeps that slot pointer-sized.
-                Box::pin(async move { Ok::<_, std::convert::Infallible>(app.handle(req, conn).await) })
+                Box::pin(
+                    async move { Ok::<_, std::convert::Infallible>(app.handle(req, conn).await) },
+                )
             });
             let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             let _ = watcher.watch(c.into_owned()).await;

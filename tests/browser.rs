@@ -500,9 +500,7 @@ async fn error_pages_say_what_happened_and_what_to_do() {
 }
 
 /// A light accent gets dark button text; a logo file is shown.
-/// Needs `Live::new` to serve `pages.stylesheet()` (see the report).
 #[tokio::test]
-#[ignore = "needs Live::new to serve Pages::stylesheet()"]
 async fn a_light_accent_stays_readable_and_the_logo_shows() {
     if chrome::skipped() {
         return;
