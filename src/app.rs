@@ -316,6 +316,7 @@ impl App {
     ) -> Result<Response<Body>, Error> {
         let limits = &live.config.server.limits;
         check_limits(&req, limits)?;
+        check_framing(&req)?;
         let host = request_host(&req)?;
         let path = path::normalize(req.uri().path()).map_err(Error::BadPath)?;
         let client = forwarded::client_info(
@@ -492,11 +493,11 @@ impl App {
         } else {
             body::plain(status, e.public_message())
         };
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
-        if status == StatusCode::BAD_REQUEST {
+        if status == StatusCode::BAD_REQUEST || status == StatusCode::REQUEST_TIMEOUT {
             // Framing or Host trouble: do not trust the rest of this connection.
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -544,6 +545,26 @@ fn check_limits(req: &Request<Incoming>, limits: &Limits) -> Result<(), Error> {
         .sum();
     if header_bytes > limits.max_header_bytes {
         return Err(Error::HeadersTooLarge);
+    }
+    Ok(())
+}
+
+/// A `Transfer-Encoding` other than exactly `chunked` (one token, once)
+/// is refused: `gzip, chunked`, `,chunked` and repeated headers are the
+/// stuff of request smuggling. (A `Content-Length` next to it is dropped
+/// by hyper itself, which also closes the connection after the answer.)
+fn check_framing(req: &Request<Incoming>) -> Result<(), Error> {
+    let mut values = req.headers().get_all(header::TRANSFER_ENCODING).iter();
+    let Some(first) = values.next() else {
+        return Ok(());
+    };
+    let exactly_chunked = first
+        .to_str()
+        .is_ok_and(|v| v.trim().eq_ignore_ascii_case("chunked"));
+    if !exactly_chunked || values.next().is_some() || req.version() != Version::HTTP_11 {
+        return Err(Error::BadRequest(
+            "The request's Transfer-Encoding is not allowed.",
+        ));
     }
     Ok(())
 }

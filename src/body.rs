@@ -24,6 +24,18 @@ pub fn incoming(body: hyper::body::Incoming) -> Body {
     body.map_err(|e| Box::new(e) as BoxError).boxed()
 }
 
+/// A failure reading the *client's* request body (bad chunking, a reset):
+/// marked so that it is answered 400, not blamed on the upstream.
+#[derive(Debug, thiserror::Error)]
+#[error("client request body: {0}")]
+pub struct ClientBodyError(pub hyper::Error);
+
+/// The client's request body on its way upstream.
+pub fn client_body(body: hyper::body::Incoming) -> Body {
+    body.map_err(|e| Box::new(ClientBodyError(e)) as BoxError)
+        .boxed()
+}
+
 /// Content-Security-Policy of the gateway's own pages: nothing but our own
 /// stylesheet and images; no scripts at all; never framed.
 pub const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";

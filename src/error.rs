@@ -23,6 +23,10 @@ pub enum Error {
     HeadersTooLarge,
     #[error("request body too large")]
     BodyTooLarge,
+    #[error("request body not received in time")]
+    RequestTimeout,
+    #[error("too many failed sign-in checks from this client")]
+    TooManyRequests,
     #[error("no route")]
     NoRoute,
     #[error("method not allowed")]
@@ -48,6 +52,8 @@ impl Error {
             Error::UriTooLong => StatusCode::URI_TOO_LONG,
             Error::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Error::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Error::NoRoute => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::Csrf(_) => StatusCode::FORBIDDEN,
@@ -68,6 +74,10 @@ impl Error {
             Error::UriTooLong => "The request URI is too long.",
             Error::HeadersTooLarge => "The request headers are too large.",
             Error::BodyTooLarge => "The request body is too large.",
+            Error::RequestTimeout => "The request body did not arrive in time.",
+            Error::TooManyRequests => {
+                "Too many sign-in links or codes were tried from your network. Wait a few minutes and try again."
+            }
             Error::NoRoute => "There is nothing here.",
             Error::MethodNotAllowed => "That method is not allowed here.",
             Error::Csrf(_) => {
@@ -95,6 +105,8 @@ mod tests {
             (Error::UriTooLong, 414),
             (Error::HeadersTooLarge, 431),
             (Error::BodyTooLarge, 413),
+            (Error::RequestTimeout, 408),
+            (Error::TooManyRequests, 429),
             (Error::NoRoute, 404),
             (Error::MethodNotAllowed, 405),
             (Error::Csrf("origin"), 403),

@@ -233,13 +233,44 @@ fn bad_address_page(cx: &Ctx<'_>, headers: &HeaderMap, rd: &str) -> Response<Bod
 
 // === /.portcullis/verify ===
 
+/// Failed link and code checks allowed per client IP per `ip_rate` window
+/// (a person needs a handful; guessing needs millions).
+fn failure_limit(cx: &Ctx<'_>) -> u64 {
+    cx.live.config.login.ip_rate.count.saturating_mul(4).max(20)
+}
+
+fn failure_key(cx: &Ctx<'_>) -> String {
+    format!(
+        "fail:{}",
+        cx.app
+            .key
+            .hash_hex("ip", cx.client.ip.to_string().as_bytes())
+    )
+}
+
+/// Refuses a client that has failed too many checks, before any lookup.
+async fn refuse_if_failing(cx: &Ctx<'_>) -> Result<(), Error> {
+    if cx.app.store.count(&failure_key(cx)).await? >= failure_limit(cx) {
+        return Err(Error::TooManyRequests);
+    }
+    Ok(())
+}
+
+/// Counts one failed check and answers with the invalid-link page.
+async fn failed_check(cx: &Ctx<'_>) -> Result<Response<Body>, Error> {
+    let window = cx.live.config.login.ip_rate.window;
+    cx.app.store.hit(&failure_key(cx), window).await?;
+    Ok(invalid_link(cx))
+}
+
 async fn verify_page(cx: &Ctx<'_>, req: &Request<Incoming>) -> Result<Response<Body>, Error> {
+    refuse_if_failing(cx).await?;
     let Some(token) = query_param(req, "token").filter(|t| plausible_token(t)) else {
-        return Ok(invalid_link(cx));
+        return failed_check(cx).await;
     };
     let token_hash = cx.app.key.hash_hex("token", token.as_bytes());
     let Some(attempt) = cx.app.store.peek_attempt(&token_hash).await? else {
-        return Ok(invalid_link(cx));
+        return failed_check(cx).await;
     };
     if same_browser(cx, req.headers(), &attempt) {
         let (csrf, set) = csrf_token(cx, req.headers());
@@ -267,16 +298,17 @@ fn elsewhere_page(cx: &Ctx<'_>, token: &str) -> Response<Body> {
 async fn verify_submit(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, Error> {
     let (headers, form) = read_form(cx, req).await?;
     check_csrf(cx, &headers, &form)?;
+    refuse_if_failing(cx).await?;
     let Some(token) = form
         .one("token")?
         .filter(|t| plausible_token(t))
         .map(String::from)
     else {
-        return Ok(invalid_link(cx));
+        return failed_check(cx).await;
     };
     let token_hash = cx.app.key.hash_hex("token", token.as_bytes());
     let Some(attempt) = cx.app.store.peek_attempt(&token_hash).await? else {
-        return Ok(invalid_link(cx));
+        return failed_check(cx).await;
     };
     if !same_browser(cx, &headers, &attempt) {
         return Ok(elsewhere_page(cx, &token));
@@ -292,15 +324,16 @@ async fn verify_submit(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<
 async fn code_submit(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, Error> {
     let (headers, form) = read_form(cx, req).await?;
     check_csrf(cx, &headers, &form)?;
+    refuse_if_failing(cx).await?;
     let store = &cx.app.store;
     let key = &cx.app.key;
     let Some(browser) =
         cookie_value(cx, &headers, Kind::Verifier).map(|v| key.hash_hex("verifier", v.as_bytes()))
     else {
-        return Ok(invalid_link(cx));
+        return failed_check(cx).await;
     };
     let Some((token_hash, attempt)) = store.attempt_for_browser(&browser).await? else {
-        return Ok(invalid_link(cx));
+        return failed_check(cx).await;
     };
     let typed = form.one("code")?.and_then(code::normalize);
     let matches = typed.is_some_and(|c| {
@@ -316,6 +349,9 @@ async fn code_submit(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Bo
         };
     }
     let max = cx.live.config.login.code_attempts;
+    store
+        .hit(&failure_key(cx), cx.live.config.login.ip_rate.window)
+        .await?;
     let failures = store.fail_attempt(&token_hash, max).await?;
     if failures >= max {
         tracing::info!(to = %address::mask(&attempt.email), "sign-in attempt ended after wrong codes");
@@ -624,7 +660,11 @@ async fn read_form(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<(HeaderMap, F
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(Error::BodyTooLarge);
     }
-    let bytes: Bytes = match Limited::new(incoming, limit).collect().await {
+    let wait = cx.live.config.server.limits.header_read_timeout;
+    let collected = tokio::time::timeout(wait, Limited::new(incoming, limit).collect())
+        .await
+        .map_err(|_| Error::RequestTimeout)?;
+    let bytes: Bytes = match collected {
         Ok(c) => c.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(Error::BodyTooLarge),
         Err(_) => return Err(Error::BadRequest("The request body could not be read.")),

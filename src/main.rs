@@ -129,8 +129,12 @@ fn check(path: Option<&Path>) -> ExitCode {
     for w in &config.warnings {
         eprintln!("warning: {w}");
     }
-    println!("{}: valid", config.source);
-    println!(
+    // Written with writeln! so a closed pipe (`check | head`) is not a panic.
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}: valid", config.source);
+    let _ = writeln!(
+        out,
         "{:<28} {:<24} {:<14} {:<26} who",
         "route", "host", "path", "upstream"
     );
@@ -144,7 +148,8 @@ fn check(path: Option<&Path>) -> ExitCode {
                 v.join(", ")
             }
         };
-        println!(
+        let _ = writeln!(
+            out,
             "{:<28} {:<24} {:<14} {:<26} {}",
             r.name,
             r.host.as_deref().unwrap_or("(any)"),

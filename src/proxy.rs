@@ -125,7 +125,7 @@ pub async fn forward(
     } else {
         None
     };
-    let mut out = Request::from_parts(parts, body::incoming(incoming));
+    let mut out = Request::from_parts(parts, body::client_body(incoming));
     rewrite_request(&mut out, &f, websocket);
     let sent = tokio::time::timeout(f.timeout, upstream.request(out)).await;
     let resp = match sent {
@@ -167,6 +167,9 @@ fn classify(e: &hyper_util::client::legacy::Error) -> Error {
     use std::error::Error as _;
     let mut source = e.source();
     while let Some(s) = source {
+        if s.downcast_ref::<body::ClientBodyError>().is_some() {
+            return Error::BadRequest("The request body is malformed or was cut off.");
+        }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             if io.kind() == std::io::ErrorKind::TimedOut {
                 return Error::UpstreamTimeout;

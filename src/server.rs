@@ -43,7 +43,12 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_headers(limits.max_header_count)
-        .max_buf_size((limits.max_header_bytes + limits.max_uri_bytes + 1024).max(8192))
+        .max_buf_size(
+            // Room for hyper's own 64 KiB URI limit (so a longer target is
+            // 414, not 431) and our header limit; memory is taken only as
+            // a request needs it.
+            limits.max_header_bytes + 65_536 + 1024,
+        )
         .keep_alive(true);
     b.http2()
         .timer(TokioTimer::new())

@@ -61,6 +61,16 @@ impl MemoryStore {
         Ok(1)
     }
 
+    pub(super) fn count(&self, key: &str) -> Result<u64, StoreError> {
+        let k = key::rate(key);
+        let now = Instant::now();
+        let mut ks = self.lock();
+        match ks.get(&k, now) {
+            Some(Value::Count(n)) => Ok(*n),
+            _ => Ok(0),
+        }
+    }
+
     pub(super) fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
         let k = key::rate(key);
         let now = Instant::now();

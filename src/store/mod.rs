@@ -220,6 +220,15 @@ impl Store {
         }
     }
 
+    /// The current count of a [`Store::hit`] counter (0 when absent or
+    /// expired), without counting.
+    pub async fn count(&self, key: &str) -> Result<u64, StoreError> {
+        match &*self.backend {
+            Backend::Memory(m) => m.count(key),
+            Backend::Redis(r) => r.count(key).await,
+        }
+    }
+
     /// Takes `key` for `ttl` if it is free (SET NX): true if it was free
     /// (the caller may go ahead), false if it is taken.
     pub async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {

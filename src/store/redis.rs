@@ -318,6 +318,16 @@ impl RedisStore {
             .await
     }
 
+    pub(super) async fn count(&self, key: &str) -> Result<u64, StoreError> {
+        let mut cmd = ::redis::cmd("GET");
+        cmd.arg(self.k(&key::rate(key)));
+        let cmd = &cmd;
+        let reply = self
+            .run(|mut c| async move { cmd.query_async::<Option<u64>>(&mut c).await })
+            .await?;
+        Ok(reply.unwrap_or(0))
+    }
+
     pub(super) async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
         let mut cmd = ::redis::cmd("SET");
         cmd.arg(self.k(&key::rate(key)))
