@@ -239,7 +239,11 @@ pub fn path(data: &[u8]) {
     let joined = base
         .join(&out)
         .unwrap_or_else(|e| panic!("{ctx}: the url crate cannot read it: {e}"));
-    assert_eq!(joined.path(), out, "{ctx}: the url crate reads another path");
+    assert_eq!(
+        joined.path(),
+        out,
+        "{ctx}: the url crate reads another path"
+    );
 }
 
 // === cookie ===
@@ -408,7 +412,9 @@ pub fn address(data: &[u8]) {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-'),
             "{ctx}: label {label:?}"
         );
     }
@@ -431,7 +437,10 @@ pub fn address(data: &[u8]) {
 /// Environment the fuzzed configuration may name.
 pub const CONFIG_ENV: [(&str, &str); 3] = [
     ("X", "y"),
-    ("PORTCULLIS_SECRET", "fuzz-secret-fuzz-secret-fuzz-secret-0123"),
+    (
+        "PORTCULLIS_SECRET",
+        "fuzz-secret-fuzz-secret-fuzz-secret-0123",
+    ),
     ("SMTP_PASSWORD", "password"),
 ];
 
@@ -447,7 +456,10 @@ pub fn config(data: &[u8]) {
         Ok(c) => c,
         Err(e) => {
             let shown = e.to_string();
-            assert!(shown.contains("fuzz.toml"), "error without the file: {shown}");
+            assert!(
+                shown.contains("fuzz.toml"),
+                "error without the file: {shown}"
+            );
             return;
         }
     };
@@ -464,7 +476,11 @@ pub fn config(data: &[u8]) {
         let origin = config.server.public_url.origin_for(host);
         let u = Url::parse(&origin).unwrap_or_else(|e| panic!("link origin {origin:?}: {e}"));
         let seen = u.host_str().unwrap_or("");
-        assert_eq!(seen, host.as_str(), "link origin {origin:?} names another host");
+        assert_eq!(
+            seen,
+            host.as_str(),
+            "link origin {origin:?} names another host"
+        );
         let _ = table.find(host, Scheme::Https, "/");
     }
     for scheme in [Scheme::Http, Scheme::Https] {

@@ -23,7 +23,12 @@ fn replay(target: &str, check: fn(&[u8])) {
         .filter(|p| p.is_file())
         .collect();
     files.sort();
-    assert!(files.len() >= 5, "{} has only {} seeds", dir.display(), files.len());
+    assert!(
+        files.len() >= 5,
+        "{} has only {} seeds",
+        dir.display(),
+        files.len()
+    );
     let mut failed = Vec::new();
     for file in &files {
         let data = std::fs::read(file).unwrap();
@@ -69,7 +74,8 @@ fn config_seeds() {
 #[test]
 fn seeds_reach_the_accepting_paths() {
     let policy = checks::redirect_policy();
-    let accepted = portcullis::redirect::check("/dashboard?tab=2", checks::REDIRECT_ORIGINS[0], &policy);
+    let accepted =
+        portcullis::redirect::check("/dashboard?tab=2", checks::REDIRECT_ORIGINS[0], &policy);
     assert_eq!(accepted.as_deref(), Some("/dashboard?tab=2"));
     assert_eq!(
         portcullis::path::normalize("/public/%2e%2e/admin").as_deref(),
@@ -80,7 +86,10 @@ fn seeds_reach_the_accepting_paths() {
         Ok("alice@example.com")
     );
     let example = include_str!("../gateway.toml.example");
-    assert!(portcullis::config::Config::from_toml_str(example, "fuzz.toml", &checks::CONFIG_ENV).is_ok());
+    assert!(
+        portcullis::config::Config::from_toml_str(example, "fuzz.toml", &checks::CONFIG_ENV)
+            .is_ok()
+    );
     // A seed cookie made with the check's key verifies (fuzz/seed.py).
     let key = portcullis::crypto::Key::new(checks::COOKIE_KEY);
     let dir: PathBuf = [env!("CARGO_MANIFEST_DIR"), "fuzz", "corpus", "cookie"]
@@ -89,9 +98,7 @@ fn seeds_reach_the_accepting_paths() {
     let verified = std::fs::read_dir(dir)
         .unwrap()
         .filter_map(|e| std::fs::read(e.unwrap().path()).ok())
-        .filter(|d| {
-            portcullis::session::verify_cookie(&key, &String::from_utf8_lossy(d)).is_some()
-        })
+        .filter(|d| portcullis::session::verify_cookie(&key, &String::from_utf8_lossy(d)).is_some())
         .count();
     assert!(verified >= 2, "only {verified} seed cookies verify");
 }

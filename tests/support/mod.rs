@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod client;
+pub mod faulty;
 pub mod gateway;
 pub mod redis;
 pub mod smtp;
