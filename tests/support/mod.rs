@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod chrome;
 pub mod client;
+pub mod faulty;
 pub mod flow;
 pub mod gateway;
 pub mod h2raw;
