@@ -260,21 +260,11 @@ impl App {
         let live = self.live.load_full();
         let method = req.method().clone();
         let wants_html = wants_html(req.headers());
-        // The request line is logged at INFO; skip building it when off.
+        // Kept for the log line (cheap: both are reference-counted);
+        // formatted only when a line is written.
+        let uri = req.uri().clone();
+        let host_header = req.headers().get(header::HOST).cloned();
         let logging = tracing::enabled!(tracing::Level::INFO);
-        let (log_host, log_path) = if logging {
-            let host = req
-                .headers()
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .map(String::from)
-                .or_else(|| req.uri().authority().map(|a| a.to_string()))
-                .unwrap_or_default();
-            let path: String = req.uri().path().chars().take(200).collect();
-            (host, path)
-        } else {
-            (String::new(), String::new())
-        };
         let mut route_name = String::new();
         let mut https = conn.tls;
         let result = self
@@ -284,7 +274,8 @@ impl App {
             Ok(r) => r,
             Err(e) => {
                 if e.status().is_server_error() {
-                    tracing::warn!(error = %e, host = %log_host, path = %log_path, "request failed");
+                    let (host, path) = log_fields(&uri, host_header.as_ref());
+                    tracing::warn!(error = %e, host = %host, path = %path, "request failed");
                 } else {
                     tracing::debug!(error = %e, "request refused");
                 }
@@ -294,6 +285,7 @@ impl App {
         if !logging {
             return resp;
         }
+        let (log_host, log_path) = log_fields(&uri, host_header.as_ref());
         tracing::info!(
             method = %method,
             host = %log_host,
@@ -504,6 +496,16 @@ impl App {
         }
         resp
     }
+}
+
+/// Host and path (never the query) for a log line.
+fn log_fields(uri: &http::Uri, host: Option<&HeaderValue>) -> (String, String) {
+    let host = host
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
+        .or_else(|| uri.authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    (host, uri.path().chars().take(200).collect())
 }
 
 fn wants_html(headers: &HeaderMap) -> bool {

@@ -152,17 +152,17 @@ async fn request_link(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<B
 
     // The same store work for every address, so that the answer's timing
     // says nothing about it.
-    let ip_count = store.hit(&ip_key, login.ip_rate.window).await?;
-    let address_count = store
-        .hit(&format!("addr:{email_hash}"), login.address_rate.window)
+    let address_key = format!("addr:{email_hash}");
+    let resend_key = format!("resend:{email_hash}");
+    let resend =
+        (!login.resend_delay.is_zero()).then_some((resend_key.as_str(), login.resend_delay));
+    let (ip_count, address_count, fresh) = store
+        .sign_in_checks(
+            (&ip_key, login.ip_rate.window),
+            (&address_key, login.address_rate.window),
+            resend,
+        )
         .await?;
-    let fresh = if login.resend_delay.is_zero() {
-        true
-    } else {
-        store
-            .claim(&format!("resend:{email_hash}"), login.resend_delay)
-            .await?
-    };
     let allowed = login.allow.allows(&email);
     let within_limits =
         ip_count <= login.ip_rate.count && address_count <= login.address_rate.count;

@@ -145,6 +145,8 @@ macro_rules! on_both_backends {
 on_both_backends!(
     hit_counts_in_a_fixed_window,
     claim_is_exclusive_until_it_expires,
+    sign_in_checks_count_and_claim_in_one_step,
+    count_reads_without_counting,
     put_peek_take,
     concurrent_take_has_one_winner,
     newer_attempt_replaces_older_for_same_browser,
@@ -193,6 +195,45 @@ async fn claim_is_exclusive_until_it_expires(store: Store) {
     .await;
     assert!(started.elapsed() >= ttl, "claim expired early");
     assert!(!store.claim("send:abc", ttl).await.unwrap());
+}
+
+async fn sign_in_checks_count_and_claim_in_one_step(store: Store) {
+    let w = Duration::from_secs(60);
+    let resend = Some(("resend:a", Duration::from_secs(60)));
+    assert_eq!(
+        store
+            .sign_in_checks(("ip:1", w), ("addr:a", w), resend)
+            .await
+            .unwrap(),
+        (1, 1, true)
+    );
+    assert_eq!(
+        store
+            .sign_in_checks(("ip:1", w), ("addr:a", w), resend)
+            .await
+            .unwrap(),
+        (2, 2, false)
+    );
+    assert_eq!(
+        store
+            .sign_in_checks(("ip:1", w), ("addr:b", w), None)
+            .await
+            .unwrap(),
+        (3, 1, true)
+    );
+    // The same counters as hit() and claim() use.
+    assert_eq!(store.hit("ip:1", w).await.unwrap(), 4);
+    assert!(!store.claim("resend:a", w).await.unwrap());
+    assert_eq!(store.count("addr:a").await.unwrap(), 2);
+}
+
+async fn count_reads_without_counting(store: Store) {
+    let w = Duration::from_secs(60);
+    assert_eq!(store.count("fail:x").await.unwrap(), 0);
+    store.hit("fail:x", w).await.unwrap();
+    store.hit("fail:x", w).await.unwrap();
+    assert_eq!(store.count("fail:x").await.unwrap(), 2);
+    assert_eq!(store.count("fail:x").await.unwrap(), 2);
 }
 
 async fn put_peek_take(store: Store) {
