@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# The performance targets that scripts/bench.sh does not cover, in one run:
+#   1. sign-in requests per second (POST /.portcullis/login, Redis store,
+#      file mail transport, limits raised);
+#   2. resident memory with 10,000 idle keep-alive client connections;
+#   3. start-up to first request served, with the example configuration;
+#   4. signed-in GETs/s with 1 session and with 1,000,000 sessions in Redis.
+# Usage: scripts/bench-targets.sh [--no-build] [--duration 8s] [--idle 10000]
+# Needs: redis-server, nginx, wrk, curl, python3. Ports come from the OS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build=1 duration=8s idle=10000
+while (($#)); do
+    case "$1" in
+    --no-build) build=0 ;;
+    --duration) duration=${2:?}; shift ;;
+    --idle) idle=${2:?}; shift ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+target_dir=${CARGO_TARGET_DIR:-target}
+[[ $build == 1 ]] && cargo build --release --quiet
+bin="$target_dir/release/portcullis"
+[[ -x $bin ]] || { echo "no binary at $bin (build first)" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    [[ -f $tmp/redis.pid ]] && kill "$(cat "$tmp/redis.pid")" 2>/dev/null || true
+    [[ -f $tmp/nginx.pid ]] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null || true
+    wait 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+    local port=$1 deadline=$((SECONDS + 20))
+    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+        ((SECONDS < deadline)) || { echo "port $port never opened" >&2; exit 1; }
+        sleep 0.01
+    done
+}
+export PORTCULLIS_SECRET=bench-secret-bench-secret-bench-secret-0123456789
+results=()
+row() { results+=("| $1 | $2 | $3 |"); printf '%-58s %s\n' "$1" "$2"; }
+
+# A small upstream (nginx, like scripts/bench.sh).
+up=$(free_port)
+cat >"$tmp/nginx.conf" <<NGINX
+worker_processes 1; daemon on; pid $tmp/nginx.pid; error_log $tmp/nginx.err;
+events { worker_connections 4096; }
+http { access_log off; client_body_temp_path $tmp; proxy_temp_path $tmp; fastcgi_temp_path $tmp; uwsgi_temp_path $tmp; scgi_temp_path $tmp;
+  server { listen 127.0.0.1:$up; location / { return 200 "hello\n"; } } }
+NGINX
+nginx -c "$tmp/nginx.conf" -p "$tmp" >/dev/null 2>&1
+wait_port "$up"
+
+mkdir -p "$tmp/redis" "$tmp/mail"
+redis-server --port 0 --unixsocket "$tmp/redis/r.sock" --unixsocketperm 700 --save '' \
+    --appendonly no --dir "$tmp/redis" --daemonize yes --pidfile "$tmp/redis.pid" >/dev/null
+until redis-cli -s "$tmp/redis/r.sock" ping >/dev/null 2>&1; do sleep 0.01; done
+
+gw=$(free_port)
+cat >"$tmp/gw.toml" <<TOML
+[server]
+listen = "127.0.0.1:$gw"
+public_url = "http://127.0.0.1:$gw"
+header_read_timeout = "300s"
+[session]
+secret_env = "PORTCULLIS_SECRET"
+[login]
+address_rate = "1000000000/15m"
+ip_rate = "1000000000/15m"
+resend_delay = "0s"
+[mail]
+transport = "file"
+queue_capacity = 100000
+[mail.file]
+dir = "$tmp/mail"
+[store]
+backend = "redis"
+url = "redis+unix://$tmp/redis/r.sock"
+key_prefix = "bench:"
+[[route]]
+path = "/"
+upstream = "http://127.0.0.1:$up"
+TOML
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+RUST_LOG=warn "$bin" --config "$tmp/gw.toml" 2>"$tmp/gw.log" &
+gwpid=$!
+pids+=("$gwpid")
+wait_port "$gw"
+origin="http://127.0.0.1:$gw"
+
+echo "== 1. sign-in requests (Redis store, file mail)"
+page=$(curl -s -c "$tmp/jar" "$origin/.portcullis/login")
+csrf=$(grep -o 'name="csrf" value="[^"]*"' <<<"$page" | sed 's/.*value="//; s/"$//')
+cookie=$(awk '/portcullis-csrf/ {print $6"="$7}' "$tmp/jar")
+cat >"$tmp/signin.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Origin"] = "$origin"
+wrk.headers["Cookie"] = "$cookie"
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, "/.portcullis/login", nil, "email=user" .. n .. "%40example.com&rd=%2F&csrf=$csrf")
+end
+LUA
+out=$(wrk -t2 -c32 -d"$duration" -s "$tmp/signin.lua" "$origin/")
+rate=$(awk '/Requests\/sec/ {printf "%d", $2}' <<<"$out")
+bad=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+row "sign-in POSTs per second (32 connections)" "$rate/s" "target ≥ 5000/s; non-2xx: ${bad:-0}"
+
+echo "== 4. signed-in GETs with 1 and with 1,000,000 sessions"
+curl -s -b "$tmp/jar" -c "$tmp/jar" -H "Origin: $origin" -o /dev/null \
+    --data-urlencode "email=bench@example.com" --data-urlencode "rd=/" --data-urlencode "csrf=$csrf" "$origin/.portcullis/login"
+deadline=$((SECONDS + 20))
+until grep -rlq "bench@example.com" "$tmp/mail" 2>/dev/null; do
+    ((SECONDS < deadline)) || { echo "no mail" >&2; exit 1; }
+    sleep 0.05
+done
+link=$(grep -rl "bench@example.com" "$tmp/mail" 2>/dev/null | xargs cat | sed -e 's/=\r$//' -e 's/=$//' | tr -d '\r\n' | sed 's/=3D/=/g' | grep -o "/.portcullis/verify?token=[A-Za-z0-9_-]\{43\}" | head -1)
+token=${link##*=}
+confirm=$(curl -s -b "$tmp/jar" -c "$tmp/jar" "$origin$link")
+vcsrf=$(grep -o 'name="csrf" value="[^"]*"' <<<"$confirm" | sed 's/.*value="//; s/"$//')
+curl -s -b "$tmp/jar" -c "$tmp/jar" -H "Origin: $origin" -o /dev/null \
+    --data-urlencode "token=$token" --data-urlencode "csrf=$vcsrf" "$origin/.portcullis/verify"
+session=$(awk '$6 == "portcullis" {print $6"="$7}' "$tmp/jar")
+[[ -n $session ]] || { echo "no session cookie" >&2; exit 1; }
+[[ $(curl -s -H "Cookie: $session" "$origin/x") == hello ]] || { echo "signed-in GET failed" >&2; exit 1; }
+one=$(wrk -t2 -c32 -d"$duration" -H "Cookie: $session" "$origin/x" | awk '/Requests\/sec/ {printf "%d", $2}')
+redis-cli -s "$tmp/redis/r.sock" eval "for i=1,1000000 do redis.call('SET', 'bench:ses:filler' .. i, '{\"email\":\"u' .. i .. '@example.com\",\"created_at\":1,\"expires_at\":9999999999}', 'EX', 3600) end return 1" 0 >/dev/null
+n=$(redis-cli -s "$tmp/redis/r.sock" dbsize)
+million=$(wrk -t2 -c32 -d"$duration" -H "Cookie: $session" "$origin/x" | awk '/Requests\/sec/ {printf "%d", $2}')
+row "signed-in GETs/s, 1 session" "$one/s" ""
+row "signed-in GETs/s, $n keys in Redis (≥ 1,000,000 sessions)" "$million/s" "$(python3 -c "print(f'{$million/$one:.3f}× of 1 session (target within 5%)')")"
+
+echo "== 2. $idle idle keep-alive connections (a fresh gateway, public route, memory store)"
+idleport=$(free_port)
+cat >"$tmp/idle.toml" <<TOML
+[server]
+listen = "127.0.0.1:$idleport"
+header_read_timeout = "300s"
+[session]
+secret_env = "PORTCULLIS_SECRET"
+[[route]]
+path = "/"
+upstream = "http://127.0.0.1:$up"
+access = "public"
+TOML
+RUST_LOG=warn "$bin" --config "$tmp/idle.toml" 2>"$tmp/idle.log" &
+idlepid=$!
+pids+=("$idlepid")
+wait_port "$idleport"
+before=$(awk '/VmRSS/ {print $2}' "/proc/$idlepid/status")
+mkfifo "$tmp/hold"
+python3 scripts/bench/idle.py "$idle" "$idleport" <"$tmp/hold" >"$tmp/idle.out" 2>&1 &
+holder=$!
+pids+=("$holder")
+exec 4>"$tmp/hold"
+deadline=$((SECONDS + 120))
+until grep -q "^open" "$tmp/idle.out"; do
+    ((SECONDS < deadline)) || { echo "idle clients: $(cat "$tmp/idle.out")" >&2; exit 1; }
+    sleep 0.1
+done
+after=$(awk '/VmRSS/ {print $2}' "/proc/$idlepid/status")
+exec 4>&-
+row "RSS with $idle idle keep-alive connections" "$((after / 1024)) MiB" "$(cat "$tmp/idle.out"); $(((after - before) / idle)) KiB each; before: $((before / 1024)) MiB; target ≤ 64 MiB"
+
+echo "== 3. start-up to first request (example configuration)"
+sed -e "s/^listen = .*/listen = \"127.0.0.1:$(free_port)\"/" -e 's/^backend = "redis"/backend = "memory"/' \
+    -e 's/^transport = "smtp"/transport = "file"/' gateway.toml.example >"$tmp/example.toml"
+sport=$(sed -n 's/^listen = "127.0.0.1:\([0-9]*\)"/\1/p' "$tmp/example.toml")
+best=999999
+for _ in 1 2 3 4 5; do
+    start=$(date +%s%N)
+    SMTP_PASSWORD=x "$bin" --config "$tmp/example.toml" 2>/dev/null &
+    p=$!
+    until curl -s -o /dev/null "http://127.0.0.1:$sport/.portcullis/style.css"; do :; done
+    end=$(date +%s%N)
+    kill "$p"; wait "$p" 2>/dev/null || true
+    ms=$(((end - start) / 1000000))
+    ((ms < best)) && best=$ms
+done
+row "start-up to first request served (best of 5)" "$best ms" "target < 100 ms"
+
+mkdir -p bench-results
+file="bench-results/targets-$(date -u +%Y%m%d-%H%M%S).md"
+{
+    echo "# portcullis performance targets, $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo
+    echo "- machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(uname -sr)"
+    echo "- load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo
+    echo "| measure | value | note |"
+    echo "|---|---:|---|"
+    printf '%s\n' "${results[@]}"
+} | tee "$file"
+echo "written to $file"
