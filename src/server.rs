@@ -154,58 +154,53 @@ async fn handle_connection(
     watcher: hyper_util::server::graceful::Watcher,
     limits: Limits,
 ) {
-    match tls {
-        None => {
-            let conn = Conn {
-                peer,
-                tls: false,
-                worker: pools,
-            };
-            let service = service_fn(move |req: Request<Incoming>| {
-                let app = app.clone();
-                let conn = conn.clone();
-                // Boxed: hyper keeps one future slot per connection, idle
-                // ones included; a box keeps that slot pointer-sized.
-                Box::pin(
-                    async move { Ok::<_, std::convert::Infallible>(app.handle(req, conn).await) },
-                )
-            });
-            let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            let _ = watcher.watch(c.into_owned()).await;
-        }
-        Some(acceptor) => {
-            let stream =
-                match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream))
-                    .await
-                {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
-            let conn = Conn {
-                peer,
-                tls: true,
-                worker: pools,
-            };
-            let service = service_fn(move |req: Request<Incoming>| {
-                let app = app.clone();
-                let conn = conn.clone();
-                // Boxed: hyper keeps one future slot per connection, idle
-                // ones included; a box keeps that slot pointer-sized.
-                Box::pin(
-                    async move { Ok::<_, std::convert::Infallible>(app.handle(req, conn).await) },
-                )
-            });
-            let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            let _ = watcher.watch(c.into_owned()).await;
-        }
-    }
+    let Some(acceptor) = tls else {
+        let conn = Conn {
+            peer,
+            tls: false,
+            worker: pools,
+        };
+        return serve_io(stream, conn, app, &builder, watcher).await;
+    };
+    let stream =
+        match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        };
+    let conn = Conn {
+        peer,
+        tls: true,
+        worker: pools,
+    };
+    serve_io(stream, conn, app, &builder, watcher).await;
+}
+
+/// Serves HTTP/1.1 or HTTP/2 (and upgrades) on one plain or TLS stream.
+async fn serve_io<I>(
+    io: I,
+    conn: Conn,
+    app: Arc<App>,
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req: Request<Incoming>| {
+        let app = app.clone();
+        let conn = conn.clone();
+        // Boxed: hyper keeps one future slot per connection, idle ones
+        // included; a box keeps that slot pointer-sized.
+        Box::pin(async move { Ok::<_, std::convert::Infallible>(app.handle(req, conn).await) })
+    });
+    let c = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    let _ = watcher.watch(c.into_owned()).await;
 }
 
 /// Bound sockets, before any runtime owns them: one set is cloned per
