@@ -46,12 +46,16 @@ async fn embedded_default_journey_ends_on_the_demo_page() {
     // The mail file: its link points at a configured host (localhost).
     let deadline = Instant::now() + Duration::from_secs(10);
     let text = loop {
+        // Only finished messages: the transport writes `.NAME.eml.tmp` and
+        // renames it to `NAME.eml` once it is complete.
         let files: Vec<_> = std::fs::read_dir(mail_dir.path())
             .unwrap()
             .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
             .collect();
         if let Some(f) = files.first() {
-            break std::fs::read_to_string(f.path()).unwrap();
+            break std::fs::read_to_string(f).unwrap();
         }
         assert!(Instant::now() < deadline, "no mail file");
         tokio::time::sleep(Duration::from_millis(10)).await;
