@@ -385,12 +385,12 @@ impl App {
                     client: &client,
                     gateway_cookies: cookies::ALL_NAMES,
                     timeout: route.timeout,
+                    connect_timeout: route.connect_timeout,
                 };
                 proxy::rewrite_request(&mut demo_req, &f, false);
                 Ok(demo::respond(&demo_req))
             }
             Upstream::Http { authority } => {
-                let upstream = conn.worker.client(route.connect_timeout);
                 let f = proxy::Forward {
                     authority,
                     path_and_query,
@@ -398,8 +398,9 @@ impl App {
                     client: &client,
                     gateway_cookies: cookies::ALL_NAMES,
                     timeout: route.timeout,
+                    connect_timeout: route.connect_timeout,
                 };
-                proxy::forward(&upstream, req, f).await
+                proxy::forward(&conn.worker, req, f).await
             }
         }
     }

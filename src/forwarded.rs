@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 
-use http::header::{HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
 use crate::config::Scheme;
@@ -105,16 +105,29 @@ pub fn client_info(
     }
 }
 
+/// Headers that say where a request came from, or what it first asked
+/// for: only the gateway sets them (the three `X-Forwarded-*`), or nobody.
+static FROM_CLIENT: [HeaderName; 8] = [
+    FORWARDED_FOR,
+    FORWARDED_PROTO,
+    FORWARDED_HOST,
+    header::FORWARDED,
+    HeaderName::from_static("x-real-ip"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    HeaderName::from_static("x-forwarded-uri"),
+    HeaderName::from_static("x-forwarded-port"),
+];
+
 /// Sets the three `X-Forwarded-*` headers (after every incoming copy is gone).
 pub fn set_forwarded_headers(headers: &mut HeaderMap, info: &ClientInfo) {
-    headers.remove(&FORWARDED_FOR);
-    headers.remove(&FORWARDED_PROTO);
-    headers.remove(&FORWARDED_HOST);
-    headers.remove("forwarded");
-    headers.remove("x-real-ip");
-    headers.remove("x-forwarded-prefix");
-    headers.remove("x-forwarded-uri");
-    headers.remove("x-forwarded-port");
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| FROM_CLIENT.contains(n))
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
+    }
     if let Ok(v) = HeaderValue::from_str(&info.forwarded_for) {
         headers.insert(FORWARDED_FOR, v);
     }

@@ -16,9 +16,9 @@ pub const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for")
 pub const FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub const FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// Identity headers a client must never be able to send, compared after
-/// [`canonical`] (lowercase, `_` → `-`). `x-auth-request-*` is matched by
-/// prefix.
+/// Identity headers a client must never be able to send, compared
+/// case-insensitively with `_` and `-` as equal. `x-auth-request-*` is
+/// matched by prefix.
 const IDENTITY: &[&str] = &[
     "x-forwarded-email",
     "x-forwarded-user",
@@ -32,36 +32,44 @@ const IDENTITY: &[&str] = &[
 const IDENTITY_PREFIX: &str = "x-auth-request-";
 
 /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authorization",
-    "proxy-authenticate",
+/// Names, not strings: the request path compares them without parsing.
+static HOP_BY_HOP: [HeaderName; 10] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+    header::PROXY_AUTHENTICATE,
     // Only meaningful for an h2c upgrade, which is never passed on.
-    "http2-settings",
+    HeaderName::from_static("http2-settings"),
 ];
 
-fn canonical(name: &str) -> String {
-    name.bytes()
-        .map(|b| {
-            if b == b'_' {
-                '-'
-            } else {
-                b.to_ascii_lowercase() as char
-            }
-        })
-        .collect()
+/// One byte as [`is_identity_header`] compares it: lowercase, `_` → `-`.
+fn fold(b: u8) -> u8 {
+    if b == b'_' {
+        b'-'
+    } else {
+        b.to_ascii_lowercase()
+    }
+}
+
+fn folded_eq(name: &[u8], target: &str) -> bool {
+    name.len() == target.len() && name.iter().zip(target.bytes()).all(|(a, b)| fold(*a) == b)
 }
 
 /// True for every spelling of an identity header.
 pub fn is_identity_header(name: &str) -> bool {
-    let c = canonical(name);
-    IDENTITY.contains(&c.as_str()) || c.starts_with(IDENTITY_PREFIX)
+    let n = name.as_bytes();
+    // Every name on the list starts with `x` or `r`: most headers stop here.
+    if !matches!(n.first().map(|b| fold(*b)), Some(b'x' | b'r')) {
+        return false;
+    }
+    IDENTITY.iter().any(|t| folded_eq(n, t))
+        || (n.len() >= IDENTITY_PREFIX.len()
+            && folded_eq(&n[..IDENTITY_PREFIX.len()], IDENTITY_PREFIX))
 }
 
 /// Whether the request asks for a WebSocket upgrade (the only upgrade the
@@ -71,31 +79,31 @@ pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
         v.to_str()
             .is_ok_and(|s| s.trim().eq_ignore_ascii_case("websocket"))
     });
-    upgrade_ws && connection_tokens(headers).iter().any(|t| t == "upgrade")
+    upgrade_ws && connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(b"upgrade"))
 }
 
-fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
+/// The comma-separated tokens of every `Connection` header, trimmed, as
+/// raw bytes (so no value is skipped for holding odd bytes).
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
     headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(|t| t.trim_ascii())
         .filter(|t| !t.is_empty())
-        .collect()
 }
 
 /// Removes the hop-by-hop headers and every header named in `Connection`.
 /// With `websocket`, `Connection: upgrade` and `Upgrade: websocket` are put
 /// back afterwards.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, websocket: bool) {
-    for token in connection_tokens(headers) {
-        if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
-            headers.remove(name);
-        }
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
+    // One pass over the names; nothing is allocated unless one is found.
+    let mut doomed: Vec<HeaderName> = connection_tokens(headers)
+        .filter_map(|t| HeaderName::from_bytes(t).ok())
+        .collect();
+    doomed.extend(headers.keys().filter(|n| HOP_BY_HOP.contains(n)).cloned());
+    for name in doomed {
+        headers.remove(name);
     }
     if websocket {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -115,12 +123,27 @@ pub fn strip_identity(headers: &mut HeaderMap) {
     }
 }
 
+/// The name of one `Cookie` pair as [`strip_cookies`] reads it.
+fn pair_name(pair: &str) -> &str {
+    pair.trim_start().split('=').next().unwrap_or("").trim()
+}
+
 /// Removes the gateway's cookies (by exact name) from the `Cookie` header,
 /// leaving every other pair byte for byte; several `Cookie` headers (HTTP/2)
 /// are joined first.
 pub fn strip_cookies(headers: &mut HeaderMap, ours: &[&str]) {
-    if !headers.contains_key(header::COOKIE) {
+    let mut all = headers.get_all(header::COOKIE).iter();
+    let Some(first) = all.next() else {
         return;
+    };
+    // The common case, one plain-ASCII header holding none of ours, is left
+    // exactly as it came.
+    if all.next().is_none() {
+        if let Ok(v) = first.to_str() {
+            if !v.split(';').any(|p| ours.contains(&pair_name(p))) {
+                return;
+            }
+        }
     }
     let kept: Vec<String> = headers
         .get_all(header::COOKIE)
@@ -132,10 +155,7 @@ pub fn strip_cookies(headers: &mut HeaderMap, ours: &[&str]) {
         .split(';')
         .map(|p| p.trim_start())
         .filter(|p| !p.is_empty())
-        .filter(|p| {
-            let name = p.split('=').next().unwrap_or("").trim();
-            !ours.contains(&name)
-        })
+        .filter(|p| !ours.contains(&pair_name(p)))
         .collect();
     headers.remove(header::COOKIE);
     if !pairs.is_empty() {

@@ -13,7 +13,8 @@
 //! - `app`: shared state and the request hub.
 //! - `routes`: which route a request belongs to.
 //! - `path`: the one canonical path that is both matched and forwarded.
-//! - `proxy`, `headers`, `forwarded`: forwarding and header hygiene.
+//! - `proxy`, `pool`, `headers`, `forwarded`: forwarding, upstream
+//!   connections and header hygiene.
 //! - `login`, `code`, `cookies`, `session`, `crypto`: the sign-in flow.
 //! - `address`: strict parsing of one email address.
 //! - `redirect`: the `rd` check.
@@ -38,6 +39,7 @@ pub mod login;
 pub mod mail;
 pub mod pages;
 pub mod path;
+pub mod pool;
 pub mod proxy;
 pub mod redirect;
 pub mod routes;

@@ -1,63 +1,25 @@
 //! Forwarding one request to its upstream and the answer back.
 //!
-//! Owns the upstream connection pools (one pooled hyper-util client per
-//! route, so each route's connect timeout applies), the rewrite of the
-//! request (canonical path, header hygiene in the fixed order of
-//! [`crate::headers`], identity and `X-Forwarded-*` added last), streaming
-//! of bodies both ways (hyper's backpressure keeps memory bounded),
-//! WebSocket tunnels, and the mapping of upstream failures to 502/504.
+//! Owns the rewrite of the request (canonical path, header hygiene in the
+//! fixed order of [`crate::headers`], identity and `X-Forwarded-*` added
+//! last), streaming of bodies both ways (hyper's backpressure keeps memory
+//! bounded), WebSocket tunnels, and the mapping of upstream failures to
+//! 502/504. Connections come from the worker's [`Pool`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme as UriScheme};
+use http::uri::{Authority, PathAndQuery};
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 
 use crate::body::{self, Body};
 use crate::error::Error;
 use crate::forwarded::{self, ClientInfo};
 use crate::headers::{self, FORWARDED_EMAIL, FORWARDED_USER};
-
-pub type UpstreamClient = Client<HttpConnector, Body>;
-
-/// A pooled client whose connects give up after `connect_timeout`.
-pub fn client(connect_timeout: Duration) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(connect_timeout));
-    connector.set_nodelay(true);
-    connector.enforce_http(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(1024)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(connector)
-}
-
-/// The upstream connection pools of one worker thread: one pooled client
-/// per connect timeout, made on first use. Each worker (one per core) has
-/// its own, so a request, its pooled upstream connection and the tasks that
-/// drive them stay on one thread.
-#[derive(Default)]
-pub struct Pools {
-    clients: std::sync::Mutex<std::collections::HashMap<Duration, UpstreamClient>>,
-}
-
-impl Pools {
-    pub fn client(&self, connect_timeout: Duration) -> UpstreamClient {
-        let mut map = match self.clients.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        map.entry(connect_timeout)
-            .or_insert_with(|| client(connect_timeout))
-            .clone()
-    }
-}
+use crate::pool::{Pool, SendError};
 
 /// Everything the proxy needs to know about this request besides the
 /// request itself.
@@ -68,6 +30,7 @@ pub struct Forward<'a> {
     pub client: &'a ClientInfo,
     pub gateway_cookies: &'a [&'a str],
     pub timeout: Duration,
+    pub connect_timeout: Duration,
 }
 
 /// Prepares the request for the upstream: header hygiene, then ours.
@@ -91,13 +54,8 @@ pub fn rewrite_request(req: &mut Request<Body>, f: &Forward<'_>, websocket: bool
             h.insert(FORWARDED_USER, v);
         }
     }
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(UriScheme::HTTP);
-    parts.authority = Some(f.authority.clone());
-    parts.path_and_query = Some(f.path_and_query.clone());
-    if let Ok(uri) = Uri::from_parts(parts) {
-        *req.uri_mut() = uri;
-    }
+    // Origin-form, as HTTP/1.1 sends it to a server (the host is in Host).
+    *req.uri_mut() = Uri::from(f.path_and_query.clone());
     *req.version_mut() = Version::HTTP_11;
 }
 
@@ -111,7 +69,7 @@ pub fn rewrite_response(resp: &mut Response<Body>, gateway_cookies: &[&str], web
 /// Sends `req` (incoming from the client) to the upstream and returns the
 /// answer to give the client.
 pub async fn forward(
-    upstream: &UpstreamClient,
+    pool: &Arc<Pool>,
     req: Request<Incoming>,
     f: Forward<'_>,
 ) -> Result<Response<Body>, Error> {
@@ -127,10 +85,10 @@ pub async fn forward(
     };
     let mut out = Request::from_parts(parts, body::client_body(incoming));
     rewrite_request(&mut out, &f, websocket);
-    let sent = tokio::time::timeout(f.timeout, upstream.request(out)).await;
-    let resp = match sent {
+    let sent = pool.send(f.authority, f.connect_timeout, out, websocket);
+    let resp = match tokio::time::timeout(f.timeout, sent).await {
         Err(_) => return Err(Error::UpstreamTimeout),
-        Ok(Err(e)) => return Err(classify(&e)),
+        Ok(Err(e)) => return Err(classify(e)),
         Ok(Ok(r)) => r,
     };
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
@@ -158,13 +116,18 @@ pub async fn forward(
         rewrite_response(&mut resp, f.gateway_cookies, true);
         return Ok(resp);
     }
-    let mut resp = Response::from_parts(rparts, body::incoming(rbody));
+    let mut resp = Response::from_parts(rparts, rbody);
     rewrite_response(&mut resp, f.gateway_cookies, false);
     Ok(resp)
 }
 
-fn classify(e: &hyper_util::client::legacy::Error) -> Error {
+fn classify(e: SendError) -> Error {
     use std::error::Error as _;
+    let e = match e {
+        SendError::ConnectTimeout => return Error::UpstreamTimeout,
+        SendError::Connect(e) => return Error::UpstreamFailed(format!("connect failed: {e}")),
+        SendError::Http(e) => e,
+    };
     let mut source = e.source();
     while let Some(s) = source {
         if s.downcast_ref::<body::ClientBodyError>().is_some() {
@@ -177,10 +140,5 @@ fn classify(e: &hyper_util::client::legacy::Error) -> Error {
         }
         source = s.source();
     }
-    let what = if e.is_connect() {
-        "connect failed"
-    } else {
-        "connection closed or reset"
-    };
-    Error::UpstreamFailed(format!("{what}: {e}"))
+    Error::UpstreamFailed(format!("connection closed or reset: {e}"))
 }

@@ -19,7 +19,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::app::App;
 use crate::config::Limits;
-use crate::proxy::Pools;
+use crate::pool::Pool;
 
 /// How one connection reached us, and the worker serving it.
 #[derive(Clone)]
@@ -27,7 +27,7 @@ pub struct Conn {
     pub peer: SocketAddr,
     pub tls: bool,
     /// The upstream pools of the worker thread this connection lives on.
-    pub worker: Arc<Pools>,
+    pub worker: Arc<Pool>,
 }
 
 /// The sockets to serve on; made by the caller (so tests can bind
@@ -63,7 +63,7 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 /// in flight finish (at most `limits.shutdown_timeout`) and returns.
 pub async fn serve(listeners: Listeners, app: Arc<App>, shutdown: impl Future<Output = ()>) {
     let limits = app.limits();
-    let pools = Arc::new(Pools::default());
+    let pools = Arc::new(Pool::default());
     let builder = Arc::new(builder(&limits));
     let graceful = Arc::new(GracefulShutdown::new());
     let tls_acceptor = listeners
@@ -111,7 +111,7 @@ async fn accept_loop(
     listener: Option<TcpListener>,
     tls: Option<TlsAcceptor>,
     app: Arc<App>,
-    pools: Arc<Pools>,
+    pools: Arc<Pool>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     graceful: Arc<GracefulShutdown>,
     limits: Limits,
@@ -149,7 +149,7 @@ async fn handle_connection(
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
     app: Arc<App>,
-    pools: Arc<Pools>,
+    pools: Arc<Pool>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     watcher: hyper_util::server::graceful::Watcher,
     limits: Limits,

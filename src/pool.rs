@@ -1,0 +1,269 @@
+//! Upstream HTTP/1.1 connections of one worker thread: connecting (with the
+//! route's connect timeout), sending one request on a connection, and
+//! keeping idle keep-alive connections for the next request.
+//!
+//! A connection goes back to the pool only when the upstream's answer has
+//! been read to its end (the body wrapper [`Pooled`] does that), so a
+//! connection in the pool never has a response in flight. An answer that
+//! is dropped half-read closes its connection instead. Idle connections
+//! are reused newest first and dropped after [`IDLE_TIMEOUT`]; a request
+//! that a closing connection never took is sent again on a fresh one.
+//!
+//! Each worker thread (one current-thread runtime per core) has its own
+//! pool, so a request, its upstream connection and the task driving that
+//! connection stay on one thread; the lock is never contended.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::uri::Authority;
+use http::{Request, Response};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::body::{Body, BoxError};
+
+/// How long an idle upstream connection is kept.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Idle connections kept per upstream.
+const MAX_IDLE: usize = 1024;
+
+/// Why no answer came from the upstream.
+#[derive(Debug)]
+pub enum SendError {
+    /// No connection within the connect timeout.
+    ConnectTimeout,
+    /// The connection was refused, or the handshake failed.
+    Connect(std::io::Error),
+    /// The connection broke while the request or the answer's head was on
+    /// its way.
+    Http(hyper::Error),
+}
+
+struct Idle {
+    sender: SendRequest<Body>,
+    since: Instant,
+}
+
+/// The idle upstream connections of one worker, by upstream.
+#[derive(Default)]
+pub struct Pool {
+    idle: Mutex<HashMap<Authority, Vec<Idle>>>,
+}
+
+impl Pool {
+    /// Sends `req` (origin-form URI, `Host` set) to `upstream` and returns
+    /// its answer, whose body gives the connection back when read to the
+    /// end. `upgrades` keeps the connection open for a WebSocket tunnel
+    /// after a 101 (such a connection never returns to the pool).
+    pub async fn send(
+        self: &Arc<Self>,
+        upstream: &Authority,
+        connect_timeout: Duration,
+        mut req: Request<Body>,
+        upgrades: bool,
+    ) -> Result<Response<Body>, SendError> {
+        // A pooled connection may have closed just now; the request it
+        // never took goes once more, on a fresh connection.
+        let mut fresh = upgrades;
+        loop {
+            let mut sender = match (fresh, self.take(upstream)) {
+                (false, Some(sender)) => sender,
+                _ => {
+                    fresh = true;
+                    connect(upstream, connect_timeout, upgrades).await?
+                }
+            };
+            match sender.try_send_request(req).await {
+                Ok(resp) => return Ok(self.wrap(upstream, sender, resp, upgrades)),
+                Err(mut e) => match e.take_message() {
+                    Some(again) if !fresh => {
+                        req = again;
+                        fresh = true;
+                    }
+                    _ => return Err(SendError::Http(e.into_error())),
+                },
+            }
+        }
+    }
+
+    /// The newest idle connection to `upstream` that is still open.
+    fn take(&self, upstream: &Authority) -> Option<SendRequest<Body>> {
+        let mut idle = match self.idle.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let list = idle.get_mut(upstream)?;
+        let now = Instant::now();
+        while let Some(c) = list.pop() {
+            if !c.sender.is_closed() && now.duration_since(c.since) < IDLE_TIMEOUT {
+                return Some(c.sender);
+            }
+        }
+        None
+    }
+
+    fn put(&self, upstream: &Authority, sender: SendRequest<Body>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = match self.idle.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let now = Instant::now();
+        let list = match idle.get_mut(upstream) {
+            Some(l) => l,
+            None => idle.entry(upstream.clone()).or_default(),
+        };
+        // The oldest are first: drop those that waited too long, and one
+        // more when the list is full.
+        let stale = list
+            .iter()
+            .take_while(|c| now.duration_since(c.since) >= IDLE_TIMEOUT)
+            .count();
+        let over = (list.len() - stale + 1).saturating_sub(MAX_IDLE);
+        list.drain(..stale + over);
+        list.push(Idle { sender, since: now });
+    }
+
+    fn wrap(
+        self: &Arc<Self>,
+        upstream: &Authority,
+        sender: SendRequest<Body>,
+        resp: Response<Incoming>,
+        upgrades: bool,
+    ) -> Response<Body> {
+        let (parts, incoming) = resp.into_parts();
+        if upgrades {
+            // Whatever the answer, this connection is not reused: a 101
+            // turns it into a tunnel, and anything else ends the attempt.
+            drop(sender);
+            return Response::from_parts(parts, crate::body::incoming(incoming));
+        }
+        let mut body = Pooled {
+            inner: incoming,
+            back: Some(GiveBack {
+                pool: Arc::clone(self),
+                upstream: upstream.clone(),
+                sender,
+            }),
+        };
+        if body.inner.is_end_stream() {
+            // No body at all (204, 304, HEAD, Content-Length: 0): the
+            // server may never poll it, so the connection goes back now.
+            body.give_back();
+        }
+        Response::from_parts(parts, http_body_util::BodyExt::boxed(body))
+    }
+}
+
+async fn connect(
+    upstream: &Authority,
+    timeout: Duration,
+    upgrades: bool,
+) -> Result<SendRequest<Body>, SendError> {
+    let stream = tokio::time::timeout(timeout, open(upstream))
+        .await
+        .map_err(|_| SendError::ConnectTimeout)?
+        .map_err(SendError::Connect)?;
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(SendError::Http)?;
+    if upgrades {
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "upstream connection ended");
+            }
+        });
+    } else {
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "upstream connection ended");
+            }
+        });
+    }
+    Ok(sender)
+}
+
+/// A TCP connection to `host:port` (port 80 when the upstream has none);
+/// an address literal skips the resolver.
+async fn open(upstream: &Authority) -> std::io::Result<TcpStream> {
+    let port = upstream.port_u16().unwrap_or(80);
+    let host = upstream.host();
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = literal.parse() {
+        return TcpStream::connect(SocketAddr::new(ip, port)).await;
+    }
+    TcpStream::connect((host, port)).await
+}
+
+struct GiveBack {
+    pool: Arc<Pool>,
+    upstream: Authority,
+    sender: SendRequest<Body>,
+}
+
+/// The upstream's answer body; gives its connection back to the pool once
+/// it has been read to the end.
+struct Pooled {
+    inner: Incoming,
+    back: Option<GiveBack>,
+}
+
+impl Pooled {
+    fn give_back(&mut self) {
+        if let Some(b) = self.back.take() {
+            b.pool.put(&b.upstream, b.sender);
+        }
+    }
+}
+
+impl HttpBody for Pooled {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                this.give_back();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                // With a known length the server stops polling after the
+                // last bytes; this is the last chance to give it back.
+                if this.inner.is_end_stream() {
+                    this.give_back();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                // A broken answer: the connection is not reused.
+                this.back = None;
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

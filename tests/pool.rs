@@ -1,0 +1,218 @@
+//! The upstream connection pool, seen from a raw-TCP upstream that counts
+//! the connections it accepts: keep-alive reuse (bodies with a length,
+//! chunked, empty, HEAD), a connection the upstream closed after its
+//! answer is replaced without an error, and an answer the client dropped
+//! half way never sends its connection back to the pool.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::gateway::TestGateway;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the upstream does after each answer.
+#[derive(Clone, Copy, PartialEq)]
+enum After {
+    KeepOpen,
+    /// Closes the socket without saying so (no `Connection: close`), as an
+    /// upstream whose keep-alive timeout just ran out does.
+    Close,
+}
+
+struct CountingUpstream {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
+}
+
+impl CountingUpstream {
+    async fn start(after: After) -> CountingUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (a, r) = (accepted.clone(), requests.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                a.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(serve(stream, after, r.clone()));
+            }
+        });
+        CountingUpstream {
+            addr,
+            accepted,
+            requests,
+        }
+    }
+
+    fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+/// Reads request heads (no bodies: the tests send GET and HEAD only) and
+/// answers by path: `/len` a 2-byte body, `/chunked` two chunks, `/empty`
+/// 204, `/big` 64 MiB that nobody reads to the end.
+async fn serve(mut stream: TcpStream, after: After, requests: Arc<AtomicUsize>) {
+    let mut buf = Vec::new();
+    loop {
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        buf.drain(..head_end);
+        requests.fetch_add(1, Ordering::SeqCst);
+        let head_only = head.starts_with("HEAD ");
+        let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+        let answer: Vec<u8> = match path.as_str() {
+            "/chunked" => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n3\r\n!!!\r\n0\r\n\r\n".to_vec(),
+            "/empty" => b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
+            "/big" => {
+                let len = 64 << 20;
+                let _ = stream
+                    .write_all(format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n").as_bytes())
+                    .await;
+                let block = vec![b'x'; 1 << 16];
+                for _ in 0..(len / block.len()) {
+                    if stream.write_all(&block).await.is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
+            _ if head_only => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n".to_vec(),
+            _ => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+        };
+        if stream.write_all(&answer).await.is_err() {
+            return;
+        }
+        if after == After::Close {
+            return;
+        }
+    }
+}
+
+async fn gateway(up: &CountingUpstream) -> TestGateway {
+    TestGateway::start(&format!(
+        r#"
+[server]
+listen = "127.0.0.1:$PORT"
+public_url = "http://127.0.0.1:$PORT"
+[session]
+secret_env = "PORTCULLIS_SECRET"
+[[route]]
+path = "/"
+upstream = "http://{}"
+access = "public"
+"#,
+        up.addr
+    ))
+    .await
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sequential_requests_share_one_upstream_connection() {
+    let up = CountingUpstream::start(After::KeepOpen).await;
+    let gw = gateway(&up).await;
+    let c = client();
+    for path in ["/len", "/chunked", "/empty", "/len", "/chunked", "/empty"] {
+        for _ in 0..5 {
+            let r = c
+                .get(format!("http://{}{path}", gw.addr))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap();
+            match path {
+                "/len" => assert_eq!((status, body.as_str()), (200, "ok")),
+                "/chunked" => assert_eq!((status, body.as_str()), (200, "ok!!!")),
+                _ => assert_eq!((status, body.as_str()), (204, "")),
+            }
+        }
+        let r = c
+            .head(format!("http://{}/len", gw.addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    assert_eq!(up.requests(), 36);
+    assert_eq!(
+        up.connections(),
+        1,
+        "every request after the first reused it"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_the_upstream_closed_after_its_answer_is_replaced() {
+    let up = CountingUpstream::start(After::Close).await;
+    let gw = gateway(&up).await;
+    let c = client();
+    for i in 0..100 {
+        let r = c
+            .get(format!("http://{}/len", gw.addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "request {i}");
+        assert_eq!(r.text().await.unwrap(), "ok");
+    }
+    assert_eq!(up.requests(), 100);
+    assert_eq!(up.connections(), 100);
+}
+
+#[tokio::test]
+async fn an_answer_dropped_half_way_does_not_return_its_connection() {
+    let up = CountingUpstream::start(After::KeepOpen).await;
+    let gw = gateway(&up).await;
+    // Read the head and a little of 64 MiB, then hang up.
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"GET /big HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = vec![0u8; 1 << 16];
+    let n = s.read(&mut got).await.unwrap();
+    assert!(String::from_utf8_lossy(&got[..n]).starts_with("HTTP/1.1 200"));
+    drop(s);
+    // The next request needs a connection of its own: the first one still
+    // has most of an answer in it.
+    let r = client()
+        .get(format!("http://{}/len", gw.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.text().await.unwrap(), "ok");
+    assert_eq!(up.requests(), 2);
+    assert_eq!(up.connections(), 2);
+}
