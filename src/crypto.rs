@@ -80,6 +80,24 @@ pub fn unb64(text: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(text).ok()
 }
 
+/// Exactly 32 bytes from their 43-character base64url form, without an
+/// allocation (the session cookie's hot path). Non-canonical encodings
+/// (stray trailing bits) are refused, as by [`unb64`].
+pub fn unb64_32(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 43 {
+        return None;
+    }
+    // The decoder wants room for its estimate (33 bytes for 43 characters).
+    let mut buf = [0u8; 36];
+    let n = URL_SAFE_NO_PAD.decode_slice(text, &mut buf).ok()?;
+    if n != 32 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&buf[..32]);
+    Some(out)
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
@@ -109,6 +127,9 @@ mod tests {
         let a = random_token();
         let b = random_token();
         assert_eq!(unb64(&a).map(|v| v.len()), Some(32));
+        assert_eq!(unb64_32(&a).map(|v| v.to_vec()), unb64(&a));
+        assert_eq!(unb64_32(&a[..42]), None);
+        assert_eq!(unb64_32(&format!("{a}A")), None);
         assert_ne!(a, b);
         assert_eq!(hex(&[0, 15, 255]), "000fff");
     }

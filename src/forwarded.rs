@@ -41,6 +41,28 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// An address as text; IPv4 without the formatting machinery (this runs
+/// for every proxied request).
+fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut out = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + octet / 10 % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
+    }
+    out
+}
+
 fn header_str<'a>(headers: &'a HeaderMap, name: &http::HeaderName) -> Option<&'a str> {
     let mut all = headers.get_all(name).iter();
     let first = all.next()?.to_str().ok()?;
@@ -65,7 +87,7 @@ pub fn client_info(
             ip: peer,
             peer,
             scheme: own_scheme,
-            forwarded_for: peer.to_string(),
+            forwarded_for: ip_text(peer),
             forwarded_host: host.map(String::from),
         };
     }
@@ -90,8 +112,8 @@ pub fn client_info(
         Some(s) if s == "http" => Scheme::Http,
         _ => own_scheme,
     };
-    let mut forwarded_for: Vec<String> = chain.iter().map(|i| i.to_string()).collect();
-    forwarded_for.push(peer.to_string());
+    let mut forwarded_for: Vec<String> = chain.iter().map(|i| ip_text(*i)).collect();
+    forwarded_for.push(ip_text(peer));
     let forwarded_host = header_str(headers, &FORWARDED_HOST)
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic()))
@@ -153,6 +175,26 @@ mod tests {
             );
         }
         m
+    }
+
+    #[test]
+    fn ip_text_matches_display() {
+        for ip in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.20.30.40",
+            "100.200.255.9",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+        for n in 0..=255u8 {
+            let ip = IpAddr::from([n, n / 3, 255 - n, n / 10]);
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
     }
 
     #[test]

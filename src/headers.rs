@@ -136,33 +136,44 @@ pub fn strip_cookies(headers: &mut HeaderMap, ours: &[&str]) {
     let Some(first) = all.next() else {
         return;
     };
-    // The common case, one plain-ASCII header holding none of ours, is left
-    // exactly as it came.
-    if all.next().is_none() {
-        if let Ok(v) = first.to_str() {
-            if !v.split(';').any(|p| ours.contains(&pair_name(p))) {
-                return;
-            }
+    let single = all.next().is_none();
+    let kept = match (single, first.to_str()) {
+        // The common case, one plain-ASCII header holding none of ours, is
+        // left exactly as it came.
+        (true, Ok(v)) if !v.split(';').any(|p| ours.contains(&pair_name(p))) => return,
+        (true, Ok(v)) => keep_pairs(v.split(';'), ours),
+        _ => {
+            let joined = headers
+                .get_all(header::COOKIE)
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()))
+                .collect::<Vec<_>>()
+                .join("; ");
+            keep_pairs(joined.split(';'), ours)
         }
-    }
-    let kept: Vec<String> = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .collect();
-    let joined = kept.join("; ");
-    let pairs: Vec<&str> = joined
-        .split(';')
-        .map(|p| p.trim_start())
-        .filter(|p| !p.is_empty())
-        .filter(|p| !ours.contains(&pair_name(p)))
-        .collect();
+    };
     headers.remove(header::COOKIE);
-    if !pairs.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&pairs.join("; ")) {
+    if !kept.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&kept) {
             headers.insert(header::COOKIE, v);
         }
     }
+}
+
+/// The pairs that are not ours, each without its leading spaces, joined
+/// with `"; "`.
+fn keep_pairs<'a>(pairs: impl Iterator<Item = &'a str>, ours: &[&str]) -> String {
+    let mut out = String::new();
+    for p in pairs.map(str::trim_start) {
+        if p.is_empty() || ours.contains(&pair_name(p)) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("; ");
+        }
+        out.push_str(p);
+    }
+    out
 }
 
 /// Reads one cookie's value from the request (first occurrence wins; a

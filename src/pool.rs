@@ -13,7 +13,6 @@
 //! pool, so a request, its upstream connection and the task driving that
 //! connection stay on one thread; the lock is never contended.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -52,10 +51,12 @@ struct Idle {
     since: Instant,
 }
 
-/// The idle upstream connections of one worker, by upstream.
+/// The idle upstream connections of one worker, by upstream (a short
+/// list: a gateway has a handful of upstreams, and comparing two
+/// authorities is cheaper than hashing one).
 #[derive(Default)]
 pub struct Pool {
-    idle: Mutex<HashMap<Authority, Vec<Idle>>>,
+    idle: Mutex<Vec<(Authority, Vec<Idle>)>>,
 }
 
 impl Pool {
@@ -100,7 +101,7 @@ impl Pool {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let list = idle.get_mut(upstream)?;
+        let (_, list) = idle.iter_mut().find(|(a, _)| a == upstream)?;
         let now = Instant::now();
         while let Some(c) = list.pop() {
             if !c.sender.is_closed() && now.duration_since(c.since) < IDLE_TIMEOUT {
@@ -119,10 +120,14 @@ impl Pool {
             Err(poisoned) => poisoned.into_inner(),
         };
         let now = Instant::now();
-        let list = match idle.get_mut(upstream) {
-            Some(l) => l,
-            None => idle.entry(upstream.clone()).or_default(),
+        let i = match idle.iter().position(|(a, _)| a == upstream) {
+            Some(i) => i,
+            None => {
+                idle.push((upstream.clone(), Vec::new()));
+                idle.len() - 1
+            }
         };
+        let list = &mut idle[i].1;
         // The oldest are first: drop those that waited too long, and one
         // more when the list is full.
         let stale = list
