@@ -308,6 +308,11 @@ impl App {
     ) -> Result<Response<Body>, Error> {
         let limits = &live.config.server.limits;
         check_limits(&req, limits)?;
+        if conn.framing.raised() {
+            return Err(Error::BadRequest(
+                "The request has both Content-Length and Transfer-Encoding.",
+            ));
+        }
         check_framing(&req)?;
         let host = request_host(&req)?;
         let path = path::normalize(req.uri().path()).map_err(Error::BadPath)?;
@@ -554,8 +559,8 @@ fn check_limits(req: &Request<Incoming>, limits: &Limits) -> Result<(), Error> {
 
 /// A `Transfer-Encoding` other than exactly `chunked` (one token, once)
 /// is refused: `gzip, chunked`, `,chunked` and repeated headers are the
-/// stuff of request smuggling. (A `Content-Length` next to it is dropped
-/// by hyper itself, which also closes the connection after the answer.)
+/// stuff of request smuggling. (hyper drops a `Content-Length` next to it
+/// before we see the request; [`crate::framing`] catches that case.)
 fn check_framing(req: &Request<Incoming>) -> Result<(), Error> {
     let mut values = req.headers().get_all(header::TRANSFER_ENCODING).iter();
     let Some(first) = values.next() else {

@@ -13,6 +13,7 @@
 //! - `app`: shared state and the request hub.
 //! - `routes`: which route a request belongs to.
 //! - `path`: the one canonical path that is both matched and forwarded.
+//! - `framing`: the CL+TE watch on HTTP/1 client bytes.
 //! - `proxy`, `pool`, `headers`, `forwarded`: forwarding, upstream
 //!   connections and header hygiene.
 //! - `login`, `code`, `cookies`, `session`, `crypto`: the sign-in flow.
@@ -34,6 +35,7 @@ pub mod crypto;
 pub mod demo;
 pub mod error;
 pub mod forwarded;
+pub mod framing;
 pub mod headers;
 pub mod login;
 pub mod mail;

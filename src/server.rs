@@ -19,6 +19,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::app::App;
 use crate::config::Limits;
+use crate::framing::{Flag, Watched};
 use crate::pool::Pool;
 
 /// How one connection reached us, and the worker serving it.
@@ -26,8 +27,11 @@ use crate::pool::Pool;
 pub struct Conn {
     pub peer: SocketAddr,
     pub tls: bool,
-    /// The upstream pools of the worker thread this connection lives on.
+    /// The upstream pool of the worker thread this connection lives on.
     pub worker: Arc<Pool>,
+    /// Raised when an HTTP/1 request on this connection carried both
+    /// `Content-Length` and `Transfer-Encoding` (see [`crate::framing`]).
+    pub framing: Arc<Flag>,
 }
 
 /// The sockets to serve on; made by the caller (so tests can bind
@@ -154,12 +158,15 @@ async fn handle_connection(
     watcher: hyper_util::server::graceful::Watcher,
     limits: Limits,
 ) {
+    let framing = Arc::new(Flag::default());
     let Some(acceptor) = tls else {
         let conn = Conn {
             peer,
             tls: false,
             worker: pools,
+            framing: framing.clone(),
         };
+        let stream = Watched::new(stream, framing);
         return serve_io(stream, conn, app, &builder, watcher).await;
     };
     let stream =
@@ -178,8 +185,15 @@ async fn handle_connection(
         peer,
         tls: true,
         worker: pools,
+        framing: framing.clone(),
     };
-    serve_io(stream, conn, app, &builder, watcher).await;
+    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        // HTTP/2 frames its own messages; there is no Content-Length
+        // against Transfer-Encoding to watch for.
+        serve_io(stream, conn, app, &builder, watcher).await;
+    } else {
+        serve_io(Watched::new(stream, framing), conn, app, &builder, watcher).await;
+    }
 }
 
 /// Serves HTTP/1.1 or HTTP/2 (and upgrades) on one plain or TLS stream.
