@@ -124,17 +124,19 @@ impl Scanner {
                     };
                 }
                 _ => {
-                    let (part, rest, complete) = match bytes.iter().position(|b| *b == b'\n') {
-                        Some(i) => (&bytes[..i], &bytes[i + 1..], true),
-                        None => (bytes, &[][..], false),
+                    let Some(end) = memchr::memchr(b'\n', bytes) else {
+                        self.keep(bytes);
+                        return;
                     };
-                    bytes = rest;
-                    let room = KEEP.saturating_sub(self.line.len());
-                    if part.len() > room {
-                        self.long = true;
-                    }
-                    self.line.extend_from_slice(&part[..part.len().min(room)]);
-                    if complete {
+                    let part = &bytes[..end];
+                    bytes = &bytes[end + 1..];
+                    if self.line.is_empty() && !self.long {
+                        // The whole line is in this read: no copy.
+                        let line = part.strip_suffix(b"\r").unwrap_or(part);
+                        let long = line.len() > KEEP;
+                        self.line_done(&line[..line.len().min(KEEP)], long);
+                    } else {
+                        self.keep(part);
                         let mut line = std::mem::take(&mut self.line);
                         if line.last() == Some(&b'\r') {
                             line.pop();
@@ -147,6 +149,15 @@ impl Scanner {
                 }
             }
         }
+    }
+
+    /// Keeps the start of a line that continues in the next read.
+    fn keep(&mut self, part: &[u8]) {
+        let room = KEEP.saturating_sub(self.line.len());
+        if part.len() > room {
+            self.long = true;
+        }
+        self.line.extend_from_slice(&part[..part.len().min(room)]);
     }
 
     fn line_done(&mut self, line: &[u8], long: bool) {
