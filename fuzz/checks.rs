@@ -503,3 +503,29 @@ pub fn config(data: &[u8]) {
         );
     }
 }
+
+/// The CL+TE watch on client bytes (`framing::Scanner`): never panics; the
+/// verdict does not depend on how the stream is cut into reads (the whole
+/// input at once, one byte at a time, and cut at every `\n`); and a stream
+/// is called ambiguous only if both header names occur in it.
+pub fn framing(data: &[u8]) {
+    use portcullis::framing::Scanner;
+    let verdict = |s: &Scanner| (s.ambiguous(), s.watching());
+    let mut whole = Scanner::default();
+    whole.feed(data);
+    let mut bytes = Scanner::default();
+    for b in data {
+        bytes.feed(std::slice::from_ref(b));
+    }
+    assert_eq!(verdict(&bytes), verdict(&whole), "byte at a time");
+    let mut lines = Scanner::default();
+    for part in data.split_inclusive(|b| *b == b'\n') {
+        lines.feed(part);
+    }
+    assert_eq!(verdict(&lines), verdict(&whole), "line at a time");
+    if whole.ambiguous() {
+        let lower = data.to_ascii_lowercase();
+        let has = |n: &[u8]| lower.windows(n.len()).any(|w| w == n);
+        assert!(has(b"content-length") && has(b"transfer-encoding"));
+    }
+}

@@ -69,6 +69,12 @@ fn config_seeds() {
     replay("config", checks::config);
 }
 
+#[test]
+fn framing_seeds() {
+    replay("framing", checks::framing);
+}
+
+
 /// The seeds that are meant to be accepted really are, so the properties
 /// about accepted values are exercised by the replay and not vacuous.
 #[test]
