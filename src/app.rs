@@ -299,7 +299,7 @@ impl App {
     }
 
     async fn handle_inner(
-        &self,
+        self: &Arc<Self>,
         live: &Live,
         req: Request<Incoming>,
         conn: Conn,
@@ -370,6 +370,20 @@ impl App {
                 return Ok(self.forbidden(live, &req, &identity.email, https));
             }
         }
+        // A signed-in WebSocket: the browser's Origin must be this site
+        // (cross-site WebSocket hijacking), and the tunnel lives only as
+        // long as the session.
+        let websocket = identity.is_some() && crate::headers::is_websocket_upgrade(req.headers());
+        let session_ends = match (&identity, websocket) {
+            (Some(identity), true) => {
+                let visible_host = client.forwarded_host.as_deref().unwrap_or(&host);
+                if !same_origin(req.headers(), client.scheme, visible_host) {
+                    return Err(Error::CrossOriginWebSocket);
+                }
+                Some(self.session_ends(identity.tag, live.config.session.idle_timeout))
+            }
+            _ => None,
+        };
 
         let pq = match req.uri().query() {
             Some(q) => format!("{path}?{q}"),
@@ -391,6 +405,7 @@ impl App {
                     gateway_cookies: cookies::ALL_NAMES,
                     timeout: route.timeout,
                     connect_timeout: route.connect_timeout,
+                    session_ends: None,
                 };
                 proxy::rewrite_request(&mut demo_req, &f, false);
                 Ok(demo::respond(&demo_req))
@@ -404,10 +419,29 @@ impl App {
                     gateway_cookies: cookies::ALL_NAMES,
                     timeout: route.timeout,
                     connect_timeout: route.connect_timeout,
+                    session_ends,
                 };
                 proxy::forward(&conn.worker, req, f).await
             }
         }
+    }
+
+    /// Resolves once the session `tag` is no longer valid here: logged out
+    /// or revoked (on any instance: the revocation broadcast clears the
+    /// cache), expired, or unknown to a store that stayed unreachable past
+    /// the grace. Checked every [`SESSION_WATCH`].
+    fn session_ends(self: &Arc<Self>, tag: [u8; 32], idle: Duration) -> proxy::SessionEnds {
+        let app = Arc::downgrade(self);
+        Box::pin(async move {
+            loop {
+                tokio::time::sleep(SESSION_WATCH).await;
+                let Some(app) = app.upgrade() else { return };
+                match app.sessions.check(&app.store, tag, idle).await {
+                    Ok(Some(_)) => {}
+                    _ => return,
+                }
+            }
+        })
     }
 
     /// Reads and verifies the session cookie, then asks the cache.
@@ -501,6 +535,40 @@ impl App {
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
+    }
+}
+
+/// How often an open WebSocket tunnel checks that its session still holds.
+const SESSION_WATCH: Duration = Duration::from_millis(500);
+
+/// Whether the request's `Origin` (when it has one: browsers always send it
+/// on a WebSocket handshake) is `scheme://host` of the request itself,
+/// default ports aside.
+fn same_origin(headers: &HeaderMap, scheme: Scheme, host: &str) -> bool {
+    let mut origins = headers.get_all(header::ORIGIN).iter();
+    let Some(origin) = origins.next() else {
+        return true;
+    };
+    if origins.next().is_some() {
+        return false;
+    }
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let default_port = match scheme {
+        Scheme::Https => ":443",
+        Scheme::Http => ":80",
+    };
+    let strip = |h: &str| -> String {
+        let h = h.trim().to_ascii_lowercase();
+        match h.strip_suffix(default_port) {
+            Some(bare) => bare.to_string(),
+            None => h,
+        }
+    };
+    match origin.split_once("://") {
+        Some((s, h)) => s.eq_ignore_ascii_case(scheme.as_str()) && strip(h) == strip(host),
+        None => false,
     }
 }
 

@@ -35,6 +35,8 @@ pub enum Error {
     Csrf(&'static str),
     #[error("not signed in")]
     Unauthenticated,
+    #[error("WebSocket handshake from another origin")]
+    CrossOriginWebSocket,
     #[error("upstream refused or reset: {0}")]
     UpstreamFailed(String),
     #[error("upstream timed out")]
@@ -58,6 +60,7 @@ impl Error {
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::Csrf(_) => StatusCode::FORBIDDEN,
             Error::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Error::CrossOriginWebSocket => StatusCode::FORBIDDEN,
             Error::UpstreamFailed(_) => StatusCode::BAD_GATEWAY,
             Error::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -84,6 +87,9 @@ impl Error {
                 "This form was sent from another site or has expired. Go back, reload the page and try again."
             }
             Error::Unauthenticated => "Sign in first.",
+            Error::CrossOriginWebSocket => {
+                "Another site may not open a connection to this application in your name."
+            }
             Error::UpstreamFailed(_) => "The application behind this gateway is not answering.",
             Error::UpstreamTimeout => "The application behind this gateway took too long to answer.",
             Error::Store(_) => "Sign-in is unavailable for a moment. Try again shortly.",
@@ -111,6 +117,7 @@ mod tests {
             (Error::MethodNotAllowed, 405),
             (Error::Csrf("origin"), 403),
             (Error::Unauthenticated, 401),
+            (Error::CrossOriginWebSocket, 403),
             (Error::UpstreamFailed("refused".into()), 502),
             (Error::UpstreamTimeout, 504),
             (Error::Store(StoreError::Unavailable("down".into())), 503),

@@ -6,6 +6,8 @@
 //! bounded), WebSocket tunnels, and the mapping of upstream failures to
 //! 502/504. Connections come from the worker's [`Pool`].
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +33,13 @@ pub struct Forward<'a> {
     pub gateway_cookies: &'a [&'a str],
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    /// Resolves when the session behind a signed-in request ends (logout,
+    /// revocation, expiry): a WebSocket tunnel is closed then.
+    pub session_ends: Option<SessionEnds>,
 }
+
+/// See [`Forward::session_ends`].
+pub type SessionEnds = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Prepares the request for the upstream: header hygiene, then ours.
 pub fn rewrite_request(req: &mut Request<Body>, f: &Forward<'_>, websocket: bool) {
@@ -102,6 +110,7 @@ pub async fn forward(
         let mut probe = Response::from_parts(rparts, rbody);
         let upstream_upgrade = hyper::upgrade::on(&mut probe);
         let (rparts, _) = probe.into_parts();
+        let session_ends = f.session_ends;
         tokio::spawn(async move {
             let (Ok(client_io), Ok(upstream_io)) = tokio::join!(client_upgrade, upstream_upgrade)
             else {
@@ -110,7 +119,16 @@ pub async fn forward(
             };
             let mut a = TokioIo::new(client_io);
             let mut b = TokioIo::new(upstream_io);
-            let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+            let ends = async move {
+                match session_ends {
+                    Some(ends) => ends.await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut a, &mut b) => {}
+                _ = ends => tracing::debug!("websocket closed: the session ended"),
+            }
         });
         let mut resp = Response::from_parts(rparts, body::empty());
         rewrite_response(&mut resp, f.gateway_cookies, true);

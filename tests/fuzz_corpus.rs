@@ -74,7 +74,6 @@ fn framing_seeds() {
     replay("framing", checks::framing);
 }
 
-
 /// The seeds that are meant to be accepted really are, so the properties
 /// about accepted values are exercised by the replay and not vacuous.
 #[test]

@@ -1690,6 +1690,110 @@ async fn h51_fail_closed_on_parse_config_and_store_errors() {
 
 // ===== I. WebSocket / Upgrade: item 52 is in tests/protocol.rs =====
 
+/// A WebSocket handshake to `/ws` with the browser's cookies and `origin`.
+async fn ws_handshake(
+    e: &Env,
+    b: &Browser,
+    origin: Option<&str>,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    u16,
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let mut req = format!("ws://127.0.0.1:{}/ws", e.gw.addr.port())
+        .into_client_request()
+        .unwrap();
+    let h = req.headers_mut();
+    h.insert("cookie", cookie_header(b).parse().unwrap());
+    if let Some(o) = origin {
+        h.insert("origin", o.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, resp)) => {
+            assert_eq!(resp.status(), 101);
+            Ok(ws)
+        }
+        Err(WsError::Http(resp)) => Err(resp.status().as_u16()),
+        Err(other) => panic!("handshake failed: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn i53_websocket_origin_is_checked() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let e = env(Opts::default()).await;
+    let mut b = Browser::new();
+    sign_in(&e, &mut b, "ws@example.com", "/", 1).await;
+    for evil in [
+        "https://evil.com",
+        "http://127.0.0.1.evil.com",
+        "null",
+        "http://localhost:1",
+    ] {
+        assert_eq!(
+            ws_handshake(&e, &b, Some(evil)).await.err(),
+            Some(403),
+            "Origin {evil}"
+        );
+    }
+    // The page's own origin (any case, default port or not), and a client
+    // that sends no Origin (not a browser), are let through.
+    let own = e.origin.to_ascii_uppercase().replace("HTTP://", "http://");
+    for origin in [Some(e.origin.as_str()), Some(own.as_str()), None] {
+        let mut ws = ws_handshake(&e, &b, origin).await.unwrap();
+        ws.send(Message::text("ping")).await.unwrap();
+        let back = ws.next().await.unwrap().unwrap();
+        assert_eq!(back.into_text().unwrap().as_str(), "ping");
+    }
+    // Without a session there is no handshake at all.
+    assert_eq!(
+        ws_handshake(&e, &Browser::new(), Some(&e.origin))
+            .await
+            .err(),
+        Some(401)
+    );
+}
+
+#[tokio::test]
+async fn i53_websocket_closes_at_logout() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let e = env(Opts::default()).await;
+    let mut b = Browser::new();
+    sign_in(&e, &mut b, "wsout@example.com", "/", 1).await;
+    let mut ws = ws_handshake(&e, &b, Some(&e.origin)).await.unwrap();
+    ws.send(Message::text("before")).await.unwrap();
+    assert_eq!(
+        ws.next()
+            .await
+            .unwrap()
+            .unwrap()
+            .into_text()
+            .unwrap()
+            .as_str(),
+        "before"
+    );
+    let confirm_page = b.get(&e.url("/.portcullis/logout")).await;
+    let csrf = confirm_page.field("csrf").unwrap();
+    let done = b
+        .post(&e.origin, "/.portcullis/logout", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(done.status, 303);
+    let logged_out = Instant::now();
+    // The tunnel ends: the stream closes (or errors) without another frame.
+    let end = tokio::time::timeout(Duration::from_secs(3), async {
+        match ws.next().await {
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {}
+            Some(Ok(other)) => panic!("a frame after logout: {other:?}"),
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the WebSocket stayed open after logout");
+    assert!(logged_out.elapsed() < Duration::from_secs(2));
+}
+
 // ===== J. Redis =====
 
 #[tokio::test]
