@@ -14,7 +14,7 @@
 //! - `routes`: which route a request belongs to.
 //! - `path`: the one canonical path that is both matched and forwarded.
 //! - `framing`: the CL+TE watch on HTTP/1 client bytes.
-//! - `proxy`, `pool`, `headers`, `forwarded`: forwarding, upstream
+//! - `proxy`, `pool`, `h1`, `headers`, `forwarded`: forwarding, upstream
 //!   connections and header hygiene.
 //! - `login`, `code`, `cookies`, `session`, `crypto`: the sign-in flow.
 //! - `address`: strict parsing of one email address.
@@ -36,6 +36,7 @@ pub mod demo;
 pub mod error;
 pub mod forwarded;
 pub mod framing;
+pub mod h1;
 pub mod headers;
 pub mod login;
 pub mod mail;

@@ -1,6 +1,9 @@
 //! Upstream HTTP/1.1 connections of one worker thread: connecting (with the
 //! route's connect timeout), sending one request on a connection, and
-//! keeping idle keep-alive connections for the next request.
+//! keeping idle keep-alive connections for the next request. A request
+//! without a body goes over a raw connection with [`crate::h1`] in the
+//! task that serves the client; one with a body (or a WebSocket upgrade)
+//! over a connection driven by hyper's client.
 //!
 //! A connection goes back to the pool only when the upstream's answer has
 //! been read to its end (the body wrapper [`Pooled`] does that), so a
@@ -28,6 +31,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::body::{Body, BoxError};
+use crate::h1::{self, RawConn};
 
 /// How long an idle upstream connection is kept.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -44,19 +48,98 @@ pub enum SendError {
     /// The connection broke while the request or the answer's head was on
     /// its way.
     Http(hyper::Error),
+    /// The same, on a raw connection, or the answer's head was not HTTP.
+    Exchange(h1::ExchangeError),
 }
 
-struct Idle {
-    sender: SendRequest<Body>,
-    since: Instant,
+/// Idle connections of one kind, by upstream (a short list: a gateway has
+/// a handful of upstreams, and comparing two authorities is cheaper than
+/// hashing one), oldest first.
+struct IdleList<T> {
+    lists: Mutex<Vec<(Authority, Vec<Idle<T>>)>>,
 }
 
-/// The idle upstream connections of one worker, by upstream (a short
-/// list: a gateway has a handful of upstreams, and comparing two
-/// authorities is cheaper than hashing one).
+/// An idle connection and since when it waits.
+type Idle<T> = (T, Instant);
+
+impl<T> Default for IdleList<T> {
+    fn default() -> Self {
+        IdleList {
+            lists: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+/// A connection that can tell it has closed while it waited.
+trait Reusable {
+    fn is_closed(&self) -> bool;
+}
+
+impl Reusable for SendRequest<Body> {
+    fn is_closed(&self) -> bool {
+        SendRequest::is_closed(self)
+    }
+}
+
+impl Reusable for RawConn {
+    /// Seen when the next request is written or read (or, for a request
+    /// that must not be repeated, by [`RawConn::closed_while_idle`]).
+    fn is_closed(&self) -> bool {
+        false
+    }
+}
+
+impl<T: Reusable> IdleList<T> {
+    /// The newest idle connection to `upstream` that is still usable.
+    fn take(&self, upstream: &Authority) -> Option<T> {
+        let mut lists = match self.lists.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let (_, list) = lists.iter_mut().find(|(a, _)| a == upstream)?;
+        let now = Instant::now();
+        while let Some((c, since)) = list.pop() {
+            if !c.is_closed() && now.duration_since(since) < IDLE_TIMEOUT {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    fn put(&self, upstream: &Authority, conn: T) {
+        if conn.is_closed() {
+            return;
+        }
+        let mut lists = match self.lists.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let now = Instant::now();
+        let i = match lists.iter().position(|(a, _)| a == upstream) {
+            Some(i) => i,
+            None => {
+                lists.push((upstream.clone(), Vec::new()));
+                lists.len() - 1
+            }
+        };
+        let list = &mut lists[i].1;
+        // The oldest are first: drop those that waited too long, and one
+        // more when the list is full.
+        let stale = list
+            .iter()
+            .take_while(|(_, since)| now.duration_since(*since) >= IDLE_TIMEOUT)
+            .count();
+        let over = (list.len() - stale + 1).saturating_sub(MAX_IDLE);
+        list.drain(..stale + over);
+        list.push((conn, now));
+    }
+}
+
+/// The idle upstream connections of one worker.
 #[derive(Default)]
 pub struct Pool {
-    idle: Mutex<Vec<(Authority, Vec<Idle>)>>,
+    hyper: IdleList<SendRequest<Body>>,
+    raw: IdleList<RawConn>,
 }
 
 impl Pool {
@@ -75,7 +158,7 @@ impl Pool {
         // never took goes once more, on a fresh connection.
         let mut fresh = upgrades;
         loop {
-            let mut sender = match (fresh, self.take(upstream)) {
+            let mut sender = match (fresh, self.hyper.take(upstream)) {
                 (false, Some(sender)) => sender,
                 _ => {
                     fresh = true;
@@ -95,48 +178,48 @@ impl Pool {
         }
     }
 
-    /// The newest idle connection to `upstream` that is still open.
-    fn take(&self, upstream: &Authority) -> Option<SendRequest<Body>> {
-        let mut idle = match self.idle.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let (_, list) = idle.iter_mut().find(|(a, _)| a == upstream)?;
-        let now = Instant::now();
-        while let Some(c) = list.pop() {
-            if !c.sender.is_closed() && now.duration_since(c.since) < IDLE_TIMEOUT {
-                return Some(c.sender);
+    /// Sends a request that has no body over a raw connection (see
+    /// [`crate::h1`]). A reused connection that turns out to have been
+    /// closed while idle costs nothing: an idempotent request goes again on
+    /// a fresh connection, and any other is only sent on a connection
+    /// checked to be open.
+    pub async fn send_direct(
+        self: &Arc<Self>,
+        upstream: &Authority,
+        connect_timeout: Duration,
+        req: Request<Body>,
+    ) -> Result<Response<Body>, SendError> {
+        let head = h1::encode_head(&req);
+        let method = req.method();
+        let idempotent = h1::idempotent(method);
+        let mut fresh = false;
+        loop {
+            let (conn, reused) = match (fresh, self.raw.take(upstream)) {
+                (false, Some(mut c)) => {
+                    if !idempotent && c.closed_while_idle() {
+                        continue;
+                    }
+                    (c, true)
+                }
+                _ => {
+                    let stream = connect_tcp(upstream, connect_timeout).await?;
+                    (RawConn::new(stream), false)
+                }
+            };
+            match h1::exchange(conn, &head, method).await {
+                Ok((parts, mut body)) => {
+                    let pool = Arc::clone(self);
+                    let upstream = upstream.clone();
+                    body.on_done(Box::new(move |conn| pool.raw.put(&upstream, conn)));
+                    return Ok(Response::from_parts(
+                        parts,
+                        http_body_util::BodyExt::boxed(body),
+                    ));
+                }
+                Err(e) if reused && idempotent && e.unanswered() => fresh = true,
+                Err(e) => return Err(SendError::Exchange(e)),
             }
         }
-        None
-    }
-
-    fn put(&self, upstream: &Authority, sender: SendRequest<Body>) {
-        if sender.is_closed() {
-            return;
-        }
-        let mut idle = match self.idle.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let now = Instant::now();
-        let i = match idle.iter().position(|(a, _)| a == upstream) {
-            Some(i) => i,
-            None => {
-                idle.push((upstream.clone(), Vec::new()));
-                idle.len() - 1
-            }
-        };
-        let list = &mut idle[i].1;
-        // The oldest are first: drop those that waited too long, and one
-        // more when the list is full.
-        let stale = list
-            .iter()
-            .take_while(|c| now.duration_since(c.since) >= IDLE_TIMEOUT)
-            .count();
-        let over = (list.len() - stale + 1).saturating_sub(MAX_IDLE);
-        list.drain(..stale + over);
-        list.push(Idle { sender, since: now });
     }
 
     fn wrap(
@@ -170,16 +253,21 @@ impl Pool {
     }
 }
 
-async fn connect(
-    upstream: &Authority,
-    timeout: Duration,
-    upgrades: bool,
-) -> Result<SendRequest<Body>, SendError> {
+async fn connect_tcp(upstream: &Authority, timeout: Duration) -> Result<TcpStream, SendError> {
     let stream = tokio::time::timeout(timeout, open(upstream))
         .await
         .map_err(|_| SendError::ConnectTimeout)?
         .map_err(SendError::Connect)?;
     let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+async fn connect(
+    upstream: &Authority,
+    timeout: Duration,
+    upgrades: bool,
+) -> Result<SendRequest<Body>, SendError> {
+    let stream = connect_tcp(upstream, timeout).await?;
     let (sender, conn) = http1::Builder::new()
         .handshake(TokioIo::new(stream))
         .await
@@ -228,7 +316,7 @@ struct Pooled {
 impl Pooled {
     fn give_back(&mut self) {
         if let Some(b) = self.back.take() {
-            b.pool.put(&b.upstream, b.sender);
+            b.pool.hyper.put(&b.upstream, b.sender);
         }
     }
 }

@@ -20,6 +20,7 @@ use hyper_util::rt::TokioIo;
 use crate::body::{self, Body};
 use crate::error::Error;
 use crate::forwarded::{self, ClientInfo};
+use crate::h1;
 use crate::headers::{self, FORWARDED_EMAIL, FORWARDED_USER};
 use crate::pool::{Pool, SendError};
 
@@ -91,9 +92,24 @@ pub async fn forward(
     } else {
         None
     };
-    let mut out = Request::from_parts(parts, body::client_body(incoming));
+    // No body (nearly every page load): the request goes out and its
+    // answer comes back in this task. Otherwise hyper's client streams it.
+    let direct = !websocket && hyper::body::Body::is_end_stream(&incoming);
+    let body = if direct {
+        body::empty()
+    } else {
+        body::client_body(incoming)
+    };
+    let mut out = Request::from_parts(parts, body);
     rewrite_request(&mut out, &f, websocket);
-    let sent = pool.send(f.authority, f.connect_timeout, out, websocket);
+    let sent = async {
+        if direct {
+            pool.send_direct(f.authority, f.connect_timeout, out).await
+        } else {
+            pool.send(f.authority, f.connect_timeout, out, websocket)
+                .await
+        }
+    };
     let resp = match tokio::time::timeout(f.timeout, sent).await {
         Err(_) => return Err(Error::UpstreamTimeout),
         Ok(Err(e)) => return Err(classify(e)),
@@ -144,6 +160,14 @@ fn classify(e: SendError) -> Error {
     let e = match e {
         SendError::ConnectTimeout => return Error::UpstreamTimeout,
         SendError::Connect(e) => return Error::UpstreamFailed(format!("connect failed: {e}")),
+        SendError::Exchange(h1::ExchangeError::Io { error, .. })
+            if error.kind() == std::io::ErrorKind::TimedOut =>
+        {
+            return Error::UpstreamTimeout
+        }
+        SendError::Exchange(e) => {
+            return Error::UpstreamFailed(format!("connection closed, reset or garbled: {e}"))
+        }
         SendError::Http(e) => e,
     };
     let mut source = e.source();

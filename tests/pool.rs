@@ -1,8 +1,11 @@
-//! The upstream connection pool, seen from a raw-TCP upstream that counts
-//! the connections it accepts: keep-alive reuse (bodies with a length,
-//! chunked, empty, HEAD), a connection the upstream closed after its
-//! answer is replaced without an error, and an answer the client dropped
-//! half way never sends its connection back to the pool.
+//! The upstream connection pool and the direct HTTP/1.1 client
+//! (`src/h1.rs`), seen from a raw-TCP upstream that counts the connections
+//! it accepts: keep-alive reuse (bodies with a length, chunked with
+//! trailers, empty, HEAD, after a 103, requests with a body), answers
+//! delimited by the close, a connection the upstream closed after its
+//! answer is replaced without an error, an answer the client dropped half
+//! way never sends its connection back to the pool, and an answer with
+//! both framing headers is 502.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -81,11 +84,37 @@ async fn serve(mut stream: TcpStream, after: After, requests: Arc<AtomicUsize>) 
         };
         let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
         buf.drain(..head_end);
+        // A request body (the gateway sends a length for these tests).
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        while buf.len() < length {
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        buf.drain(..length);
         requests.fetch_add(1, Ordering::SeqCst);
         let head_only = head.starts_with("HEAD ");
         let path = head.split(' ').nth(1).unwrap_or("/").to_string();
         let answer: Vec<u8> = match path.as_str() {
             "/chunked" => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n3\r\n!!!\r\n0\r\n\r\n".to_vec(),
+            "/trailers" => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-sum\r\n\r\n2;name=value\r\nok\r\n0\r\nx-sum: 1\r\nx-more: 2\r\n\r\n".to_vec(),
+            "/early" => b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+            "/both" => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n".to_vec(),
+            "/until-close" => {
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end")
+                    .await;
+                return;
+            }
             "/empty" => b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
             "/big" => {
                 let len = 64 << 20;
@@ -165,11 +194,72 @@ async fn sequential_requests_share_one_upstream_connection() {
             .unwrap();
         assert_eq!(r.status().as_u16(), 200);
     }
-    assert_eq!(up.requests(), 36);
+    for _ in 0..3 {
+        for path in ["/trailers", "/early"] {
+            let r = c
+                .get(format!("http://{}{path}", gw.addr))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200, "{path}");
+            assert_eq!(r.text().await.unwrap(), "ok", "{path}");
+        }
+        // A request with a body goes through hyper's client, on a pooled
+        // connection of its own.
+        let r = c
+            .post(format!("http://{}/len", gw.addr))
+            .body("a body")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(r.text().await.unwrap(), "ok");
+    }
+    assert_eq!(up.requests(), 45);
     assert_eq!(
         up.connections(),
-        1,
-        "every request after the first reused it"
+        2,
+        "one connection for the body-less requests, one for those with a body"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_delimited_by_the_close_arrives_whole_and_its_connection_ends() {
+    let up = CountingUpstream::start(After::KeepOpen).await;
+    let gw = gateway(&up).await;
+    let c = client();
+    for _ in 0..3 {
+        let r = c
+            .get(format!("http://{}/until-close", gw.addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(r.text().await.unwrap(), "until the end");
+    }
+    assert_eq!(up.connections(), 3);
+}
+
+#[tokio::test]
+async fn an_answer_with_both_framing_headers_is_502() {
+    let up = CountingUpstream::start(After::KeepOpen).await;
+    let gw = gateway(&up).await;
+    let r = client()
+        .get(format!("http://{}/both", gw.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 502);
+    let r = client()
+        .get(format!("http://{}/len", gw.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        up.connections(),
+        2,
+        "the refused answer's connection is not reused"
     );
 }
 

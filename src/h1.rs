@@ -1,0 +1,655 @@
+//! A small HTTP/1.1 client for requests without a body (GET, HEAD and the
+//! like: nearly all page loads), run in the task that serves the client.
+//!
+//! hyper's client drives each connection from a task of its own and hands
+//! requests, answers and body chunks across channels; for a body-less
+//! request that costs more than the proxying itself. Here the request head
+//! is written and the answer's head read in place, and the body is read
+//! from the socket when the server side asks for it ([`RawBody`]), so one
+//! request is one task. Requests with a body, and WebSocket upgrades, go
+//! through hyper's client ([`crate::pool`]).
+//!
+//! Reading follows RFC 9112 §6.3: no body after HEAD, 1xx, 204 and 304;
+//! `Transfer-Encoding` ending in `chunked` is decoded (trailers are passed
+//! on); any other `Transfer-Encoding`, or neither header, reads to the
+//! close; `Content-Length` values must agree. An answer with both
+//! `Content-Length` and `Transfer-Encoding`, a malformed head, or a head
+//! over [`MAX_HEAD`] is refused (502); interim 1xx answers are skipped. A
+//! connection is reused only when its answer was read to the end, framed
+//! by length or chunks, without `Connection: close`.
+
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::body::BoxError;
+
+/// Largest answer head (status line and headers) accepted.
+pub const MAX_HEAD: usize = 64 * 1024;
+/// Most headers in one answer head.
+const MAX_HEADERS: usize = 128;
+/// Longest chunk-size or trailer line.
+const MAX_LINE: usize = 4096;
+/// How much is read from the socket at a time.
+const READ: usize = 16 * 1024;
+
+/// One upstream connection and the bytes read from it but not yet used.
+pub struct RawConn {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl RawConn {
+    pub fn new(stream: TcpStream) -> RawConn {
+        RawConn {
+            stream,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Whether an idle connection has been closed by the upstream (or sent
+    /// bytes nobody asked for). One non-blocking read; used before a
+    /// request that must not be sent twice.
+    pub fn closed_while_idle(&mut self) -> bool {
+        let mut probe = [0u8; 1];
+        !matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+}
+
+/// Why an exchange failed.
+#[derive(Debug)]
+pub enum ExchangeError {
+    /// Reading or writing failed; `answered` tells whether any byte of an
+    /// answer had arrived (if not, a reused connection may just have been
+    /// closed while idle, and an idempotent request can be sent again).
+    Io {
+        error: std::io::Error,
+        answered: bool,
+    },
+    /// The answer is not HTTP/1.x as this client accepts it.
+    Malformed(&'static str),
+}
+
+impl std::fmt::Display for ExchangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExchangeError::Io { error, .. } => write!(f, "{error}"),
+            ExchangeError::Malformed(what) => write!(f, "malformed answer: {what}"),
+        }
+    }
+}
+
+impl ExchangeError {
+    /// A request that got no byte of an answer on a reused connection.
+    pub fn unanswered(&self) -> bool {
+        matches!(
+            self,
+            ExchangeError::Io {
+                answered: false,
+                ..
+            }
+        )
+    }
+}
+
+/// Methods that may be sent again when a reused connection turned out to
+/// be closed (RFC 9110 §9.2.2).
+pub fn idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// The request head as bytes: the request line (origin form) and headers.
+pub fn encode_head<B>(req: &Request<B>) -> Vec<u8> {
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let headers = req.headers();
+    let size = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum::<usize>();
+    let mut out = Vec::with_capacity(req.method().as_str().len() + target.len() + size + 16);
+    out.extend_from_slice(req.method().as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// How the answer's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Empty,
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+/// Writes `head` and reads the answer's head. On success the connection
+/// (with what was read past the head) is inside the returned body.
+pub async fn exchange(
+    mut conn: RawConn,
+    head: &[u8],
+    method: &Method,
+) -> Result<(http::response::Parts, RawBody), ExchangeError> {
+    let io = |answered: bool| move |error| ExchangeError::Io { error, answered };
+    conn.stream.write_all(head).await.map_err(io(false))?;
+    loop {
+        if let Some((parts, framing, keep_alive)) = parse_head(&mut conn.buf, method)? {
+            if parts.status.is_informational() {
+                // 100 Continue, 103 Early Hints: the real answer follows.
+                continue;
+            }
+            let body = RawBody::new(conn, framing, keep_alive);
+            return Ok((parts, body));
+        }
+        if conn.buf.len() > MAX_HEAD {
+            return Err(ExchangeError::Malformed("head too large"));
+        }
+        conn.buf.reserve(READ);
+        let answered = !conn.buf.is_empty();
+        let n = conn
+            .stream
+            .read_buf(&mut conn.buf)
+            .await
+            .map_err(io(answered))?;
+        if n == 0 {
+            return Err(ExchangeError::Io {
+                error: std::io::ErrorKind::UnexpectedEof.into(),
+                answered,
+            });
+        }
+    }
+}
+
+/// Parses one answer head off the front of `buf`; `None` if incomplete.
+fn parse_head(
+    buf: &mut BytesMut,
+    method: &Method,
+) -> Result<Option<(http::response::Parts, Framing, bool)>, ExchangeError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut slots);
+    let len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(ExchangeError::Malformed("too many headers"))
+        }
+        Err(_) => return Err(ExchangeError::Malformed("unparsable head")),
+    };
+    let code = parsed.code.ok_or(ExchangeError::Malformed("no status"))?;
+    let status = StatusCode::from_u16(code).map_err(|_| ExchangeError::Malformed("status code"))?;
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(ExchangeError::Malformed("an upgrade nobody asked for"));
+    }
+    let http11 = parsed.version == Some(1);
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut transfer_encoding = false;
+    let mut close = !http11;
+    for h in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| ExchangeError::Malformed("header name"))?;
+        let value = HeaderValue::from_bytes(h.value)
+            .map_err(|_| ExchangeError::Malformed("header value"))?;
+        let h_value = h.value;
+        if name == header::CONTENT_LENGTH {
+            let n = std::str::from_utf8(h_value)
+                .ok()
+                .map(str::trim)
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or(ExchangeError::Malformed("Content-Length"))?;
+            if length.is_some_and(|m| m != n) {
+                return Err(ExchangeError::Malformed("differing Content-Length"));
+            }
+            length = Some(n);
+        } else if name == header::TRANSFER_ENCODING {
+            transfer_encoding = true;
+            chunked = h_value
+                .rsplit(|b| *b == b',')
+                .next()
+                .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if name == header::CONNECTION {
+            for token in h_value.split(|b| *b == b',').map(|t| t.trim_ascii()) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && !http11 {
+                    close = false;
+                }
+            }
+        }
+        headers.append(name, value);
+    }
+    if transfer_encoding && length.is_some() {
+        return Err(ExchangeError::Malformed(
+            "both Content-Length and Transfer-Encoding",
+        ));
+    }
+    buf.advance(len);
+    let framing = if *method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        Framing::Empty
+    } else if transfer_encoding {
+        if chunked {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
+        }
+    } else {
+        match length {
+            Some(0) => Framing::Empty,
+            Some(n) => Framing::Length(n),
+            None => Framing::UntilClose,
+        }
+    };
+    let keep_alive = !close && framing != Framing::UntilClose;
+    let (mut parts, ()) = Response::new(()).into_parts();
+    parts.status = status;
+    parts.version = Version::HTTP_11;
+    parts.headers = headers;
+    Ok(Some((parts, framing, keep_alive)))
+}
+
+/// What one step of the chunked decoder came to.
+enum Step {
+    Frame(Frame<Bytes>),
+    /// Something was used up; try again.
+    Progress,
+    /// More bytes are needed.
+    NeedMore,
+}
+
+/// Where the chunked decoder is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    Size,
+    Data(u64),
+    DataEnd,
+    Trailers,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Length(u64),
+    Chunked(Chunk),
+    UntilClose,
+    Done,
+}
+
+/// Called with the connection once its answer has been read to the end
+/// and it may carry another request.
+pub type GiveBack = Box<dyn FnOnce(RawConn) + Send + Sync>;
+
+/// The upstream's answer body, read straight from its connection.
+pub struct RawBody {
+    conn: Option<RawConn>,
+    state: State,
+    keep_alive: bool,
+    give_back: Option<GiveBack>,
+    trailers: Option<HeaderMap>,
+}
+
+impl RawBody {
+    fn new(conn: RawConn, framing: Framing, keep_alive: bool) -> RawBody {
+        let state = match framing {
+            Framing::Empty => State::Done,
+            Framing::Length(n) => State::Length(n),
+            Framing::Chunked => State::Chunked(Chunk::Size),
+            Framing::UntilClose => State::UntilClose,
+        };
+        RawBody {
+            conn: Some(conn),
+            state,
+            keep_alive,
+            give_back: None,
+            trailers: None,
+        }
+    }
+
+    /// Sets where the connection goes when the body has been read; with no
+    /// body at all that happens at once.
+    pub fn on_done(&mut self, give_back: GiveBack) {
+        self.give_back = Some(give_back);
+        if self.state == State::Done {
+            self.finish();
+        }
+    }
+
+    fn finish(&mut self) {
+        self.state = State::Done;
+        let conn = self.conn.take();
+        if let (true, Some(conn), Some(back)) = (self.keep_alive, conn, self.give_back.take()) {
+            // Bytes past the answer would be a second answer nobody asked
+            // for: such a connection is not reused.
+            if conn.buf.is_empty() {
+                back(conn);
+            }
+        }
+    }
+
+    /// Reads more from the socket into the buffer; `Ok(0)` at the close.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Poll::Ready(Ok(0));
+        };
+        loop {
+            conn.buf.reserve(READ);
+            match conn.stream.try_read_buf(&mut conn.buf) {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    ready!(conn.stream.poll_read_ready(cx))?;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    fn buffered(&mut self) -> Option<&mut BytesMut> {
+        self.conn
+            .as_mut()
+            .map(|c| &mut c.buf)
+            .filter(|b| !b.is_empty())
+    }
+
+    /// One line (without CRLF) from the buffer, if a whole one is there.
+    fn take_line(&mut self) -> Result<Option<Bytes>, BoxError> {
+        let Some(buf) = self.conn.as_mut().map(|c| &mut c.buf) else {
+            return Ok(None);
+        };
+        match memchr::memchr(b'\n', buf) {
+            Some(end) => {
+                let mut line = buf.split_to(end + 1).freeze();
+                line.truncate(end);
+                if line.last() == Some(&b'\r') {
+                    line.truncate(end - 1);
+                }
+                Ok(Some(line))
+            }
+            None if buf.len() > MAX_LINE => Err("chunk line too long".into()),
+            None => Ok(None),
+        }
+    }
+
+    /// Advances the chunked decoder over what is buffered.
+    fn step_chunked(&mut self, at: Chunk) -> Result<Step, BoxError> {
+        match at {
+            Chunk::Size => {
+                let Some(line) = self.take_line()? else {
+                    return Ok(Step::NeedMore);
+                };
+                let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+                let rest = &line[digits..];
+                if digits == 0
+                    || digits > 16
+                    || !(rest.is_empty() || rest[0] == b';' || rest[0] == b' ' || rest[0] == b'\t')
+                {
+                    return Err("bad chunk size".into());
+                }
+                let size = std::str::from_utf8(&line[..digits])
+                    .ok()
+                    .and_then(|d| u64::from_str_radix(d, 16).ok())
+                    .ok_or("bad chunk size")?;
+                self.state = State::Chunked(if size == 0 {
+                    Chunk::Trailers
+                } else {
+                    Chunk::Data(size)
+                });
+                Ok(Step::Progress)
+            }
+            Chunk::Data(left) => {
+                let Some(buf) = self.buffered() else {
+                    return Ok(Step::NeedMore);
+                };
+                let take = left.min(buf.len() as u64);
+                let data = buf.split_to(take as usize).freeze();
+                self.state = State::Chunked(if take == left {
+                    Chunk::DataEnd
+                } else {
+                    Chunk::Data(left - take)
+                });
+                Ok(Step::Frame(Frame::data(data)))
+            }
+            Chunk::DataEnd => {
+                let Some(line) = self.take_line()? else {
+                    return Ok(Step::NeedMore);
+                };
+                if !line.is_empty() {
+                    return Err("chunk data longer than its size".into());
+                }
+                self.state = State::Chunked(Chunk::Size);
+                Ok(Step::Progress)
+            }
+            Chunk::Trailers => {
+                let Some(line) = self.take_line()? else {
+                    return Ok(Step::NeedMore);
+                };
+                if line.is_empty() {
+                    let trailers = self.trailers.take();
+                    self.finish();
+                    return Ok(match trailers {
+                        Some(t) => Step::Frame(Frame::trailers(t)),
+                        None => Step::Progress,
+                    });
+                }
+                let Some(colon) = line.iter().position(|b| *b == b':') else {
+                    return Err("bad trailer".into());
+                };
+                let name = HeaderName::from_bytes(&line[..colon]).map_err(|_| "bad trailer")?;
+                let value = HeaderValue::from_bytes(line[colon + 1..].trim_ascii())
+                    .map_err(|_| "bad trailer")?;
+                let trailers = self.trailers.get_or_insert_with(HeaderMap::new);
+                if trailers.len() >= MAX_HEADERS {
+                    return Err("too many trailers".into());
+                }
+                trailers.append(name, value);
+                Ok(Step::Progress)
+            }
+        }
+    }
+}
+
+impl HttpBody for RawBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            match this.state {
+                State::Done => return Poll::Ready(None),
+                State::Length(left) => {
+                    if let Some(buf) = this.buffered() {
+                        let take = left.min(buf.len() as u64);
+                        let data = buf.split_to(take as usize).freeze();
+                        this.state = State::Length(left - take);
+                        if take == left {
+                            this.finish();
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                }
+                State::UntilClose => {
+                    if let Some(buf) = this.buffered() {
+                        let data = buf.split().freeze();
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                }
+                State::Chunked(at) => match this.step_chunked(at) {
+                    Ok(Step::Frame(frame)) => return Poll::Ready(Some(Ok(frame))),
+                    Ok(Step::Progress) => continue,
+                    Ok(Step::NeedMore) => {}
+                    Err(e) => {
+                        this.conn = None;
+                        this.state = State::Done;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                },
+            }
+            // Nothing usable is buffered: read more.
+            match ready!(this.poll_fill(cx)) {
+                Ok(0) if this.state == State::UntilClose => {
+                    this.conn = None;
+                    this.state = State::Done;
+                    return Poll::Ready(None);
+                }
+                Ok(0) => {
+                    this.conn = None;
+                    this.state = State::Done;
+                    return Poll::Ready(Some(Err(
+                        "the upstream closed before the end of its answer".into(),
+                    )));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    this.conn = None;
+                    this.state = State::Done;
+                    return Poll::Ready(Some(Err(Box::new(e))));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.state == State::Done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.state {
+            State::Done => SizeHint::with_exact(0),
+            State::Length(n) => SizeHint::with_exact(n),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(text: &str, method: &Method) -> Result<Option<(u16, Framing, bool)>, ExchangeError> {
+        let mut buf = BytesMut::from(text.as_bytes());
+        parse_head(&mut buf, method).map(|o| o.map(|(p, f, k)| (p.status.as_u16(), f, k)))
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let get = Method::GET;
+        type Case = (&'static str, Option<(u16, Framing, bool)>);
+        let cases: &[Case] = &[
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+                Some((200, Framing::Length(5), true)),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+                Some((200, Framing::Length(5), true)),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                Some((200, Framing::Chunked, true)),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+                Some((200, Framing::UntilClose, false)),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\n\r\n",
+                Some((200, Framing::UntilClose, false)),
+            ),
+            (
+                "HTTP/1.1 204 No Content\r\n\r\n",
+                Some((204, Framing::Empty, true)),
+            ),
+            (
+                "HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+                Some((304, Framing::Empty, true)),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                Some((200, Framing::Empty, false)),
+            ),
+            (
+                "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n",
+                Some((200, Framing::Length(2), false)),
+            ),
+            (
+                "HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n",
+                Some((200, Framing::Length(2), true)),
+            ),
+            ("HTTP/1.1 200 OK\r\nContent-Le", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(head(text, &get).unwrap(), *want, "{text:?}");
+        }
+        assert_eq!(
+            head(
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+                &Method::HEAD
+            )
+            .unwrap(),
+            Some((200, Framing::Empty, true))
+        );
+    }
+
+    #[test]
+    fn ambiguous_or_broken_heads_are_refused() {
+        for text in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 0x5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n",
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n",
+            "SSH-2.0-OpenSSH\r\n\r\n",
+        ] {
+            assert!(
+                matches!(head(text, &Method::GET), Err(ExchangeError::Malformed(_))),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_request_head_is_origin_form_with_every_header() {
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri("/a/b?c=d")
+            .header("host", "app.test")
+            .header("x-forwarded-for", "1.2.3.4")
+            .header("accept", "text/html")
+            .header("accept", "*/*")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(encode_head(&req)).unwrap(),
+            "GET /a/b?c=d HTTP/1.1\r\nhost: app.test\r\nx-forwarded-for: 1.2.3.4\r\naccept: text/html\r\naccept: */*\r\n\r\n"
+        );
+    }
+}
