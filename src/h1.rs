@@ -192,7 +192,8 @@ fn parse_head(
 ) -> Result<Option<(http::response::Parts, Framing, bool)>, ExchangeError> {
     // Uninitialised slots: filling 128 empty headers per parse costs more
     // than parsing a short head.
-    let mut slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut slots =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut []);
     let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
         &mut parsed,

@@ -167,6 +167,17 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// GET `path` through the gateway: status and body.
+async fn get(c: &reqwest::Client, gw: &TestGateway, path: &str) -> (u16, String) {
+    let r = c
+        .get(format!("http://{}{path}", gw.addr))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap())
+}
+
 #[tokio::test]
 async fn sequential_requests_share_one_upstream_connection() {
     let up = CountingUpstream::start(After::KeepOpen).await;
@@ -174,13 +185,7 @@ async fn sequential_requests_share_one_upstream_connection() {
     let c = client();
     for path in ["/len", "/chunked", "/empty", "/len", "/chunked", "/empty"] {
         for _ in 0..5 {
-            let r = c
-                .get(format!("http://{}{path}", gw.addr))
-                .send()
-                .await
-                .unwrap();
-            let status = r.status().as_u16();
-            let body = r.text().await.unwrap();
+            let (status, body) = get(&c, &gw, path).await;
             match path {
                 "/len" => assert_eq!((status, body.as_str()), (200, "ok")),
                 "/chunked" => assert_eq!((status, body.as_str()), (200, "ok!!!")),
@@ -196,13 +201,8 @@ async fn sequential_requests_share_one_upstream_connection() {
     }
     for _ in 0..3 {
         for path in ["/trailers", "/early"] {
-            let r = c
-                .get(format!("http://{}{path}", gw.addr))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status().as_u16(), 200, "{path}");
-            assert_eq!(r.text().await.unwrap(), "ok", "{path}");
+            let r = get(&c, &gw, path).await;
+            assert_eq!(r, (200, "ok".to_string()), "{path}");
         }
         // A request with a body goes through hyper's client, on a pooled
         // connection of its own.
@@ -229,13 +229,8 @@ async fn an_answer_delimited_by_the_close_arrives_whole_and_its_connection_ends(
     let gw = gateway(&up).await;
     let c = client();
     for _ in 0..3 {
-        let r = c
-            .get(format!("http://{}/until-close", gw.addr))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 200);
-        assert_eq!(r.text().await.unwrap(), "until the end");
+        let r = get(&c, &gw, "/until-close").await;
+        assert_eq!(r, (200, "until the end".to_string()));
     }
     assert_eq!(up.connections(), 3);
 }
@@ -244,18 +239,10 @@ async fn an_answer_delimited_by_the_close_arrives_whole_and_its_connection_ends(
 async fn an_answer_with_both_framing_headers_is_502() {
     let up = CountingUpstream::start(After::KeepOpen).await;
     let gw = gateway(&up).await;
-    let r = client()
-        .get(format!("http://{}/both", gw.addr))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 502);
-    let r = client()
-        .get(format!("http://{}/len", gw.addr))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    let r = get(&client(), &gw, "/both").await;
+    assert_eq!(r.0, 502);
+    let r = get(&client(), &gw, "/len").await;
+    assert_eq!(r, (200, "ok".to_string()));
     assert_eq!(
         up.connections(),
         2,
@@ -269,13 +256,8 @@ async fn a_connection_the_upstream_closed_after_its_answer_is_replaced() {
     let gw = gateway(&up).await;
     let c = client();
     for i in 0..100 {
-        let r = c
-            .get(format!("http://{}/len", gw.addr))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 200, "request {i}");
-        assert_eq!(r.text().await.unwrap(), "ok");
+        let r = get(&c, &gw, "/len").await;
+        assert_eq!(r, (200, "ok".to_string()), "request {i}");
     }
     assert_eq!(up.requests(), 100);
     assert_eq!(up.connections(), 100);
@@ -296,13 +278,8 @@ async fn an_answer_dropped_half_way_does_not_return_its_connection() {
     drop(s);
     // The next request needs a connection of its own: the first one still
     // has most of an answer in it.
-    let r = client()
-        .get(format!("http://{}/len", gw.addr))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    assert_eq!(r.text().await.unwrap(), "ok");
+    let r = get(&client(), &gw, "/len").await;
+    assert_eq!(r, (200, "ok".to_string()));
     assert_eq!(up.requests(), 2);
     assert_eq!(up.connections(), 2);
 }
