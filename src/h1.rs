@@ -648,6 +648,58 @@ mod tests {
         }
     }
 
+    /// A chunked answer written a few bytes at a time (so reads end in the
+    /// middle of sizes, data, line ends and trailers) decodes to the same
+    /// body and trailers, and the connection comes back for reuse.
+    #[tokio::test]
+    async fn chunked_answers_split_anywhere_decode_the_same() {
+        use http_body_util::BodyExt;
+        let answer: &[u8] = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+            5;ext=\"x\"\r\nhello\r\n1\r\n,\r\n10\r\n and sixteen mor\r\n0\r\n\
+            x-check: 7\r\n\r\n";
+        for step in [1usize, 2, 3, 7, 64] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = tokio::spawn(async move {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut head = [0u8; 1024];
+                let _ = s.read(&mut head).await.unwrap();
+                for piece in answer.chunks(step) {
+                    s.write_all(piece).await.unwrap();
+                    s.flush().await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+                s
+            });
+            let conn = RawConn::new(TcpStream::connect(addr).await.unwrap());
+            let (parts, mut body) =
+                exchange(conn, b"GET / HTTP/1.1\r\nhost: a\r\n\r\n", &Method::GET)
+                    .await
+                    .unwrap();
+            assert_eq!(parts.status, 200);
+            let back = std::sync::Arc::new(std::sync::Mutex::new(false));
+            let seen = back.clone();
+            body.on_done(Box::new(move |_| *seen.lock().unwrap() = true));
+            let collected = body.collect().await.unwrap();
+            let trailers = collected.trailers().cloned();
+            assert_eq!(
+                &collected.to_bytes()[..],
+                b"hello, and sixteen mor",
+                "step {step}"
+            );
+            assert_eq!(
+                trailers.unwrap().get("x-check").unwrap(),
+                "7",
+                "step {step}"
+            );
+            assert!(
+                *back.lock().unwrap(),
+                "step {step}: connection not given back"
+            );
+            drop(server.await.unwrap());
+        }
+    }
+
     #[test]
     fn the_request_head_is_origin_form_with_every_header() {
         let req = Request::builder()
