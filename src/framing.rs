@@ -141,7 +141,10 @@ impl Scanner {
                         if line.last() == Some(&b'\r') {
                             line.pop();
                         }
-                        let long = std::mem::replace(&mut self.long, false);
+                        // As for a line read whole: longer than KEEP once
+                        // its CR is gone.
+                        let long = std::mem::replace(&mut self.long, false) || line.len() > KEEP;
+                        line.truncate(KEEP);
                         self.line_done(&line, long);
                         line.clear();
                         self.line = line;
@@ -151,9 +154,10 @@ impl Scanner {
         }
     }
 
-    /// Keeps the start of a line that continues in the next read.
+    /// Keeps the start of a line that continues in the next read (one byte
+    /// more than [`KEEP`], for the CR that may end it).
     fn keep(&mut self, part: &[u8]) {
-        let room = KEEP.saturating_sub(self.line.len());
+        let room = (KEEP + 1).saturating_sub(self.line.len());
         if part.len() > room {
             self.long = true;
         }
@@ -399,6 +403,19 @@ mod tests {
         ] {
             assert_eq!(verdict(stream.as_bytes()), (false, false), "{stream:?}");
         }
+    }
+
+    /// Found by the `framing` fuzz target: a chunk-size line of exactly
+    /// KEEP bytes before its CR was "long" only when it came byte by byte.
+    #[test]
+    fn a_line_of_exactly_keep_bytes_is_not_long_however_it_arrives() {
+        let filler = "x".repeat(KEEP - 1);
+        let stream = format!(
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0{filler}\r\n\r\nGET / HTTP/1.1\r\n\r\n"
+        );
+        assert_eq!(verdict(stream.as_bytes()), (false, true));
+        let longer = stream.replacen(&filler, &format!("{filler}y"), 1);
+        assert_eq!(verdict(longer.as_bytes()), (false, false));
     }
 
     #[test]
