@@ -13,14 +13,6 @@ use portcullis::config::{self, Config};
 use portcullis::server::{self, StdListeners};
 use portcullis::store::Store;
 
-/// mimalloc: per-thread free lists suit one runtime per core, where every
-/// request allocates and frees a few dozen small blocks on its own thread
-/// (measured: fewer instructions per proxied request than glibc's malloc,
-/// and no heap trimming on the request path). The one static of the
-/// program; Rust needs the allocator to be one.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "portcullis",
