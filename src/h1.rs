@@ -36,8 +36,10 @@ pub const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 128;
 /// Longest chunk-size or trailer line.
 const MAX_LINE: usize = 4096;
-/// How much is read from the socket at a time.
-const READ: usize = 16 * 1024;
+/// Room made for the answer's head (most heads and many whole answers fit).
+const READ_HEAD: usize = 4 * 1024;
+/// Room made for each read of a body.
+const READ_BODY: usize = 16 * 1024;
 
 /// One upstream connection and the bytes read from it but not yet used.
 pub struct RawConn {
@@ -169,7 +171,7 @@ pub async fn exchange(
         if conn.buf.len() > MAX_HEAD {
             return Err(ExchangeError::Malformed("head too large"));
         }
-        conn.buf.reserve(READ);
+        conn.buf.reserve(READ_HEAD);
         let answered = !conn.buf.is_empty();
         let n = conn
             .stream
@@ -357,6 +359,9 @@ impl RawBody {
             // Bytes past the answer would be a second answer nobody asked
             // for: such a connection is not reused.
             if conn.buf.is_empty() {
+                // An idle connection holds no buffer.
+                let mut conn = conn;
+                conn.buf = BytesMut::new();
                 back(conn);
             }
         }
@@ -368,7 +373,7 @@ impl RawBody {
             return Poll::Ready(Ok(0));
         };
         loop {
-            conn.buf.reserve(READ);
+            conn.buf.reserve(READ_BODY);
             match conn.stream.try_read_buf(&mut conn.buf) {
                 Ok(n) => return Poll::Ready(Ok(n)),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
