@@ -45,6 +45,7 @@ threads=2
 rounds=1
 store="memory"
 bin=""
+given_bin=0
 keep_tmp=0
 
 usage() {
@@ -65,7 +66,7 @@ while [[ $# -gt 0 ]]; do
     --threads) threads=${2:?--threads needs a value}; shift ;;
     --rounds) rounds=${2:?--rounds needs a value}; shift ;;
     --store) store=${2:?--store needs a value}; shift ;;
-    --bin) bin=${2:?--bin needs a value}; shift ;;
+    --bin) bin=${2:?--bin needs a value}; given_bin=1; shift ;;
     --keep-tmp) keep_tmp=1 ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
@@ -486,6 +487,8 @@ done
 
 model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 commit=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)
+# A binary given with --bin may come from any checkout.
+((given_bin)) && commit="(not this checkout's build: --bin)"
 stamp=$(date -u +%Y%m%d-%H%M%S)
 mkdir -p "$repo/bench-results"
 outfile="$repo/bench-results/bench-$stamp.md"
