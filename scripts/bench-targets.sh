@@ -211,20 +211,29 @@ RUST_LOG=warn "$bin" --config "$tmp/idle.toml" 2>"$tmp/idle.log" &
 idlepid=$!
 pids+=("$idlepid")
 wait_port "$idleport"
+# hold_idle PORT OUT: opens $idle keep-alive connections to PORT (one GET
+# each) and returns once they are all open; they stay open until
+# release_idle. The holder's report goes to OUT.
+hold_idle() {
+    rm -f "$tmp/hold" && mkfifo "$tmp/hold"
+    python3 scripts/bench/idle.py "$idle" "$1" <"$tmp/hold" >"$2" 2>&1 &
+    holder=$!
+    pids+=("$holder")
+    exec 4>"$tmp/hold"
+    local deadline=$((SECONDS + 120))
+    until grep -q "^open" "$2"; do
+        ((SECONDS < deadline)) || { echo "idle clients: $(cat "$2")" >&2; exit 1; }
+        sleep 0.1
+    done
+}
+release_idle() {
+    exec 4>&-
+    wait "$holder" 2>/dev/null || true
+}
 before=$(awk '/VmRSS/ {print $2}' "/proc/$idlepid/status")
-mkfifo "$tmp/hold"
-python3 scripts/bench/idle.py "$idle" "$idleport" <"$tmp/hold" >"$tmp/idle.out" 2>&1 &
-holder=$!
-pids+=("$holder")
-exec 4>"$tmp/hold"
-deadline=$((SECONDS + 120))
-until grep -q "^open" "$tmp/idle.out"; do
-    ((SECONDS < deadline)) || { echo "idle clients: $(cat "$tmp/idle.out")" >&2; exit 1; }
-    sleep 0.1
-done
+hold_idle "$idleport" "$tmp/idle.out"
 after=$(awk '/VmRSS/ {print $2}' "/proc/$idlepid/status")
-exec 4>&-
-wait "$holder" 2>/dev/null || true
+release_idle
 held=$(cat "$tmp/idle.out")
 
 # nginx as a reverse proxy to the same upstream, holding as many.
@@ -248,19 +257,9 @@ nginx_rss() { # master and workers, KiB
     echo "$total"
 }
 nbefore=$(nginx_rss)
-rm -f "$tmp/hold" && mkfifo "$tmp/hold"
-python3 scripts/bench/idle.py "$idle" "$nport" <"$tmp/hold" >"$tmp/nidle.out" 2>&1 &
-nholder=$!
-pids+=("$nholder")
-exec 4>"$tmp/hold"
-deadline=$((SECONDS + 120))
-until grep -q "^open" "$tmp/nidle.out"; do
-    ((SECONDS < deadline)) || { echo "idle clients (nginx): $(cat "$tmp/nidle.out")" >&2; exit 1; }
-    sleep 0.1
-done
+hold_idle "$nport" "$tmp/nidle.out"
 nafter=$(nginx_rss)
-exec 4>&-
-wait "$nholder" 2>/dev/null || true
+release_idle
 kill "$(cat "$tmp/nginx-idle.pid")" 2>/dev/null || true
 row "RSS with $idle idle keep-alive connections" "$((after / 1024)) MiB" "$((nafter / 1024)) MiB" "portcullis: $held, $(((after - before) / idle)) KiB each, $((before / 1024)) MiB before; nginx (master + workers): $(cat "$tmp/nidle.out"), $((nbefore / 1024)) MiB before; target ≤ 64 MiB"
 
