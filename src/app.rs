@@ -328,20 +328,12 @@ impl App {
 
         if path == "/.portcullis" || path.starts_with("/.portcullis/") {
             *route_name = "portcullis".into();
-            let visible_host = client
-                .forwarded_host
-                .clone()
-                .unwrap_or_else(|| host.clone());
             let cx = Ctx {
                 app: self,
                 live,
                 client: &client,
                 https,
-                origin: format!(
-                    "{}://{}",
-                    client.scheme.as_str(),
-                    visible_host.to_ascii_lowercase()
-                ),
+                origin: visible_origin(&client, &host),
                 host_for_links: host.clone(),
             };
             return login::serve(&cx, req, &path).await;
@@ -376,8 +368,11 @@ impl App {
         let websocket = identity.is_some() && crate::headers::is_websocket_upgrade(req.headers());
         let session_ends = match (&identity, websocket) {
             (Some(identity), true) => {
-                let visible_host = client.forwarded_host.as_deref().unwrap_or(&host);
-                if !same_origin(req.headers(), client.scheme, visible_host) {
+                if !same_origin(
+                    req.headers(),
+                    &visible_origin(&client, &host),
+                    client.scheme,
+                ) {
                     return Err(Error::CrossOriginWebSocket);
                 }
                 Some(self.session_ends(identity.tag, live.config.session.idle_timeout))
@@ -541,35 +536,43 @@ impl App {
 /// How often an open WebSocket tunnel checks that its session still holds.
 const SESSION_WATCH: Duration = Duration::from_millis(500);
 
+/// `scheme://host` of the page as the browser sees it (lowercase; the
+/// host a trusted proxy reports, else the request's own).
+fn visible_origin(client: &ClientInfo, host: &str) -> String {
+    let visible_host = client.forwarded_host.as_deref().unwrap_or(host);
+    format!(
+        "{}://{}",
+        client.scheme.as_str(),
+        visible_host.to_ascii_lowercase()
+    )
+}
+
 /// Whether the request's `Origin` (when it has one: browsers always send it
-/// on a WebSocket handshake) is `scheme://host` of the request itself,
-/// default ports aside.
-fn same_origin(headers: &HeaderMap, scheme: Scheme, host: &str) -> bool {
+/// on a WebSocket handshake) is `origin` (see [`visible_origin`]), default
+/// ports aside.
+fn same_origin(headers: &HeaderMap, origin: &str, scheme: Scheme) -> bool {
     let mut origins = headers.get_all(header::ORIGIN).iter();
-    let Some(origin) = origins.next() else {
+    let Some(sent) = origins.next() else {
         return true;
     };
     if origins.next().is_some() {
         return false;
     }
-    let Ok(origin) = origin.to_str() else {
+    let Ok(sent) = sent.to_str() else {
         return false;
     };
     let default_port = match scheme {
         Scheme::Https => ":443",
         Scheme::Http => ":80",
     };
-    let strip = |h: &str| -> String {
-        let h = h.trim().to_ascii_lowercase();
-        match h.strip_suffix(default_port) {
-            Some(bare) => bare.to_string(),
-            None => h,
+    let bare = |o: &str| -> String {
+        let o = o.trim().to_ascii_lowercase();
+        match o.strip_suffix(default_port) {
+            Some(b) => b.to_string(),
+            None => o,
         }
     };
-    match origin.split_once("://") {
-        Some((s, h)) => s.eq_ignore_ascii_case(scheme.as_str()) && strip(h) == strip(host),
-        None => false,
-    }
+    bare(sent) == bare(origin)
 }
 
 /// Host and path (never the query) for a log line.

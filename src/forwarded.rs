@@ -142,14 +142,7 @@ static FROM_CLIENT: [HeaderName; 8] = [
 
 /// Sets the three `X-Forwarded-*` headers (after every incoming copy is gone).
 pub fn set_forwarded_headers(headers: &mut HeaderMap, info: &ClientInfo) {
-    let doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| FROM_CLIENT.contains(n))
-        .cloned()
-        .collect();
-    for name in doomed {
-        headers.remove(name);
-    }
+    crate::headers::remove_where(headers, |n| FROM_CLIENT.contains(n));
     if let Ok(v) = HeaderValue::from_str(&info.forwarded_for) {
         headers.insert(FORWARDED_FOR, v);
     }

@@ -88,7 +88,9 @@ impl Default for Scanner {
         Scanner {
             state: State::Head,
             facts: Facts::default(),
-            line: Vec::with_capacity(KEEP),
+            // Most lines are used where they lie in the read; a buffer is
+            // made only for one cut by the end of a read.
+            line: Vec::new(),
             long: false,
             ambiguous: false,
         }

@@ -97,14 +97,10 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
 /// With `websocket`, `Connection: upgrade` and `Upgrade: websocket` are put
 /// back afterwards.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, websocket: bool) {
-    // One pass over the names; nothing is allocated unless one is found.
-    let mut doomed: Vec<HeaderName> = connection_tokens(headers)
+    let named: Vec<HeaderName> = connection_tokens(headers)
         .filter_map(|t| HeaderName::from_bytes(t).ok())
         .collect();
-    doomed.extend(headers.keys().filter(|n| HOP_BY_HOP.contains(n)).cloned());
-    for name in doomed {
-        headers.remove(name);
-    }
+    remove_where(headers, |n| HOP_BY_HOP.contains(n) || named.contains(n));
     if websocket {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
@@ -113,12 +109,14 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, websocket: bool) {
 
 /// Removes every identity header, in every spelling.
 pub fn strip_identity(headers: &mut HeaderMap) {
-    let doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| is_identity_header(n.as_str()))
-        .cloned()
-        .collect();
-    for name in doomed {
+    remove_where(headers, |n| is_identity_header(n.as_str()));
+}
+
+/// Removes every header whose name `doomed` picks (all its values), in one
+/// pass over the names; nothing is allocated unless one is picked.
+pub fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
+    let picked: Vec<HeaderName> = headers.keys().filter(|n| doomed(n)).cloned().collect();
+    for name in picked {
         headers.remove(name);
     }
 }

@@ -90,12 +90,18 @@ impl Reusable for RawConn {
 }
 
 impl<T: Reusable> IdleList<T> {
-    /// The newest idle connection to `upstream` that is still usable.
-    fn take(&self, upstream: &Authority) -> Option<T> {
-        let mut lists = match self.lists.lock() {
+    /// The lists, even after a panic elsewhere held the lock (a poisoned
+    /// list is still a valid list of open or closed connections).
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Authority, Vec<Idle<T>>)>> {
+        match self.lists.lock() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
-        };
+        }
+    }
+
+    /// The newest idle connection to `upstream` that is still usable.
+    fn take(&self, upstream: &Authority) -> Option<T> {
+        let mut lists = self.lock();
         let (_, list) = lists.iter_mut().find(|(a, _)| a == upstream)?;
         let now = Instant::now();
         while let Some((c, since)) = list.pop() {
@@ -110,10 +116,7 @@ impl<T: Reusable> IdleList<T> {
         if conn.is_closed() {
             return;
         }
-        let mut lists = match self.lists.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut lists = self.lock();
         let now = Instant::now();
         let i = match lists.iter().position(|(a, _)| a == upstream) {
             Some(i) => i,
