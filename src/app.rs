@@ -365,7 +365,7 @@ impl App {
         // A signed-in WebSocket: the browser's Origin must be this site
         // (cross-site WebSocket hijacking), and the tunnel lives only as
         // long as the session.
-        let websocket = identity.is_some() && crate::headers::is_websocket_upgrade(req.headers());
+        let websocket = crate::headers::is_websocket_upgrade(req.headers());
         let session_ends = match (&identity, websocket) {
             (Some(identity), true) => {
                 if !same_origin(
@@ -400,6 +400,7 @@ impl App {
                     gateway_cookies: cookies::ALL_NAMES,
                     timeout: route.timeout,
                     connect_timeout: route.connect_timeout,
+                    websocket: false,
                     session_ends: None,
                 };
                 proxy::rewrite_request(&mut demo_req, &f, false);
@@ -414,6 +415,7 @@ impl App {
                     gateway_cookies: cookies::ALL_NAMES,
                     timeout: route.timeout,
                     connect_timeout: route.connect_timeout,
+                    websocket,
                     session_ends,
                 };
                 proxy::forward(&conn.worker, req, f).await

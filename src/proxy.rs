@@ -34,6 +34,9 @@ pub struct Forward<'a> {
     pub gateway_cookies: &'a [&'a str],
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    /// The request asks for a WebSocket upgrade
+    /// ([`headers::is_websocket_upgrade`], decided once by the caller).
+    pub websocket: bool,
     /// Resolves when the session behind a signed-in request ends (logout,
     /// revocation, expiry): a WebSocket tunnel is closed then.
     pub session_ends: Option<SessionEnds>,
@@ -82,7 +85,7 @@ pub async fn forward(
     req: Request<Incoming>,
     f: Forward<'_>,
 ) -> Result<Response<Body>, Error> {
-    let websocket = headers::is_websocket_upgrade(req.headers());
+    let websocket = f.websocket;
     let (mut parts, incoming) = req.into_parts();
     let client_upgrade = if websocket {
         let mut probe = Request::from_parts(parts, ());
