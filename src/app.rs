@@ -23,9 +23,8 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Version};
-use hyper::body::Incoming;
 
-use crate::body::{self, Body};
+use crate::body::{self, Body, RequestBody};
 use crate::config::{Access, Config, Limits, MailTransport, Scheme, StoreConfig, Upstream};
 use crate::cookies::{self, Kind};
 use crate::crypto::{self, Key};
@@ -255,7 +254,7 @@ impl App {
     }
 
     /// The one entry point for every request.
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, conn: Conn) -> Response<Body> {
+    pub async fn handle(self: Arc<Self>, req: Request<RequestBody>, conn: Conn) -> Response<Body> {
         let started = Instant::now();
         let live = self.live.load_full();
         let method = req.method().clone();
@@ -301,7 +300,7 @@ impl App {
     async fn handle_inner(
         self: &Arc<Self>,
         live: &Live,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         conn: Conn,
         route_name: &mut String,
         https_out: &mut bool,
@@ -463,7 +462,7 @@ impl App {
     fn forbidden(
         &self,
         live: &Live,
-        req: &Request<Incoming>,
+        req: &Request<RequestBody>,
         email: &str,
         https: bool,
     ) -> Response<Body> {
@@ -596,7 +595,7 @@ fn wants_html(headers: &HeaderMap) -> bool {
 
 /// Not signed in: a browser navigating gets the sign-in page (with `rd`),
 /// anything else 401.
-fn unauthenticated(req: &Request<Incoming>, path: &str, https: bool) -> Response<Body> {
+fn unauthenticated(req: &Request<RequestBody>, path: &str, https: bool) -> Response<Body> {
     let navigation =
         (req.method() == Method::GET || req.method() == Method::HEAD) && wants_html(req.headers());
     if !navigation {
@@ -610,7 +609,7 @@ fn unauthenticated(req: &Request<Incoming>, path: &str, https: bool) -> Response
     body::see_other(&format!("/.portcullis/login?rd={rd}"), https)
 }
 
-fn check_limits(req: &Request<Incoming>, limits: &Limits) -> Result<(), Error> {
+fn check_limits(req: &Request<RequestBody>, limits: &Limits) -> Result<(), Error> {
     let uri_len = req
         .uri()
         .path_and_query()
@@ -634,7 +633,7 @@ fn check_limits(req: &Request<Incoming>, limits: &Limits) -> Result<(), Error> {
 /// is refused: `gzip, chunked`, `,chunked` and repeated headers are the
 /// stuff of request smuggling. (hyper drops a `Content-Length` next to it
 /// before we see the request; [`crate::framing`] catches that case.)
-fn check_framing(req: &Request<Incoming>) -> Result<(), Error> {
+fn check_framing(req: &Request<RequestBody>) -> Result<(), Error> {
     let mut values = req.headers().get_all(header::TRANSFER_ENCODING).iter();
     let Some(first) = values.next() else {
         return Ok(());
@@ -653,7 +652,7 @@ fn check_framing(req: &Request<Incoming>) -> Result<(), Error> {
 /// The one host of the request: the Host header (exactly one) or the
 /// request target's authority (absolute form, HTTP/2); both present must
 /// agree.
-fn request_host(req: &Request<Incoming>) -> Result<String, Error> {
+fn request_host(req: &Request<RequestBody>) -> Result<String, Error> {
     let mut hosts = req.headers().get_all(header::HOST).iter();
     let header_host = hosts.next();
     if hosts.next().is_some() {

@@ -2,10 +2,14 @@
 //! the gateway makes itself goes through here so that the security headers
 //! are the same everywhere.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
+use hyper::body::{Frame, Incoming, SizeHint};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Body = BoxBody<Bytes, BoxError>;
@@ -20,8 +24,45 @@ pub fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
 }
 
-pub fn incoming(body: hyper::body::Incoming) -> Body {
+pub fn incoming(body: Incoming) -> Body {
     body.map_err(|e| Box::new(e) as BoxError).boxed()
+}
+
+/// A client's request body: hyper's, or none at all (the requests that
+/// [`crate::h1_server`] serves itself carry no body).
+#[derive(Debug)]
+pub enum RequestBody {
+    Hyper(Incoming),
+    Empty,
+}
+
+impl hyper::body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            RequestBody::Hyper(inner) => Pin::new(inner).poll_frame(cx),
+            RequestBody::Empty => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Hyper(inner) => inner.is_end_stream(),
+            RequestBody::Empty => true,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RequestBody::Hyper(inner) => inner.size_hint(),
+            RequestBody::Empty => SizeHint::with_exact(0),
+        }
+    }
 }
 
 /// A failure reading the *client's* request body (bad chunking, a reset):
@@ -31,7 +72,7 @@ pub fn incoming(body: hyper::body::Incoming) -> Body {
 pub struct ClientBodyError(pub hyper::Error);
 
 /// The client's request body on its way upstream.
-pub fn client_body(body: hyper::body::Incoming) -> Body {
+pub fn client_body(body: RequestBody) -> Body {
     body.map_err(|e| Box::new(ClientBodyError(e)) as BoxError)
         .boxed()
 }

@@ -37,6 +37,7 @@ pub mod error;
 pub mod forwarded;
 pub mod framing;
 pub mod h1;
+pub mod h1_server;
 pub mod headers;
 pub mod login;
 pub mod mail;

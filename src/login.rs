@@ -24,10 +24,9 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 
 use crate::app::Ctx;
-use crate::body::{self, Body};
+use crate::body::{self, Body, RequestBody};
 use crate::cookies::{self, Kind};
 use crate::crypto;
 use crate::error::Error;
@@ -41,7 +40,7 @@ const BROWSER_COOKIE_AGE: Duration = Duration::from_secs(30 * 86_400);
 
 pub async fn serve(
     cx: &Ctx<'_>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     path: &str,
 ) -> Result<Response<Body>, Error> {
     let method = req.method().clone();
@@ -71,7 +70,7 @@ pub async fn serve(
 
 fn login_page(
     cx: &Ctx<'_>,
-    req: &Request<Incoming>,
+    req: &Request<RequestBody>,
     message: Option<&str>,
     status: StatusCode,
 ) -> Response<Body> {
@@ -122,7 +121,7 @@ fn invalid_link(cx: &Ctx<'_>) -> Response<Body> {
 
 // === POST /.portcullis/login ===
 
-async fn request_link(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+async fn request_link(cx: &Ctx<'_>, req: Request<RequestBody>) -> Result<Response<Body>, Error> {
     let (headers, form) = read_form(cx, req).await?;
     check_csrf(cx, &headers, &form)?;
     let rd = form
@@ -263,7 +262,7 @@ async fn failed_check(cx: &Ctx<'_>) -> Result<Response<Body>, Error> {
     Ok(invalid_link(cx))
 }
 
-async fn verify_page(cx: &Ctx<'_>, req: &Request<Incoming>) -> Result<Response<Body>, Error> {
+async fn verify_page(cx: &Ctx<'_>, req: &Request<RequestBody>) -> Result<Response<Body>, Error> {
     refuse_if_failing(cx).await?;
     let Some(token) = query_param(req, "token").filter(|t| plausible_token(t)) else {
         return failed_check(cx).await;
@@ -295,7 +294,7 @@ fn elsewhere_page(cx: &Ctx<'_>, token: &str) -> Response<Body> {
     )
 }
 
-async fn verify_submit(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+async fn verify_submit(cx: &Ctx<'_>, req: Request<RequestBody>) -> Result<Response<Body>, Error> {
     let (headers, form) = read_form(cx, req).await?;
     check_csrf(cx, &headers, &form)?;
     refuse_if_failing(cx).await?;
@@ -321,7 +320,7 @@ async fn verify_submit(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<
 
 // === POST /.portcullis/code ===
 
-async fn code_submit(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+async fn code_submit(cx: &Ctx<'_>, req: Request<RequestBody>) -> Result<Response<Body>, Error> {
     let (headers, form) = read_form(cx, req).await?;
     check_csrf(cx, &headers, &form)?;
     refuse_if_failing(cx).await?;
@@ -427,7 +426,7 @@ async fn start_session(
 
 // === logout and forward-auth ===
 
-async fn logout_page(cx: &Ctx<'_>, req: &Request<Incoming>) -> Result<Response<Body>, Error> {
+async fn logout_page(cx: &Ctx<'_>, req: &Request<RequestBody>) -> Result<Response<Body>, Error> {
     if query_param(req, "done").is_some() {
         return Ok(body::html(
             StatusCode::OK,
@@ -447,7 +446,7 @@ async fn logout_page(cx: &Ctx<'_>, req: &Request<Incoming>) -> Result<Response<B
     Ok(resp)
 }
 
-async fn logout_submit(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+async fn logout_submit(cx: &Ctx<'_>, req: Request<RequestBody>) -> Result<Response<Body>, Error> {
     let (headers, form) = read_form(cx, req).await?;
     check_csrf(cx, &headers, &form)?;
     if let Some(tag) = cookie_value(cx, &headers, Kind::Session)
@@ -490,7 +489,7 @@ async fn logout_submit(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<Response<
 
 /// For nginx `auth_request`, Traefik `forwardAuth`, Caddy `forward_auth`:
 /// 200 with the identity headers, or 401.
-async fn forward_auth(cx: &Ctx<'_>, req: &Request<Incoming>) -> Result<Response<Body>, Error> {
+async fn forward_auth(cx: &Ctx<'_>, req: &Request<RequestBody>) -> Result<Response<Body>, Error> {
     let identity = cx.current_identity(req.headers()).await?;
     let Some(identity) = identity.filter(|i| cx.live.config.login.allow.allows(&i.email)) else {
         return Ok(body::plain(StatusCode::UNAUTHORIZED, "not signed in"));
@@ -591,7 +590,7 @@ fn check_csrf(cx: &Ctx<'_>, headers: &HeaderMap, form: &Form) -> Result<(), Erro
     }
 }
 
-fn query_param(req: &Request<Incoming>, name: &str) -> Option<String> {
+fn query_param(req: &Request<RequestBody>, name: &str) -> Option<String> {
     let query = req.uri().query()?;
     let mut found = None;
     for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
@@ -635,7 +634,7 @@ impl Form {
     }
 }
 
-async fn read_form(cx: &Ctx<'_>, req: Request<Incoming>) -> Result<(HeaderMap, Form), Error> {
+async fn read_form(cx: &Ctx<'_>, req: Request<RequestBody>) -> Result<(HeaderMap, Form), Error> {
     let limit = cx.live.config.server.limits.max_body_bytes;
     let (parts, incoming) = req.into_parts();
     let form_type = parts

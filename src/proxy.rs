@@ -14,10 +14,9 @@ use std::time::Duration;
 use http::header::{self, HeaderValue};
 use http::uri::{Authority, PathAndQuery};
 use http::{Request, Response, StatusCode, Uri, Version};
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
-use crate::body::{self, Body};
+use crate::body::{self, Body, RequestBody};
 use crate::error::Error;
 use crate::forwarded::{self, ClientInfo};
 use crate::h1;
@@ -82,7 +81,7 @@ pub fn rewrite_response(resp: &mut Response<Body>, gateway_cookies: &[&str], web
 /// answer to give the client.
 pub async fn forward(
     pool: &Arc<Pool>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     f: Forward<'_>,
 ) -> Result<Response<Body>, Error> {
     let websocket = f.websocket;

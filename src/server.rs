@@ -1,7 +1,9 @@
 //! Listeners and connections: the accept loops, the TLS handshake (with a
 //! timeout), hyper's HTTP/1.1 and HTTP/2 connection settings (limits and
-//! timers), and graceful shutdown. Knows nothing about routes or sign-in:
-//! every request goes to [`App::handle`].
+//! timers), and graceful shutdown. Plain-TCP connections start in
+//! [`crate::h1_server`] and move to hyper when a request needs it; TLS
+//! connections are hyper's. Knows nothing about routes or sign-in: every
+//! request goes to [`App::handle`].
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,13 +15,15 @@ use hyper::service::service_fn;
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::App;
+use crate::body::RequestBody;
 use crate::config::Limits;
 use crate::framing::{Flag, Watched};
+use crate::h1_server::{self, Replay};
 use crate::pool::Pool;
 
 /// How one connection reached us, and the worker serving it.
@@ -69,7 +73,9 @@ pub async fn serve(listeners: Listeners, app: Arc<App>, shutdown: impl Future<Ou
     let limits = app.limits();
     let pools = Arc::new(Pool::default());
     let builder = Arc::new(builder(&limits));
-    let graceful = Arc::new(GracefulShutdown::new());
+    // Every connection holds a receiver; shutdown sends `true` and waits
+    // until all of them are gone.
+    let (stopping, stop) = watch::channel(false);
     let tls_acceptor = listeners
         .tls
         .as_ref()
@@ -83,7 +89,7 @@ pub async fn serve(listeners: Listeners, app: Arc<App>, shutdown: impl Future<Ou
         app.clone(),
         pools.clone(),
         builder.clone(),
-        graceful.clone(),
+        stop.clone(),
         limits,
     );
     let accept_tls = accept_loop(
@@ -92,7 +98,7 @@ pub async fn serve(listeners: Listeners, app: Arc<App>, shutdown: impl Future<Ou
         app.clone(),
         pools,
         builder.clone(),
-        graceful.clone(),
+        stop,
         limits,
     );
     tokio::select! {
@@ -101,11 +107,8 @@ pub async fn serve(listeners: Listeners, app: Arc<App>, shutdown: impl Future<Ou
         _ = shutdown => {}
     }
     tracing::info!("shutting down: no new connections, waiting for requests in flight");
-    let graceful = match Arc::try_unwrap(graceful) {
-        Ok(g) => g,
-        Err(_) => return,
-    };
-    match tokio::time::timeout(limits.shutdown_timeout, graceful.shutdown()).await {
+    let _ = stopping.send(true);
+    match tokio::time::timeout(limits.shutdown_timeout, stopping.closed()).await {
         Ok(()) => tracing::info!("all connections closed"),
         Err(_) => tracing::warn!("shutdown timeout reached with connections still open"),
     }
@@ -117,7 +120,7 @@ async fn accept_loop(
     app: Arc<App>,
     pools: Arc<Pool>,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    graceful: Arc<GracefulShutdown>,
+    stop: watch::Receiver<bool>,
     limits: Limits,
 ) {
     let Some(listener) = listener else {
@@ -139,10 +142,10 @@ async fn accept_loop(
         let app = app.clone();
         let builder = builder.clone();
         let tls = tls.clone();
-        let watcher = graceful.watcher();
+        let stop = stop.clone();
         let pools = pools.clone();
         tokio::spawn(async move {
-            handle_connection(stream, peer, tls, app, pools, builder, watcher, limits).await;
+            handle_connection(stream, peer, tls, app, pools, builder, stop, limits).await;
         });
     }
 }
@@ -155,7 +158,7 @@ async fn handle_connection(
     app: Arc<App>,
     pools: Arc<Pool>,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    watcher: hyper_util::server::graceful::Watcher,
+    mut stop: watch::Receiver<bool>,
     limits: Limits,
 ) {
     let framing = Arc::new(Flag::default());
@@ -166,8 +169,13 @@ async fn handle_connection(
             worker: pools,
             framing: framing.clone(),
         };
-        let stream = Watched::new(stream, framing);
-        return serve_io(stream, conn, app, &builder, watcher).await;
+        let Some(handover) = h1_server::serve(stream, &conn, &app, &limits, &mut stop).await else {
+            return;
+        };
+        let stream = Watched::new(Replay::new(handover), framing);
+        // Boxed: hyper's connection state is large, and most connections
+        // never need it.
+        return Box::pin(serve_io(stream, conn, app, &builder, stop)).await;
     };
     let stream =
         match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream)).await {
@@ -190,9 +198,9 @@ async fn handle_connection(
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
         // HTTP/2 frames its own messages; there is no Content-Length
         // against Transfer-Encoding to watch for.
-        serve_io(stream, conn, app, &builder, watcher).await;
+        serve_io(stream, conn, app, &builder, stop).await;
     } else {
-        serve_io(Watched::new(stream, framing), conn, app, &builder, watcher).await;
+        serve_io(Watched::new(stream, framing), conn, app, &builder, stop).await;
     }
 }
 
@@ -202,7 +210,7 @@ async fn serve_io<I>(
     conn: Conn,
     app: Arc<App>,
     builder: &auto::Builder<TokioExecutor>,
-    watcher: hyper_util::server::graceful::Watcher,
+    mut stop: watch::Receiver<bool>,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -211,10 +219,19 @@ async fn serve_io<I>(
         let conn = conn.clone();
         // Boxed: hyper keeps one future slot per connection, idle ones
         // included; a box keeps that slot pointer-sized.
-        Box::pin(async move { Ok::<_, std::convert::Infallible>(app.handle(req, conn).await) })
+        Box::pin(async move {
+            Ok::<_, std::convert::Infallible>(app.handle(req.map(RequestBody::Hyper), conn).await)
+        })
     });
     let c = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    let _ = watcher.watch(c.into_owned()).await;
+    let mut c = std::pin::pin!(c);
+    tokio::select! {
+        _ = c.as_mut() => return,
+        _ = stop.wait_for(|stopping| *stopping) => {}
+    }
+    // Shutting down: finish the request in flight, take no more.
+    c.as_mut().graceful_shutdown();
+    let _ = c.await;
 }
 
 /// Bound sockets, before any runtime owns them: one set is cloned per

@@ -1,0 +1,589 @@
+//! Plain-TCP HTTP/1.1 connections: a loop of our own serves the requests
+//! that make up nearly all traffic, hyper serves everything else.
+//!
+//! A request is served here when its head parses (with httparse, the parser
+//! hyper itself uses) as HTTP/1.1 with no body and nothing to negotiate: no
+//! `Content-Length`, no `Transfer-Encoding`, no `Upgrade`, no `Expect`, not
+//! `CONNECT`, at most [`MAX_HEADERS`] headers in at most [`MAX_HEAD`] bytes.
+//! Anything else (a body, an upgrade, HTTP/1.0, the HTTP/2 preface, a
+//! malformed or oversized head) hands the connection over, with the bytes
+//! read so far ([`Handover`]), to hyper for the rest of its life: its
+//! limits, its error answers (400, 414, 431) and the CL+TE watch of
+//! [`crate::framing`] apply there exactly as before.
+//!
+//! Why: hyper's server keeps an 8 KiB read and an 8 KiB write buffer for
+//! the whole life of each connection and spends about 12,000 instructions
+//! on a request. Here an idle connection holds no buffer (it waits for the
+//! socket to become readable before it takes one), and the request head is
+//! parsed in place: header values share the read buffer.
+//!
+//! What stays as with hyper: `header_read_timeout` counts from the moment
+//! the connection waits for a head, idle keep-alive included (then it is
+//! closed without an answer, as hyper does); `Connection: close` from
+//! either side ends the connection after the answer; an answer is framed by
+//! its `Content-Length` when it has one or its body's length is known, else
+//! chunked; HEAD, 1xx, 204 and 304 answers carry no body; `Date` is added
+//! when the answer has none; a body that ends early, runs long or fails
+//! closes the connection; on shutdown an idle connection closes at once and
+//! a busy one after its answer.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper::body::Body as HttpBody;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::app::App;
+use crate::body::{Body, RequestBody};
+use crate::config::Limits;
+use crate::server::Conn;
+
+/// Largest request head served here; a longer one goes to hyper (whose
+/// limits then answer it).
+pub const MAX_HEAD: usize = 32 * 1024;
+/// Most headers in a request served here; more go to hyper.
+pub const MAX_HEADERS: usize = 64;
+/// Room taken for a request head when the socket has bytes to read.
+const FIRST_READ: usize = 4 * 1024;
+/// Body bytes gathered behind the answer's head into one write.
+const COALESCE: usize = 16 * 1024;
+
+/// A connection hyper must take over: the socket and the bytes already
+/// read from it (the start of a request head), to be read again first.
+pub struct Handover {
+    pub stream: TcpStream,
+    pub read: Bytes,
+}
+
+/// Serves requests on `stream` until the connection ends (`None`) or a
+/// request needs hyper (`Some`).
+pub async fn serve(
+    mut stream: TcpStream,
+    conn: &Conn,
+    app: &Arc<App>,
+    limits: &Limits,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<Handover> {
+    let mut buf = BytesMut::new();
+    let mut date = DateCache::default();
+    let max_headers = limits.max_header_count.clamp(1, MAX_HEADERS);
+    loop {
+        let deadline = Instant::now() + limits.header_read_timeout;
+        let head = loop {
+            if !buf.is_empty() {
+                match parse(&buf, max_headers) {
+                    Parsed::Head(h) => break h,
+                    Parsed::Partial if buf.len() < MAX_HEAD => {}
+                    Parsed::Partial | Parsed::NotOurs => {
+                        return Some(Handover {
+                            stream,
+                            read: buf.freeze(),
+                        })
+                    }
+                }
+            }
+            let idle = buf.is_empty();
+            tokio::select! {
+                read = tokio::time::timeout_at(deadline, read_some(&stream, &mut buf)) => match read {
+                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
+                    Ok(Ok(_)) => {}
+                },
+                _ = stop.wait_for(|stopping| *stopping), if idle => return None,
+            }
+        };
+        let Some((req, wants_close)) = head.into_request(&mut buf) else {
+            return Some(Handover {
+                stream,
+                read: buf.freeze(),
+            });
+        };
+        let is_head = req.method() == Method::HEAD;
+        // Boxed: the connection's task stays small while it is idle.
+        let resp = Box::pin(app.clone().handle(req, conn.clone())).await;
+        let keep_alive = !wants_close && !*stop.borrow();
+        match write_response(&mut stream, resp, is_head, keep_alive, &mut date).await {
+            Ok(true) => {}
+            Ok(false) | Err(_) => {
+                let _ = stream.shutdown().await;
+                return None;
+            }
+        }
+        if buf.is_empty() {
+            // Nothing pipelined: give the buffer back while idle.
+            buf = BytesMut::new();
+        }
+    }
+}
+
+/// Reads what the socket has, taking room for it only once it is readable.
+async fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
+    loop {
+        stream.readable().await?;
+        if buf.capacity() - buf.len() < 512 {
+            buf.reserve(buf.len().max(FIRST_READ));
+        }
+        match stream.try_read_buf(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+// Lives on the stack from the parse to `into_request`, never across an
+// await, so its size costs nothing while a connection waits.
+#[allow(clippy::large_enum_variant)]
+enum Parsed {
+    Head(Head),
+    Partial,
+    NotOurs,
+}
+
+/// A parsed request head, as offsets into the read buffer.
+struct Head {
+    len: usize,
+    method: Method,
+    target: (usize, usize),
+    headers: [(u32, u32, u32, u32); MAX_HEADERS],
+    count: usize,
+    close: bool,
+}
+
+fn parse(buf: &[u8], max_headers: usize) -> Parsed {
+    let mut slots =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, &mut slots[..max_headers]) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::NotOurs,
+    };
+    if req.version != Some(1) {
+        return Parsed::NotOurs;
+    }
+    let method = match req.method.map(|m| Method::from_bytes(m.as_bytes())) {
+        Some(Ok(m)) if m != Method::CONNECT => m,
+        _ => return Parsed::NotOurs,
+    };
+    let Some(path) = req.path else {
+        return Parsed::NotOurs;
+    };
+    let base = buf.as_ptr() as usize;
+    let at = |s: &[u8]| {
+        let start = s.as_ptr() as usize - base;
+        (start, start + s.len())
+    };
+    let mut head = Head {
+        len,
+        method,
+        target: at(path.as_bytes()),
+        headers: [(0, 0, 0, 0); MAX_HEADERS],
+        count: req.headers.len(),
+        close: false,
+    };
+    for (slot, h) in head.headers.iter_mut().zip(req.headers.iter()) {
+        let name = h.name.as_bytes();
+        let refused: &[&[u8]] = &[
+            b"content-length",
+            b"transfer-encoding",
+            b"upgrade",
+            b"expect",
+        ];
+        if refused.iter().any(|r| name.eq_ignore_ascii_case(r)) {
+            return Parsed::NotOurs;
+        }
+        if name.eq_ignore_ascii_case(b"connection") && has_token(h.value, b"close") {
+            head.close = true;
+        }
+        let (ns, ne) = at(name);
+        let (vs, ve) = at(h.value);
+        // Offsets fit: the head is at most MAX_HEAD bytes.
+        *slot = (ns as u32, ne as u32, vs as u32, ve as u32);
+    }
+    Parsed::Head(head)
+}
+
+impl Head {
+    /// The request, its head taken off the front of `buf` (header values
+    /// share it). `None` leaves `buf` as it was (a name or target that
+    /// httparse takes and http does not): hyper answers such a head.
+    fn into_request(self, buf: &mut BytesMut) -> Option<(Request<RequestBody>, bool)> {
+        let mut headers = HeaderMap::with_capacity(self.count);
+        let bytes = buf.split_to(self.len).freeze();
+        for &(ns, ne, vs, ve) in &self.headers[..self.count] {
+            let name = HeaderName::from_bytes(&bytes[ns as usize..ne as usize]);
+            let value = HeaderValue::from_maybe_shared(bytes.slice(vs as usize..ve as usize));
+            match (name, value) {
+                (Ok(name), Ok(value)) => {
+                    headers.append(name, value);
+                }
+                _ => {
+                    restore(buf, &bytes);
+                    return None;
+                }
+            }
+        }
+        let Ok(uri) = Uri::from_maybe_shared(bytes.slice(self.target.0..self.target.1)) else {
+            restore(buf, &bytes);
+            return None;
+        };
+        let mut req = Request::new(RequestBody::Empty);
+        *req.method_mut() = self.method;
+        *req.uri_mut() = uri;
+        *req.version_mut() = Version::HTTP_11;
+        *req.headers_mut() = headers;
+        Some((req, self.close))
+    }
+}
+
+/// Puts a head taken off `buf` back in front of it.
+fn restore(buf: &mut BytesMut, head: &[u8]) {
+    let mut whole = BytesMut::with_capacity(head.len() + buf.len());
+    whole.extend_from_slice(head);
+    whole.extend_from_slice(buf);
+    *buf = whole;
+}
+
+/// Whether a comma-separated header value lists `token` (any case).
+fn has_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|b| *b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+/// How the answer's body goes on the wire.
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// Writes the answer; `Ok(true)` when the connection can take another
+/// request.
+async fn write_response(
+    stream: &mut TcpStream,
+    resp: Response<Body>,
+    is_head: bool,
+    keep_alive: bool,
+    date: &mut DateCache,
+) -> std::io::Result<bool> {
+    let (parts, mut body) = resp.into_parts();
+    let status = parts.status;
+    let mut headers = parts.headers;
+    let mut keep = keep_alive
+        && !headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .any(|v| has_token(v.as_bytes(), b"close"));
+    headers.remove(header::TRANSFER_ENCODING);
+    let no_body_status = status.is_informational() || status == StatusCode::NO_CONTENT;
+    if no_body_status {
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    let framing = if is_head || no_body_status || status == StatusCode::NOT_MODIFIED {
+        Framing::None
+    } else {
+        let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
+        let declared = match (lengths.next(), lengths.next()) {
+            (None, _) => None,
+            (Some(v), None) => Some(
+                std::str::from_utf8(v.as_bytes())
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok()),
+            ),
+            (Some(_), Some(_)) => Some(None),
+        };
+        match declared {
+            Some(Some(n)) => Framing::Length(n),
+            unknown => {
+                if unknown.is_some() {
+                    headers.remove(header::CONTENT_LENGTH);
+                }
+                match body.size_hint().exact() {
+                    Some(n) => {
+                        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+                        Framing::Length(n)
+                    }
+                    None => {
+                        headers.insert(
+                            header::TRANSFER_ENCODING,
+                            HeaderValue::from_static("chunked"),
+                        );
+                        Framing::Chunked
+                    }
+                }
+            }
+        }
+    };
+    if !keep {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+
+    let size: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    let mut out = Vec::with_capacity(size + 64 + if is_head { 0 } else { 1024 });
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in &headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !headers.contains_key(header::DATE) {
+        out.extend_from_slice(b"date: ");
+        out.extend_from_slice(date.now());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+
+    let mut left = match framing {
+        Framing::None => {
+            stream.write_all(&out).await?;
+            return Ok(keep);
+        }
+        Framing::Length(n) => n,
+        Framing::Chunked => u64::MAX,
+    };
+    let chunked = matches!(framing, Framing::Chunked);
+    loop {
+        // Frames the body has ready go out with the head, in one write.
+        let next = match body.frame().now_or_never() {
+            Some(next) => next,
+            None => {
+                if !out.is_empty() {
+                    stream.write_all(&out).await?;
+                    out.clear();
+                }
+                body.frame().await
+            }
+        };
+        let data = match next {
+            None => break,
+            Some(Err(_)) => {
+                // Too late for another status: cut the connection.
+                keep = false;
+                left = 0;
+                break;
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => data,
+                Err(_) => continue, // trailers are not passed on
+            },
+        };
+        if data.is_empty() {
+            continue;
+        }
+        let mut data = data;
+        if chunked {
+            let _ = write!(out, "{:x}\r\n", data.len());
+        } else {
+            if data.len() as u64 > left {
+                // More than the declared length: send what was declared.
+                data.truncate(left as usize);
+                keep = false;
+            }
+            left -= data.len() as u64;
+        }
+        if out.len() + data.len() <= COALESCE {
+            out.extend_from_slice(&data);
+        } else {
+            stream.write_all(&out).await?;
+            out.clear();
+            stream.write_all(&data).await?;
+        }
+        if chunked {
+            out.extend_from_slice(b"\r\n");
+        } else if left == 0 {
+            break;
+        }
+    }
+    if chunked && keep {
+        out.extend_from_slice(b"0\r\n\r\n");
+    } else if !chunked && left > 0 {
+        // The body ended before its declared length.
+        keep = false;
+    }
+    if !out.is_empty() {
+        stream.write_all(&out).await?;
+    }
+    Ok(keep)
+}
+
+/// The `Date` value, formatted once a second per connection.
+#[derive(Default)]
+struct DateCache {
+    second: u64,
+    text: [u8; 29],
+}
+
+impl DateCache {
+    fn now(&mut self) -> &[u8] {
+        let now = SystemTime::now();
+        let second = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if second != self.second || self.text[0] == 0 {
+            let text = httpdate::fmt_http_date(now);
+            if text.len() == self.text.len() {
+                self.text.copy_from_slice(text.as_bytes());
+                self.second = second;
+            }
+        }
+        &self.text
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The socket of a [`Handover`] for hyper: the bytes already read come
+    /// first, then the socket's own.
+    pub struct Replay {
+        read: Bytes,
+        #[pin]
+        stream: TcpStream,
+    }
+}
+
+impl Replay {
+    pub fn new(handover: Handover) -> Replay {
+        Replay {
+            read: handover.read,
+            stream: handover.stream,
+        }
+    }
+}
+
+impl AsyncRead for Replay {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.project();
+        if !this.read.is_empty() {
+            let n = this.read.len().min(out.remaining());
+            out.put_slice(&this.read.split_to(n));
+            return std::task::Poll::Ready(Ok(()));
+        }
+        this.stream.poll_read(cx, out)
+    }
+}
+
+impl AsyncWrite for Replay {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.project().stream.poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.project().stream.poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.project().stream.poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.project().stream.poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(text: &str) -> &'static str {
+        match parse(text.as_bytes(), MAX_HEADERS) {
+            Parsed::Head(_) => "ours",
+            Parsed::Partial => "partial",
+            Parsed::NotOurs => "hyper",
+        }
+    }
+
+    #[test]
+    fn only_plain_bodyless_http11_requests_are_ours() {
+        assert_eq!(kind("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), "ours");
+        assert_eq!(kind("GET / HTTP/1.1\r\nHost: a\r\n"), "partial");
+        assert_eq!(kind("GET / HTTP/1.0\r\nHost: a\r\n\r\n"), "hyper");
+        assert_eq!(kind("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), "hyper");
+        assert_eq!(
+            kind("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"),
+            "hyper"
+        );
+        assert_eq!(
+            kind("POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: chunked\r\n\r\n"),
+            "hyper"
+        );
+        assert_eq!(
+            kind("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"),
+            "hyper"
+        );
+        assert_eq!(
+            kind("GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n"),
+            "hyper"
+        );
+        assert_eq!(kind("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"), "hyper");
+        assert_eq!(kind("GET / HTTP/1.1\r\nHost : a\r\n\r\n"), "hyper");
+        let many: String = (0..MAX_HEADERS + 1)
+            .map(|i| format!("X-{i}: v\r\n"))
+            .collect();
+        assert_eq!(kind(&format!("GET / HTTP/1.1\r\n{many}\r\n")), "hyper");
+    }
+
+    #[test]
+    fn head_becomes_a_request_and_leaves_pipelined_bytes() {
+        let text = "GET /a?b=c HTTP/1.1\r\nHost: x.test\r\nConnection: keep-alive, Close\r\nX-A: 1\r\nx-a: 2\r\n\r\nGET /next";
+        let mut buf = BytesMut::from(text.as_bytes());
+        let Parsed::Head(head) = parse(&buf, MAX_HEADERS) else {
+            panic!("not parsed");
+        };
+        let (req, close) = head.into_request(&mut buf).unwrap();
+        assert!(close);
+        assert_eq!(req.method(), Method::GET);
+        assert_eq!(req.uri().path_and_query().unwrap().as_str(), "/a?b=c");
+        assert_eq!(req.headers()["host"], "x.test");
+        let xa: Vec<_> = req.headers().get_all("x-a").iter().collect();
+        assert_eq!(xa, ["1", "2"]);
+        assert_eq!(&buf[..], b"GET /next");
+    }
+
+    #[test]
+    fn date_is_an_imf_fixdate() {
+        let mut d = DateCache::default();
+        let text = std::str::from_utf8(d.now()).unwrap().to_string();
+        assert_eq!(text.len(), 29);
+        assert!(text.ends_with(" GMT"), "{text}");
+    }
+}
