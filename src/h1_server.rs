@@ -139,6 +139,7 @@ async fn read_some(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Resul
 }
 
 /// What the front of the read buffer holds.
+#[allow(clippy::large_enum_variant)] // returned by value once, never stored
 enum Taken {
     /// A request served here (and whether it asked to close), its head
     /// taken off the buffer.
