@@ -76,8 +76,15 @@ pub async fn serve(
     let mut buf = BytesMut::new();
     let mut date = DateCache::default();
     let max_headers = limits.max_header_count.clamp(1, MAX_HEADERS);
+    // One timer for the connection's life, moved on for each head: moving
+    // a registered timer later is a store, while a new one each time goes
+    // into tokio's timer wheel and often wakes the driver (a syscall).
+    let timer = tokio::time::sleep(limits.header_read_timeout);
+    tokio::pin!(timer);
     loop {
-        let deadline = Instant::now() + limits.header_read_timeout;
+        timer
+            .as_mut()
+            .reset(Instant::now() + limits.header_read_timeout);
         let (req, wants_close) = loop {
             if !buf.is_empty() {
                 match take_request(&mut buf, max_headers) {
@@ -93,10 +100,11 @@ pub async fn serve(
             }
             let idle = buf.is_empty();
             tokio::select! {
-                read = tokio::time::timeout_at(deadline, read_some(&mut stream, &mut buf)) => match read {
-                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
-                    Ok(Ok(_)) => {}
+                read = read_some(&mut stream, &mut buf) => match read {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
                 },
+                _ = &mut timer => return None,
                 _ = stop.wait_for(|stopping| *stopping), if idle => return None,
             }
         };
