@@ -15,8 +15,9 @@ use hyper::service::service_fn;
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::App;
@@ -68,83 +69,187 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 }
 
 /// Serves until `shutdown` resolves, then stops accepting, lets requests
-/// in flight finish (at most `limits.shutdown_timeout`) and returns.
+/// in flight finish (at most `limits.shutdown_timeout`) and returns. One
+/// worker: every connection is served on the calling runtime.
 pub async fn serve(listeners: Listeners, app: Arc<App>, shutdown: impl Future<Output = ()>) {
-    let limits = app.limits();
-    let pools = Arc::new(Pool::default());
-    let builder = Arc::new(builder(&limits));
-    // Every connection holds a receiver; shutdown sends `true` and waits
-    // until all of them are gone.
-    let (stopping, stop) = watch::channel(false);
-    let tls_acceptor = listeners
-        .tls
-        .as_ref()
-        .map(|(_, cfg)| TlsAcceptor::from(cfg.clone()));
-    let plain = listeners.plain;
-    let tls_listener = listeners.tls.map(|(l, _)| l);
+    let tls = listeners.tls.as_ref().map(|(_, cfg)| cfg.clone());
+    let worker = Worker::new(app, tls, Loads::new(1), 0);
+    worker
+        .run(listeners, Dispatch::default(), None, shutdown)
+        .await;
+}
 
-    let accept_plain = accept_loop(
-        plain,
-        None,
-        app.clone(),
-        pools.clone(),
-        builder.clone(),
-        stop.clone(),
-        limits,
-    );
-    let accept_tls = accept_loop(
-        tls_listener,
-        tls_acceptor,
-        app.clone(),
-        pools,
-        builder.clone(),
-        stop,
-        limits,
-    );
-    tokio::select! {
-        _ = accept_plain => {}
-        _ = accept_tls => {}
-        _ = shutdown => {}
-    }
-    tracing::info!("shutting down: no new connections, waiting for requests in flight");
-    let _ = stopping.send(true);
-    match tokio::time::timeout(limits.shutdown_timeout, stopping.closed()).await {
-        Ok(()) => tracing::info!("all connections closed"),
-        Err(_) => tracing::warn!("shutdown timeout reached with connections still open"),
+/// Open connections per worker, for [`Dispatch`] to pick the least loaded.
+#[derive(Clone)]
+struct Loads(Arc<Vec<AtomicUsize>>);
+
+impl Loads {
+    fn new(workers: usize) -> Loads {
+        Loads(Arc::new(
+            (0..workers).map(|_| AtomicUsize::new(0)).collect(),
+        ))
     }
 }
 
-async fn accept_loop(
-    listener: Option<TcpListener>,
-    tls: Option<TlsAcceptor>,
+/// Counts a connection against its worker for as long as it lives.
+struct Counted(Loads, usize);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if let Some(n) = self.0 .0.get(self.1) {
+            n.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A connection accepted on worker 0 for another worker to serve.
+struct Handed {
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    tls: bool,
+    counted: Counted,
+}
+
+/// Where a new connection goes: the worker with the fewest open ones.
+/// Worker 0 accepts for all; when every worker accepted on the shared
+/// socket itself, a burst of new connections went to whichever thread was
+/// awake, and one core served them all while the other idled.
+#[derive(Default)]
+struct Dispatch {
+    /// Worker `i` (from 1) is `others[i - 1]`.
+    others: Vec<mpsc::UnboundedSender<Handed>>,
+}
+
+/// One worker's share of the server: its runtime's upstream pool, hyper's
+/// settings, the shutdown signal its connections watch, and its load.
+struct Worker {
     app: Arc<App>,
     pools: Arc<Pool>,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    stop: watch::Receiver<bool>,
+    tls: Option<TlsAcceptor>,
     limits: Limits,
-) {
-    let Some(listener) = listener else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                // Out of file descriptors and the like: back off a little
-                // instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
+    loads: Loads,
+    index: usize,
+    /// Every connection holds a receiver; shutdown sends `true` and waits
+    /// until all of them are gone.
+    stopping: watch::Sender<bool>,
+}
+
+impl Worker {
+    fn new(
+        app: Arc<App>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        loads: Loads,
+        index: usize,
+    ) -> Worker {
+        let limits = app.limits();
+        Worker {
+            pools: Arc::new(Pool::default()),
+            builder: Arc::new(builder(&limits)),
+            tls: tls.map(TlsAcceptor::from),
+            limits,
+            loads,
+            index,
+            stopping: watch::channel(false).0,
+            app,
+        }
+    }
+
+    /// Accepts on `listeners` (handing connections to `dispatch`) and serves
+    /// those `handed` here, until `shutdown`; then drains.
+    async fn run(
+        &self,
+        listeners: Listeners,
+        dispatch: Dispatch,
+        handed: Option<mpsc::UnboundedReceiver<Handed>>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        let plain = self.accept_loop(listeners.plain, false, &dispatch);
+        let tls = self.accept_loop(listeners.tls.map(|(l, _)| l), true, &dispatch);
+        let handed = async {
+            let Some(mut rx) = handed else {
+                return std::future::pending().await;
+            };
+            while let Some(h) = rx.recv().await {
+                match TcpStream::from_std(h.stream) {
+                    Ok(stream) => self.spawn(stream, h.peer, h.tls, h.counted),
+                    Err(e) => tracing::warn!(error = %e, "a handed connection was lost"),
+                }
             }
+            std::future::pending::<()>().await
         };
-        let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let builder = builder.clone();
-        let tls = tls.clone();
-        let stop = stop.clone();
-        let pools = pools.clone();
+        tokio::select! {
+            _ = plain => {}
+            _ = tls => {}
+            _ = handed => {}
+            _ = shutdown => {}
+        }
+        if self.index == 0 {
+            tracing::info!("shutting down: no new connections, waiting for requests in flight");
+        }
+        let _ = self.stopping.send(true);
+        match tokio::time::timeout(self.limits.shutdown_timeout, self.stopping.closed()).await {
+            Ok(()) => tracing::debug!(worker = self.index, "all connections closed"),
+            Err(_) => tracing::warn!("shutdown timeout reached with connections still open"),
+        }
+    }
+
+    async fn accept_loop(&self, listener: Option<TcpListener>, tls: bool, dispatch: &Dispatch) {
+        let Some(listener) = listener else {
+            return std::future::pending().await;
+        };
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off a
+                    // little instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let loads = &self.loads.0;
+            let target = (0..loads.len())
+                .min_by_key(|&i| loads[i].load(Ordering::Relaxed))
+                .unwrap_or(self.index);
+            // Counted now, so that the next choice sees it.
+            if let Some(n) = loads.get(target) {
+                n.fetch_add(1, Ordering::Relaxed);
+            }
+            let counted = Counted(self.loads.clone(), target);
+            let Some(tx) = target.checked_sub(1).and_then(|i| dispatch.others.get(i)) else {
+                self.spawn(stream, peer, tls, counted);
+                continue;
+            };
+            match stream.into_std() {
+                Ok(stream) => {
+                    let handed = Handed {
+                        stream,
+                        peer,
+                        tls,
+                        counted,
+                    };
+                    if tx.send(handed).is_err() {
+                        tracing::warn!(worker = target, "a worker is gone; connection dropped");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not hand a connection over"),
+            }
+        }
+    }
+
+    /// Serves one connection on this worker's runtime.
+    fn spawn(&self, stream: TcpStream, peer: SocketAddr, tls: bool, counted: Counted) {
+        let tls = if tls { self.tls.clone() } else { None };
+        let app = self.app.clone();
+        let pools = self.pools.clone();
+        let builder = self.builder.clone();
+        let stop = self.stopping.subscribe();
+        let limits = self.limits;
         tokio::spawn(async move {
+            let _counted = counted;
             handle_connection(stream, peer, tls, app, pools, builder, stop, limits).await;
         });
     }
@@ -270,24 +375,13 @@ async fn serve_io<I>(
     let _ = c.await;
 }
 
-/// Bound sockets, before any runtime owns them: one set is cloned per
-/// worker thread, all sharing the kernel's accept queue.
+/// Bound sockets, before any runtime owns them.
 pub struct StdListeners {
     pub plain: Option<std::net::TcpListener>,
     pub tls: Option<(std::net::TcpListener, Arc<rustls::ServerConfig>)>,
 }
 
 impl StdListeners {
-    fn try_clone(&self) -> std::io::Result<StdListeners> {
-        Ok(StdListeners {
-            plain: self.plain.as_ref().map(|l| l.try_clone()).transpose()?,
-            tls: match &self.tls {
-                Some((l, cfg)) => Some((l.try_clone()?, cfg.clone())),
-                None => None,
-            },
-        })
-    }
-
     /// Hands the sockets to the runtime of the calling thread.
     fn into_tokio(self) -> std::io::Result<Listeners> {
         let convert = |l: std::net::TcpListener| {
@@ -305,20 +399,29 @@ impl StdListeners {
 }
 
 /// Serves with `threads` workers, each a current-thread runtime on its own
-/// OS thread with its own accept loop and upstream pools (so a request, its
-/// pooled upstream connection and their tasks never cross threads). The
-/// calling runtime is worker 0 and also runs the shared tasks (store,
-/// mailer). Returns when `shutdown` turns true and every worker has drained.
+/// OS thread with its own upstream pools (so a request, its pooled
+/// upstream connection and their tasks never cross threads). The calling
+/// runtime is worker 0: it accepts every connection and hands each to the
+/// worker with the fewest open ([`Dispatch`]), and it also runs the shared
+/// tasks (store, mailer). Returns when `shutdown` turns true and every
+/// worker has drained.
 pub async fn run_workers(
     threads: usize,
     listeners: StdListeners,
     app: Arc<App>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    let threads = threads.max(1);
+    let loads = Loads::new(threads);
+    let tls = listeners.tls.as_ref().map(|(_, cfg)| cfg.clone());
+    let mut dispatch = Dispatch::default();
     let mut handles = Vec::new();
-    for i in 1..threads.max(1) {
-        let own = listeners.try_clone()?;
+    for i in 1..threads {
+        let (tx, rx) = mpsc::unbounded_channel();
+        dispatch.others.push(tx);
         let app = app.clone();
+        let tls = tls.clone();
+        let loads = loads.clone();
         let mut stop = shutdown.clone();
         let handle = std::thread::Builder::new()
             .name(format!("portcullis-{i}"))
@@ -327,11 +430,16 @@ pub async fn run_workers(
                     .enable_all()
                     .build()?;
                 rt.block_on(async move {
-                    let own = own.into_tokio()?;
-                    serve(own, app, async move {
-                        let _ = stop.wait_for(|v| *v).await;
-                    })
-                    .await;
+                    let worker = Worker::new(app, tls, loads, i);
+                    let none = Listeners {
+                        plain: None,
+                        tls: None,
+                    };
+                    worker
+                        .run(none, Dispatch::default(), Some(rx), async move {
+                            let _ = stop.wait_for(|v| *v).await;
+                        })
+                        .await;
                     Ok(())
                 })
             })?;
@@ -339,10 +447,12 @@ pub async fn run_workers(
     }
     let own = listeners.into_tokio()?;
     let mut stop = shutdown;
-    serve(own, app, async move {
-        let _ = stop.wait_for(|v| *v).await;
-    })
-    .await;
+    let worker = Worker::new(app, tls, loads, 0);
+    worker
+        .run(own, dispatch, None, async move {
+            let _ = stop.wait_for(|v| *v).await;
+        })
+        .await;
     for h in handles {
         let joined = tokio::task::spawn_blocking(move || h.join()).await;
         if let Ok(Ok(Err(e))) = joined {
