@@ -529,3 +529,34 @@ pub fn framing(data: &[u8]) {
         assert!(has(b"content-length") && has(b"transfer-encoding"));
     }
 }
+
+/// The request heads `h1_server` serves itself (`take_request`): never
+/// panics; a request taken carries none of the headers that send a head
+/// to hyper (body framing, upgrades, `Expect`), is HTTP/1.1 and not
+/// CONNECT; what is left in the buffer is exactly the input after the
+/// head; and no shorter prefix of the input is taken as a request (a head
+/// is never served before it is whole).
+pub fn h1_request(data: &[u8]) {
+    use bytes::BytesMut;
+    use portcullis::h1_server::{take_request, Taken, MAX_HEADERS};
+    let mut buf = BytesMut::from(data);
+    let Taken::Request(req, _) = take_request(&mut buf, MAX_HEADERS) else {
+        assert_eq!(&buf[..], data, "the buffer changed for a head not taken");
+        return;
+    };
+    assert_eq!(req.version(), http::Version::HTTP_11);
+    assert_ne!(req.method(), http::Method::CONNECT);
+    for name in ["content-length", "transfer-encoding", "upgrade", "expect"] {
+        assert!(!req.headers().contains_key(name), "{name} taken");
+    }
+    let head_len = data.len() - buf.len();
+    assert_eq!(&buf[..], &data[head_len..], "bytes after the head");
+    assert!(data[..head_len].ends_with(b"\n\n") || data[..head_len].ends_with(b"\n\r\n"));
+    for cut in [head_len / 2, head_len.saturating_sub(1)] {
+        let mut prefix = BytesMut::from(&data[..cut]);
+        assert!(
+            !matches!(take_request(&mut prefix, MAX_HEADERS), Taken::Request(..)),
+            "a request taken from the first {cut} of {head_len} head bytes"
+        );
+    }
+}

@@ -379,12 +379,18 @@ impl App {
             _ => None,
         };
 
-        let pq = match req.uri().query() {
-            Some(q) => format!("{path}?{q}"),
-            None => path.clone(),
+        let path_and_query = match req.uri().path_and_query() {
+            // Already in normal form (nearly always): the target as it came.
+            Some(pq) if pq.path() == path => pq.clone(),
+            _ => {
+                let pq = match req.uri().query() {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path.clone(),
+                };
+                PathAndQuery::try_from(pq)
+                    .map_err(|_| Error::BadRequest("The request target is not valid."))?
+            }
         };
-        let path_and_query = PathAndQuery::try_from(pq)
-            .map_err(|_| Error::BadRequest("The request target is not valid."))?;
         let email = identity.as_ref().map(|i| &*i.email);
         match &route.upstream {
             Upstream::Demo => {

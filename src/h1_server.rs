@@ -148,7 +148,7 @@ async fn read_some(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Resul
 
 /// What the front of the read buffer holds.
 #[allow(clippy::large_enum_variant)] // returned by value once, never stored
-enum Taken {
+pub enum Taken {
     /// A request served here (and whether it asked to close), its head
     /// taken off the buffer.
     Request(Request<RequestBody>, bool),
@@ -161,7 +161,7 @@ enum Taken {
 /// Takes a request off the front of `buf` when there is one to serve here.
 /// Not async: the parsed head (a kilobyte of offsets) lives on the stack
 /// for a moment, never in a connection's task.
-fn take_request(buf: &mut BytesMut, max_headers: usize) -> Taken {
+pub fn take_request(buf: &mut BytesMut, max_headers: usize) -> Taken {
     match parse(buf, max_headers) {
         Parsed::Head(head) => match head.into_request(buf) {
             Some((req, close)) => Taken::Request(req, close),

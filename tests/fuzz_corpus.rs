@@ -107,3 +107,8 @@ fn seeds_reach_the_accepting_paths() {
         .count();
     assert!(verified >= 2, "only {verified} seed cookies verify");
 }
+
+#[test]
+fn h1_request_seeds() {
+    replay("h1_request", checks::h1_request);
+}
