@@ -218,27 +218,52 @@ fn file_name(name: &str) -> String {
 
 async fn write_file(dir: &Path, message: &Message, name: &str) -> Result<(), SendError> {
     let io_err = |e: std::io::Error| SendError::Temporary(format!("file: {}", e.kind()));
-    tokio::fs::create_dir_all(dir).await.map_err(io_err)?;
+    let dir = dir.to_path_buf();
+    let bytes = message.formatted();
     let final_name = file_name(name);
+    // One blocking task for the whole file (not one per step, as tokio::fs
+    // would do): each step's hand-off to the blocking pool and back cost
+    // more than the step, and sign-in bursts queue thousands of messages.
+    let written =
+        tokio::task::spawn_blocking(move || write_file_blocking(&dir, &bytes, &final_name))
+            .await
+            .map_err(|_| std::io::Error::other("the file writer stopped"))
+            .and_then(|r| r);
+    written.map_err(io_err)
+}
+
+/// Writes `bytes` to `dir/.NAME.tmp` (mode 0600, flushed to disk), then
+/// renames it to `dir/NAME`; makes `dir` again if it has gone.
+fn write_file_blocking(dir: &Path, bytes: &[u8], final_name: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
     let tmp = dir.join(format!(".{final_name}.tmp"));
-    let mut options = tokio::fs::OpenOptions::new();
+    let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
-    options.mode(0o600);
-    let written = async {
-        let mut file = options.open(&tmp).await?;
-        file.write_all(&message.formatted()).await?;
-        file.sync_all().await?;
-        drop(file);
-        tokio::fs::rename(&tmp, dir.join(&final_name)).await
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
     }
-    .await;
-    if let Err(e) = written {
+    let mut file = match options.open(&tmp) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)?;
+            options.open(&tmp)?
+        }
+        Err(e) => return Err(e),
+    };
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| {
+            drop(file);
+            std::fs::rename(&tmp, dir.join(final_name))
+        });
+    if written.is_err() {
         // Best effort: do not leave a half-written file behind.
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(io_err(e));
+        let _ = std::fs::remove_file(&tmp);
     }
-    Ok(())
+    written
 }
 
 async fn print_console(message: &Message, readable: &str) -> Result<(), SendError> {
