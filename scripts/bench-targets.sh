@@ -6,7 +6,8 @@
 #   3. start-up to first request served, with the example configuration;
 #   4. signed-in GETs/s with 1,001 and with 1,000,001 real sessions in
 #      Redis (made by scripts/bench/sessions.py as the gateway stores them),
-#      the load on one session and spread over 1,000 (median of 3 runs each).
+#      the load on one session and spread over 1,000: two gateways on two
+#      Redis servers, their runs interleaved (median of 3 runs each).
 # nginx's figures stand beside where nginx does the same thing (RSS with
 # the same idle connections, start-up of a reverse proxy).
 # Usage: scripts/bench-targets.sh [--no-build] [--duration 8s] [--idle 10000]
@@ -35,6 +36,7 @@ pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     [[ -f $tmp/redis.pid ]] && kill "$(cat "$tmp/redis.pid")" 2>/dev/null || true
+    [[ -f $tmp/redis2.pid ]] && kill "$(cat "$tmp/redis2.pid")" 2>/dev/null || true
     [[ -f $tmp/nginx.pid ]] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null || true
     wait 2>/dev/null || true
     rm -rf "$tmp"
@@ -165,40 +167,78 @@ request = function()
 end
 LUA
 }
-# Median of three runs of the given wrk script, in requests/s.
-rate_of() {
-    local r runs=()
-    for _ in 1 2 3; do
-        r=$(wrk -t2 -c32 -d"$duration" -s "$1" "$origin/" | awk '/Requests\/sec/ {printf "%d", $2}')
-        runs+=("$r")
-    done
-    printf '%s\n' "${runs[@]}" | sort -n | sed -n 2p
-}
-printf '%s\n' "$session" >"$tmp/one.cookies"
-cookie_lua "$tmp/one.cookies" "$tmp/one.lua"
-# 1,000 more real sessions: the load is on one, or spread over these.
-python3 scripts/bench/sessions.py "bench:" 1000 1000 "$tmp/many.cookies" |
-    redis-cli -s "$tmp/redis/r.sock" --pipe >/dev/null
-[[ $(curl -s -H "Cookie: $(tail -n 1 "$tmp/many.cookies")" "$origin/x") == hello ]] ||
-    { echo "a made session does not sign in" >&2; exit 1; }
-cookie_lua "$tmp/many.cookies" "$tmp/many.lua"
-# Warm-up (discarded): the fresh gateway's first seconds are slower, and
-# would count against the first figure only.
-wrk -t2 -c32 -d2s -s "$tmp/one.lua" "$origin/" >/dev/null
-one_small=$(rate_of "$tmp/one.lua")
-many_small=$(rate_of "$tmp/many.lua")
+# The comparison runs two gateways side by side, one on this Redis (1,001
+# sessions) and one on a second Redis (1,000,001 sessions, the same 1,001
+# among them), and interleaves their runs (small, big, small, big, ...),
+# so that the machine's drift from minute to minute falls on both alike.
+# The 1,000 sessions in the load, and the one, are made by sessions.py
+# exactly as the gateway stores them; the same records go into both.
+python3 scripts/bench/sessions.py "bench:" 1000 1000 "$tmp/many.cookies" >"$tmp/many.proto"
+redis-cli -s "$tmp/redis/r.sock" --pipe <"$tmp/many.proto" >/dev/null
+mkdir -p "$tmp/redis2"
+redis-server --port 0 --unixsocket "$tmp/redis2/r.sock" --unixsocketperm 700 --save '' \
+    --appendonly no --dir "$tmp/redis2" --daemonize yes --pidfile "$tmp/redis2.pid" >/dev/null
+until redis-cli -s "$tmp/redis2/r.sock" ping >/dev/null 2>&1; do sleep 0.01; done
+redis-cli -s "$tmp/redis2/r.sock" --pipe <"$tmp/many.proto" >/dev/null
+# The first store also holds the session of the sign-in above (1,001);
+# the second gets 999,001 more, none of them in the load (1,000,001).
+python3 scripts/bench/sessions.py "bench:" 999001 0 "$tmp/none.cookies" |
+    redis-cli -s "$tmp/redis2/r.sock" --pipe >/dev/null
 small=$(redis-cli -s "$tmp/redis/r.sock" --scan --pattern 'bench:ses:*' | wc -l)
-# Then 999,000 more, none of them in the load.
-python3 scripts/bench/sessions.py "bench:" 999000 0 "$tmp/none.cookies" |
-    redis-cli -s "$tmp/redis/r.sock" --pipe >/dev/null
-big=$(redis-cli -s "$tmp/redis/r.sock" --scan --pattern 'bench:ses:*' | wc -l)
-one_big=$(rate_of "$tmp/one.lua")
-many_big=$(rate_of "$tmp/many.lua")
+big=$(redis-cli -s "$tmp/redis2/r.sock" --scan --pattern 'bench:ses:*' | wc -l)
+gw2=$(free_port)
+sed -e "s|127.0.0.1:$gw|127.0.0.1:$gw2|g" -e "s|$tmp/redis/r.sock|$tmp/redis2/r.sock|" "$tmp/gw.toml" >"$tmp/gw2.toml"
+RUST_LOG=warn "$bin" --config "$tmp/gw2.toml" 2>"$tmp/gw3.log" &
+gw2pid=$!
+pids+=("$gw2pid")
+wait_port "$gw2"
+origin2="http://127.0.0.1:$gw2"
+head -n 1 "$tmp/many.cookies" >"$tmp/one.cookies"
+cookie_lua "$tmp/one.cookies" "$tmp/one.lua"
+cookie_lua "$tmp/many.cookies" "$tmp/many.lua"
+for o in "$origin" "$origin2"; do
+    [[ $(curl -s -H "Cookie: $(head -n 1 "$tmp/one.cookies")" "$o/x") == hello ]] &&
+        [[ $(curl -s -H "Cookie: $(tail -n 1 "$tmp/many.cookies")" "$o/x") == hello ]] ||
+        { echo "a made session does not sign in at $o" >&2; exit 1; }
+done
+# Warm-up (discarded): each fresh gateway's first seconds are slower.
+for o in "$origin" "$origin2"; do wrk -t2 -c32 -d2s -s "$tmp/many.lua" "$o/" >/dev/null; done
+# One run: "REQ/S CPU" where CPU is the gateway's user + system time per
+# request in µs (from /proc; unlike requests/s it does not depend on what
+# else the machine is doing at the time).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rate() {
+    local before after out
+    before=$(cpu_ticks "$3")
+    out=$(wrk -t2 -c32 -d"$duration" -s "$1" "$2/")
+    after=$(cpu_ticks "$3")
+    awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" '
+        / requests in / {n = $1}
+        /Requests\/sec/ {r = $2}
+        END {printf "%d %.1f\n", r, t / hz / n * 1e6}' <<<"$out"
+}
+declare -a r_one_small r_one_big r_many_small r_many_big c_one_small c_one_big c_many_small c_many_big
+for _ in 1 2 3; do
+    read -r r c < <(rate "$tmp/one.lua" "$origin" "$gwpid"); r_one_small+=("$r"); c_one_small+=("$c")
+    read -r r c < <(rate "$tmp/one.lua" "$origin2" "$gw2pid"); r_one_big+=("$r"); c_one_big+=("$c")
+    read -r r c < <(rate "$tmp/many.lua" "$origin" "$gwpid"); r_many_small+=("$r"); c_many_small+=("$c")
+    read -r r c < <(rate "$tmp/many.lua" "$origin2" "$gw2pid"); r_many_big+=("$r"); c_many_big+=("$c")
+done
+median() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+one_small=$(median "${r_one_small[@]}")
+one_big=$(median "${r_one_big[@]}")
+many_small=$(median "${r_many_small[@]}")
+many_big=$(median "${r_many_big[@]}")
+cpu_one_small=$(median "${c_one_small[@]}")
+cpu_one_big=$(median "${c_one_big[@]}")
+cpu_many_small=$(median "${c_many_small[@]}")
+cpu_many_big=$(median "${c_many_big[@]}")
+[[ -f $tmp/redis2.pid ]] && kill "$(cat "$tmp/redis2.pid")" 2>/dev/null || true
 ratio() { python3 -c "print(f'{$1/$2:.3f}×')"; }
-row "signed-in GETs/s, 1 session in the load, $small sessions in Redis" "$one_small/s" "—" "median of 3 runs"
-row "signed-in GETs/s, 1 session in the load, $big sessions in Redis" "$one_big/s" "—" "$(ratio "$one_big" "$one_small") of the run with $small sessions in Redis (target within 5%)"
-row "signed-in GETs/s, 1,000 sessions in the load, $small sessions in Redis" "$many_small/s" "—" "median of 3 runs; each session revalidated against Redis every 5 s"
-row "signed-in GETs/s, 1,000 sessions in the load, $big sessions in Redis" "$many_big/s" "—" "$(ratio "$many_big" "$many_small") of the run with $small sessions in Redis"
+row "signed-in GETs/s, 1 session in the load, $small sessions in Redis" "$one_small/s" "—" "median of 3 (runs $(IFS=/; echo "${r_one_small[*]}")); gateway CPU $cpu_one_small µs/request"
+row "signed-in GETs/s, 1 session in the load, $big sessions in Redis" "$one_big/s" "—" "$(ratio "$one_big" "$one_small") of the run with $small sessions (target within 5%); runs $(IFS=/; echo "${r_one_big[*]}"), interleaved with the runs above; gateway CPU $cpu_one_big µs/request ($(ratio "$cpu_one_big" "$cpu_one_small"))"
+row "signed-in GETs/s, 1,000 sessions in the load, $small sessions in Redis" "$many_small/s" "—" "median of 3 (runs $(IFS=/; echo "${r_many_small[*]}")); each session revalidated against Redis every 5 s; gateway CPU $cpu_many_small µs/request"
+row "signed-in GETs/s, 1,000 sessions in the load, $big sessions in Redis" "$many_big/s" "—" "$(ratio "$many_big" "$many_small") of the run with $small sessions; runs $(IFS=/; echo "${r_many_big[*]}"); gateway CPU $cpu_many_big µs/request ($(ratio "$cpu_many_big" "$cpu_many_small"))"
 
 echo "== 2. $idle idle keep-alive connections (a fresh gateway, public route, memory store)"
 idleport=$(free_port)
