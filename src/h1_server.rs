@@ -19,7 +19,9 @@
 //!
 //! What stays as with hyper: `header_read_timeout` counts from the moment
 //! the connection waits for a head, idle keep-alive included (then it is
-//! closed without an answer, as hyper does); `Connection: close` from
+//! closed without an answer, as hyper does; a head still incomplete at
+//! [`MAX_HEAD`] bytes goes to hyper, whose own timer then starts, so such a
+//! head has at most twice the timeout in all); `Connection: close` from
 //! either side ends the connection after the answer; an answer is framed by
 //! its `Content-Length` when it has one or its body's length is known, else
 //! chunked; HEAD, 1xx, 204 and 304 answers carry no body; `Date` is added
