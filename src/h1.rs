@@ -244,7 +244,7 @@ fn parse_head(
                 .next()
                 .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         } else if name == header::CONNECTION {
-            for token in h_value.split(|b| *b == b',').map(|t| t.trim_ascii()) {
+            for token in crate::headers::tokens(h_value) {
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
                 } else if token.eq_ignore_ascii_case(b"keep-alive") && !http11 {

@@ -47,6 +47,7 @@ use tokio::time::Instant;
 use crate::app::App;
 use crate::body::{Body, RequestBody};
 use crate::config::Limits;
+use crate::headers;
 use crate::server::Conn;
 
 /// Largest request head served here; a longer one goes to hyper (whose
@@ -234,7 +235,9 @@ fn parse(buf: &[u8], max_headers: usize) -> Parsed {
         if refused.iter().any(|r| name.eq_ignore_ascii_case(r)) {
             return Parsed::NotOurs;
         }
-        if name.eq_ignore_ascii_case(b"connection") && has_token(h.value, b"close") {
+        if name.eq_ignore_ascii_case(b"connection")
+            && headers::tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"close"))
+        {
             head.close = true;
         }
         let (ns, ne) = at(name);
@@ -287,13 +290,6 @@ fn restore(buf: &mut BytesMut, head: &[u8]) {
     *buf = whole;
 }
 
-/// Whether a comma-separated header value lists `token` (any case).
-fn has_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|b| *b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-}
-
 /// How the answer's body goes on the wire.
 enum Framing {
     None,
@@ -314,10 +310,7 @@ async fn write_response(
     let status = parts.status;
     let mut headers = parts.headers;
     let mut keep = keep_alive
-        && !headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .any(|v| has_token(v.as_bytes(), b"close"));
+        && !crate::headers::connection_tokens(&headers).any(|t| t.eq_ignore_ascii_case(b"close"));
     headers.remove(header::TRANSFER_ENCODING);
     let no_body_status = status.is_informational() || status == StatusCode::NO_CONTENT;
     if no_body_status {

@@ -82,15 +82,21 @@ pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     upgrade_ws && connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(b"upgrade"))
 }
 
-/// The comma-separated tokens of every `Connection` header, trimmed, as
-/// raw bytes (so no value is skipped for holding odd bytes).
-fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+/// The comma-separated tokens of one header value, trimmed, empty ones
+/// skipped, as raw bytes (so no value is skipped for holding odd bytes).
+pub fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|b| *b == b',')
+        .map(|t| t.trim_ascii())
+        .filter(|t| !t.is_empty())
+}
+
+/// The [`tokens`] of every `Connection` header.
+pub fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
     headers
         .get_all(header::CONNECTION)
         .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .map(|t| t.trim_ascii())
-        .filter(|t| !t.is_empty())
+        .flat_map(|v| tokens(v.as_bytes()))
 }
 
 /// Removes the hop-by-hop headers and every header named in `Connection`.

@@ -94,6 +94,15 @@ impl Loads {
 /// Counts a connection against its worker for as long as it lives.
 struct Counted(Loads, usize);
 
+impl Counted {
+    fn new(loads: &Loads, worker: usize) -> Counted {
+        if let Some(n) = loads.0.get(worker) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+        Counted(loads.clone(), worker)
+    }
+}
+
 impl Drop for Counted {
     fn drop(&mut self) {
         if let Some(n) = self.0 .0.get(self.1) {
@@ -215,10 +224,7 @@ impl Worker {
                 .min_by_key(|&i| loads[i].load(Ordering::Relaxed))
                 .unwrap_or(self.index);
             // Counted now, so that the next choice sees it.
-            if let Some(n) = loads.get(target) {
-                n.fetch_add(1, Ordering::Relaxed);
-            }
-            let counted = Counted(self.loads.clone(), target);
+            let counted = Counted::new(&self.loads, target);
             let Some(tx) = target.checked_sub(1).and_then(|i| dispatch.others.get(i)) else {
                 self.spawn(stream, peer, tls, counted);
                 continue;

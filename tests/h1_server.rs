@@ -61,14 +61,7 @@ async fn serve_canned(mut s: TcpStream, log: Arc<Mutex<Vec<String>>>) {
             continue;
         };
         let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse().ok())?
-            })
-            .unwrap_or(0);
+        let length = support::client::content_length(&head);
         while buf.len() < end + 4 + length {
             let mut chunk = [0u8; 4096];
             match s.read(&mut chunk).await {

@@ -85,14 +85,7 @@ async fn serve(mut stream: TcpStream, after: After, requests: Arc<AtomicUsize>) 
         let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
         buf.drain(..head_end);
         // A request body (the gateway sends a length for these tests).
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse().ok())?
-            })
-            .unwrap_or(0);
+        let length = support::client::content_length(&head);
         while buf.len() < length {
             let mut chunk = [0u8; 4096];
             match stream.read(&mut chunk).await {

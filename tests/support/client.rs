@@ -38,3 +38,15 @@ pub fn status_of(text: &str) -> u16 {
 pub fn body_of(text: &str) -> &str {
     text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("")
 }
+
+/// The `Content-Length` of a request or response head (0 without one), for
+/// the small raw servers of the tests.
+pub fn content_length(head: &str) -> usize {
+    head.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0)
+}
