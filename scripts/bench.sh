@@ -26,6 +26,10 @@
 # Usage: scripts/bench.sh [--no-build] [--connections "32 256"]
 #          [--duration 10s] [--warmup 2s] [--threads 2] [--rounds 1]
 #          [--store memory|redis] [--bin PATH] [--keep-tmp]
+#          [--pgo] [--pgo-bin PATH]
+# --pgo also runs the profile-guided build (scripts/build-pgo.sh, built
+# unless --no-build; or the binary --pgo-bin names) beside the plain
+# release build, as two more targets in the same rounds.
 # --rounds N runs the whole set of targets N times, interleaved, and reports
 # for each target the run with the median requests/s (and the spread), which
 # evens out other work that comes and goes on a shared machine.
@@ -47,6 +51,8 @@ store="memory"
 bin=""
 given_bin=0
 keep_tmp=0
+pgo=0
+pgo_bin=""
 
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
@@ -68,6 +74,8 @@ while [[ $# -gt 0 ]]; do
     --store) store=${2:?--store needs a value}; shift ;;
     --bin) bin=${2:?--bin needs a value}; given_bin=1; shift ;;
     --keep-tmp) keep_tmp=1 ;;
+    --pgo) pgo=1 ;;
+    --pgo-bin) pgo_bin=${2:?--pgo-bin needs a value}; pgo=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
     esac
@@ -114,7 +122,7 @@ cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     if ((ok == 0)); then
-        for log in "$tmp/portcullis.log" "$tmp/nginx/error.log" "$tmp/redis.log"; do
+        for log in "$tmp"/release/portcullis.log "$tmp"/pgo/portcullis.log "$tmp/nginx/error.log" "$tmp/redis.log"; do
             if [[ -s $log ]]; then
                 echo "--- last lines of $log" >&2
                 tail -n 20 "$log" >&2
@@ -143,11 +151,11 @@ wait_port() {
     done
 }
 
-# Three distinct free ports, chosen by the OS (held open together so that
+# Four distinct free ports, chosen by the OS (held open together so that
 # they differ; released just before the servers bind them).
-read -r port_up port_proxy port_gw < <(python3 -c '
+read -r port_up port_proxy port_gw port_pgo < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(3)]
+socks = [socket.socket() for _ in range(4)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])
@@ -167,6 +175,16 @@ if [[ -z $bin ]]; then
     fi
 fi
 [[ -x $bin ]] || die "no portcullis binary at $bin (build it, or pass --bin)"
+if ((pgo)) && [[ -z $pgo_bin ]]; then
+    pgo_bin="${CARGO_TARGET_DIR:-$repo/target}/pgo/release/portcullis"
+    if ((build)); then
+        echo "== scripts/build-pgo.sh"
+        "$repo/scripts/build-pgo.sh" >/dev/null
+    fi
+fi
+if ((pgo)); then
+    [[ -x $pgo_bin ]] || die "no PGO build at $pgo_bin (scripts/build-pgo.sh, or pass --pgo-bin)"
+fi
 
 # === 2. nginx: upstream on port_up, reverse proxy on port_proxy ===
 
@@ -231,7 +249,7 @@ pids+=($!)
 wait_port "$port_up" "${pids[-1]}" 10
 wait_port "$port_proxy" "${pids[-1]}" 10
 
-# === 3. portcullis on port_gw ===
+# === 3. portcullis: one gateway per build, each signed in ===
 
 store_block='backend = "memory"'
 if [[ $store == redis ]]; then
@@ -245,16 +263,50 @@ if [[ $store == redis ]]; then
         ((SECONDS < deadline)) || die "redis-server has no socket after 10s"
         sleep 0.05
     done
-    store_block="backend = \"redis\"
-url = \"redis+unix://$tmp/redis.sock\"
-key_prefix = \"bench:\""
 fi
 
-origin="http://127.0.0.1:$port_gw"
-mkdir -p "$tmp/mail"
-cat >"$tmp/gateway.toml" <<EOF
+PORTCULLIS_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
+export PORTCULLIS_SECRET
+
+# The hidden field $1 of the form in $page.
+field() {
+    sed -n "s/.*name=\"$1\" value=\"\([^\"]*\)\".*/\1/p" "$page" | head -n 1
+}
+
+# mail_link DIR ORIGIN: the sign-in link of ORIGIN in a mail in DIR.
+mail_link() {
+    python3 - "$1" "$2" <<'EOF'
+import email, email.policy, pathlib, re, sys
+dir, origin = sys.argv[1], sys.argv[2]
+pattern = re.compile(re.escape(origin) + r"/\.portcullis/verify\?token=[A-Za-z0-9_-]{43}")
+for f in sorted(pathlib.Path(dir).iterdir()):
+    msg = email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
+    for part in msg.walk():
+        if part.get_content_maintype() == "text":
+            m = pattern.search(part.get_content())
+            if m:
+                print(m.group(0))
+                sys.exit(0)
+EOF
+}
+
+# gateway NAME BIN PORT: starts BIN on PORT with its own config, mail
+# directory (and key prefix in Redis), signs in through the real email
+# flow, and leaves the origin in $tmp/NAME/origin and the session cookie
+# in $tmp/NAME/cookie.header (a file, so it is on no command line).
+gateway() {
+    local name=$1 gw_bin=$2 port=$3 dir="$tmp/$1" origin jar page email status csrf
+    local deadline link token session block=$store_block
+    mkdir -p "$dir/mail"
+    origin="http://127.0.0.1:$port"
+    if [[ $store == redis ]]; then
+        block="backend = \"redis\"
+url = \"redis+unix://$tmp/redis.sock\"
+key_prefix = \"bench-$name:\""
+    fi
+    cat >"$dir/gateway.toml" <<EOF
 [server]
-listen = "127.0.0.1:$port_gw"
+listen = "127.0.0.1:$port"
 public_url = "$origin"
 shutdown_timeout = "2s"
 
@@ -272,10 +324,10 @@ from = "Portcullis bench <bench@localhost>"
 transport = "file"
 
 [mail.file]
-dir = "$tmp/mail"
+dir = "$dir/mail"
 
 [store]
-$store_block
+$block
 
 [[route]]
 name = "public"
@@ -289,81 +341,65 @@ path = "/"
 upstream = "http://127.0.0.1:$port_up"
 access = "authenticated"
 EOF
+    "$gw_bin" check --config "$dir/gateway.toml" >"$dir/check.txt" 2>&1 ||
+        die "portcullis check rejects the generated configuration: $(cat "$dir/check.txt")"
+    RUST_LOG=warn "$gw_bin" --config "$dir/gateway.toml" 2>"$dir/portcullis.log" &
+    pids+=($!)
+    wait_port "$port" "${pids[-1]}" 20
 
-PORTCULLIS_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
-export PORTCULLIS_SECRET
-"$bin" check --config "$tmp/gateway.toml" >"$tmp/check.txt" 2>&1 ||
-    die "portcullis check rejects the generated configuration: $(cat "$tmp/check.txt")"
-RUST_LOG=warn "$bin" --config "$tmp/gateway.toml" 2>"$tmp/portcullis.log" &
-pids+=($!)
-wait_port "$port_gw" "${pids[-1]}" 20
+    # The sign-in flow, as a browser does it.
+    jar="$dir/cookies.txt"
+    page="$dir/page.html"
+    email="bench@example.com"
+    status=$(curl -sS -o "$page" -w '%{http_code}' -c "$jar" -b "$jar" "$origin/.portcullis/login?rd=/")
+    [[ $status == 200 ]] || die "GET /.portcullis/login answered $status"
+    csrf=$(field csrf)
+    [[ -n $csrf ]] || die "the login page has no csrf field"
 
-# === the sign-in flow, as a browser does it ===
+    status=$(curl -sS -o "$page" -w '%{http_code}' -c "$jar" -b "$jar" -H "Origin: $origin" \
+        --data-urlencode "email=$email" --data-urlencode "rd=/" --data-urlencode "csrf=$csrf" \
+        "$origin/.portcullis/login")
+    [[ $status == 200 ]] || die "POST /.portcullis/login answered $status"
 
-jar="$tmp/cookies.txt"
-page="$tmp/page.html"
-email="bench@example.com"
+    # The mail is written by a background queue: wait for it.
+    deadline=$((SECONDS + 10))
+    until compgen -G "$dir/mail/*" >/dev/null; do
+        ((SECONDS < deadline)) || die "no mail in $dir/mail after 10s"
+        sleep 0.05
+    done
+    link=""
+    while [[ -z $link ]]; do
+        # A file may still be being written: retry until the link parses.
+        link=$(mail_link "$dir/mail" "$origin") || link=""
+        if [[ -z $link ]]; then
+            ((SECONDS < deadline)) || die "the mail in $dir/mail has no sign-in link"
+            sleep 0.05
+        fi
+    done
 
-# The hidden field $1 of the form in $page.
-field() {
-    sed -n "s/.*name=\"$1\" value=\"\([^\"]*\)\".*/\1/p" "$page" | head -n 1
+    status=$(curl -sS -o "$page" -w '%{http_code}' -c "$jar" -b "$jar" "$link")
+    [[ $status == 200 ]] || die "GET of the sign-in link answered $status"
+    token=$(field token)
+    csrf=$(field csrf)
+    [[ -n $token && -n $csrf ]] || die "the verify page has no confirm form (not the same browser?)"
+
+    status=$(curl -sS -o /dev/null -D "$dir/verify.headers" -w '%{http_code}' -c "$jar" -b "$jar" \
+        -H "Origin: $origin" --data-urlencode "token=$token" --data-urlencode "csrf=$csrf" \
+        "$origin/.portcullis/verify")
+    [[ $status == 303 ]] || die "POST /.portcullis/verify answered $status, not 303"
+    session=$(sed -n 's/^[Ss]et-[Cc]ookie: portcullis=\([^;[:space:]]*\).*/\1/p' "$dir/verify.headers" | head -n 1)
+    [[ $session == v1.* ]] || die "POST /.portcullis/verify set no portcullis=v1... session cookie"
+    printf 'Cookie: portcullis=%s\n' "$session" >"$dir/cookie.header"
+    chmod 600 "$dir/cookie.header"
+    echo "$origin" >"$dir/origin"
 }
 
-status=$(curl -sS -o "$page" -w '%{http_code}' -c "$jar" -b "$jar" "$origin/.portcullis/login?rd=/")
-[[ $status == 200 ]] || die "GET /.portcullis/login answered $status"
-csrf=$(field csrf)
-[[ -n $csrf ]] || die "the login page has no csrf field"
-
-status=$(curl -sS -o "$page" -w '%{http_code}' -c "$jar" -b "$jar" -H "Origin: $origin" \
-    --data-urlencode "email=$email" --data-urlencode "rd=/" --data-urlencode "csrf=$csrf" \
-    "$origin/.portcullis/login")
-[[ $status == 200 ]] || die "POST /.portcullis/login answered $status"
-
-# The mail is written by a background queue: wait for it.
-deadline=$((SECONDS + 10))
-until compgen -G "$tmp/mail/*" >/dev/null; do
-    ((SECONDS < deadline)) || die "no mail in $tmp/mail after 10s"
-    sleep 0.05
-done
-link=""
-while [[ -z $link ]]; do
-    # A file may still be being written: retry until the link parses.
-    link=$(python3 - "$tmp/mail" "$origin" <<'EOF'
-import email, email.policy, pathlib, re, sys
-dir, origin = sys.argv[1], sys.argv[2]
-pattern = re.compile(re.escape(origin) + r"/\.portcullis/verify\?token=[A-Za-z0-9_-]{43}")
-for f in sorted(pathlib.Path(dir).iterdir()):
-    msg = email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
-    for part in msg.walk():
-        if part.get_content_maintype() == "text":
-            m = pattern.search(part.get_content())
-            if m:
-                print(m.group(0))
-                sys.exit(0)
-EOF
-    ) || link=""
-    if [[ -z $link ]]; then
-        ((SECONDS < deadline)) || die "the mail in $tmp/mail has no sign-in link"
-        sleep 0.05
-    fi
-done
-
-status=$(curl -sS -o "$page" -w '%{http_code}' -c "$jar" -b "$jar" "$link")
-[[ $status == 200 ]] || die "GET of the sign-in link answered $status"
-token=$(field token)
-csrf=$(field csrf)
-[[ -n $token && -n $csrf ]] || die "the verify page has no confirm form (not the same browser?)"
-
-status=$(curl -sS -o /dev/null -D "$tmp/verify.headers" -w '%{http_code}' -c "$jar" -b "$jar" \
-    -H "Origin: $origin" --data-urlencode "token=$token" --data-urlencode "csrf=$csrf" \
-    "$origin/.portcullis/verify")
-[[ $status == 303 ]] || die "POST /.portcullis/verify answered $status, not 303"
-session=$(sed -n 's/^[Ss]et-[Cc]ookie: portcullis=\([^;[:space:]]*\).*/\1/p' "$tmp/verify.headers" | head -n 1)
-[[ $session == v1.* ]] || die "POST /.portcullis/verify set no portcullis=v1... session cookie"
-export BENCH_COOKIE="portcullis=$session"
-# For curl: a header file, so the cookie is not on a command line either.
-printf 'Cookie: %s\n' "$BENCH_COOKIE" >"$tmp/cookie.header"
-chmod 600 "$tmp/cookie.header"
+gateways=(release)
+gateway release "$bin" "$port_gw"
+if ((pgo)); then
+    gateways+=(pgo)
+    gateway pgo "$pgo_bin" "$port_pgo"
+fi
 
 # === checks before the runs ===
 
@@ -376,35 +412,53 @@ expect_hello() {
 }
 expect_hello "nginx upstream" "http://127.0.0.1:$port_up/"
 expect_hello "nginx proxy" "http://127.0.0.1:$port_proxy/"
-expect_hello "portcullis public" "$origin/public"
-expect_hello "portcullis signed-in" "$origin/" -H "@$tmp/cookie.header"
-# Without it: 401 for a client that does not ask for HTML, 303 to the
-# sign-in page for a browser.
-status=$(curl -sS -o /dev/null -w '%{http_code}' "$origin/")
-[[ $status == 401 ]] || die "portcullis signed-in route without a cookie answered $status, not 401"
-status=$(curl -sS -o /dev/null -w '%{http_code}' -H 'Accept: text/html' "$origin/")
-[[ $status == 303 ]] || die "portcullis signed-in route without a cookie answered $status to a browser, not 303"
+for gw in "${gateways[@]}"; do
+    origin=$(cat "$tmp/$gw/origin")
+    expect_hello "portcullis $gw public" "$origin/public"
+    expect_hello "portcullis $gw signed-in" "$origin/" -H "@$tmp/$gw/cookie.header"
+    # Without it: 401 for a client that does not ask for HTML, 303 to the
+    # sign-in page for a browser.
+    status=$(curl -sS -o /dev/null -w '%{http_code}' "$origin/")
+    [[ $status == 401 ]] || die "portcullis $gw signed-in route without a cookie answered $status, not 401"
+    status=$(curl -sS -o /dev/null -w '%{http_code}' -H 'Accept: text/html' "$origin/")
+    [[ $status == 303 ]] || die "portcullis $gw signed-in route without a cookie answered $status to a browser, not 303"
+done
 
 # === 5. the runs ===
 
 targets=(
     "nginx upstream (direct)|http://127.0.0.1:$port_up/|"
     "nginx proxy|http://127.0.0.1:$port_proxy/|"
-    "portcullis public|$origin/public|"
-    "portcullis signed-in|$origin/|cookie"
 )
+# Each gateway's targets; the third field names the gateway whose session
+# cookie the run sends.
+release_origin=$(cat "$tmp/release/origin")
+targets+=(
+    "portcullis public|$release_origin/public|"
+    "portcullis signed-in|$release_origin/|release"
+)
+if ((pgo)); then
+    pgo_origin=$(cat "$tmp/pgo/origin")
+    targets+=(
+        "portcullis PGO public|$pgo_origin/public|"
+        "portcullis PGO signed-in|$pgo_origin/|pgo"
+    )
+fi
 
-# run_wrk URL WITH_COOKIE DURATION CONNECTIONS: sets bench_line. wrk runs in
+# run_wrk URL GATEWAY DURATION CONNECTIONS: sets bench_line; with GATEWAY
+# (not empty) the run sends that gateway's session cookie, passed to the
+# wrk script in the environment (BENCH_COOKIE) rather than on its command
+# line. wrk runs in
 # the background and the shell waits for it, so that Ctrl-C reaches the INT
 # trap at once (a foreground wrk catches SIGINT itself, prints its partial
 # results and exits 0, and the script would go on).
 run_wrk() {
     local url=$1 cookie=$2 dur=$3 conns=$4 out="$tmp/wrk.out" rc=0
-    if [[ $cookie == cookie ]]; then
-        wrk -t "$threads" -c "$conns" -d "$dur" --timeout 5s -s "$lua" "$url" >"$out" 2>&1 &
-    else
-        BENCH_COOKIE="" wrk -t "$threads" -c "$conns" -d "$dur" --timeout 5s -s "$lua" "$url" >"$out" 2>&1 &
+    local value=""
+    if [[ -n $cookie ]]; then
+        value=$(sed -n 's/^Cookie: //p' "$tmp/$cookie/cookie.header")
     fi
+    BENCH_COOKIE="$value" wrk -t "$threads" -c "$conns" -d "$dur" --timeout 5s -s "$lua" "$url" >"$out" 2>&1 &
     wrk_pid=$!
     wait "$wrk_pid" || rc=$?
     wrk_pid=""
@@ -443,7 +497,9 @@ for c in $connections; do
 done
 done
 # The session must still be good after the runs (no silent expiry).
-expect_hello "portcullis signed-in (after the runs)" "$origin/" -H "@$tmp/cookie.header"
+for gw in "${gateways[@]}"; do
+    expect_hello "portcullis $gw signed-in (after the runs)" "$(cat "$tmp/$gw/origin")/" -H "@$tmp/$gw/cookie.header"
+done
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -496,7 +552,8 @@ outfile="$repo/bench-results/bench-$stamp.md"
     echo "# portcullis benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
     echo "- machine: $(nproc) cores, ${model:-unknown CPU}, $(uname -srm)"
-    echo "- portcullis: checkout $commit, binary $bin, store: $store, RUST_LOG=warn (per-request logging off)"
+    echo "- portcullis: checkout $commit, binary $bin (cargo build --release), store: $store, RUST_LOG=warn (per-request logging off)"
+    ((pgo)) && echo "- portcullis PGO: binary $pgo_bin (scripts/build-pgo.sh: the same source, built with -Cprofile-use after a training run)"
     echo "- nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //'), worker_processes auto ($(nproc) workers), access_log off, upstream keepalive 64"
     echo "- load: $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2), $threads threads, ${duration} per run after a ${warmup} warm-up, keep-alive connections, $rounds round(s) (the median run is shown)"
     echo "- wrk runs on the same $(nproc) cores as the servers and competes with them, the same way for every target"
