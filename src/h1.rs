@@ -21,8 +21,8 @@
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Buf, Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -215,18 +215,23 @@ fn parse_head(
         return Err(ExchangeError::Malformed("an upgrade nobody asked for"));
     }
     let http11 = parsed.version == Some(1);
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut transfer_encoding = false;
     let mut close = !http11;
-    for h in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| ExchangeError::Malformed("header name"))?;
-        let value = HeaderValue::from_bytes(h.value)
-            .map_err(|_| ExchangeError::Malformed("header value"))?;
+    // Where each name and value is in `buf`: the values are taken as
+    // slices of the head once it is split off, not copied one by one.
+    let base = buf.as_ptr() as usize;
+    let at = |s: &[u8]| {
+        let start = s.as_ptr() as usize - base;
+        (start as u32, (start + s.len()) as u32)
+    };
+    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+    let count = parsed.headers.len();
+    for (span, h) in spans.iter_mut().zip(parsed.headers.iter()) {
+        let name = h.name.as_bytes();
         let h_value = h.value;
-        if name == header::CONTENT_LENGTH {
+        if name.eq_ignore_ascii_case(b"content-length") {
             let n = std::str::from_utf8(h_value)
                 .ok()
                 .map(str::trim)
@@ -237,13 +242,13 @@ fn parse_head(
                 return Err(ExchangeError::Malformed("differing Content-Length"));
             }
             length = Some(n);
-        } else if name == header::TRANSFER_ENCODING {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             transfer_encoding = true;
             chunked = h_value
                 .rsplit(|b| *b == b',')
                 .next()
                 .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if name == header::CONNECTION {
+        } else if name.eq_ignore_ascii_case(b"connection") {
             for token in crate::headers::tokens(h_value) {
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
@@ -252,14 +257,25 @@ fn parse_head(
                 }
             }
         }
-        headers.append(name, value);
+        let (ns, ne) = at(name);
+        let (vs, ve) = at(h_value);
+        *span = (ns, ne, vs, ve);
     }
     if transfer_encoding && length.is_some() {
         return Err(ExchangeError::Malformed(
             "both Content-Length and Transfer-Encoding",
         ));
     }
-    buf.advance(len);
+    // The head is at most MAX_HEAD bytes: the offsets fit in u32.
+    let head = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(count);
+    for &(ns, ne, vs, ve) in &spans[..count] {
+        let name = HeaderName::from_bytes(&head[ns as usize..ne as usize])
+            .map_err(|_| ExchangeError::Malformed("header name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(vs as usize..ve as usize))
+            .map_err(|_| ExchangeError::Malformed("header value"))?;
+        headers.append(name, value);
+    }
     let framing = if *method == Method::HEAD
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -350,6 +366,24 @@ impl RawBody {
         if self.state == State::Done {
             self.finish();
         }
+    }
+
+    /// The whole body, when it is framed by length and already buffered
+    /// (a short answer usually arrives with its head): the connection is
+    /// given back at once, and the body needs no reading from the socket.
+    /// Call after [`RawBody::on_done`].
+    pub fn take_whole(&mut self) -> Option<Bytes> {
+        let State::Length(n) = self.state else {
+            return None;
+        };
+        let n = usize::try_from(n).ok()?;
+        let buf = &mut self.conn.as_mut()?.buf;
+        if buf.len() < n {
+            return None;
+        }
+        let whole = buf.split_to(n).freeze();
+        self.finish();
+        Some(whole)
     }
 
     fn finish(&mut self) {

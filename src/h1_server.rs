@@ -165,8 +165,11 @@ pub enum Taken {
 /// Not async: the parsed head (a kilobyte of offsets) lives on the stack
 /// for a moment, never in a connection's task.
 pub fn take_request(buf: &mut BytesMut, max_headers: usize) -> Taken {
-    match parse(buf, max_headers) {
-        Parsed::Head(head) => match head.into_request(buf) {
+    // Where each header is, filled in place (a kilobyte: not moved around
+    // inside the parsed head).
+    let mut spans = [(0, 0, 0, 0); MAX_HEADERS];
+    match parse(buf, max_headers, &mut spans) {
+        Parsed::Head(head) => match head.into_request(buf, &spans) {
             Some((req, close)) => Taken::Request(req, close),
             None => Taken::NotOurs,
         },
@@ -175,24 +178,27 @@ pub fn take_request(buf: &mut BytesMut, max_headers: usize) -> Taken {
     }
 }
 
-#[allow(clippy::large_enum_variant)] // see take_request
 enum Parsed {
     Head(Head),
     Partial,
     NotOurs,
 }
 
-/// A parsed request head, as offsets into the read buffer.
+/// Where one header's name and value are in the read buffer (start and end
+/// of each).
+type Span = (u32, u32, u32, u32);
+
+/// A parsed request head, as offsets into the read buffer; the headers'
+/// are in the [`Span`]s that [`parse`] filled.
 struct Head {
     len: usize,
     method: Method,
     target: (usize, usize),
-    headers: [(u32, u32, u32, u32); MAX_HEADERS],
     count: usize,
     close: bool,
 }
 
-fn parse(buf: &[u8], max_headers: usize) -> Parsed {
+fn parse(buf: &[u8], max_headers: usize, spans: &mut [Span; MAX_HEADERS]) -> Parsed {
     let mut slots =
         [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
@@ -220,11 +226,10 @@ fn parse(buf: &[u8], max_headers: usize) -> Parsed {
         len,
         method,
         target: at(path.as_bytes()),
-        headers: [(0, 0, 0, 0); MAX_HEADERS],
         count: req.headers.len(),
         close: false,
     };
-    for (slot, h) in head.headers.iter_mut().zip(req.headers.iter()) {
+    for (slot, h) in spans.iter_mut().zip(req.headers.iter()) {
         let name = h.name.as_bytes();
         let refused: &[&[u8]] = &[
             b"content-length",
@@ -252,11 +257,15 @@ impl Head {
     /// The request, its head taken off the front of `buf` (header values
     /// share it). `None` leaves `buf` as it was (a name or target that
     /// httparse takes and http does not): hyper answers such a head.
-    fn into_request(self, buf: &mut BytesMut) -> Option<(Request<RequestBody>, bool)> {
+    fn into_request(
+        self,
+        buf: &mut BytesMut,
+        spans: &[Span; MAX_HEADERS],
+    ) -> Option<(Request<RequestBody>, bool)> {
         // Room for the X-Forwarded-* and identity headers added later.
         let mut headers = HeaderMap::with_capacity(self.count + 8);
         let bytes = buf.split_to(self.len).freeze();
-        for &(ns, ne, vs, ve) in &self.headers[..self.count] {
+        for &(ns, ne, vs, ve) in &spans[..self.count] {
             let name = HeaderName::from_bytes(&bytes[ns as usize..ne as usize]);
             let value = HeaderValue::from_maybe_shared(bytes.slice(vs as usize..ve as usize));
             match (name, value) {
@@ -552,7 +561,11 @@ mod tests {
     use super::*;
 
     fn kind(text: &str) -> &'static str {
-        match parse(text.as_bytes(), MAX_HEADERS) {
+        match parse(
+            text.as_bytes(),
+            MAX_HEADERS,
+            &mut [(0, 0, 0, 0); MAX_HEADERS],
+        ) {
             Parsed::Head(_) => "ours",
             Parsed::Partial => "partial",
             Parsed::NotOurs => "hyper",
@@ -593,10 +606,11 @@ mod tests {
     fn head_becomes_a_request_and_leaves_pipelined_bytes() {
         let text = "GET /a?b=c HTTP/1.1\r\nHost: x.test\r\nConnection: keep-alive, Close\r\nX-A: 1\r\nx-a: 2\r\n\r\nGET /next";
         let mut buf = BytesMut::from(text.as_bytes());
-        let Parsed::Head(head) = parse(&buf, MAX_HEADERS) else {
+        let mut spans = [(0, 0, 0, 0); MAX_HEADERS];
+        let Parsed::Head(head) = parse(&buf, MAX_HEADERS, &mut spans) else {
             panic!("not parsed");
         };
-        let (req, close) = head.into_request(&mut buf).unwrap();
+        let (req, close) = head.into_request(&mut buf, &spans).unwrap();
         assert!(close);
         assert_eq!(req.method(), Method::GET);
         assert_eq!(req.uri().path_and_query().unwrap().as_str(), "/a?b=c");

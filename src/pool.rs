@@ -89,6 +89,13 @@ impl Reusable for RawConn {
     }
 }
 
+/// Whether two upstream authorities are the same: byte for byte (the pool
+/// is always asked with the route's own value), else as `http` compares
+/// them (case-insensitively).
+fn same(a: &Authority, b: &Authority) -> bool {
+    a.as_str() == b.as_str() || a == b
+}
+
 impl<T: Reusable> IdleList<T> {
     /// The lists, even after a panic elsewhere held the lock (a poisoned
     /// list is still a valid list of open or closed connections).
@@ -102,7 +109,7 @@ impl<T: Reusable> IdleList<T> {
     /// The newest idle connection to `upstream` that is still usable.
     fn take(&self, upstream: &Authority) -> Option<T> {
         let mut lists = self.lock();
-        let (_, list) = lists.iter_mut().find(|(a, _)| a == upstream)?;
+        let (_, list) = lists.iter_mut().find(|(a, _)| same(a, upstream))?;
         let now = Instant::now();
         while let Some((c, since)) = list.pop() {
             if !c.is_closed() && now.duration_since(since) < IDLE_TIMEOUT {
@@ -118,7 +125,7 @@ impl<T: Reusable> IdleList<T> {
         }
         let mut lists = self.lock();
         let now = Instant::now();
-        let i = match lists.iter().position(|(a, _)| a == upstream) {
+        let i = match lists.iter().position(|(a, _)| same(a, upstream)) {
             Some(i) => i,
             None => {
                 lists.push((upstream.clone(), Vec::new()));
@@ -214,10 +221,11 @@ impl Pool {
                     let pool = Arc::clone(self);
                     let upstream = upstream.clone();
                     body.on_done(Box::new(move |conn| pool.raw.put(&upstream, conn)));
-                    return Ok(Response::from_parts(
-                        parts,
-                        http_body_util::BodyExt::boxed(body),
-                    ));
+                    let body = match body.take_whole() {
+                        Some(whole) => crate::body::full(whole),
+                        None => http_body_util::BodyExt::boxed(body),
+                    };
+                    return Ok(Response::from_parts(parts, body));
                 }
                 Err(e) if reused && idempotent && e.unanswered() => fresh = true,
                 Err(e) => return Err(SendError::Exchange(e)),

@@ -72,6 +72,10 @@ impl RouteTable {
     /// `host` is the request's Host (or :authority) as sent; `path` the
     /// normalised path.
     pub fn find(&self, host: &str, scheme: Scheme, path: &str) -> Option<Match> {
+        if self.with_host.is_empty() {
+            // No route names a host: the host does not matter here.
+            return self.without_host.iter().find_map(|r| prefix_match(r, path));
+        }
         let (name, port) = normalize_request_host(host, scheme);
         let port = port.unwrap_or(scheme.default_port());
         let host_fits = |r: &Route| {
