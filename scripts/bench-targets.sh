@@ -11,24 +11,34 @@
 # nginx's figures stand beside where nginx does the same thing (RSS with
 # the same idle connections, start-up of a reverse proxy).
 # Usage: scripts/bench-targets.sh [--no-build] [--duration 8s] [--idle 10000]
+#          [--pgo | --bin PATH]
+# --pgo measures the profile-guided build (scripts/build-pgo.sh, built
+# unless --no-build) instead of `cargo build --release`; --bin a given one.
 # Needs: redis-server, nginx, wrk, curl, python3. Ports come from the OS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-build=1 duration=8s idle=10000
+build=1 duration=8s idle=10000 pgo=0 bin=""
 while (($#)); do
     case "$1" in
     --no-build) build=0 ;;
     --duration) duration=${2:?}; shift ;;
     --idle) idle=${2:?}; shift ;;
+    --pgo) pgo=1 ;;
+    --bin) bin=${2:?}; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
 done
 
 target_dir=${CARGO_TARGET_DIR:-target}
-[[ $build == 1 ]] && cargo build --release --quiet
-bin="$target_dir/release/portcullis"
+if [[ -z $bin ]] && ((pgo)); then
+    if [[ $build == 1 ]]; then scripts/build-pgo.sh >/dev/null; fi
+    bin="$target_dir/pgo/release/portcullis"
+elif [[ -z $bin ]]; then
+    if [[ $build == 1 ]]; then cargo build --release --quiet; fi
+    bin="$target_dir/release/portcullis"
+fi
 [[ -x $bin ]] || { echo "no binary at $bin (build first)" >&2; exit 1; }
 
 tmp=$(mktemp -d)
@@ -351,6 +361,7 @@ file="bench-results/targets-$(date -u +%Y%m%d-%H%M%S).md"
     echo "# portcullis performance targets, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
     echo "- machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(uname -sr)"
+    echo "- portcullis: $bin ($( ((pgo)) && echo "profile-guided, scripts/build-pgo.sh" || echo "as given or cargo build --release"))"
     echo "- load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
     echo "| measure | portcullis | nginx | note |"
