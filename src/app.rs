@@ -254,8 +254,14 @@ impl App {
     }
 
     /// The one entry point for every request.
-    pub async fn handle(self: Arc<Self>, req: Request<RequestBody>, conn: Conn) -> Response<Body> {
-        let started = Instant::now();
+    pub async fn handle(
+        self: &Arc<Self>,
+        req: Request<RequestBody>,
+        conn: &Conn,
+    ) -> Response<Body> {
+        let logging = tracing::enabled!(tracing::Level::INFO);
+        // A clock read only for the log line.
+        let started = logging.then(Instant::now);
         let live = self.live.load_full();
         let method = req.method().clone();
         let wants_html = wants_html(req.headers());
@@ -263,7 +269,6 @@ impl App {
         // formatted only when a line is written.
         let uri = req.uri().clone();
         let host_header = req.headers().get(header::HOST).cloned();
-        let logging = tracing::enabled!(tracing::Level::INFO);
         let mut route_name = String::new();
         let mut https = conn.tls;
         let result = self
@@ -290,7 +295,10 @@ impl App {
             host = %log_host,
             path = %log_path,
             status = resp.status().as_u16(),
-            ms = %format_args!("{:.3}", started.elapsed().as_secs_f64() * 1000.0),
+            ms = %format_args!(
+                "{:.3}",
+                started.map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0)
+            ),
             route = %route_name,
             "request"
         );
@@ -301,7 +309,7 @@ impl App {
         self: &Arc<Self>,
         live: &Live,
         req: Request<RequestBody>,
-        conn: Conn,
+        conn: &Conn,
         route_name: &mut String,
         https_out: &mut bool,
     ) -> Result<Response<Body>, Error> {

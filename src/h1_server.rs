@@ -113,7 +113,7 @@ pub async fn serve(
         };
         let is_head = req.method() == Method::HEAD;
         // Boxed: the connection's task stays small while it is idle.
-        let resp = Box::pin(app.clone().handle(req, conn.clone())).await;
+        let resp = Box::pin(app.handle(req, conn)).await;
         let keep_alive = !wants_close && !*stop.borrow();
         match write_response(&mut stream, resp, is_head, keep_alive, &mut date).await {
             Ok(true) => {}

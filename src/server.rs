@@ -367,7 +367,7 @@ async fn serve_io<I>(
         // Boxed: hyper keeps one future slot per connection, idle ones
         // included; a box keeps that slot pointer-sized.
         Box::pin(async move {
-            Ok::<_, std::convert::Infallible>(app.handle(req.map(RequestBody::Hyper), conn).await)
+            Ok::<_, std::convert::Infallible>(app.handle(req.map(RequestBody::Hyper), &conn).await)
         })
     });
     let c = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
