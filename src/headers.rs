@@ -35,8 +35,27 @@ const IDENTITY_PREFIX: &str = "x-auth-request-";
 /// (RFC 9110 §7.6.1). A `match` on the name: compiled to a length test and
 /// at most one comparison, where a list of names costs ten.
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    is_hop_by_hop_str(name.as_str())
+}
+
+/// [`is_hop_by_hop`] for a `Connection` token (any case), without making
+/// a header name of it (which allocates for names `http` does not know,
+/// such as `keep-alive`).
+fn token_is_hop_by_hop(token: &[u8]) -> bool {
+    // Longer than any hop-by-hop name ("proxy-authorization": 19).
+    let mut lower = [0u8; 24];
+    let Some(dst) = lower.get_mut(..token.len()) else {
+        return false;
+    };
+    for (d, c) in dst.iter_mut().zip(token) {
+        *d = c.to_ascii_lowercase();
+    }
+    std::str::from_utf8(dst).is_ok_and(is_hop_by_hop_str)
+}
+
+fn is_hop_by_hop_str(name: &str) -> bool {
     matches!(
-        name.as_str(),
+        name,
         "connection"
             | "keep-alive"
             | "proxy-connection"
@@ -107,7 +126,10 @@ pub fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
 /// With `websocket`, `Connection: upgrade` and `Upgrade: websocket` are put
 /// back afterwards.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, websocket: bool) {
+    // Tokens that name a hop-by-hop header anyway (`keep-alive`, `close`
+    // is none) need no list: nothing is allocated for the usual ones.
     let named: Vec<HeaderName> = connection_tokens(headers)
+        .filter(|t| !token_is_hop_by_hop(t))
         .filter_map(|t| HeaderName::from_bytes(t).ok())
         .collect();
     remove_where(headers, |n| is_hop_by_hop(n) || named.contains(n));
@@ -123,10 +145,15 @@ pub fn strip_identity(headers: &mut HeaderMap) {
 }
 
 /// Removes every header whose name `doomed` picks (all its values), in one
-/// pass over the names; nothing is allocated unless one is picked.
+/// pass over the names; nothing is allocated unless two or more are picked.
 pub fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
-    let picked: Vec<HeaderName> = headers.keys().filter(|n| doomed(n)).cloned().collect();
-    for name in picked {
+    let mut picked = headers.keys().filter(|n| doomed(n));
+    let Some(first) = picked.next().cloned() else {
+        return;
+    };
+    let rest: Vec<HeaderName> = picked.cloned().collect();
+    headers.remove(&first);
+    for name in rest {
         headers.remove(name);
     }
 }
@@ -157,7 +184,7 @@ pub fn strip_cookies(headers: &mut HeaderMap, ours: &[&str]) {
         // The common case, one plain-ASCII header holding none of ours, is
         // left exactly as it came.
         (true, Ok(v)) if !v.as_bytes().split(|b| *b == b';').any(|p| is_ours(p, ours)) => return,
-        (true, Ok(v)) => keep_pairs(v.split(';'), ours),
+        (true, Ok(v)) => keep_ascii_pairs(v, ours),
         _ => {
             let joined = headers
                 .get_all(header::COOKIE)
@@ -174,6 +201,25 @@ pub fn strip_cookies(headers: &mut HeaderMap, ours: &[&str]) {
             headers.insert(header::COOKIE, v);
         }
     }
+}
+
+/// [`keep_pairs`] of one plain-ASCII header (as `to_str` passes it), on
+/// bytes: the signed-in request's usual case.
+fn keep_ascii_pairs(v: &str, ours: &[&str]) -> String {
+    let mut out = String::new();
+    let mut start = 0;
+    for end in memchr::memchr_iter(b';', v.as_bytes()).chain(std::iter::once(v.len())) {
+        let pair = v.get(start..end).unwrap_or("").trim_start();
+        start = end + 1;
+        if pair.is_empty() || is_ours(pair.as_bytes(), ours) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("; ");
+        }
+        out.push_str(pair);
+    }
+    out
 }
 
 /// The pairs that are not ours, each without its leading spaces, joined
@@ -240,6 +286,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn hop_by_hop_tokens_match_the_names() {
+        for t in [
+            "keep-alive",
+            "Keep-Alive",
+            "CONNECTION",
+            "te",
+            "Proxy-Authorization",
+            "http2-settings",
+        ] {
+            assert!(token_is_hop_by_hop(t.as_bytes()), "{t}");
+        }
+        for t in [
+            "close",
+            "x-a",
+            "",
+            "keep-alive-x",
+            "proxy-authorization-and-more",
+        ] {
+            assert!(!token_is_hop_by_hop(t.as_bytes()), "{t}");
+        }
+        let mut h = map(&[
+            ("connection", "Keep-Alive, X-Secret, close"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("x-kept", "2"),
+        ]);
+        remove_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h["x-kept"], "2");
+    }
+
+    #[test]
     fn hop_by_hop_names() {
         for n in [
             "connection",
@@ -264,6 +342,30 @@ mod tests {
             "upgrade-insecure-requests",
         ] {
             assert!(!is_hop_by_hop(&HeaderName::from_static(n)), "{n}");
+        }
+    }
+
+    #[test]
+    fn keep_ascii_pairs_agrees_with_keep_pairs() {
+        let ours = ["portcullis", "portcullis-csrf"];
+        for v in [
+            "portcullis=v1.a.b",
+            "a=1; portcullis=v1.a.b; b=2",
+            "portcullis=x;",
+            ";portcullis=x;;",
+            " a=1 ;  b=2 ; portcullis-csrf=3",
+            "a=1",
+            "",
+            ";",
+            "portcullis",
+            "a=1;portcullis =x;b",
+            "\ta=1;\tportcullis=2",
+        ] {
+            assert_eq!(
+                keep_ascii_pairs(v, &ours),
+                keep_pairs(v.split(';'), &ours),
+                "{v:?}"
+            );
         }
     }
 
