@@ -29,6 +29,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::body::BoxError;
+use crate::headers::Span;
 
 /// Largest answer head (status line and headers) accepted.
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -221,12 +222,7 @@ fn parse_head(
     let mut close = !http11;
     // Where each name and value is in `buf`: the values are taken as
     // slices of the head once it is split off, not copied one by one.
-    let base = buf.as_ptr() as usize;
-    let at = |s: &[u8]| {
-        let start = s.as_ptr() as usize - base;
-        (start as u32, (start + s.len()) as u32)
-    };
-    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+    let mut spans: [Span; MAX_HEADERS] = [(0, 0, 0, 0); MAX_HEADERS];
     let count = parsed.headers.len();
     for (span, h) in spans.iter_mut().zip(parsed.headers.iter()) {
         let name = h.name.as_bytes();
@@ -257,25 +253,16 @@ fn parse_head(
                 }
             }
         }
-        let (ns, ne) = at(name);
-        let (vs, ve) = at(h_value);
-        *span = (ns, ne, vs, ve);
+        *span = crate::headers::span(buf, name, h_value);
     }
     if transfer_encoding && length.is_some() {
         return Err(ExchangeError::Malformed(
             "both Content-Length and Transfer-Encoding",
         ));
     }
-    // The head is at most MAX_HEAD bytes: the offsets fit in u32.
     let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(count);
-    for &(ns, ne, vs, ve) in &spans[..count] {
-        let name = HeaderName::from_bytes(&head[ns as usize..ne as usize])
-            .map_err(|_| ExchangeError::Malformed("header name"))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(vs as usize..ve as usize))
-            .map_err(|_| ExchangeError::Malformed("header value"))?;
-        headers.append(name, value);
-    }
+    let headers = crate::headers::map_from_spans(&head, &spans[..count], 0)
+        .ok_or(ExchangeError::Malformed("header name or value"))?;
     let framing = if *method == Method::HEAD
         || status.is_informational()
         || status == StatusCode::NO_CONTENT

@@ -35,7 +35,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::Body as HttpBody;
@@ -47,7 +47,7 @@ use tokio::time::Instant;
 use crate::app::App;
 use crate::body::{Body, RequestBody};
 use crate::config::Limits;
-use crate::headers;
+use crate::headers::{self, Span};
 use crate::server::Conn;
 
 /// Largest request head served here; a longer one goes to hyper (whose
@@ -184,16 +184,12 @@ enum Parsed {
     NotOurs,
 }
 
-/// Where one header's name and value are in the read buffer (start and end
-/// of each).
-type Span = (u32, u32, u32, u32);
-
 /// A parsed request head, as offsets into the read buffer; the headers'
 /// are in the [`Span`]s that [`parse`] filled.
 struct Head {
     len: usize,
     method: Method,
-    target: (usize, usize),
+    target: (u32, u32),
     count: usize,
     close: bool,
 }
@@ -217,15 +213,10 @@ fn parse(buf: &[u8], max_headers: usize, spans: &mut [Span; MAX_HEADERS]) -> Par
     let Some(path) = req.path else {
         return Parsed::NotOurs;
     };
-    let base = buf.as_ptr() as usize;
-    let at = |s: &[u8]| {
-        let start = s.as_ptr() as usize - base;
-        (start, start + s.len())
-    };
     let mut head = Head {
         len,
         method,
-        target: at(path.as_bytes()),
+        target: headers::offsets(buf, path.as_bytes()),
         count: req.headers.len(),
         close: false,
     };
@@ -245,10 +236,7 @@ fn parse(buf: &[u8], max_headers: usize, spans: &mut [Span; MAX_HEADERS]) -> Par
         {
             head.close = true;
         }
-        let (ns, ne) = at(name);
-        let (vs, ve) = at(h.value);
-        // Offsets fit: the head is at most MAX_HEAD bytes.
-        *slot = (ns as u32, ne as u32, vs as u32, ve as u32);
+        *slot = headers::span(buf, name, h.value);
     }
     Parsed::Head(head)
 }
@@ -262,23 +250,14 @@ impl Head {
         buf: &mut BytesMut,
         spans: &[Span; MAX_HEADERS],
     ) -> Option<(Request<RequestBody>, bool)> {
-        // Room for the X-Forwarded-* and identity headers added later.
-        let mut headers = HeaderMap::with_capacity(self.count + 8);
         let bytes = buf.split_to(self.len).freeze();
-        for &(ns, ne, vs, ve) in &spans[..self.count] {
-            let name = HeaderName::from_bytes(&bytes[ns as usize..ne as usize]);
-            let value = HeaderValue::from_maybe_shared(bytes.slice(vs as usize..ve as usize));
-            match (name, value) {
-                (Ok(name), Ok(value)) => {
-                    headers.append(name, value);
-                }
-                _ => {
-                    restore(buf, &bytes);
-                    return None;
-                }
-            }
-        }
-        let Ok(uri) = Uri::from_maybe_shared(bytes.slice(self.target.0..self.target.1)) else {
+        // Room for the X-Forwarded-* and identity headers added later.
+        let Some(headers) = headers::map_from_spans(&bytes, &spans[..self.count], 8) else {
+            restore(buf, &bytes);
+            return None;
+        };
+        let target = self.target.0 as usize..self.target.1 as usize;
+        let Ok(uri) = Uri::from_maybe_shared(bytes.slice(target)) else {
             restore(buf, &bytes);
             return None;
         };

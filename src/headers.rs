@@ -6,7 +6,12 @@
 //! that does the gateway add its own values. So `Connection: close,
 //! X-Forwarded-For` cannot remove what the gateway adds, and no spelling of
 //! `X-Forwarded-Email` (case, `_` for `-`, repeats) reaches the upstream.
+//!
+//! Also the one way both HTTP/1.1 parsers (the gateway's server loop and
+//! its upstream client) turn a parsed head into a header map: as [`Span`]s
+//! of the head, whose values then share the head's bytes.
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// The gateway's identity headers to the upstream.
@@ -103,6 +108,39 @@ pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
             .is_ok_and(|s| s.trim().eq_ignore_ascii_case("websocket"))
     });
     upgrade_ws && connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(b"upgrade"))
+}
+
+/// Where one header's name and value are in a head: start and end of each.
+pub type Span = (u32, u32, u32, u32);
+
+/// Where `part` (a slice of `head`, as httparse hands them out) starts and
+/// ends in `head`. Heads are at most tens of kilobytes: the offsets fit.
+pub fn offsets(head: &[u8], part: &[u8]) -> (u32, u32) {
+    let start = (part.as_ptr() as usize).saturating_sub(head.as_ptr() as usize);
+    (start as u32, (start + part.len()) as u32)
+}
+
+/// The [`Span`] of one parsed header of `head`.
+pub fn span(head: &[u8], name: &[u8], value: &[u8]) -> Span {
+    let (ns, ne) = offsets(head, name);
+    let (vs, ve) = offsets(head, value);
+    (ns, ne, vs, ve)
+}
+
+/// The headers at `spans` of `head`, with room for `more`: names parsed,
+/// values slices of `head` (no copies). `None` when `http` refuses a name
+/// or a value that httparse took, or a span lies outside `head`.
+pub fn map_from_spans(head: &Bytes, spans: &[Span], more: usize) -> Option<HeaderMap> {
+    let mut headers = HeaderMap::with_capacity(spans.len() + more);
+    for &(ns, ne, vs, ve) in spans {
+        let name = HeaderName::from_bytes(head.get(ns as usize..ne as usize)?).ok()?;
+        if vs > ve || ve as usize > head.len() {
+            return None;
+        }
+        let value = HeaderValue::from_maybe_shared(head.slice(vs as usize..ve as usize)).ok()?;
+        headers.append(name, value);
+    }
+    Some(headers)
 }
 
 /// The comma-separated tokens of one header value, trimmed, empty ones
