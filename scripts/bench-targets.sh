@@ -53,7 +53,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/lib.sh
+. scripts/bench/lib.sh
 wait_port() {
     local port=$1 deadline=$((SECONDS + 20))
     until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
@@ -115,20 +116,7 @@ wait_port "$gw"
 origin="http://127.0.0.1:$gw"
 
 echo "== 1. sign-in requests (Redis store, file mail)"
-page=$(curl -s -c "$tmp/jar" "$origin/.portcullis/login")
-csrf=$(grep -o 'name="csrf" value="[^"]*"' <<<"$page" | sed 's/.*value="//; s/"$//')
-cookie=$(awk '/portcullis-csrf/ {print $6"="$7}' "$tmp/jar")
-cat >"$tmp/signin.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Origin"] = "$origin"
-wrk.headers["Cookie"] = "$cookie"
-local n = 0
-request = function()
-  n = n + 1
-  return wrk.format(nil, "/.portcullis/login", nil, "email=user" .. n .. "%40example.com&rd=%2F&csrf=$csrf")
-end
-LUA
+signin_lua "$origin" "$tmp" user
 # A 2 s warm-up first (discarded), as scripts/bench.sh does: the first
 # seconds of a fresh process are slower (allocator arenas, pools).
 wrk -t2 -c32 -d2s -s "$tmp/signin.lua" "$origin/" >/dev/null

@@ -70,7 +70,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/lib.sh
+. "$repo/scripts/bench/lib.sh"
 wait_port() {
     local port=$1 pid=$2 deadline=$((SECONDS + 20))
     until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
@@ -113,7 +114,7 @@ export PORTCULLIS_SECRET
 
 # train STORE_BLOCK: one gateway, one round of every kind of request.
 train() {
-    local store_block=$1 gw origin gwpid cookie page csrf jar_cookie
+    local store_block=$1 gw origin gwpid cookie
     gw=$(free_port)
     origin="http://127.0.0.1:$gw"
     rm -rf "$tmp/mail"
@@ -161,20 +162,7 @@ TOML
     wrk -t2 -c8 -d1s -s "$tmp/post.lua" -H "Cookie: portcullis=$cookie" "$origin/form" >/dev/null
     wrk -t2 -c8 -d1s "$origin/private" >/dev/null
     wrk -t2 -c8 -d1s "$origin/.portcullis/login?rd=/x" >/dev/null
-    page=$(curl -sS -c "$tmp/jar" "$origin/.portcullis/login")
-    csrf=$(grep -o 'name="csrf" value="[^"]*"' <<<"$page" | sed 's/.*value="//; s/"$//')
-    jar_cookie=$(awk '/portcullis-csrf/ {print $6"="$7}' "$tmp/jar")
-    cat >"$tmp/signin.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Origin"] = "$origin"
-wrk.headers["Cookie"] = "$jar_cookie"
-local n = 0
-request = function()
-  n = n + 1
-  return wrk.format(nil, "/.portcullis/login", nil, "email=load" .. n .. "%40example.com&rd=%2F&csrf=$csrf")
-end
-LUA
+    signin_lua "$origin" "$tmp" load
     wrk -t2 -c8 -d1s -s "$tmp/signin.lua" "$origin/" >/dev/null
 
     # The profile is written when the process exits.
