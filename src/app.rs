@@ -343,7 +343,9 @@ impl App {
                 origin: visible_origin(&client, &host),
                 host_for_links: host.clone(),
             };
-            return login::serve(&cx, req, &path).await;
+            // Boxed: the sign-in flow's future is large and would
+            // otherwise make every proxied request's future as large.
+            return Box::pin(login::serve(&cx, req, &path)).await;
         }
 
         let m = live

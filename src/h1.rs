@@ -27,6 +27,7 @@ use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 use crate::body::BoxError;
 use crate::headers::Span;
@@ -46,14 +47,26 @@ const READ_BODY: usize = 16 * 1024;
 pub struct RawConn {
     stream: TcpStream,
     buf: BytesMut,
+    /// Until when the current request waits for its answer's head. One
+    /// timer for the connection's life, moved on for each request: moving
+    /// a registered timer later is one atomic store, while a new timer for
+    /// each request goes into tokio's timer wheel and out again.
+    deadline: Pin<Box<Sleep>>,
 }
 
 impl RawConn {
-    pub fn new(stream: TcpStream) -> RawConn {
+    /// A new connection, its first request's answer due by `deadline`.
+    pub fn new(stream: TcpStream, deadline: Instant) -> RawConn {
         RawConn {
             stream,
             buf: BytesMut::new(),
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
         }
+    }
+
+    /// The answer to the next request on this connection is due by `at`.
+    pub fn set_deadline(&mut self, at: Instant) {
+        self.deadline.as_mut().reset(at);
     }
 
     /// Whether an idle connection has been closed by the upstream (or sent
@@ -77,6 +90,9 @@ pub enum ExchangeError {
     },
     /// The answer is not HTTP/1.x as this client accepts it.
     Malformed(&'static str),
+    /// The answer's head did not come before the connection's deadline
+    /// ([`RawConn::set_deadline`]).
+    TimedOut,
 }
 
 impl std::fmt::Display for ExchangeError {
@@ -84,6 +100,7 @@ impl std::fmt::Display for ExchangeError {
         match self {
             ExchangeError::Io { error, .. } => write!(f, "{error}"),
             ExchangeError::Malformed(what) => write!(f, "malformed answer: {what}"),
+            ExchangeError::TimedOut => f.write_str("no answer before the deadline"),
         }
     }
 }
@@ -146,39 +163,55 @@ enum Framing {
     UntilClose,
 }
 
-/// Writes `head` and reads the answer's head. On success the connection
-/// (with what was read past the head) is inside the returned body.
+/// Writes `head` and reads the answer's head, both by the connection's
+/// deadline. On success the connection (with what was read past the head)
+/// is inside the returned body.
 pub async fn exchange(
     mut conn: RawConn,
     head: &[u8],
     method: &Method,
 ) -> Result<(http::response::Parts, RawBody), ExchangeError> {
+    let RawConn {
+        stream,
+        buf,
+        deadline,
+    } = &mut conn;
+    let answer = tokio::select! {
+        biased;
+        answer = write_and_read_head(stream, buf, head, method) => answer?,
+        () = deadline.as_mut() => return Err(ExchangeError::TimedOut),
+    };
+    let (parts, framing, keep_alive) = answer;
+    Ok((parts, RawBody::new(conn, framing, keep_alive)))
+}
+
+async fn write_and_read_head(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    head: &[u8],
+    method: &Method,
+) -> Result<(http::response::Parts, Framing, bool), ExchangeError> {
     let io = |answered: bool| move |error| ExchangeError::Io { error, answered };
-    conn.stream.write_all(head).await.map_err(io(false))?;
+    stream.write_all(head).await.map_err(io(false))?;
     loop {
-        let parsed = if conn.buf.is_empty() {
+        let parsed = if buf.is_empty() {
             None
         } else {
-            parse_head(&mut conn.buf, method)?
+            parse_head(buf, method)?
         };
         if let Some((parts, framing, keep_alive)) = parsed {
             if parts.status.is_informational() {
                 // 100 Continue, 103 Early Hints: the real answer follows.
                 continue;
             }
-            let body = RawBody::new(conn, framing, keep_alive);
-            return Ok((parts, body));
+            return Ok((parts, framing, keep_alive));
         }
-        if conn.buf.len() > MAX_HEAD {
+        if buf.len() > MAX_HEAD {
             return Err(ExchangeError::Malformed("head too large"));
         }
-        conn.buf.reserve(READ_HEAD);
-        let answered = !conn.buf.is_empty();
-        let n = conn
-            .stream
-            .read_buf(&mut conn.buf)
-            .await
-            .map_err(io(answered))?;
+        buf.reserve(READ_HEAD);
+        let answered = !buf.is_empty();
+        let n = stream.read_buf(buf).await.map_err(io(answered))?;
         if n == 0 {
             return Err(ExchangeError::Io {
                 error: std::io::ErrorKind::UnexpectedEof.into(),
@@ -697,7 +730,10 @@ mod tests {
                 }
                 s
             });
-            let conn = RawConn::new(TcpStream::connect(addr).await.unwrap());
+            let conn = RawConn::new(
+                TcpStream::connect(addr).await.unwrap(),
+                Instant::now() + std::time::Duration::from_secs(10),
+            );
             let (parts, mut body) =
                 exchange(conn, b"GET / HTTP/1.1\r\nhost: a\r\n\r\n", &Method::GET)
                     .await

@@ -192,16 +192,20 @@ impl Pool {
     /// [`crate::h1`]). A reused connection that turns out to have been
     /// closed while idle costs nothing: an idempotent request goes again on
     /// a fresh connection, and any other is only sent on a connection
-    /// checked to be open.
+    /// checked to be open. The answer's head must come within `timeout`
+    /// (connecting and any second attempt included), else
+    /// [`h1::ExchangeError::TimedOut`].
     pub async fn send_direct(
         self: &Arc<Self>,
         upstream: &Authority,
         connect_timeout: Duration,
+        timeout: Duration,
         req: Request<Body>,
     ) -> Result<Response<Body>, SendError> {
         let head = h1::encode_head(&req);
         let method = req.method();
         let idempotent = h1::idempotent(method);
+        let deadline = tokio::time::Instant::now() + timeout;
         let mut fresh = false;
         loop {
             let (conn, reused) = match (fresh, self.raw.take(upstream)) {
@@ -209,11 +213,15 @@ impl Pool {
                     if !idempotent && c.closed_while_idle() {
                         continue;
                     }
+                    c.set_deadline(deadline);
                     (c, true)
                 }
                 _ => {
-                    let stream = connect_tcp(upstream, connect_timeout).await?;
-                    (RawConn::new(stream), false)
+                    let stream =
+                        tokio::time::timeout_at(deadline, connect_tcp(upstream, connect_timeout))
+                            .await
+                            .map_err(|_| SendError::Exchange(h1::ExchangeError::TimedOut))??;
+                    (RawConn::new(stream, deadline), false)
                 }
             };
             match h1::exchange(conn, &head, method).await {

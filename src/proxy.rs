@@ -104,19 +104,21 @@ pub async fn forward(
     };
     let mut out = Request::from_parts(parts, body);
     rewrite_request(&mut out, &f, websocket);
-    let sent = async {
-        if direct {
-            pool.send_direct(f.authority, f.connect_timeout, out).await
-        } else {
-            pool.send(f.authority, f.connect_timeout, out, websocket)
-                .await
+    // The route timeout bounds the wait for the answer's head: the raw
+    // connection keeps a timer of its own for that (see `h1::RawConn`).
+    let sent = if direct {
+        pool.send_direct(f.authority, f.connect_timeout, f.timeout, out)
+            .await
+    } else {
+        // Boxed: hyper's client future is large, and only requests with a
+        // body or an upgrade take this way.
+        let sending = Box::pin(pool.send(f.authority, f.connect_timeout, out, websocket));
+        match tokio::time::timeout(f.timeout, sending).await {
+            Err(_) => return Err(Error::UpstreamTimeout),
+            Ok(sent) => sent,
         }
     };
-    let resp = match tokio::time::timeout(f.timeout, sent).await {
-        Err(_) => return Err(Error::UpstreamTimeout),
-        Ok(Err(e)) => return Err(classify(e)),
-        Ok(Ok(r)) => r,
-    };
+    let resp = sent.map_err(classify)?;
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     let (rparts, rbody) = resp.into_parts();
     if switching {
@@ -162,6 +164,7 @@ fn classify(e: SendError) -> Error {
     let e = match e {
         SendError::ConnectTimeout => return Error::UpstreamTimeout,
         SendError::Connect(e) => return Error::UpstreamFailed(format!("connect failed: {e}")),
+        SendError::Exchange(h1::ExchangeError::TimedOut) => return Error::UpstreamTimeout,
         SendError::Exchange(h1::ExchangeError::Io { error, .. })
             if error.kind() == std::io::ErrorKind::TimedOut =>
         {

@@ -311,6 +311,51 @@ async fn upstream_closing_resetting_or_babbling_before_the_answer_is_502() {
     assert_no_panic(&env.gw);
 }
 
+/// A pooled upstream connection keeps one answer timer for its life, moved
+/// on for each request. Held here: a request on a connection that sat idle
+/// for longer than the route timeout (its timer from the last request has
+/// long fired) is answered, not timed out; and an answer that never comes
+/// on a reused connection is still a 504 after the route timeout counted
+/// from this request, neither sooner nor never.
+#[tokio::test]
+async fn a_reused_upstream_connection_times_out_by_its_own_request() {
+    let env = UpEnv::start().await;
+    env.assert_healthy().await;
+    let accepted = env.up.accepted();
+    // Idle past the route timeout: the last request's deadline goes by.
+    tokio::time::sleep(Duration::from_millis(ROUTE_TIMEOUT_MS * 3)).await;
+    for _ in 0..3 {
+        let (p, _) = env.get("/app").await;
+        assert_eq!(p.status, 200, "{}", p.body);
+        assert_eq!(p.body, HEALTHY_BODY);
+    }
+    assert_eq!(
+        env.up.accepted(),
+        accepted,
+        "the pooled connection was reused"
+    );
+    // Most of a timeout since the last request, then one that hangs on the
+    // same connection: its own full timeout applies.
+    tokio::time::sleep(Duration::from_millis(ROUTE_TIMEOUT_MS * 4 / 5)).await;
+    env.up.set_mode(Mode::Hang);
+    let (p, took) = env.get("/hang").await;
+    assert_eq!(p.status, 504, "{}", p.body);
+    assert!(p.body.contains("took too long"), "{}", p.body);
+    assert!(
+        took >= Duration::from_millis(ROUTE_TIMEOUT_MS - 50),
+        "504 before the timeout: {took:?}"
+    );
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert_eq!(
+        env.up.accepted(),
+        accepted,
+        "the hanging request reused it too"
+    );
+    env.up.set_mode(Mode::Healthy);
+    env.assert_healthy().await;
+    assert_no_panic(&env.gw);
+}
+
 #[tokio::test]
 async fn hanging_upstream_is_504_after_the_route_timeout_and_blocks_nothing_else() {
     let env = UpEnv::start().await;

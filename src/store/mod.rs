@@ -349,7 +349,10 @@ impl Store {
     ) -> Result<Option<SessionRecord>, StoreError> {
         match &*self.backend {
             Backend::Memory(m) => m.get_session(id_hash, idle, now),
-            Backend::Redis(r) => r.get_session(id_hash, idle, now).await,
+            // Boxed: the Redis round trip's future is large, and without
+            // the box its room would be part of every request's future
+            // (signed-in requests await this), also on the memory store.
+            Backend::Redis(r) => Box::pin(r.get_session(id_hash, idle, now)).await,
         }
     }
 

@@ -48,6 +48,7 @@ pub const SENT: usize = 500;
 struct Shared {
     mode: Mutex<Mode>,
     heads: AtomicUsize,
+    accepted: AtomicUsize,
     held: Mutex<Vec<TcpStream>>,
     /// Connection tasks, aborted by [`FaultyUpstream::stop_listening`].
     conns: Mutex<Vec<tokio::task::AbortHandle>>,
@@ -67,6 +68,7 @@ impl FaultyUpstream {
         let shared = Arc::new(Shared {
             mode: Mutex::new(mode),
             heads: AtomicUsize::new(0),
+            accepted: AtomicUsize::new(0),
             held: Mutex::new(Vec::new()),
             conns: Mutex::new(Vec::new()),
         });
@@ -86,6 +88,7 @@ impl FaultyUpstream {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                shared.accepted.fetch_add(1, Ordering::SeqCst);
                 let task = tokio::spawn(connection(stream, shared.clone()));
                 let mut conns = shared.conns.lock().unwrap();
                 conns.retain(|c| !c.is_finished());
@@ -106,6 +109,11 @@ impl FaultyUpstream {
     /// Request heads read so far.
     pub fn heads(&self) -> usize {
         self.shared.heads.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.shared.accepted.load(Ordering::SeqCst)
     }
 
     /// Closes the listening socket: new connections are refused. Existing
