@@ -388,37 +388,41 @@ impl RawBody {
         }
     }
 
-    /// The whole body, when it is framed by length and already buffered
-    /// (a short answer usually arrives with its head): the connection is
-    /// given back at once, and the body needs no reading from the socket.
-    /// Call after [`RawBody::on_done`].
-    pub fn take_whole(&mut self) -> Option<Bytes> {
+    /// The whole body and the connection (when it may carry another
+    /// request), if the body is framed by length and already buffered: a
+    /// short answer usually arrives with its head, and then needs no
+    /// reading from the socket and no [`RawBody::on_done`]. Otherwise the
+    /// body as it was.
+    #[allow(clippy::result_large_err)] // returned by value once, never stored
+    pub fn into_whole(mut self) -> Result<(Bytes, Option<RawConn>), RawBody> {
         let State::Length(n) = self.state else {
-            return None;
+            return Err(self);
         };
-        let n = usize::try_from(n).ok()?;
-        let buf = &mut self.conn.as_mut()?.buf;
-        if buf.len() < n {
-            return None;
-        }
-        let whole = buf.split_to(n).freeze();
-        self.finish();
-        Some(whole)
+        let whole = match (usize::try_from(n), self.conn.as_mut()) {
+            (Ok(n), Some(conn)) if conn.buf.len() >= n => conn.buf.split_to(n).freeze(),
+            _ => return Err(self),
+        };
+        Ok((whole, self.end()))
     }
 
     fn finish(&mut self) {
-        self.state = State::Done;
-        let conn = self.conn.take();
-        if let (true, Some(conn), Some(back)) = (self.keep_alive, conn, self.give_back.take()) {
-            // Bytes past the answer would be a second answer nobody asked
-            // for: such a connection is not reused.
-            if conn.buf.is_empty() {
-                // An idle connection holds no buffer.
-                let mut conn = conn;
-                conn.buf = BytesMut::new();
-                back(conn);
-            }
+        if let (Some(conn), Some(back)) = (self.end(), self.give_back.take()) {
+            back(conn);
         }
+    }
+
+    /// The body is over: its connection, if it may carry another request.
+    fn end(&mut self) -> Option<RawConn> {
+        self.state = State::Done;
+        let mut conn = self.conn.take()?;
+        // Bytes past the answer would be a second answer nobody asked for:
+        // such a connection is not reused.
+        if !self.keep_alive || !conn.buf.is_empty() {
+            return None;
+        }
+        // An idle connection holds no buffer.
+        conn.buf = BytesMut::new();
+        Some(conn)
     }
 
     /// Reads more from the socket into the buffer; `Ok(0)` at the close.

@@ -225,13 +225,23 @@ impl Pool {
                 }
             };
             match h1::exchange(conn, &head, method).await {
-                Ok((parts, mut body)) => {
-                    let pool = Arc::clone(self);
-                    let upstream = upstream.clone();
-                    body.on_done(Box::new(move |conn| pool.raw.put(&upstream, conn)));
-                    let body = match body.take_whole() {
-                        Some(whole) => crate::body::full(whole),
-                        None => http_body_util::BodyExt::boxed(body),
+                Ok((parts, body)) => {
+                    let body = match body.into_whole() {
+                        // Already read whole: the connection goes back now.
+                        Ok((whole, conn)) => {
+                            if let Some(conn) = conn {
+                                self.raw.put(upstream, conn);
+                            }
+                            crate::body::full(whole)
+                        }
+                        // Read as the client takes it; the connection goes
+                        // back at its end.
+                        Err(mut body) => {
+                            let pool = Arc::clone(self);
+                            let upstream = upstream.clone();
+                            body.on_done(Box::new(move |conn| pool.raw.put(&upstream, conn)));
+                            http_body_util::BodyExt::boxed(body)
+                        }
                     };
                     return Ok(Response::from_parts(parts, body));
                 }
