@@ -32,7 +32,8 @@
 # release build, as two more targets in the same rounds.
 # --rounds N runs the whole set of targets N times, interleaved, and reports
 # for each target the run with the median requests/s (and the spread), which
-# evens out other work that comes and goes on a shared machine.
+# evens out other work that comes and goes on a shared machine, and each
+# round's ratio to nginx proxy's run of the same round.
 # Needs: wrk, nginx (Debian packages), curl, python3; redis-server for
 # --store redis. Writes bench-results/bench-<date>.md in the repository.
 
@@ -474,6 +475,8 @@ val() {
 # Other work on the machine skews everything: record the load around the runs.
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 results=()
+# "round|name|connections|req/s" of every run, for the ratios round by round.
+by_round=()
 echo "== wrk: $threads threads, duration $duration (warm-up $warmup), connections: $connections, rounds: $rounds"
 for ((round = 1; round <= rounds; round++)); do
 for c in $connections; do
@@ -492,6 +495,7 @@ for c in $connections; do
         ((errors == 0)) || die "$name, $c connections: socket errors ($line)"
         rps=$(awk -v n="$requests" -v us="$(val duration_us "$line")" 'BEGIN { printf "%.0f", n / (us / 1e6) }')
         results+=("$name|$c|$rps|$line")
+        by_round+=("$round|$name|$c|$rps")
         printf '  round %s  %-26s c=%-4s %8s req/s\n' "$round" "$name" "$c" "$rps"
     done
 done
@@ -509,10 +513,28 @@ ms() {
     awk -v us="$1" 'BEGIN { printf "%.2f ms", us / 1000 }'
 }
 
+# round_ratios NAME CONNECTIONS: each round's requests/s of NAME over nginx
+# proxy's in the same round (the targets of a round run minutes apart at
+# most, so these show how much of a ratio is the machine's drift).
+round_ratios() {
+    [[ $1 == portcullis* ]] || { echo "—"; return; }
+    printf '%s\n' "${by_round[@]}" | awk -F'|' -v name="$1" -v c="$2" '
+        $3 == c && $2 == "nginx proxy" { base[$1] = $4 }
+        $3 == c && $2 == name { mine[$1] = $4 }
+        END {
+            n = 0
+            for (r = 1; r in mine; r++) {
+                if (!(r in base)) continue
+                out = out (n++ ? ", " : "") sprintf("%.2f×", mine[r] / base[r])
+            }
+            print (n ? out : "—")
+        }'
+}
+
 spread_head="" spread_rule=""
 if ((rounds > 1)); then
-    spread_head=" req/s over $rounds rounds (min–max) |"
-    spread_rule="---:|"
+    spread_head=" req/s over $rounds rounds (min–max) | vs nginx proxy round by round |"
+    spread_rule="---:|---|"
 fi
 table="| target | connections | requests/s | p50 | p99 | vs nginx proxy |$spread_head
 |---|---:|---:|---:|---:|---:|$spread_rule"
@@ -534,7 +556,7 @@ for c in $connections; do
         fi
         spread=""
         if ((rounds > 1)); then
-            spread=" ${runs[0]%%|*}–${runs[-1]%%|*} |"
+            spread=" ${runs[0]%%|*}–${runs[-1]%%|*} | $(round_ratios "$name" "$c") |"
         fi
         table+="
 | $name | $c | $rps | $(ms "$(val p50_us "$line")") | $(ms "$(val p99_us "$line")") | $ratio |$spread"
