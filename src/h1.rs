@@ -49,8 +49,9 @@ pub struct RawConn {
     buf: BytesMut,
     /// Until when the current request waits for its answer's head. One
     /// timer for the connection's life, moved on for each request: moving
-    /// a registered timer later is one atomic store, while a new timer for
-    /// each request goes into tokio's timer wheel and out again.
+    /// a registered timer later is one compare-and-swap (tokio files it
+    /// again only when its old slot comes due), while a new timer for each
+    /// request goes into tokio's timer wheel and out again.
     deadline: Pin<Box<Sleep>>,
 }
 

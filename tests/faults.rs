@@ -311,6 +311,18 @@ async fn upstream_closing_resetting_or_babbling_before_the_answer_is_502() {
     assert_no_panic(&env.gw);
 }
 
+/// The answer to a request whose upstream never answers: the 504 page,
+/// after the route timeout (not before it, and not long after).
+fn assert_timed_out(p: &Page, took: Duration) {
+    assert_eq!(p.status, 504, "{}", p.body);
+    assert!(p.body.contains("took too long"), "{}", p.body);
+    assert!(
+        took >= Duration::from_millis(ROUTE_TIMEOUT_MS - 50),
+        "504 before the timeout: {took:?}"
+    );
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
 /// A pooled upstream connection keeps one answer timer for its life, moved
 /// on for each request. Held here: a request on a connection that sat idle
 /// for longer than the route timeout (its timer from the last request has
@@ -339,13 +351,7 @@ async fn a_reused_upstream_connection_times_out_by_its_own_request() {
     tokio::time::sleep(Duration::from_millis(ROUTE_TIMEOUT_MS * 4 / 5)).await;
     env.up.set_mode(Mode::Hang);
     let (p, took) = env.get("/hang").await;
-    assert_eq!(p.status, 504, "{}", p.body);
-    assert!(p.body.contains("took too long"), "{}", p.body);
-    assert!(
-        took >= Duration::from_millis(ROUTE_TIMEOUT_MS - 50),
-        "504 before the timeout: {took:?}"
-    );
-    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert_timed_out(&p, took);
     assert_eq!(
         env.up.accepted(),
         accepted,
@@ -387,13 +393,7 @@ async fn hanging_upstream_is_504_after_the_route_timeout_and_blocks_nothing_else
     );
     for h in hung {
         let (p, took) = h.await.unwrap();
-        assert_eq!(p.status, 504, "{}", p.body);
-        assert!(p.body.contains("took too long"), "{}", p.body);
-        assert!(
-            took >= Duration::from_millis(ROUTE_TIMEOUT_MS - 50),
-            "504 before the timeout: {took:?}"
-        );
-        assert!(took < Duration::from_secs(3), "took {took:?}");
+        assert_timed_out(&p, took);
     }
     assert!(
         env.up.heads() >= heads + 8,
