@@ -11,20 +11,22 @@
 # nginx's figures stand beside where nginx does the same thing (RSS with
 # the same idle connections, start-up of a reverse proxy).
 # Usage: scripts/bench-targets.sh [--no-build] [--duration 8s] [--idle 10000]
-#          [--pgo | --bin PATH]
+#          [--pgo | --bolt | --bin PATH]
 # --pgo measures the profile-guided build (scripts/build-pgo.sh, built
-# unless --no-build) instead of `cargo build --release`; --bin a given one.
+# unless --no-build) instead of `cargo build --release`; --bolt the PGO
+# build laid out by BOLT (scripts/build-pgo.sh --bolt); --bin a given one.
 # Needs: redis-server, nginx, wrk, curl, python3. Ports come from the OS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-build=1 duration=8s idle=10000 pgo=0 bin=""
+build=1 duration=8s idle=10000 pgo=0 bolt=0 bin=""
 while (($#)); do
     case "$1" in
     --no-build) build=0 ;;
     --duration) duration=${2:?}; shift ;;
     --idle) idle=${2:?}; shift ;;
     --pgo) pgo=1 ;;
+    --bolt) pgo=1; bolt=1 ;;
     --bin) bin=${2:?}; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
     esac
@@ -32,7 +34,10 @@ while (($#)); do
 done
 
 target_dir=${CARGO_TARGET_DIR:-target}
-if [[ -z $bin ]] && ((pgo)); then
+if [[ -z $bin ]] && ((bolt)); then
+    if [[ $build == 1 ]]; then scripts/build-pgo.sh --bolt >/dev/null; fi
+    bin="$target_dir/pgo-bolt/portcullis"
+elif [[ -z $bin ]] && ((pgo)); then
     if [[ $build == 1 ]]; then scripts/build-pgo.sh >/dev/null; fi
     bin="$target_dir/pgo/release/portcullis"
 elif [[ -z $bin ]]; then
@@ -349,7 +354,7 @@ file="bench-results/targets-$(date -u +%Y%m%d-%H%M%S).md"
     echo "# portcullis performance targets, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
     echo "- machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(uname -sr)"
-    echo "- portcullis: $bin ($( ((pgo)) && echo "profile-guided, scripts/build-pgo.sh" || echo "as given or cargo build --release"))"
+    echo "- portcullis: $bin ($( ((pgo)) && { ((bolt)) && echo "profile-guided and BOLT, scripts/build-pgo.sh --bolt" || echo "profile-guided, scripts/build-pgo.sh"; } || echo "as given or cargo build --release"))"
     echo "- load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
     echo "| measure | portcullis | nginx | note |"

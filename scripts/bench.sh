@@ -26,10 +26,13 @@
 # Usage: scripts/bench.sh [--no-build] [--connections "32 256"]
 #          [--duration 10s] [--warmup 2s] [--threads 2] [--rounds 1]
 #          [--store memory|redis] [--bin PATH] [--keep-tmp]
-#          [--pgo] [--pgo-bin PATH]
+#          [--pgo] [--bolt] [--pgo-bin PATH]
 # --pgo also runs the profile-guided build (scripts/build-pgo.sh, built
 # unless --no-build; or the binary --pgo-bin names) beside the plain
-# release build, as two more targets in the same rounds.
+# release build, as two more targets in the same rounds. --bolt does the
+# same with the PGO build laid out again by BOLT (scripts/build-pgo.sh
+# --bolt, target/pgo-bolt/portcullis); the targets are then named
+# "PGO+BOLT".
 # --rounds N runs the whole set of targets N times, interleaved, and reports
 # for each target the run with the median requests/s (and the spread), which
 # evens out other work that comes and goes on a shared machine, and each
@@ -53,6 +56,7 @@ bin=""
 given_bin=0
 keep_tmp=0
 pgo=0
+bolt=0
 pgo_bin=""
 
 usage() {
@@ -76,6 +80,7 @@ while [[ $# -gt 0 ]]; do
     --bin) bin=${2:?--bin needs a value}; given_bin=1; shift ;;
     --keep-tmp) keep_tmp=1 ;;
     --pgo) pgo=1 ;;
+    --bolt) pgo=1; bolt=1 ;;
     --pgo-bin) pgo_bin=${2:?--pgo-bin needs a value}; pgo=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
@@ -176,11 +181,21 @@ if [[ -z $bin ]]; then
     fi
 fi
 [[ -x $bin ]] || die "no portcullis binary at $bin (build it, or pass --bin)"
+pgo_name="PGO"
+((bolt)) && pgo_name="PGO+BOLT"
 if ((pgo)) && [[ -z $pgo_bin ]]; then
-    pgo_bin="${CARGO_TARGET_DIR:-$repo/target}/pgo/release/portcullis"
+    if ((bolt)); then
+        pgo_bin="${CARGO_TARGET_DIR:-$repo/target}/pgo-bolt/portcullis"
+    else
+        pgo_bin="${CARGO_TARGET_DIR:-$repo/target}/pgo/release/portcullis"
+    fi
     if ((build)); then
-        echo "== scripts/build-pgo.sh"
-        "$repo/scripts/build-pgo.sh" >/dev/null
+        echo "== scripts/build-pgo.sh$( ((bolt)) && echo " --bolt")"
+        if ((bolt)); then
+            "$repo/scripts/build-pgo.sh" --bolt >/dev/null
+        else
+            "$repo/scripts/build-pgo.sh" >/dev/null
+        fi
     fi
 fi
 if ((pgo)); then
@@ -441,8 +456,8 @@ targets+=(
 if ((pgo)); then
     pgo_origin=$(cat "$tmp/pgo/origin")
     targets+=(
-        "portcullis PGO public|$pgo_origin/public|"
-        "portcullis PGO signed-in|$pgo_origin/|pgo"
+        "portcullis $pgo_name public|$pgo_origin/public|"
+        "portcullis $pgo_name signed-in|$pgo_origin/|pgo"
     )
 fi
 
@@ -575,7 +590,11 @@ outfile="$repo/bench-results/bench-$stamp.md"
     echo
     echo "- machine: $(nproc) cores, ${model:-unknown CPU}, $(uname -srm)"
     echo "- portcullis: checkout $commit, binary $bin (cargo build --release), store: $store, RUST_LOG=warn (per-request logging off)"
-    ((pgo)) && echo "- portcullis PGO: binary $pgo_bin (scripts/build-pgo.sh: the same source, built with -Cprofile-use after a training run)"
+    if ((bolt)); then
+        echo "- portcullis PGO+BOLT: binary $pgo_bin (scripts/build-pgo.sh --bolt: the same source, built with -Cprofile-use after a training run, then laid out by llvm-bolt after a second one)"
+    elif ((pgo)); then
+        echo "- portcullis PGO: binary $pgo_bin (scripts/build-pgo.sh: the same source, built with -Cprofile-use after a training run)"
+    fi
     echo "- nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //'), worker_processes auto ($(nproc) workers), access_log off, upstream keepalive 64"
     echo "- load: $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2), $threads threads, ${duration} per run after a ${warmup} warm-up, keep-alive connections, $rounds round(s) (the median run is shown)"
     echo "- wrk runs on the same $(nproc) cores as the servers and competes with them, the same way for every target"
