@@ -11,9 +11,9 @@
 #
 # Fairness choices (also printed with the results):
 # - nginx runs `worker_processes auto` (= one worker per core), the same
-#   number of threads tokio gives portcullis by default. One nginx instance
-#   holds both the upstream and the proxy server blocks; its workers serve
-#   the upstream in every run.
+#   number of threads tokio gives portcullis by default. The upstream and
+#   the proxy are two nginx instances, so that the proxy's CPU is counted
+#   on its own; the upstream instance serves every run.
 # - Keep-alive everywhere: wrk keeps its connections, nginx's proxy keeps
 #   up to 64 idle upstream connections (proxy_http_version 1.1, Connection
 #   ""), keepalive_requests is raised so nginx does not close connections
@@ -128,7 +128,7 @@ cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     if ((ok == 0)); then
-        for log in "$tmp"/release/portcullis.log "$tmp"/pgo/portcullis.log "$tmp/nginx/error.log" "$tmp/redis.log"; do
+        for log in "$tmp"/release/portcullis.log "$tmp"/pgo/portcullis.log "$tmp"/nginx/*-error.log "$tmp/redis.log"; do
             if [[ -s $log ]]; then
                 echo "--- last lines of $log" >&2
                 tail -n 20 "$log" >&2
@@ -211,12 +211,16 @@ if ((EUID == 0)); then
     # as the current user like everything else here.
     user_line="user $(id -un) $(id -gn);"
 fi
-cat >"$tmp/nginx/nginx.conf" <<EOF
+# nginx_instance NAME PORT SERVERS: one nginx (master and workers) serving
+# the server blocks SERVERS on PORT, its files named NAME.
+nginx_instance() {
+    local name=$1 port=$2 servers=$3
+    cat >"$tmp/nginx/$name.conf" <<EOF
 $user_line
 worker_processes auto;
 daemon off;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/error.log warn;
+pid $tmp/nginx/$name.pid;
+error_log $tmp/nginx/$name-error.log warn;
 
 events {
     worker_connections 8192;
@@ -231,39 +235,42 @@ http {
     scgi_temp_path $tmp/nginx/temp/scgi;
     keepalive_requests 1000000;
     keepalive_timeout 65s;
+$servers
+}
+EOF
+    nginx -t -q -p "$tmp/nginx" -e "$tmp/nginx/$name-error.log" -c "$tmp/nginx/$name.conf" ||
+        die "nginx rejects the generated configuration ($name)"
+    nginx -p "$tmp/nginx" -e "$tmp/nginx/$name-error.log" -c "$tmp/nginx/$name.conf" &
+    pids+=($!)
+    echo "${pids[-1]}" >"$tmp/nginx/$name.master"
+    wait_port "$port" "${pids[-1]}" 10
+}
 
-    # The application: a small fixed answer to every path.
+# The application: a small fixed answer to every path.
+nginx_instance upstream "$port_up" "
     server {
         listen 127.0.0.1:$port_up;
         location / {
             default_type text/plain;
-            return 200 "hello\n";
+            return 200 \"hello\\n\";
         }
-    }
-
+    }"
+# The reference: nginx as a plain reverse proxy, an instance of its own so
+# that its CPU is counted apart from the upstream's.
+nginx_instance proxy "$port_proxy" "
     upstream app {
         server 127.0.0.1:$port_up;
         keepalive 64;
         keepalive_requests 1000000;
     }
-
-    # The reference: nginx as a plain reverse proxy.
     server {
         listen 127.0.0.1:$port_proxy;
         location / {
             proxy_pass http://app;
             proxy_http_version 1.1;
-            proxy_set_header Connection "";
+            proxy_set_header Connection \"\";
         }
-    }
-}
-EOF
-nginx -t -q -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" ||
-    die "nginx rejects the generated configuration"
-nginx -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" &
-pids+=($!)
-wait_port "$port_up" "${pids[-1]}" 10
-wait_port "$port_proxy" "${pids[-1]}" 10
+    }"
 
 # === 3. portcullis: one gateway per build, each signed in ===
 
@@ -361,6 +368,7 @@ EOF
         die "portcullis check rejects the generated configuration: $(cat "$dir/check.txt")"
     RUST_LOG=warn "$gw_bin" --config "$dir/gateway.toml" 2>"$dir/portcullis.log" &
     pids+=($!)
+    echo "${pids[-1]}" >"$dir/pid"
     wait_port "$port" "${pids[-1]}" 20
 
     # The sign-in flow, as a browser does it.
@@ -443,21 +451,22 @@ done
 # === 5. the runs ===
 
 targets=(
-    "nginx upstream (direct)|http://127.0.0.1:$port_up/|"
-    "nginx proxy|http://127.0.0.1:$port_proxy/|"
+    "nginx upstream (direct)|http://127.0.0.1:$port_up/||"
+    "nginx proxy|http://127.0.0.1:$port_proxy/||$tmp/nginx/proxy.master"
 )
 # Each gateway's targets; the third field names the gateway whose session
-# cookie the run sends.
+# cookie the run sends, the fourth the file with the pid of the proxy whose
+# CPU the run counts.
 release_origin=$(cat "$tmp/release/origin")
 targets+=(
-    "portcullis public|$release_origin/public|"
-    "portcullis signed-in|$release_origin/|release"
+    "portcullis public|$release_origin/public||$tmp/release/pid"
+    "portcullis signed-in|$release_origin/|release|$tmp/release/pid"
 )
 if ((pgo)); then
     pgo_origin=$(cat "$tmp/pgo/origin")
     targets+=(
-        "portcullis $pgo_name public|$pgo_origin/public|"
-        "portcullis $pgo_name signed-in|$pgo_origin/|pgo"
+        "portcullis $pgo_name public|$pgo_origin/public||$tmp/pgo/pid"
+        "portcullis $pgo_name signed-in|$pgo_origin/|pgo|$tmp/pgo/pid"
     )
 fi
 
@@ -482,6 +491,21 @@ run_wrk() {
     bench_line=$(grep '^BENCH ' "$out") || die "wrk printed no BENCH line against $url: $(cat "$out")"
 }
 
+# cpu_ticks PIDFILE: the CPU time (user and system, clock ticks) the
+# process named in PIDFILE and its children (nginx's workers) have used.
+cpu_ticks() {
+    local master pid total=0 t
+    master=$(cat "$1")
+    for pid in "$master" $(pgrep -P "$master" || true); do
+        # Fields 14 and 15 (utime, stime) count from the closing paren of
+        # the command name, as fields 12 and 13 of what follows it.
+        t=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 }') || t=0
+        total=$((total + ${t:-0}))
+    done
+    echo "$total"
+}
+clk_tck=$(getconf CLK_TCK)
+
 # The value of key $1 in BENCH line $2.
 val() {
     sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$2"
@@ -492,15 +516,21 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 results=()
 # "round|name|connections|req/s" of every run, for the ratios round by round.
 by_round=()
+# "name|connections|µs" of every run: the proxy's CPU per request.
+cpu_runs=()
 echo "== wrk: $threads threads, duration $duration (warm-up $warmup), connections: $connections, rounds: $rounds"
 for ((round = 1; round <= rounds; round++)); do
 for c in $connections; do
     for t in "${targets[@]}"; do
-        IFS='|' read -r name url cookie <<<"$t"
+        IFS='|' read -r name url cookie cpu <<<"$t"
         if [[ $warmup != 0 && $warmup != 0[smh] ]]; then
             run_wrk "$url" "$cookie" "$warmup" "$c"
         fi
+        [[ -n $cpu ]] && ticks_before=$(cpu_ticks "$cpu")
         run_wrk "$url" "$cookie" "$duration" "$c"
+        cpu_us=""
+        [[ -n $cpu ]] && cpu_us=$(awk -v t="$(($(cpu_ticks "$cpu") - ticks_before))" -v hz="$clk_tck" \
+            -v n="$(val requests "$bench_line")" 'BEGIN { printf "%.1f", n ? t / hz * 1e6 / n : 0 }')
         line=$bench_line
         requests=$(val requests "$line")
         bad=$(val non2xx "$line")
@@ -511,7 +541,8 @@ for c in $connections; do
         rps=$(awk -v n="$requests" -v us="$(val duration_us "$line")" 'BEGIN { printf "%.0f", n / (us / 1e6) }')
         results+=("$name|$c|$rps|$line")
         by_round+=("$round|$name|$c|$rps")
-        printf '  round %s  %-26s c=%-4s %8s req/s\n' "$round" "$name" "$c" "$rps"
+        [[ -n $cpu_us ]] && cpu_runs+=("$name|$c|$cpu_us")
+        printf '  round %s  %-26s c=%-4s %8s req/s%s\n' "$round" "$name" "$c" "$rps" "${cpu_us:+   $cpu_us µs CPU/request}"
     done
 done
 done
@@ -546,15 +577,28 @@ round_ratios() {
         }'
 }
 
+# cpu_median NAME CONNECTIONS: the median over the rounds of the proxy's CPU
+# per request (µs) in NAME's runs, or nothing.
+cpu_median() {
+    printf '%s\n' "${cpu_runs[@]}" | awk -F'|' -v name="$1" -v c="$2" '
+        $1 == name && $2 == c { v[n++] = $3 }
+        END {
+            if (!n) exit
+            # insertion sort: a handful of rounds
+            for (i = 1; i < n; i++) for (j = i; j > 0 && v[j - 1] > v[j]; j--) { x = v[j]; v[j] = v[j - 1]; v[j - 1] = x }
+            print (n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2)
+        }'
+}
+
 spread_head="" spread_rule=""
 if ((rounds > 1)); then
     spread_head=" req/s over $rounds rounds (min–max) | vs nginx proxy round by round |"
     spread_rule="---:|---|"
 fi
-table="| target | connections | requests/s | p50 | p99 | vs nginx proxy |$spread_head
-|---|---:|---:|---:|---:|---:|$spread_rule"
+table="| target | connections | requests/s | p50 | p99 | vs nginx proxy | proxy CPU per request | CPU vs nginx proxy |$spread_head
+|---|---:|---:|---:|---:|---:|---:|---:|$spread_rule"
 for c in $connections; do
-    proxy_rps=""
+    proxy_rps="" proxy_cpu=""
     for t in "${targets[@]}"; do
         IFS='|' read -r name _ _ <<<"$t"
         # This target's runs at $c connections, slowest first; the median one.
@@ -569,12 +613,19 @@ for c in $connections; do
         if [[ $name == portcullis* && -n $proxy_rps ]]; then
             ratio=$(awk -v a="$rps" -v b="$proxy_rps" 'BEGIN { printf "%.2f×", a / b }')
         fi
+        cpu_us=$(cpu_median "$name" "$c")
+        [[ $name == "nginx proxy" ]] && proxy_cpu=$cpu_us
+        cpu_cell="—" cpu_ratio="—"
+        [[ -n $cpu_us ]] && cpu_cell=$(awk -v u="$cpu_us" 'BEGIN { printf "%.1f µs", u }')
+        if [[ $name == portcullis* && -n $cpu_us && -n $proxy_cpu ]]; then
+            cpu_ratio=$(awk -v a="$cpu_us" -v b="$proxy_cpu" 'BEGIN { printf "%.2f×", a / b }')
+        fi
         spread=""
         if ((rounds > 1)); then
             spread=" ${runs[0]%%|*}–${runs[-1]%%|*} | $(round_ratios "$name" "$c") |"
         fi
         table+="
-| $name | $c | $rps | $(ms "$(val p50_us "$line")") | $(ms "$(val p99_us "$line")") | $ratio |$spread"
+| $name | $c | $rps | $(ms "$(val p50_us "$line")") | $(ms "$(val p99_us "$line")") | $ratio | $cpu_cell | $cpu_ratio |$spread"
     done
 done
 
@@ -598,6 +649,7 @@ outfile="$repo/bench-results/bench-$stamp.md"
     echo "- nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //'), worker_processes auto ($(nproc) workers), access_log off, upstream keepalive 64"
     echo "- load: $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2), $threads threads, ${duration} per run after a ${warmup} warm-up, keep-alive connections, $rounds round(s) (the median run is shown)"
     echo "- wrk runs on the same $(nproc) cores as the servers and competes with them, the same way for every target"
+    echo "- proxy CPU per request: user and system time of the proxy alone (nginx proxy's master and workers, or the gateway) over the run, divided by its requests; the median over the rounds (the upstream and wrk not counted)"
     echo "- load average (1, 5, 15 min): $load_before before the runs (other work on the machine skews the numbers), $load_after after (includes wrk and the servers themselves)"
     echo "- upstream: nginx \`return 200 \"hello\\n\"\`; every run checked: 0 non-2xx responses, 0 socket errors"
     echo
