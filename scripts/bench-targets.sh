@@ -34,13 +34,17 @@ while (($#)); do
 done
 
 target_dir=${CARGO_TARGET_DIR:-target}
+kind="as given"
 if [[ -z $bin ]] && ((bolt)); then
     if [[ $build == 1 ]]; then scripts/build-pgo.sh --bolt >/dev/null; fi
     bin="$target_dir/pgo-bolt/portcullis"
+    kind="profile-guided and BOLT, scripts/build-pgo.sh --bolt"
 elif [[ -z $bin ]] && ((pgo)); then
     if [[ $build == 1 ]]; then scripts/build-pgo.sh >/dev/null; fi
     bin="$target_dir/pgo/release/portcullis"
+    kind="profile-guided, scripts/build-pgo.sh"
 elif [[ -z $bin ]]; then
+    kind="cargo build --release"
     if [[ $build == 1 ]]; then cargo build --release --quiet; fi
     bin="$target_dir/release/portcullis"
 fi
@@ -354,7 +358,7 @@ file="bench-results/targets-$(date -u +%Y%m%d-%H%M%S).md"
     echo "# portcullis performance targets, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
     echo "- machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(uname -sr)"
-    echo "- portcullis: $bin ($( ((pgo)) && { ((bolt)) && echo "profile-guided and BOLT, scripts/build-pgo.sh --bolt" || echo "profile-guided, scripts/build-pgo.sh"; } || echo "as given or cargo build --release"))"
+    echo "- portcullis: $bin ($kind)"
     echo "- load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
     echo "| measure | portcullis | nginx | note |"

@@ -183,6 +183,8 @@ fi
 [[ -x $bin ]] || die "no portcullis binary at $bin (build it, or pass --bin)"
 pgo_name="PGO"
 ((bolt)) && pgo_name="PGO+BOLT"
+pgo_args=()
+((bolt)) && pgo_args=(--bolt)
 if ((pgo)) && [[ -z $pgo_bin ]]; then
     if ((bolt)); then
         pgo_bin="${CARGO_TARGET_DIR:-$repo/target}/pgo-bolt/portcullis"
@@ -190,12 +192,8 @@ if ((pgo)) && [[ -z $pgo_bin ]]; then
         pgo_bin="${CARGO_TARGET_DIR:-$repo/target}/pgo/release/portcullis"
     fi
     if ((build)); then
-        echo "== scripts/build-pgo.sh$( ((bolt)) && echo " --bolt")"
-        if ((bolt)); then
-            "$repo/scripts/build-pgo.sh" --bolt >/dev/null
-        else
-            "$repo/scripts/build-pgo.sh" >/dev/null
-        fi
+        echo "== scripts/build-pgo.sh ${pgo_args[*]}"
+        "$repo/scripts/build-pgo.sh" "${pgo_args[@]}" >/dev/null
     fi
 fi
 if ((pgo)); then
@@ -528,9 +526,7 @@ for c in $connections; do
         fi
         [[ -n $cpu ]] && ticks_before=$(cpu_ticks "$cpu")
         run_wrk "$url" "$cookie" "$duration" "$c"
-        cpu_us=""
-        [[ -n $cpu ]] && cpu_us=$(awk -v t="$(($(cpu_ticks "$cpu") - ticks_before))" -v hz="$clk_tck" \
-            -v n="$(val requests "$bench_line")" 'BEGIN { printf "%.1f", n ? t / hz * 1e6 / n : 0 }')
+        [[ -n $cpu ]] && ticks=$(($(cpu_ticks "$cpu") - ticks_before))
         line=$bench_line
         requests=$(val requests "$line")
         bad=$(val non2xx "$line")
@@ -539,6 +535,8 @@ for c in $connections; do
         ((bad == 0)) || die "$name, $c connections: $bad of $requests responses were not 2xx"
         ((errors == 0)) || die "$name, $c connections: socket errors ($line)"
         rps=$(awk -v n="$requests" -v us="$(val duration_us "$line")" 'BEGIN { printf "%.0f", n / (us / 1e6) }')
+        cpu_us=""
+        [[ -n $cpu ]] && cpu_us=$(awk -v t="$ticks" -v hz="$clk_tck" -v n="$requests" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
         results+=("$name|$c|$rps|$line")
         by_round+=("$round|$name|$c|$rps")
         [[ -n $cpu_us ]] && cpu_runs+=("$name|$c|$cpu_us")
