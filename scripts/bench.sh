@@ -36,7 +36,8 @@
 # --rounds N runs the whole set of targets N times, interleaved, and reports
 # for each target the run with the median requests/s (and the spread), which
 # evens out other work that comes and goes on a shared machine, and each
-# round's ratio to nginx proxy's run of the same round.
+# round's ratio to nginx proxy's run of the same round (requests/s and p99),
+# with the median of those ratios.
 # Needs: wrk, nginx (Debian packages), curl, python3; redis-server for
 # --store redis. Writes bench-results/bench-<date>.md in the repository.
 
@@ -512,7 +513,8 @@ val() {
 # Other work on the machine skews everything: record the load around the runs.
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 results=()
-# "round|name|connections|req/s" of every run, for the ratios round by round.
+# "round|name|connections|req/s|p99 µs" of every run, for the ratios round
+# by round.
 by_round=()
 # "name|connections|µs" of every run: the proxy's CPU per request.
 cpu_runs=()
@@ -538,7 +540,7 @@ for c in $connections; do
         cpu_us=""
         [[ -n $cpu ]] && cpu_us=$(awk -v t="$ticks" -v hz="$clk_tck" -v n="$requests" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
         results+=("$name|$c|$rps|$line")
-        by_round+=("$round|$name|$c|$rps")
+        by_round+=("$round|$name|$c|$rps|$(val p99_us "$line")")
         [[ -n $cpu_us ]] && cpu_runs+=("$name|$c|$cpu_us")
         printf '  round %s  %-26s c=%-4s %8s req/s%s\n' "$round" "$name" "$c" "$rps" "${cpu_us:+   $cpu_us µs CPU/request}"
     done
@@ -557,21 +559,28 @@ ms() {
     awk -v us="$1" 'BEGIN { printf "%.2f ms", us / 1000 }'
 }
 
-# round_ratios NAME CONNECTIONS: each round's requests/s of NAME over nginx
-# proxy's in the same round (the targets of a round run minutes apart at
-# most, so these show how much of a ratio is the machine's drift).
+# round_ratios NAME CONNECTIONS FIELD: each round's figure of NAME over
+# nginx proxy's in the same round (FIELD 4: requests/s, 5: p99), then the
+# median of those ratios. The targets of a round run minutes apart at most,
+# so the ratios show how much of a difference is the machine's drift, and
+# their median is the figure least moved by it.
 round_ratios() {
     [[ $1 == portcullis* ]] || { echo "—"; return; }
-    printf '%s\n' "${by_round[@]}" | awk -F'|' -v name="$1" -v c="$2" '
-        $3 == c && $2 == "nginx proxy" { base[$1] = $4 }
-        $3 == c && $2 == name { mine[$1] = $4 }
+    printf '%s\n' "${by_round[@]}" | awk -F'|' -v name="$1" -v c="$2" -v f="$3" '
+        $3 == c && $2 == "nginx proxy" { base[$1] = $f }
+        $3 == c && $2 == name { mine[$1] = $f }
         END {
             n = 0
             for (r = 1; r in mine; r++) {
-                if (!(r in base)) continue
-                out = out (n++ ? ", " : "") sprintf("%.2f×", mine[r] / base[r])
+                if (!(r in base) || base[r] <= 0) continue
+                v[n] = mine[r] / base[r]
+                out = out (n++ ? ", " : "") sprintf("%.2f×", v[n - 1])
             }
-            print (n ? out : "—")
+            if (!n) { print "—"; exit }
+            # insertion sort: a handful of rounds
+            for (i = 1; i < n; i++) for (j = i; j > 0 && v[j - 1] > v[j]; j--) { x = v[j]; v[j] = v[j - 1]; v[j - 1] = x }
+            m = (n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2)
+            printf "%s (median %.2f×)\n", out, m
         }'
 }
 
@@ -590,8 +599,8 @@ cpu_median() {
 
 spread_head="" spread_rule=""
 if ((rounds > 1)); then
-    spread_head=" req/s over $rounds rounds (min–max) | vs nginx proxy round by round |"
-    spread_rule="---:|---|"
+    spread_head=" req/s over $rounds rounds (min–max) | vs nginx proxy round by round | p99 vs nginx proxy round by round |"
+    spread_rule="---:|---|---|"
 fi
 table="| target | connections | requests/s | p50 | p99 | vs nginx proxy | proxy CPU per request | CPU vs nginx proxy |$spread_head
 |---|---:|---:|---:|---:|---:|---:|---:|$spread_rule"
@@ -620,7 +629,7 @@ for c in $connections; do
         fi
         spread=""
         if ((rounds > 1)); then
-            spread=" ${runs[0]%%|*}–${runs[-1]%%|*} | $(round_ratios "$name" "$c") |"
+            spread=" ${runs[0]%%|*}–${runs[-1]%%|*} | $(round_ratios "$name" "$c" 4) | $(round_ratios "$name" "$c" 5) |"
         fi
         table+="
 | $name | $c | $rps | $(ms "$(val p50_us "$line")") | $(ms "$(val p99_us "$line")") | $ratio | $cpu_cell | $cpu_ratio |$spread"
