@@ -574,7 +574,8 @@ round_ratios() {
             for (r = 1; r in mine; r++) {
                 if (!(r in base) || base[r] <= 0) continue
                 v[n] = mine[r] / base[r]
-                out = out (n++ ? ", " : "") sprintf("%.2f×", v[n - 1])
+                out = out (n ? ", " : "") sprintf("%.2f×", v[n])
+                n++
             }
             if (!n) { print "—"; exit }
             # insertion sort: a handful of rounds
