@@ -559,6 +559,15 @@ ms() {
     awk -v us="$1" 'BEGIN { printf "%.2f ms", us / 1000 }'
 }
 
+# An awk function for the programs below: the median of v[0..n-1] (the
+# mean of the two middle values for an even n); sorts v in place.
+awk_median='
+    function median(v, n,    i, j, x) {
+        # insertion sort: a handful of rounds
+        for (i = 1; i < n; i++) for (j = i; j > 0 && v[j - 1] > v[j]; j--) { x = v[j]; v[j] = v[j - 1]; v[j - 1] = x }
+        return n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2
+    }'
+
 # round_ratios NAME CONNECTIONS FIELD: each round's figure of NAME over
 # nginx proxy's in the same round (FIELD 4: requests/s, 5: p99), then the
 # median of those ratios. The targets of a round run minutes apart at most,
@@ -566,7 +575,7 @@ ms() {
 # their median is the figure least moved by it.
 round_ratios() {
     [[ $1 == portcullis* ]] || { echo "—"; return; }
-    printf '%s\n' "${by_round[@]}" | awk -F'|' -v name="$1" -v c="$2" -v f="$3" '
+    printf '%s\n' "${by_round[@]}" | awk -F'|' -v name="$1" -v c="$2" -v f="$3" "$awk_median"'
         $3 == c && $2 == "nginx proxy" { base[$1] = $f }
         $3 == c && $2 == name { mine[$1] = $f }
         END {
@@ -578,23 +587,18 @@ round_ratios() {
                 n++
             }
             if (!n) { print "—"; exit }
-            # insertion sort: a handful of rounds
-            for (i = 1; i < n; i++) for (j = i; j > 0 && v[j - 1] > v[j]; j--) { x = v[j]; v[j] = v[j - 1]; v[j - 1] = x }
-            m = (n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2)
-            printf "%s (median %.2f×)\n", out, m
+            printf "%s (median %.2f×)\n", out, median(v, n)
         }'
 }
 
 # cpu_median NAME CONNECTIONS: the median over the rounds of the proxy's CPU
 # per request (µs) in NAME's runs, or nothing.
 cpu_median() {
-    printf '%s\n' "${cpu_runs[@]}" | awk -F'|' -v name="$1" -v c="$2" '
+    printf '%s\n' "${cpu_runs[@]}" | awk -F'|' -v name="$1" -v c="$2" "$awk_median"'
         $1 == name && $2 == c { v[n++] = $3 }
         END {
             if (!n) exit
-            # insertion sort: a handful of rounds
-            for (i = 1; i < n; i++) for (j = i; j > 0 && v[j - 1] > v[j]; j--) { x = v[j]; v[j] = v[j - 1]; v[j - 1] = x }
-            print (n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2)
+            print median(v, n)
         }'
 }
 
