@@ -213,7 +213,6 @@ for o in "$origin" "$origin2"; do wrk -t2 -c32 -d2s -s "$tmp/many.lua" "$o/" >/d
 # One run: "REQ/S CPU" where CPU is the gateway's user + system time per
 # request in µs (from /proc; unlike requests/s it does not depend on what
 # else the machine is doing at the time).
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rate() {
     local before after out
     before=$(cpu_ticks "$3")

@@ -68,6 +68,8 @@ die() {
     echo "bench: $*" >&2
     exit 1
 }
+# shellcheck source=bench/lib.sh
+. "$repo/scripts/bench/lib.sh"
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -490,19 +492,6 @@ run_wrk() {
     bench_line=$(grep '^BENCH ' "$out") || die "wrk printed no BENCH line against $url: $(cat "$out")"
 }
 
-# cpu_ticks PIDFILE: the CPU time (user and system, clock ticks) the
-# process named in PIDFILE and its children (nginx's workers) have used.
-cpu_ticks() {
-    local master pid total=0 t
-    master=$(cat "$1")
-    for pid in "$master" $(pgrep -P "$master" || true); do
-        # Fields 14 and 15 (utime, stime) count from the closing paren of
-        # the command name, as fields 12 and 13 of what follows it.
-        t=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 }') || t=0
-        total=$((total + ${t:-0}))
-    done
-    echo "$total"
-}
 clk_tck=$(getconf CLK_TCK)
 
 # The value of key $1 in BENCH line $2.
@@ -526,9 +515,9 @@ for c in $connections; do
         if [[ $warmup != 0 && $warmup != 0[smh] ]]; then
             run_wrk "$url" "$cookie" "$warmup" "$c"
         fi
-        [[ -n $cpu ]] && ticks_before=$(cpu_ticks "$cpu")
+        [[ -n $cpu ]] && ticks_before=$(cpu_ticks "$(cat "$cpu")")
         run_wrk "$url" "$cookie" "$duration" "$c"
-        [[ -n $cpu ]] && ticks=$(($(cpu_ticks "$cpu") - ticks_before))
+        [[ -n $cpu ]] && ticks=$(($(cpu_ticks "$(cat "$cpu")") - ticks_before))
         line=$bench_line
         requests=$(val requests "$line")
         bad=$(val non2xx "$line")

@@ -1,5 +1,5 @@
-# Shell functions shared by scripts/bench-targets.sh and scripts/build-pgo.sh
-# (sourced, not run).
+# Shell functions shared by scripts/bench.sh, scripts/bench-targets.sh and
+# scripts/build-pgo.sh (sourced, not run).
 
 # A free TCP port on 127.0.0.1, chosen by the OS.
 free_port() {
@@ -26,4 +26,17 @@ request = function()
   return wrk.format(nil, "/.portcullis/login", nil, "email=$prefix" .. n .. "%40example.com&rd=%2F&csrf=$csrf")
 end
 LUA
+}
+
+# cpu_ticks PID: the CPU time (user and system, clock ticks) the process PID
+# and its children (nginx's workers) have used.
+cpu_ticks() {
+    local pid total=0 t
+    for pid in "$1" $(pgrep -P "$1" || true); do
+        # Fields 14 and 15 (utime, stime) count from the closing paren of
+        # the command name, as fields 12 and 13 of what follows it.
+        t=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 }') || t=0
+        total=$((total + ${t:-0}))
+    done
+    echo "$total"
 }
