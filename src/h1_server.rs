@@ -84,6 +84,12 @@ pub async fn serve(
     // into tokio's timer wheel and often wakes the driver (a syscall).
     let timer = tokio::time::sleep(limits.header_read_timeout);
     tokio::pin!(timer);
+    // Likewise one wait for the server's stop for the connection's life
+    // (on a receiver of its own, so `stop` can still be read): a new one
+    // for each request would join and leave the channel's waiter list.
+    let mut stop_wait = stop.clone();
+    let stopped = stop_wait.wait_for(|stopping| *stopping);
+    tokio::pin!(stopped);
     loop {
         timer
             .as_mut()
@@ -108,7 +114,7 @@ pub async fn serve(
                     Ok(_) => {}
                 },
                 _ = &mut timer => return None,
-                _ = stop.wait_for(|stopping| *stopping), if idle => return None,
+                _ = &mut stopped, if idle => return None,
             }
         };
         let is_head = req.method() == Method::HEAD;
