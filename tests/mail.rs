@@ -284,6 +284,7 @@ async fn file_transport_writes_one_parseable_file_per_message() {
         from: FROM.into(),
         transport: TransportSettings::File {
             dir: mail_dir.clone(),
+            fsync: true,
         },
         queue_capacity: 8,
         concurrency: 2,

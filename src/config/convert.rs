@@ -508,16 +508,17 @@ fn mail_config(raw: RawMail, env: &dyn Environment, p: &mut Problems) -> Option<
         file,
     } = raw;
     let from = from.unwrap_or_else(|| "Portcullis <login@localhost>".into());
-    let file_dir = file.and_then(|f| {
-        let RawMailFile { dir } = f;
-        dir
-    });
+    let (file_dir, fsync) = match file {
+        Some(RawMailFile { dir, fsync }) => (dir, fsync.unwrap_or(false)),
+        None => (None, false),
+    };
     let transport = match transport.as_deref().unwrap_or("console") {
         "console" => MailTransport::Console {
             dir: file_dir.map(PathBuf::from),
         },
         "file" => MailTransport::File {
             dir: PathBuf::from(file_dir.unwrap_or_else(|| "./mail".into())),
+            fsync,
         },
         "smtp" => {
             let Some(smtp) = smtp else {

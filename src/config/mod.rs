@@ -218,8 +218,14 @@ pub struct SmtpConfig {
 
 #[derive(Debug, Clone)]
 pub enum MailTransport {
-    Console { dir: Option<PathBuf> },
-    File { dir: PathBuf },
+    Console {
+        dir: Option<PathBuf>,
+    },
+    /// `fsync`: each file is flushed to disk before it counts as sent.
+    File {
+        dir: PathBuf,
+        fsync: bool,
+    },
     Smtp(SmtpConfig),
 }
 
@@ -387,15 +393,66 @@ fn syntax_error(text: &str, file: &str, e: &toml::de::Error) -> ConfigError {
     let message = e.message().to_string();
     // serde names the offending key in its message for unknown fields;
     // pull it out so the key is reported in the usual place too.
-    let key = message
+    // For a value of the wrong type it names none: take the key from the
+    // line the value is on, under its table.
+    let key = match message
         .strip_prefix("unknown field `")
         .and_then(|rest| rest.split('`').next())
-        .unwrap_or("")
-        .to_string();
+    {
+        Some(key) => key.to_string(),
+        None => e
+            .span()
+            .and_then(|s| key_at(text, s.start))
+            .unwrap_or_default(),
+    };
     ConfigError {
         file: file.to_string(),
         problems: vec![Problem { key, message, line }],
     }
+}
+
+/// The full name of the key whose value starts at byte `at` of `text`, as
+/// the other errors name keys (`mail.file.fsync`, `route[1].timeout`):
+/// the `key =` at the start of that line, after the nearest table header
+/// above it. `None` when the line does not start with a key (a value
+/// continued from an earlier line).
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let before = text.get(..at)?;
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    let (key, _) = text.get(start..)?.split_once('=')?;
+    let key = key.trim();
+    let bare = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    if key.is_empty() || !key.chars().all(bare) {
+        return None;
+    }
+    let lines: Vec<&str> = text.get(..start)?.lines().map(str::trim).collect();
+    let Some(i) = lines.iter().rposition(|l| l.starts_with('[')) else {
+        return Some(key.to_string());
+    };
+    let header = lines[i];
+    let table = match header.strip_prefix("[[") {
+        Some(rest) => {
+            let name = rest.split("]]").next().unwrap_or("").trim();
+            let index = lines[..i]
+                .iter()
+                .filter(|l| {
+                    l.strip_prefix("[[")
+                        .and_then(|r| r.split("]]").next())
+                        .map(str::trim)
+                        == Some(name)
+                })
+                .count();
+            format!("{name}[{index}]")
+        }
+        None => header
+            .trim_start_matches('[')
+            .split(']')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string(),
+    };
+    Some(format!("{table}.{key}"))
 }
 
 mod convert;

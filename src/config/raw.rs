@@ -93,6 +93,7 @@ pub(super) struct RawSmtp {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawMailFile {
     pub dir: Option<String>,
+    pub fsync: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

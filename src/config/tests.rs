@@ -224,3 +224,44 @@ fn ui_templates_override_and_are_checked() {
         assert!(text.contains(expected), "{expected:?} in:\n{text}");
     }
 }
+
+#[test]
+fn mail_files_are_flushed_to_disk_only_when_asked() {
+    let base = "[mail]\ntransport = \"file\"\n[mail.file]\ndir = \"/tmp/outbox\"\n";
+    let fsync_of = |text: &str| match parse(text).unwrap().mail.transport {
+        MailTransport::File { fsync, .. } => fsync,
+        other => panic!("not the file transport: {other:?}"),
+    };
+    assert!(!fsync_of(base));
+    assert!(fsync_of(&format!("{base}fsync = true")));
+    assert!(!fsync_of(&format!("{base}fsync = false")));
+    let e = err(&format!("{base}fsync = \"yes\""));
+    assert!(e.names("mail.file.fsync"), "{e}");
+    assert_eq!(e.problems[0].line, Some(5), "{e}");
+}
+
+#[test]
+fn a_value_of_the_wrong_type_names_its_key() {
+    let cases: &[(&str, &str, usize)] = &[
+        (
+            "[mail]\nqueue_capacity = \"many\"\n",
+            "mail.queue_capacity",
+            2,
+        ),
+        (
+            "[[route]]\nupstream = \"demo\"\n[[route]]\nupstream = \"demo\"\npath = 5\n",
+            "route[1].path",
+            5,
+        ),
+        (
+            "[login]\nallow_emails = \"a@b.com\"\n",
+            "login.allow_emails",
+            2,
+        ),
+    ];
+    for (text, key, line) in cases {
+        let e = err(text);
+        assert!(e.names(key), "{text:?} should name {key}, got: {e}");
+        assert_eq!(e.problems[0].line, Some(*line), "{e}");
+    }
+}

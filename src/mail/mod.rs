@@ -93,9 +93,11 @@ pub enum TransportSettings {
     Console {
         dir: Option<PathBuf>,
     },
-    /// One RFC 5322 file per message in `dir` (created if missing), named so they sort by time.
+    /// One RFC 5322 file per message in `dir` (created if missing), named so they sort by time;
+    /// with `fsync`, each is flushed to disk before it counts as sent.
     File {
         dir: PathBuf,
+        fsync: bool,
     },
     Smtp(SmtpSettings),
 }
@@ -340,7 +342,10 @@ mod tests {
         let dir = std::env::temp_dir();
         let good = MailSettings {
             from: "Portcullis <login@example.com>".into(),
-            transport: TransportSettings::File { dir: dir.clone() },
+            transport: TransportSettings::File {
+                dir: dir.clone(),
+                fsync: false,
+            },
             queue_capacity: 4,
             concurrency: 1,
         };

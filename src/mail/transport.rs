@@ -23,7 +23,10 @@
 //!   localhost.
 //! - Files: message files hold a live sign-in link, so on Unix they are
 //!   created with mode 0600, written to a temporary name and renamed, so a
-//!   reader never sees half a message.
+//!   reader never sees half a message. They are flushed to disk before the
+//!   rename only with `[mail.file] fsync = true`: the queue in front of them
+//!   lives in memory anyway, and a flush per message made the sign-in rate
+//!   that of the disk.
 //! - Connection reuse is off (lettre pool with `max_size(0)`). The worker
 //!   cancels an attempt that runs past its time limit, and lettre cannot tell
 //!   that a connection was abandoned mid-dialogue: a reused connection could
@@ -61,7 +64,7 @@ pub(crate) enum SendError {
 /// A built transport, ready to send many messages.
 pub(crate) enum Transport {
     Console { dir: Option<PathBuf> },
-    File { dir: PathBuf },
+    File { dir: PathBuf, fsync: bool },
     Smtp(Box<AsyncSmtpTransport<Tokio1Executor>>),
 }
 
@@ -76,9 +79,12 @@ impl Transport {
                 }
                 Ok(Transport::Console { dir: dir.clone() })
             }
-            TransportSettings::File { dir } => {
+            TransportSettings::File { dir, fsync } => {
                 create_dir(dir)?;
-                Ok(Transport::File { dir: dir.clone() })
+                Ok(Transport::File {
+                    dir: dir.clone(),
+                    fsync: *fsync,
+                })
             }
             TransportSettings::Smtp(smtp) => build_smtp(smtp).map(Transport::Smtp),
         }
@@ -99,11 +105,11 @@ impl Transport {
                 .await
                 .map(|_| ())
                 .map_err(classify),
-            Transport::File { dir } => write_file(dir, message, name).await,
+            Transport::File { dir, fsync } => write_file(dir, message, name, *fsync).await,
             Transport::Console { dir } => {
                 print_console(message, readable).await?;
                 match dir {
-                    Some(dir) => write_file(dir, message, name).await,
+                    Some(dir) => write_file(dir, message, name, false).await,
                     None => Ok(()),
                 }
             }
@@ -216,7 +222,12 @@ fn file_name(name: &str) -> String {
     format!("{micros:020}-{name}.eml")
 }
 
-async fn write_file(dir: &Path, message: &Message, name: &str) -> Result<(), SendError> {
+async fn write_file(
+    dir: &Path,
+    message: &Message,
+    name: &str,
+    fsync: bool,
+) -> Result<(), SendError> {
     let io_err = |e: std::io::Error| SendError::Temporary(format!("file: {}", e.kind()));
     let dir = dir.to_path_buf();
     let bytes = message.formatted();
@@ -225,16 +236,23 @@ async fn write_file(dir: &Path, message: &Message, name: &str) -> Result<(), Sen
     // would do): each step's hand-off to the blocking pool and back cost
     // more than the step, and sign-in bursts queue thousands of messages.
     let written =
-        tokio::task::spawn_blocking(move || write_file_blocking(&dir, &bytes, &final_name))
+        tokio::task::spawn_blocking(move || write_file_blocking(&dir, &bytes, &final_name, fsync))
             .await
             .map_err(|_| std::io::Error::other("the file writer stopped"))
             .and_then(|r| r);
     written.map_err(io_err)
 }
 
-/// Writes `bytes` to `dir/.NAME.tmp` (mode 0600, flushed to disk), then
-/// renames it to `dir/NAME`; makes `dir` again if it has gone.
-fn write_file_blocking(dir: &Path, bytes: &[u8], final_name: &str) -> std::io::Result<()> {
+/// Writes `bytes` to `dir/.NAME.tmp` (mode 0600; with `fsync`, flushed to
+/// disk), then renames it to `dir/NAME`; makes `dir` again if it has gone.
+/// The rename alone is what keeps a reader from seeing half a message;
+/// `fsync` only adds that a file survives a power cut.
+fn write_file_blocking(
+    dir: &Path,
+    bytes: &[u8],
+    final_name: &str,
+    fsync: bool,
+) -> std::io::Result<()> {
     use std::io::Write as _;
     let tmp = dir.join(format!(".{final_name}.tmp"));
     let mut options = std::fs::OpenOptions::new();
@@ -254,7 +272,7 @@ fn write_file_blocking(dir: &Path, bytes: &[u8], final_name: &str) -> std::io::R
     };
     let written = file
         .write_all(bytes)
-        .and_then(|()| file.sync_all())
+        .and_then(|()| if fsync { file.sync_all() } else { Ok(()) })
         .and_then(|()| {
             drop(file);
             std::fs::rename(&tmp, dir.join(final_name))
