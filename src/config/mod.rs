@@ -430,17 +430,11 @@ fn key_at(text: &str, at: usize) -> Option<String> {
         return Some(key.to_string());
     };
     let header = lines[i];
-    let table = match header.strip_prefix("[[") {
-        Some(rest) => {
-            let name = rest.split("]]").next().unwrap_or("").trim();
+    let table = match array_name(header) {
+        Some(name) => {
             let index = lines[..i]
                 .iter()
-                .filter(|l| {
-                    l.strip_prefix("[[")
-                        .and_then(|r| r.split("]]").next())
-                        .map(str::trim)
-                        == Some(name)
-                })
+                .filter(|l| array_name(l) == Some(name))
                 .count();
             format!("{name}[{index}]")
         }
@@ -453,6 +447,13 @@ fn key_at(text: &str, at: usize) -> Option<String> {
             .to_string(),
     };
     Some(format!("{table}.{key}"))
+}
+
+/// The name in an array-of-tables header (`route` of `[[route]]`).
+fn array_name(line: &str) -> Option<&str> {
+    line.strip_prefix("[[")
+        .and_then(|r| r.split("]]").next())
+        .map(str::trim)
 }
 
 mod convert;
