@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName};
 use ipnet::IpNet;
 
 use crate::config::Scheme;
@@ -130,7 +130,7 @@ pub fn client_info(
 /// Headers that say where a request came from, or what it first asked
 /// for: only the gateway sets them (the three `X-Forwarded-*`), or nobody.
 /// Every one starts with `x` or `f`: most names are decided by one byte.
-fn from_client(name: &HeaderName) -> bool {
+pub fn from_client(name: &HeaderName) -> bool {
     let n = name.as_str();
     matches!(n.as_bytes().first(), Some(b'x' | b'f'))
         && matches!(
@@ -146,24 +146,10 @@ fn from_client(name: &HeaderName) -> bool {
         )
 }
 
-/// Sets the three `X-Forwarded-*` headers (after every incoming copy is gone).
-pub fn set_forwarded_headers(headers: &mut HeaderMap, info: &ClientInfo) {
-    crate::headers::remove_where(headers, from_client);
-    if let Ok(v) = HeaderValue::from_str(&info.forwarded_for) {
-        headers.insert(FORWARDED_FOR, v);
-    }
-    headers.insert(
-        FORWARDED_PROTO,
-        HeaderValue::from_static(info.scheme.as_str()),
-    );
-    if let Some(Ok(v)) = info.forwarded_host.as_deref().map(HeaderValue::from_str) {
-        headers.insert(FORWARDED_HOST, v);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::HeaderValue;
 
     #[test]
     fn from_client_names() {
@@ -265,28 +251,5 @@ mod tests {
             info.forwarded_for,
             "1.1.1.1, 198.51.100.7, 10.0.0.5, 10.0.0.2"
         );
-    }
-
-    #[test]
-    fn set_headers_replaces_every_incoming_copy() {
-        let mut headers = h(&[
-            ("x-forwarded-for", "6.6.6.6"),
-            ("x-forwarded-for", "7.7.7.7"),
-            ("x-forwarded-prefix", "https://evil"),
-            ("x-forwarded-uri", "/public"),
-        ]);
-        let info = client_info(
-            "192.0.2.1".parse().unwrap(),
-            true,
-            Some("a.test"),
-            &headers,
-            &[],
-        );
-        set_forwarded_headers(&mut headers, &info);
-        assert_eq!(headers.get_all("x-forwarded-for").iter().count(), 1);
-        assert_eq!(headers.get("x-forwarded-for").unwrap(), "192.0.2.1");
-        assert_eq!(headers.get("x-forwarded-proto").unwrap(), "https");
-        assert!(!headers.contains_key("x-forwarded-prefix"));
-        assert!(!headers.contains_key("x-forwarded-uri"));
     }
 }

@@ -23,7 +23,7 @@ use std::task::{ready, Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Version};
+use http::{Method, Response, StatusCode, Version};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -126,33 +126,6 @@ pub fn idempotent(method: &Method) -> bool {
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
     )
-}
-
-/// The request head as bytes: the request line (origin form) and headers.
-pub fn encode_head<B>(req: &Request<B>) -> Vec<u8> {
-    let target = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let headers = req.headers();
-    let size = headers
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum::<usize>();
-    let mut out = Vec::with_capacity(req.method().as_str().len() + target.len() + size + 16);
-    out.extend_from_slice(req.method().as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    out
 }
 
 /// How the answer's body is delimited.
@@ -765,22 +738,5 @@ mod tests {
             );
             drop(server.await.unwrap());
         }
-    }
-
-    #[test]
-    fn the_request_head_is_origin_form_with_every_header() {
-        let req = Request::builder()
-            .method(Method::GET)
-            .uri("/a/b?c=d")
-            .header("host", "app.test")
-            .header("x-forwarded-for", "1.2.3.4")
-            .header("accept", "text/html")
-            .header("accept", "*/*")
-            .body(())
-            .unwrap();
-        assert_eq!(
-            String::from_utf8(encode_head(&req)).unwrap(),
-            "GET /a/b?c=d HTTP/1.1\r\nhost: app.test\r\nx-forwarded-for: 1.2.3.4\r\naccept: text/html\r\naccept: */*\r\n\r\n"
-        );
     }
 }

@@ -1,15 +1,14 @@
-//! Header hygiene between client, gateway and upstream.
-//!
-//! Order matters and is fixed by [`crate::proxy`]: first the hop-by-hop
-//! headers (and every header the `Connection` header names) go, then every
-//! client-sent identity header, then the gateway's own cookies; only after
-//! that does the gateway add its own values. So `Connection: close,
-//! X-Forwarded-For` cannot remove what the gateway adds, and no spelling of
-//! `X-Forwarded-Email` (case, `_` for `-`, repeats) reaches the upstream.
+//! Header hygiene between client, gateway and upstream: which names are
+//! hop-by-hop, which are identity headers in any spelling (case, `_` for
+//! `-`), the `Cookie` value without the gateway's cookies, and the
+//! cleaning of the upstream's answer. [`crate::outgoing`] applies the
+//! request side in one pass, before the gateway adds its own headers.
 //!
 //! Also the one way both HTTP/1.1 parsers (the gateway's server loop and
 //! its upstream client) turn a parsed head into a header map: as [`Span`]s
 //! of the head, whose values then share the head's bytes.
+
+use std::borrow::Cow;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -177,11 +176,6 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, websocket: bool) {
     }
 }
 
-/// Removes every identity header, in every spelling.
-pub fn strip_identity(headers: &mut HeaderMap) {
-    remove_where(headers, |n| is_identity_header(n.as_str()));
-}
-
 /// Removes every header whose name `doomed` picks (all its values), in one
 /// pass over the names; nothing is allocated unless two or more are picked.
 pub fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
@@ -196,7 +190,7 @@ pub fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> boo
     }
 }
 
-/// The name of one `Cookie` pair as [`strip_cookies`] reads it.
+/// The name of one `Cookie` pair as [`kept_cookies`] reads it.
 fn pair_name(pair: &str) -> &str {
     pair.trim_start().split('=').next().unwrap_or("").trim()
 }
@@ -209,19 +203,20 @@ fn is_ours(pair: &[u8], ours: &[&str]) -> bool {
     ours.iter().any(|o| o.as_bytes() == name)
 }
 
-/// Removes the gateway's cookies (by exact name) from the `Cookie` header,
-/// leaving every other pair byte for byte; several `Cookie` headers (HTTP/2)
-/// are joined first.
-pub fn strip_cookies(headers: &mut HeaderMap, ours: &[&str]) {
+/// The `Cookie` value the upstream gets: every pair but the gateway's
+/// (by exact name), the others byte for byte; several `Cookie` headers
+/// (HTTP/2) are joined first. `None` when there is no `Cookie` or no pair
+/// is left.
+pub fn kept_cookies<'a>(headers: &'a HeaderMap, ours: &[&str]) -> Option<Cow<'a, [u8]>> {
     let mut all = headers.get_all(header::COOKIE).iter();
-    let Some(first) = all.next() else {
-        return;
-    };
+    let first = all.next()?;
     let single = all.next().is_none();
     let kept = match (single, first.to_str()) {
         // The common case, one plain-ASCII header holding none of ours, is
-        // left exactly as it came.
-        (true, Ok(v)) if !v.as_bytes().split(|b| *b == b';').any(|p| is_ours(p, ours)) => return,
+        // passed on exactly as it came.
+        (true, Ok(v)) if !v.as_bytes().split(|b| *b == b';').any(|p| is_ours(p, ours)) => {
+            return Some(Cow::Borrowed(first.as_bytes()))
+        }
         (true, Ok(v)) => keep_ascii_pairs(v, ours),
         _ => {
             let joined = headers
@@ -233,12 +228,7 @@ pub fn strip_cookies(headers: &mut HeaderMap, ours: &[&str]) {
             keep_pairs(joined.split(';'), ours)
         }
     };
-    headers.remove(header::COOKIE);
-    if !kept.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&kept) {
-            headers.insert(header::COOKIE, v);
-        }
-    }
+    (!kept.is_empty()).then(|| Cow::Owned(kept.into_bytes()))
 }
 
 /// [`keep_pairs`] of one plain-ASCII header (as `to_str` passes it), on
@@ -464,15 +454,6 @@ mod tests {
         }
         assert!(!is_identity_header("X-Forwarded-Emails2"));
         assert!(!is_identity_header("Accept"));
-        let mut h = map(&[
-            ("x-forwarded-email", "ceo@corp.com"),
-            ("x-forwarded-email", "again@corp.com"),
-            ("x_forwarded_user", "ceo"),
-            ("accept", "text/html"),
-        ]);
-        strip_identity(&mut h);
-        assert_eq!(h.len(), 1);
-        assert!(h.contains_key("accept"));
     }
 
     #[test]
@@ -512,18 +493,35 @@ mod tests {
     #[test]
     fn gateway_cookie_removed_exactly() {
         // The vector of security checklist item 22 (Pomerium's lua test), with our name.
-        let mut h = map(&[(
+        let h = map(&[(
             "cookie",
             "cookieA=aaa_portcullis=123; cookieb=bbb; portcullis=ey;portcullis_x=stay ; portcullis_y=stay",
         )]);
-        strip_cookies(&mut h, &["portcullis"]);
         assert_eq!(
-            h.get("cookie").unwrap(),
-            "cookieA=aaa_portcullis=123; cookieb=bbb; portcullis_x=stay ; portcullis_y=stay"
+            kept_cookies(&h, &["portcullis"]).as_deref(),
+            Some(
+                &b"cookieA=aaa_portcullis=123; cookieb=bbb; portcullis_x=stay ; portcullis_y=stay"
+                    [..]
+            )
         );
-        let mut only = map(&[("cookie", "portcullis=x")]);
-        strip_cookies(&mut only, &["portcullis"]);
-        assert!(!only.contains_key("cookie"));
+        let only = map(&[("cookie", "portcullis=x")]);
+        assert_eq!(kept_cookies(&only, &["portcullis"]), None);
+        // None of ours: the value as it came, not a copy.
+        let none = map(&[("cookie", "a=1;b=2")]);
+        assert!(matches!(
+            kept_cookies(&none, &["portcullis"]),
+            Some(Cow::Borrowed(b"a=1;b=2"))
+        ));
+        // Two headers (HTTP/2) are joined, ours taken out of both.
+        let two = map(&[
+            ("cookie", "a=1; portcullis=x"),
+            ("cookie", "portcullis=y; b=2"),
+        ]);
+        assert_eq!(
+            kept_cookies(&two, &["portcullis"]).as_deref(),
+            Some(&b"a=1; b=2"[..])
+        );
+        assert_eq!(kept_cookies(&HeaderMap::new(), &["portcullis"]), None);
     }
 
     #[test]

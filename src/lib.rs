@@ -14,8 +14,8 @@
 //! - `routes`: which route a request belongs to.
 //! - `path`: the one canonical path that is both matched and forwarded.
 //! - `framing`: the CL+TE watch on HTTP/1 client bytes.
-//! - `proxy`, `pool`, `h1`, `headers`, `forwarded`: forwarding, upstream
-//!   connections and header hygiene.
+//! - `proxy`, `pool`, `h1`, `outgoing`, `headers`, `forwarded`: forwarding,
+//!   upstream connections, the upstream's headers and header hygiene.
 //! - `login`, `code`, `cookies`, `session`, `crypto`: the sign-in flow.
 //! - `address`: strict parsing of one email address.
 //! - `redirect`: the `rd` check.
@@ -41,6 +41,7 @@ pub mod h1_server;
 pub mod headers;
 pub mod login;
 pub mod mail;
+pub mod outgoing;
 pub mod pages;
 pub mod path;
 pub mod pool;

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::uri::Authority;
-use http::{Request, Response};
+use http::{Method, Request, Response};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -188,8 +188,8 @@ impl Pool {
         }
     }
 
-    /// Sends a request that has no body over a raw connection (see
-    /// [`crate::h1`]). A reused connection that turns out to have been
+    /// Sends the head of a request that has no body (see
+    /// [`crate::outgoing::head`]) over a raw connection ([`crate::h1`]). A reused connection that turns out to have been
     /// closed while idle costs nothing: an idempotent request goes again on
     /// a fresh connection, and any other is only sent on a connection
     /// checked to be open. The answer's head must come within `timeout`
@@ -200,10 +200,9 @@ impl Pool {
         upstream: &Authority,
         connect_timeout: Duration,
         timeout: Duration,
-        req: Request<Body>,
+        head: &[u8],
+        method: &Method,
     ) -> Result<Response<Body>, SendError> {
-        let head = h1::encode_head(&req);
-        let method = req.method();
         let idempotent = h1::idempotent(method);
         let deadline = tokio::time::Instant::now() + timeout;
         let mut fresh = false;
@@ -224,7 +223,7 @@ impl Pool {
                     (RawConn::new(stream, deadline), false)
                 }
             };
-            match h1::exchange(conn, &head, method).await {
+            match h1::exchange(conn, head, method).await {
                 Ok((parts, body)) => {
                     let body = match body.into_whole() {
                         // Already read whole: the connection goes back now.

@@ -1,8 +1,8 @@
 //! Forwarding one request to its upstream and the answer back.
 //!
-//! Owns the rewrite of the request (canonical path, header hygiene in the
-//! fixed order of [`crate::headers`], identity and `X-Forwarded-*` added
-//! last), streaming of bodies both ways (hyper's backpressure keeps memory
+//! Owns the rewrite of the request (canonical path; the headers of
+//! [`crate::outgoing`]: header hygiene, then identity and `X-Forwarded-*`),
+//! streaming of bodies both ways (hyper's backpressure keeps memory
 //! bounded), WebSocket tunnels, and the mapping of upstream failures to
 //! 502/504. Connections come from the worker's [`Pool`].
 
@@ -11,16 +11,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{self, HeaderValue};
 use http::uri::{Authority, PathAndQuery};
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::TokioIo;
 
 use crate::body::{self, Body, RequestBody};
 use crate::error::Error;
-use crate::forwarded::{self, ClientInfo};
+use crate::forwarded::ClientInfo;
 use crate::h1;
-use crate::headers::{self, FORWARDED_EMAIL, FORWARDED_USER};
+use crate::headers;
+use crate::outgoing::{self, Added};
 use crate::pool::{Pool, SendError};
 
 /// Everything the proxy needs to know about this request besides the
@@ -44,27 +44,23 @@ pub struct Forward<'a> {
 /// See [`Forward::session_ends`].
 pub type SessionEnds = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Prepares the request for the upstream: header hygiene, then ours.
-pub fn rewrite_request(req: &mut Request<Body>, f: &Forward<'_>, websocket: bool) {
-    let host = req.headers().get(header::HOST).cloned().or_else(|| {
-        req.uri()
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
-    let h = req.headers_mut();
-    headers::remove_hop_by_hop(h, websocket);
-    headers::strip_identity(h);
-    headers::strip_cookies(h, f.gateway_cookies);
-    forwarded::set_forwarded_headers(h, f.client);
-    if let Some(host) = host {
-        h.insert(header::HOST, host);
-    }
-    if let Some(email) = f.identity {
-        if let Ok(v) = HeaderValue::from_str(email) {
-            h.insert(FORWARDED_EMAIL, v.clone());
-            h.insert(FORWARDED_USER, v);
+impl Forward<'_> {
+    /// What the gateway adds to this request on its way upstream.
+    fn added(&self, websocket: bool) -> Added<'_> {
+        Added {
+            client: self.client,
+            identity: self.identity,
+            gateway_cookies: self.gateway_cookies,
+            websocket,
         }
     }
+}
+
+/// Prepares the request for the upstream: header hygiene, then ours (see
+/// [`crate::outgoing`]).
+pub fn rewrite_request(req: &mut Request<Body>, f: &Forward<'_>, websocket: bool) {
+    let headers = outgoing::map(req.headers(), req.uri().authority(), &f.added(websocket));
+    *req.headers_mut() = headers;
     // Origin-form, as HTTP/1.1 sends it to a server (the host is in Host).
     *req.uri_mut() = Uri::from(f.path_and_query.clone());
     *req.version_mut() = Version::HTTP_11;
@@ -97,19 +93,29 @@ pub async fn forward(
     // No body (nearly every page load): the request goes out and its
     // answer comes back in this task. Otherwise hyper's client streams it.
     let direct = !websocket && hyper::body::Body::is_end_stream(&incoming);
-    let body = if direct {
-        body::empty()
-    } else {
-        body::client_body(incoming)
-    };
-    let mut out = Request::from_parts(parts, body);
-    rewrite_request(&mut out, &f, websocket);
     // The route timeout bounds the wait for the answer's head: the raw
     // connection keeps a timer of its own for that (see `h1::RawConn`).
     let sent = if direct {
-        pool.send_direct(f.authority, f.connect_timeout, f.timeout, out)
-            .await
+        // The head is written straight from the client's headers: no
+        // second header map.
+        let head = outgoing::head(
+            &parts.method,
+            f.path_and_query.as_str(),
+            &parts.headers,
+            parts.uri.authority(),
+            &f.added(false),
+        );
+        pool.send_direct(
+            f.authority,
+            f.connect_timeout,
+            f.timeout,
+            &head,
+            &parts.method,
+        )
+        .await
     } else {
+        let mut out = Request::from_parts(parts, body::client_body(incoming));
+        rewrite_request(&mut out, &f, websocket);
         // Boxed: hyper's client future is large, and only requests with a
         // body or an upgrade take this way.
         let sending = Box::pin(pool.send(f.authority, f.connect_timeout, out, websocket));

@@ -1,0 +1,164 @@
+//! The headers the upstream gets: which of the client's pass, and what the
+//! gateway adds after them. Written once, in [`each`], and read two ways:
+//! as the bytes of a request head for the gateway's own HTTP/1.1 client
+//! ([`head`], the body-less requests that are nearly all traffic), and as
+//! a header map for hyper's client ([`crate::proxy::rewrite_request`]).
+//!
+//! A client header is dropped when it is hop-by-hop (RFC 9110 §7.6.1) or
+//! named by `Connection`, when it is an identity header in any spelling
+//! ([`headers::is_identity_header`]), or when it says where the request
+//! came from (`X-Forwarded-*`, `Forwarded`, `X-Real-IP`:
+//! [`forwarded::from_client`]). `Host` is sent once, as the client sent it
+//! first; `Cookie` loses the gateway's own cookies
+//! ([`headers::kept_cookies`]). The gateway's headers come last and are
+//! never subject to the client's `Connection`: so `Connection: close,
+//! X-Forwarded-For` cannot remove what the gateway adds, and no spelling of
+//! `X-Forwarded-Email` from the client reaches the upstream.
+
+use http::header::{self, GetAll, HeaderMap, HeaderName, HeaderValue};
+use http::uri::Authority;
+use http::Method;
+
+use crate::forwarded::{self, ClientInfo};
+use crate::headers::{
+    self, FORWARDED_EMAIL, FORWARDED_FOR, FORWARDED_HOST, FORWARDED_PROTO, FORWARDED_USER,
+};
+
+/// What the gateway adds to a request on its way upstream.
+pub struct Added<'a> {
+    pub client: &'a ClientInfo,
+    /// The signed-in user's address, for `X-Forwarded-Email` and `-User`.
+    pub identity: Option<&'a str>,
+    /// The gateway's cookie names, taken out of `Cookie`.
+    pub gateway_cookies: &'a [&'a str],
+    /// A WebSocket upgrade: `Connection: upgrade` and `Upgrade: websocket`
+    /// are sent (the client's own are hop-by-hop and dropped).
+    pub websocket: bool,
+}
+
+/// Whether `value` may be a header value (the rule of `http`'s
+/// `HeaderValue::from_bytes`: no control bytes but tab).
+fn valid_value(value: &[u8]) -> bool {
+    value.iter().all(|&b| (b >= 32 && b != 127) || b == b'\t')
+}
+
+/// Whether the client's `Connection` headers name `name`.
+fn named_by(connection: &GetAll<'_, HeaderValue>, name: &HeaderName) -> bool {
+    let name = name.as_str().as_bytes();
+    connection
+        .iter()
+        .flat_map(|v| headers::tokens(v.as_bytes()))
+        .any(|t| t.eq_ignore_ascii_case(name))
+}
+
+/// Whether one of the client's headers (not `Host`, not `Cookie`) is
+/// dropped.
+fn dropped(name: &HeaderName, connection: &GetAll<'_, HeaderValue>) -> bool {
+    headers::is_hop_by_hop(name)
+        || headers::is_identity_header(name.as_str())
+        || forwarded::from_client(name)
+        || named_by(connection, name)
+}
+
+/// Calls `emit` with every header the upstream gets, in order: `Host`,
+/// the client's headers that pass, `Cookie` without the gateway's, the
+/// WebSocket pair, `X-Forwarded-For`, `-Proto`, `-Host`, then the identity
+/// headers of a signed-in request. `authority` is the request target's,
+/// used for `Host` when the client sent none (HTTP/2).
+pub fn each(
+    client_headers: &HeaderMap,
+    authority: Option<&Authority>,
+    added: &Added<'_>,
+    mut emit: impl FnMut(&HeaderName, &[u8]),
+) {
+    match client_headers.get(header::HOST) {
+        Some(host) => emit(&header::HOST, host.as_bytes()),
+        None => {
+            if let Some(a) = authority.filter(|a| valid_value(a.as_str().as_bytes())) {
+                emit(&header::HOST, a.as_str().as_bytes());
+            }
+        }
+    }
+    let connection = client_headers.get_all(header::CONNECTION);
+    for (name, value) in client_headers {
+        if name == header::HOST || name == header::COOKIE || dropped(name, &connection) {
+            continue;
+        }
+        emit(name, value.as_bytes());
+    }
+    if !named_by(&connection, &header::COOKIE) {
+        if let Some(kept) = headers::kept_cookies(client_headers, added.gateway_cookies) {
+            if valid_value(&kept) {
+                emit(&header::COOKIE, &kept);
+            }
+        }
+    }
+    if added.websocket {
+        emit(&header::CONNECTION, b"upgrade");
+        emit(&header::UPGRADE, b"websocket");
+    }
+    let info = added.client;
+    if valid_value(info.forwarded_for.as_bytes()) {
+        emit(&FORWARDED_FOR, info.forwarded_for.as_bytes());
+    }
+    emit(&FORWARDED_PROTO, info.scheme.as_str().as_bytes());
+    if let Some(host) = info.forwarded_host.as_deref() {
+        if valid_value(host.as_bytes()) {
+            emit(&FORWARDED_HOST, host.as_bytes());
+        }
+    }
+    if let Some(email) = added.identity {
+        if valid_value(email.as_bytes()) {
+            emit(&FORWARDED_EMAIL, email.as_bytes());
+            emit(&FORWARDED_USER, email.as_bytes());
+        }
+    }
+}
+
+/// The headers of [`each`] as a map (for hyper's client, and the demo).
+pub fn map(
+    client_headers: &HeaderMap,
+    authority: Option<&Authority>,
+    added: &Added<'_>,
+) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(client_headers.len() + 6);
+    each(client_headers, authority, added, |name, value| {
+        if let Ok(v) = HeaderValue::from_bytes(value) {
+            out.append(name.clone(), v);
+        }
+    });
+    out
+}
+
+/// The request head for the upstream as bytes: the request line in
+/// origin form (`target` is the canonical path and the query) and the
+/// headers of [`each`].
+pub fn head(
+    method: &Method,
+    target: &str,
+    client_headers: &HeaderMap,
+    authority: Option<&Authority>,
+    added: &Added<'_>,
+) -> Vec<u8> {
+    // The client's headers, with room for the gateway's: one allocation.
+    let size = client_headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum::<usize>();
+    let mut out = Vec::with_capacity(method.as_str().len() + target.len() + size + 256);
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    each(client_headers, authority, added, |name, value| {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    });
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests;
