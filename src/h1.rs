@@ -16,7 +16,9 @@
 //! `Content-Length` and `Transfer-Encoding`, a malformed head, or a head
 //! over [`MAX_HEAD`] is refused (502); interim 1xx answers are skipped. A
 //! connection is reused only when its answer was read to the end, framed
-//! by length or chunks, without `Connection: close`.
+//! by length or chunks, without `Connection: close`. The connection's own
+//! headers (hop-by-hop, and any that `Connection` names) are read here and
+//! not passed on.
 
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -227,6 +229,8 @@ fn parse_head(
     let mut chunked = false;
     let mut transfer_encoding = false;
     let mut close = !http11;
+    // `Connection` names a header besides the hop-by-hop ones.
+    let mut names_others = false;
     // Where each name and value is in `buf`: the values are taken as
     // slices of the head once it is split off, not copied one by one.
     let mut spans: [Span; MAX_HEADERS] = [(0, 0, 0, 0); MAX_HEADERS];
@@ -257,6 +261,8 @@ fn parse_head(
                     close = true;
                 } else if token.eq_ignore_ascii_case(b"keep-alive") && !http11 {
                     close = false;
+                } else if !crate::headers::token_is_hop_by_hop(token) {
+                    names_others = true;
                 }
             }
         }
@@ -267,8 +273,26 @@ fn parse_head(
             "both Content-Length and Transfer-Encoding",
         ));
     }
+    // The connection's own headers (RFC 9110 §7.6.1) end here: the
+    // hop-by-hop ones and any that `Connection` names.
+    let mut kept = 0;
+    for i in 0..count {
+        let (ns, ne, _, _) = spans[i];
+        let name = buf.get(ns as usize..ne as usize).unwrap_or_default();
+        let named = names_others
+            && parsed
+                .headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+                .flat_map(|h| crate::headers::tokens(h.value))
+                .any(|t| t.eq_ignore_ascii_case(name));
+        if !named && !crate::headers::token_is_hop_by_hop(name) {
+            spans[kept] = spans[i];
+            kept += 1;
+        }
+    }
     let head = buf.split_to(len).freeze();
-    let headers = crate::headers::map_from_spans(&head, &spans[..count], 0)
+    let headers = crate::headers::map_from_spans(&head, &spans[..kept], 0)
         .ok_or(ExchangeError::Malformed("header name or value"))?;
     let framing = if *method == Method::HEAD
         || status.is_informational()

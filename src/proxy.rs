@@ -161,7 +161,12 @@ pub async fn forward(
         return Ok(resp);
     }
     let mut resp = Response::from_parts(rparts, rbody);
-    rewrite_response(&mut resp, f.gateway_cookies, false);
+    if direct {
+        // `h1` has already dropped the hop-by-hop headers.
+        headers::strip_upstream_set_cookie(resp.headers_mut(), f.gateway_cookies);
+    } else {
+        rewrite_response(&mut resp, f.gateway_cookies, false);
+    }
     Ok(resp)
 }
 

@@ -1256,6 +1256,31 @@ async fn f33_hop_by_hop_headers_dropped_both_ways() {
     let r = http().get(e.url("/public/hop")).send().await.unwrap();
     assert_eq!(r.headers().get("keep-alive"), None);
     assert_eq!(r.headers().get("x-upstream").unwrap(), "1");
+    // An answer naming a header of its own in `Connection`, to a request
+    // without a body (the gateway's own client) and with one (hyper's).
+    let without = http()
+        .get(e.url("/public/hop-answer"))
+        .send()
+        .await
+        .unwrap();
+    let with = http()
+        .post(e.url("/public/hop-answer"))
+        .body("x=1")
+        .send()
+        .await
+        .unwrap();
+    for r in [without, with] {
+        assert_eq!(r.status(), 200);
+        for gone in [
+            "connection",
+            "x-upstream-hidden",
+            "keep-alive",
+            "proxy-authenticate",
+        ] {
+            assert_eq!(r.headers().get(gone), None, "{gone} reached the client");
+        }
+        assert_eq!(r.headers().get("x-upstream").unwrap(), "1");
+    }
 }
 
 #[tokio::test]

@@ -185,6 +185,18 @@ async fn answer(mut req: Request<Incoming>, log: Arc<Mutex<Vec<Seen>>>) -> Respo
             resp.headers_mut().insert("content-length", 1000.into());
             resp
         }
+        "/hop-answer" => {
+            // The connection's own headers, and one that `Connection`
+            // names: none of them may reach the client.
+            let mut resp = Response::new(full("hop"));
+            let h = resp.headers_mut();
+            h.insert("connection", "X-Upstream-Hidden".parse().unwrap());
+            h.insert("x-upstream-hidden", "1".parse().unwrap());
+            h.insert("keep-alive", "timeout=99".parse().unwrap());
+            h.insert("proxy-authenticate", "Basic".parse().unwrap());
+            h.insert("x-upstream", "1".parse().unwrap());
+            resp
+        }
         "/set-cookie" => {
             let mut resp = Response::new(full("cookies"));
             resp.headers_mut()
