@@ -292,7 +292,7 @@ fn parse_head(
         }
     }
     let head = buf.split_to(len).freeze();
-    let headers = crate::headers::map_from_spans(&head, &spans[..kept], 0)
+    let headers = crate::headers::map_from_spans(&head, &spans[..kept])
         .ok_or(ExchangeError::Malformed("header name or value"))?;
     let framing = if *method == Method::HEAD
         || status.is_informational()

@@ -257,8 +257,7 @@ impl Head {
         spans: &[Span; MAX_HEADERS],
     ) -> Option<(Request<RequestBody>, bool)> {
         let bytes = buf.split_to(self.len).freeze();
-        // Room for the X-Forwarded-* and identity headers added later.
-        let Some(headers) = headers::map_from_spans(&bytes, &spans[..self.count], 8) else {
+        let Some(headers) = headers::map_from_spans(&bytes, &spans[..self.count]) else {
             restore(buf, &bytes);
             return None;
         };
