@@ -189,11 +189,12 @@ impl Pool {
     }
 
     /// Sends the head of a request that has no body (see
-    /// [`crate::outgoing::head`]) over a raw connection ([`crate::h1`]). A reused connection that turns out to have been
-    /// closed while idle costs nothing: an idempotent request goes again on
-    /// a fresh connection, and any other is only sent on a connection
-    /// checked to be open. The answer's head must come within `timeout`
-    /// (connecting and any second attempt included), else
+    /// [`crate::outgoing::head`]) over a raw connection ([`crate::h1`]). A
+    /// reused connection that turns out to have been closed while idle
+    /// costs nothing: an idempotent request goes again on a fresh
+    /// connection, and any other is only sent on a connection checked to
+    /// be open. The answer's head must come within `timeout` (connecting
+    /// and any second attempt included), else
     /// [`h1::ExchangeError::TimedOut`].
     pub async fn send_direct(
         self: &Arc<Self>,
