@@ -5,6 +5,10 @@
 //!   503 (sending nothing) and `/.portcullis/ready` with 503, and signs
 //!   people in once a redis-server appears on that socket, without a
 //!   restart.
+//! - The store itself, opened without Redis: every operation is
+//!   `Unavailable` at once, it comes up by itself, and each (re)subscription
+//!   moves the revocation epoch on; a URL that cannot be used at all is a
+//!   start error naming `store.url`.
 //! - A sign-out made while another instance is not yet subscribed again
 //!   after a Redis restart still ends the session there within a second:
 //!   every (re)subscription drops that instance's session cache.
@@ -14,6 +18,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use portcullis::store::{Store, StoreError, StoreSettings};
+use portcullis::App;
 use support::browser::{Browser, Page};
 use support::gateway::{GatewayProcess, TestGateway};
 use support::redis::RedisServer;
@@ -147,7 +153,10 @@ async fn redis_absent_at_start_serves_503_names_store_url_once_then_recovers() {
     // an answer), and the probe says why it is not ready.
     let p = ready_becomes(&mut probe, &o, 503, Duration::from_secs(10)).await;
     assert_eq!(p.body, r#"{"status":"unavailable","reason":"store"}"#);
-    assert_eq!(p.header("content-type").as_deref(), Some("application/json"));
+    assert_eq!(
+        p.header("content-type").as_deref(),
+        Some("application/json")
+    );
     assert_eq!(p.header("cache-control").as_deref(), Some("no-store"));
 
     // One warn line, naming the key and the address, saying it once.
@@ -158,7 +167,11 @@ async fn redis_absent_at_start_serves_503_names_store_url_once_then_recovers() {
     assert!(line.contains("WARN"), "{line}");
     let address = redis.url();
     assert_eq!(line.matches(address.as_str()).count(), 1, "{line}");
-    assert_eq!(line.matches("No such file or directory").count(), 1, "{line}");
+    assert_eq!(
+        line.matches("No such file or directory").count(),
+        1,
+        "{line}"
+    );
     assert_eq!(line.matches("Redis").count(), 1, "{line}");
 
     // Sign-in: 503 and nothing sent; a protected route is no pass.
@@ -182,10 +195,16 @@ async fn redis_absent_at_start_serves_503_names_store_url_once_then_recovers() {
     }
     let token = link_for(&smtp, "late@example.com", 1).await;
     assert_eq!(mails_to(&smtp, "late@example.com"), 1);
-    let confirm = b.get(&format!("{o}/.portcullis/verify?token={token}")).await;
+    let confirm = b
+        .get(&format!("{o}/.portcullis/verify?token={token}"))
+        .await;
     let csrf = confirm.field("csrf").unwrap();
     let done = b
-        .post(&o, "/.portcullis/verify", &[("token", &token), ("csrf", &csrf)])
+        .post(
+            &o,
+            "/.portcullis/verify",
+            &[("token", &token), ("csrf", &csrf)],
+        )
         .await;
     assert_eq!(done.status, 303, "{}", done.body);
     assert_eq!(b.get(&format!("{o}/app")).await.status, 200);
@@ -195,7 +214,11 @@ async fn redis_absent_at_start_serves_503_names_store_url_once_then_recovers() {
     assert_eq!(p.header("cache-control").as_deref(), Some("no-store"));
     // Still the one line; no panic.
     let log = gw.log_text();
-    assert_eq!(log.lines().filter(|l| l.contains("store.url")).count(), 1, "{log}");
+    assert_eq!(
+        log.lines().filter(|l| l.contains("store.url")).count(),
+        1,
+        "{log}"
+    );
     assert!(!log.contains("panicked"), "{log}");
 }
 
@@ -209,7 +232,17 @@ async fn redis_absent_at_start_serves_503_names_store_url_once_then_recovers() {
 async fn sign_out_before_the_resubscribe_after_a_redis_restart_ends_the_session_within_1s() {
     // The restart keeps the data (append-only file, flushed on SIGTERM), as
     // a Redis holding sessions in production would.
-    let may_subscribe = ["--appendonly", "yes", "--user", "gwb", "on", ">pw-b", "~*", "&*", "+@all"];
+    let may_subscribe = [
+        "--appendonly",
+        "yes",
+        "--user",
+        "gwb",
+        "on",
+        ">pw-b",
+        "~*",
+        "&*",
+        "+@all",
+    ];
     let may_not_subscribe = [
         "--appendonly",
         "yes",
@@ -285,4 +318,93 @@ async fn sign_out_before_the_resubscribe_after_a_redis_restart_ends_the_session_
     let mut replay = Browser::new();
     replay.jar = on_b.jar.clone();
     assert_eq!(replay.get(&format!("{oa}/after")).await.status, 303);
+}
+
+async fn until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_opened_without_redis_comes_up_by_itself_and_each_resubscribe_moves_the_epoch() {
+    let redis = RedisServer::stopped();
+    let settings = StoreSettings::Redis {
+        url: redis.url(),
+        connect_timeout: Duration::from_millis(500),
+        response_timeout: Duration::from_millis(500),
+        key_prefix: "epoch:".to_owned(),
+    };
+    let store = Store::open(&settings).unwrap();
+    assert!(!store.is_up());
+    assert!(!store.ready().await);
+    assert_eq!(store.revocation_epoch(), 0);
+    let started = Instant::now();
+    assert!(matches!(
+        store.hit("ip:x", Duration::from_secs(1)).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+
+    redis.start_again();
+    until("the store comes up", Duration::from_secs(5), || {
+        store.is_up()
+    })
+    .await;
+    assert!(store.ready().await);
+    assert_eq!(store.revocation_epoch(), 1);
+    assert_eq!(store.hit("ip:x", Duration::from_secs(60)).await, Ok(1));
+
+    // A restart: down while Redis is away, up again with a new epoch.
+    redis.stop();
+    until("the loss is seen", Duration::from_secs(5), || {
+        !store.is_up()
+    })
+    .await;
+    assert!(!store.ready().await);
+    assert_eq!(store.revocation_epoch(), 1);
+    redis.start_again();
+    until("the store comes back", Duration::from_secs(5), || {
+        store.is_up()
+    })
+    .await;
+    assert_eq!(store.revocation_epoch(), 2);
+    assert!(store.ready().await);
+
+    let memory = Store::open(&StoreSettings::Memory).unwrap();
+    assert!(memory.is_up());
+    assert!(memory.ready().await);
+    assert_eq!(memory.revocation_epoch(), 0);
+}
+
+#[tokio::test]
+async fn an_unusable_store_url_is_a_start_error_naming_store_url() {
+    let text = r#"
+[server]
+listen = "127.0.0.1:$PORT"
+[session]
+secret_env = "PORTCULLIS_SECRET"
+[store]
+backend = "redis"
+url = "redis://:hunter2@127.0.0.1:99999/"
+[[route]]
+path = "/"
+upstream = "demo"
+"#;
+    let config = support::gateway::config(text, 1);
+    let err = App::new(config)
+        .await
+        .err()
+        .expect("no gateway on that URL");
+    assert_eq!(
+        err.to_string(),
+        "store.url (<unparseable>): invalid Redis URL"
+    );
+    assert!(std::error::Error::source(&err).is_none());
 }

@@ -115,11 +115,7 @@ impl RedisServer {
         let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
         assert!(child.is_none(), "redis-server is already running");
         let dir = self.dir.path();
-        let extra = self
-            .extra
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let extra = self.extra.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let spawned = Command::new(REDIS_SERVER)
             .arg("--port")
             .arg("0")
