@@ -314,6 +314,10 @@ async fn sign_out_before_the_resubscribe_after_a_redis_restart_ends_the_session_
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    eprintln!(
+        "B refused the signed-out cookie {:?} after the sign-out",
+        signed_out.elapsed()
+    );
     // And A, of course.
     let mut replay = Browser::new();
     replay.jar = on_b.jar.clone();

@@ -14,6 +14,8 @@
 //! - The atomicity of the operations that must be atomic (taking an attempt,
 //!   counting wrong codes, replacing a browser's older attempt).
 //! - Mapping backend failures to [`StoreError`] within a bounded time.
+//! - Knowing whether it is usable ([`Store::is_up`], [`Store::ready`]) and
+//!   starting without Redis ([`Store::open`]).
 //!
 //! # What it does not own
 //!
@@ -23,7 +25,8 @@
 //! - Policy: window lengths, attempt limits, session lifetimes and what to do
 //!   when the store is unavailable are decided by the caller.
 //! - Caching of sessions in the proxy (the caller listens to
-//!   [`Store::revocations`] to drop cached entries).
+//!   [`Store::revocations`] to drop cached entries, and drops them all when
+//!   [`Store::revocation_epoch`] moves on).
 //!
 //! # Threat model
 //!
