@@ -4,6 +4,7 @@
 //! ```text
 //! handle ─ limits (414/431) ─ Host (400) ─ path::normalize (400)
 //!        ─ forwarded::client_info (trusted proxies)
+//!        ─ /.portcullis/ready ────────────────────────────▶ 200 / 503 (store)
 //!        ─ /.portcullis/* ─────────────────────────────▶ login::serve
 //!        ─ routes.find (404)
 //!        ─ public route, exact case? ── yes ──────────────▶ forward (no identity)
@@ -110,12 +111,29 @@ impl Ctx<'_> {
     }
 }
 
+/// Why the gateway cannot start. Each message is complete on its own (no
+/// `source`, so `{:#}` does not print the cause a second time).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("store: {0}")]
-    Store(#[from] StoreError),
+    /// `store.url` cannot be used at all (an unreachable Redis is not an
+    /// error: the gateway starts and says so).
+    #[error("store.url ({url}): {reason}")]
+    Store { url: String, reason: String },
     #[error("mail: {0}")]
-    Mail(#[from] mail::MailError),
+    Mail(mail::MailError),
+}
+
+impl From<mail::MailError> for StartError {
+    fn from(e: mail::MailError) -> StartError {
+        StartError::Mail(e)
+    }
+}
+
+/// The reason inside a store error, without the variant's own prefix.
+fn store_reason(e: StoreError) -> String {
+    match e {
+        StoreError::Unavailable(m) | StoreError::Corrupt(m) => m,
+    }
 }
 
 pub fn store_settings(config: &StoreConfig) -> StoreSettings {
@@ -179,10 +197,24 @@ pub fn mail_settings(config: &Config) -> mail::MailSettings {
 }
 
 impl App {
-    /// Connects the store, starts the mailer and the revocation listener.
-    /// Must run inside the tokio runtime.
+    /// Opens the store, starts the mailer and the revocation listener.
+    /// Must run inside the tokio runtime. A Redis that does not answer now
+    /// is logged once (naming `store.url` and its address) and is not an
+    /// error: sign-in answers 503 until it answers, and the connection
+    /// comes up by itself.
     pub async fn new(config: Config) -> Result<Arc<App>, StartError> {
-        let store = Store::connect(&store_settings(&config.store)).await?;
+        let settings = store_settings(&config.store);
+        let url = settings.redacted_url().unwrap_or_default();
+        let store = Store::open(&settings).map_err(|e| StartError::Store {
+            url: url.clone(),
+            reason: store_reason(e),
+        })?;
+        if let Err(e) = store.ping().await {
+            tracing::warn!(
+                "store.url ({url}): Redis does not answer ({}); serving anyway, sign-in answers 503 until it does",
+                store_reason(e)
+            );
+        }
         let mailer = Mailer::start(mail_settings(&config))?;
         let key = match &config.session.secret {
             Some(s) => Key::new(s.expose()),
@@ -205,7 +237,13 @@ impl App {
                         Some(app) => app.sessions.forget_hex(&hex_tag),
                         None => return,
                     },
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    // Some revocations were dropped: trust no cached session.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        match weak.upgrade() {
+                            Some(app) => app.sessions.clear(),
+                            None => return,
+                        }
+                    }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 }
             }
@@ -347,6 +385,10 @@ impl App {
         let https = client.scheme == Scheme::Https;
         *https_out = https;
 
+        if path == READY_PATH {
+            *route_name = "portcullis".into();
+            return ready(&self.store, req.method()).await;
+        }
         if path == "/.portcullis" || path.starts_with("/.portcullis/") {
             *route_name = "portcullis".into();
             let cx = Ctx {
@@ -562,6 +604,36 @@ impl App {
         }
         resp
     }
+}
+
+/// The readiness probe, on every host of the main listener.
+pub const READY_PATH: &str = "/.portcullis/ready";
+
+/// `GET /.portcullis/ready`: 200 `ready` when the store is usable, else 503
+/// with a short JSON reason; never cached. Sessions and sign-in need the
+/// store, so a load balancer should send no one here while it is down.
+async fn ready(store: &Store, method: &Method) -> Result<Response<Body>, Error> {
+    if method != Method::GET && method != Method::HEAD {
+        return Err(Error::MethodNotAllowed);
+    }
+    if store.ready().await {
+        return Ok(body::plain(StatusCode::OK, "ready"));
+    }
+    let mut resp = Response::new(body::full(
+        &br#"{"status":"unavailable","reason":"store"}"#[..],
+    ));
+    *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    Ok(resp)
 }
 
 /// How often an open WebSocket tunnel checks that its session still holds.
