@@ -127,18 +127,26 @@ access = "public"
     )
 }
 
-/// SIGHUP the moment the process can catch it, before its configuration
-/// is loaded or its port bound: it keeps starting, serves, and the signal
-/// is a reload once it is up. (Before the fix the handler came after
-/// start-up, and a SIGHUP in between ended the process.)
+/// SIGHUP during start-up, while the gateway waits for its store (a
+/// redis-server under `CLIENT PAUSE` for 1.5 s: it accepts the connection
+/// and answers nothing until then), sent the moment the process can catch it or its port
+/// accepts, whichever comes first: it keeps starting, serves once the
+/// store answers, and the signal is a reload. (Before the fix the handler
+/// came after start-up, and such a SIGHUP ended the process.)
 #[test]
 fn sighup_during_start_up_is_a_reload_not_an_exit() {
+    let redis = support::redis::RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut gw = spawn(dir.path(), &[], Some(&base_config("")));
+    let config = format!(
+        "{}\n[store]\nbackend = \"redis\"\nurl = \"{}\"\nconnect_timeout = \"20s\"\nresponse_timeout = \"20s\"\n",
+        base_config(""),
+        redis.url()
+    );
+    // Start-up waits for the pause to end.
+    redis.client_pause(Duration::from_millis(1500));
+    let mut gw = spawn(dir.path(), &[], Some(&config));
     let pid = gw.child.id();
     let deadline = Instant::now() + WAIT;
-    // Whichever comes first: the handler, or the port (then the handler
-    // came too late to be of use during start-up).
     while !catches_sighup(pid) && !accepts(gw.port) {
         assert_alive(&mut gw);
         assert!(
@@ -148,9 +156,13 @@ fn sighup_during_start_up_is_a_reload_not_an_exit() {
         );
     }
     gw.signal("HUP");
-    wait_for_lines(&mut gw, "listening (http)", 1);
-    wait_for_lines(&mut gw, "configuration reloaded", 1);
+    // Still starting: it has not said "ready".
+    assert!(!gw.log_text().contains("ready"), "{}", gw.log_text());
+    // Long enough for a SIGHUP's default action to have ended it.
+    std::thread::sleep(Duration::from_millis(200));
     assert_alive(&mut gw);
+    wait_for_lines(&mut gw, "ready", 1);
+    wait_for_lines(&mut gw, "configuration reloaded", 1);
     assert_eq!(status_of(gw.port, "/"), 200);
     // And once more when it is serving.
     gw.signal("HUP");
