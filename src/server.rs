@@ -319,6 +319,18 @@ async fn serve_plain(
         return;
     };
     let stream = Watched::new(Replay::new(handover), conn.framing.clone());
+    if *stop.borrow() {
+        // Handed over during the shutdown (a request with a body reached
+        // an idle connection as it began): hyper's graceful shutdown would
+        // close a connection that has not started a request yet, so it
+        // serves this one without keep-alive instead (`Connection:
+        // close`), still within `shutdown_timeout`.
+        let mut once = builder.clone();
+        once.http1().keep_alive(false);
+        let (_held, never) = watch::channel(false);
+        Box::pin(serve_io(stream, conn, app, &once, never)).await;
+        return;
+    }
     Box::pin(serve_io(stream, conn, app, builder, stop)).await;
 }
 

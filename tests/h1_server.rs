@@ -405,8 +405,9 @@ async fn shutdown_closes_idle_connections_and_finishes_busy_ones() {
     );
 }
 
-/// Requests that reach idle keep-alive connections at the moment the
-/// shutdown starts: the bytes are in each socket before the stop is sent,
+/// Requests (GETs served by the own loop, POSTs by hyper) that reach idle
+/// keep-alive connections at the moment the shutdown starts: the bytes
+/// are in each socket before the stop is sent,
 /// and the gateway (on this test's runtime) has not run since, so none of
 /// them has been read yet. Every one is answered in full, with
 /// `Connection: close`, and then the connection closes.
@@ -423,8 +424,18 @@ async fn shutdown_answers_requests_that_already_arrived() {
     }
     // Written without yielding to the runtime: each write either goes to
     // the socket whole or the test fails.
+    // Every other one a POST with a body (served by hyper, which this
+    // connection is handed to in the middle of the shutdown).
+    let post = |i: usize| {
+        format!("POST /late{i} HTTP/1.1\r\nHost: x.test\r\nContent-Length: 5\r\n\r\nhello")
+            .into_bytes()
+    };
     for (i, c) in conns.iter().enumerate() {
-        let req = get(&format!("/late{i}"));
+        let req = if i % 2 == 0 {
+            get(&format!("/late{i}"))
+        } else {
+            post(i)
+        };
         assert_eq!(c.s.try_write(&req).unwrap(), req.len());
     }
     let stopping = tokio::spawn(gw.stop());
@@ -437,7 +448,9 @@ async fn shutdown_answers_requests_that_already_arrived() {
         }
         let a = c.answer(false).await;
         assert_eq!(a.status, 200);
-        assert_eq!(a.text(), format!("GET /late{i} 0"));
+        let expected = if i % 2 == 0 { "GET" } else { "POST" };
+        let length = if i % 2 == 0 { 0 } else { 5 };
+        assert_eq!(a.text(), format!("{expected} /late{i} {length}"));
         assert_eq!(a.header("connection"), Some("close"));
         assert!(c.closes().await, "connection {i} stayed open");
         answered += 1;
