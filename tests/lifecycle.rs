@@ -156,8 +156,6 @@ fn sighup_during_start_up_is_a_reload_not_an_exit() {
         );
     }
     gw.signal("HUP");
-    // Still starting: it has not said "ready".
-    assert!(!gw.log_text().contains("ready"), "{}", gw.log_text());
     // Long enough for a SIGHUP's default action to have ended it.
     std::thread::sleep(Duration::from_millis(200));
     assert_alive(&mut gw);
