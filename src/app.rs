@@ -251,26 +251,18 @@ impl App {
         Ok(app)
     }
 
-    /// Swaps in a new configuration (SIGHUP). The store, the mailer and the
-    /// key stay as they were; changes to them are reported, not applied.
+    /// Swaps in a new configuration (SIGHUP). What is read only at start
+    /// (listeners, timers, the store, the mailer, the key) stays as it was:
+    /// one note "`<key>`: restart to apply" for each such key whose value
+    /// changed ([`Config::restart_keys`]).
     pub fn reload(&self, config: Config) -> Vec<String> {
-        let mut notes = Vec::new();
         let old = self.live.load();
-        if format!("{:?}", old.config.store) != format!("{:?}", config.store) {
-            notes.push("[store] changed: restart to apply".into());
-        }
-        if format!("{:?}", old.config.mail) != format!("{:?}", config.mail) {
-            notes.push("[mail] changed: restart to apply".into());
-        }
-        if old.config.session.secret != config.session.secret {
-            notes.push("session secret changed: restart to apply".into());
-        }
-        if old.config.server.listen != config.server.listen
-            || old.config.server.tls.as_ref().map(|t| t.listen)
-                != config.server.tls.as_ref().map(|t| t.listen)
-        {
-            notes.push("listen addresses changed: restart to apply".into());
-        }
+        let notes = old
+            .config
+            .restart_keys(&config)
+            .into_iter()
+            .map(|key| format!("{key}: restart to apply"))
+            .collect();
         self.live.store(Arc::new(Live::new(config)));
         notes
     }
@@ -326,18 +318,34 @@ impl App {
         let result = self
             .handle_inner(&live, req, conn, &mut route_name, &mut https)
             .await;
-        let resp = match result {
-            Ok(r) => r,
+        let (resp, failed) = match result {
+            Ok(r) => (r, None),
             Err(e) => {
+                let resp = self.error_response(&live, &e, wants_html, https);
                 if e.status().is_server_error() {
-                    let (host, path) = log_fields(&uri, host_header.as_ref());
-                    tracing::warn!(error = %e, host = %host, path = %path, "request failed");
+                    (resp, Some(e))
                 } else {
                     tracing::debug!(error = %e, "request refused");
+                    (resp, None)
                 }
-                self.error_response(&live, &e, wants_html, https)
             }
         };
+        let ms = started.map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0);
+        if let Some(e) = failed {
+            // The gateway's own 5xx: one line, at warn, whatever the level.
+            let (log_host, log_path) = log_fields(&uri, host_header.as_ref());
+            tracing::warn!(
+                method = %method,
+                host = %log_host,
+                path = %log_path,
+                status = resp.status().as_u16(),
+                ms = %format_args!("{ms:.3}"),
+                route = %route_name,
+                error = %e,
+                "request failed"
+            );
+            return resp;
+        }
         if !logging {
             return resp;
         }
@@ -347,10 +355,7 @@ impl App {
             host = %log_host,
             path = %log_path,
             status = resp.status().as_u16(),
-            ms = %format_args!(
-                "{:.3}",
-                started.map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0)
-            ),
+            ms = %format_args!("{ms:.3}"),
             route = %route_name,
             "request"
         );

@@ -512,7 +512,18 @@ fn mail_config(raw: RawMail, env: &dyn Environment, p: &mut Problems) -> Option<
         Some(RawMailFile { dir, fsync }) => (dir, fsync.unwrap_or(false)),
         None => (None, false),
     };
-    let transport = match transport.as_deref().unwrap_or("console") {
+    let transport = transport.as_deref().unwrap_or("console");
+    // A [mail.smtp] table is checked even when the transport does not use
+    // it: a mistake there would otherwise surface only when the
+    // transport is switched to it.
+    let smtp = match smtp {
+        Some(smtp) if transport != "smtp" => {
+            smtp_config(smtp, env, p);
+            None
+        }
+        smtp => smtp,
+    };
+    let transport = match transport {
         "console" => MailTransport::Console {
             dir: file_dir.map(PathBuf::from),
         },
