@@ -134,6 +134,13 @@ pub struct Attempt {
     pub browser: String,
     /// Unix seconds.
     pub created_at: u64,
+    /// Browser family of the asking request ("Firefox on Windows", at most
+    /// 64 bytes), shown to another browser with the code.
+    #[serde(default)]
+    pub asked_agent: String,
+    /// The asking client's IP as the gateway saw it, shown likewise.
+    #[serde(default)]
+    pub asked_ip: String,
 }
 
 /// One signed-in session, stored under the HMAC of the session cookie.
