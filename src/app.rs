@@ -343,7 +343,8 @@ impl App {
             Some(&host),
             req.headers(),
             &live.config.server.trusted_proxies,
-        );
+        )
+        .map_err(|_| Error::BadHost)?;
         let https = client.scheme == Scheme::Https;
         *https_out = https;
 
@@ -369,7 +370,8 @@ impl App {
         let route = &m.route.config;
         route_name.push_str(&route.name);
 
-        let public = route.access == Access::Public && m.exact_case;
+        // Public only when every reading of the path is (see routes).
+        let public = m.public();
         let identity = if public {
             None
         } else {
@@ -379,8 +381,8 @@ impl App {
             }
         };
         if let Some(identity) = &identity {
-            let allowed = live.config.login.allow.allows(&identity.email)
-                && route.allow.allows(&identity.email);
+            let allowed =
+                live.config.login.allow.allows(&identity.email) && m.allows(&identity.email);
             if !allowed {
                 return Ok(self.forbidden(live, &req, &identity.email, https));
             }
@@ -681,7 +683,7 @@ fn check_framing(req: &Request<RequestBody>) -> Result<(), Error> {
 
 /// The one host of the request: the Host header (exactly one) or the
 /// request target's authority (absolute form, HTTP/2); both present must
-/// agree.
+/// agree, and it must be a [`crate::routes::valid_host`].
 fn request_host(req: &Request<RequestBody>) -> Result<String, Error> {
     let mut hosts = req.headers().get_all(header::HOST).iter();
     let header_host = hosts.next();
@@ -700,11 +702,9 @@ fn request_host(req: &Request<RequestBody>) -> Result<String, Error> {
         (None, None) if req.version() == Version::HTTP_10 => "",
         (None, None) => return Err(Error::BadHost),
     };
-    if host.is_empty() {
-        return Err(Error::BadHost);
-    }
-    let parsed: http::uri::Authority = host.parse().map_err(|_| Error::BadHost)?;
-    if parsed.as_str().contains('@') {
+    // One reading only: a valid name or address, and a port of 1 to
+    // 65535 when there is a `:` (`app.test:` would match no host route).
+    if !crate::routes::valid_host(host) {
         return Err(Error::BadHost);
     }
     Ok(host.to_string())

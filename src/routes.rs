@@ -8,10 +8,29 @@
 //! `/admin` on a case-insensitive app); the longest prefix wins. The match
 //! reports whether the case was exact: a public route grants anonymous
 //! access only on an exact-case match. Matching never sees the query.
+//!
+//! A path is matched twice when its two readings differ: as the canonical
+//! path (what the upstream gets, read literally) and as its
+//! [`path::matching_view`] (`;parameters` cut, trailing dots and spaces
+//! trimmed: what Tomcat, Spring or IIS serve). The view picks the route; the
+//! request is public only if both readings fall on a public route with the
+//! exact case, and a signed-in user must pass the allow lists of both
+//! routes. So `/admin;x/panel`, `/ADMIN%3B/panel`, `/admin./panel` and
+//! `/admin%20/panel` are all `/admin`, and no spelling makes a public route
+//! serve a path an upstream reads as protected.
+//!
+//! The request's host must be a valid host ([`valid_host`]): LDH names
+//! (with `_`), a dotted IPv4 address or an IPv6 literal in brackets, and a
+//! port of 1 to 65535 in plain digits if there is a `:`. Anything else is
+//! refused before routing (`app.test:`, `app.test:abc`, `app.test:65536`
+//! would otherwise match no host route and fall to the host-less ones).
 
+use std::borrow::Cow;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use crate::config::{RouteConfig, Scheme};
+use crate::config::{Access, RouteConfig, Scheme};
+use crate::path;
 
 /// One route, shared by reference from the table.
 #[derive(Debug)]
@@ -29,9 +48,38 @@ impl Route {
 
 #[derive(Debug, Clone)]
 pub struct Match {
+    /// The route of the path's matching view: it serves the request.
     pub route: Arc<Route>,
     /// The prefix matched with exactly the same case.
     pub exact_case: bool,
+    /// When the literal reading of the path (the canonical path, with its
+    /// parameters and trailing dots) differs from the view: the route it
+    /// falls on (`None`: no route), and whether with the exact case.
+    literal: Option<(Option<Arc<Route>>, bool)>,
+}
+
+impl Match {
+    /// Whether the request may pass without a session: every reading of
+    /// the path falls on a public route, with the exact case.
+    pub fn public(&self) -> bool {
+        let public = |route: &Route, exact: bool| route.config.access == Access::Public && exact;
+        public(&self.route, self.exact_case)
+            && match &self.literal {
+                None => true,
+                Some((Some(route), exact)) => public(route, *exact),
+                Some((None, _)) => false,
+            }
+    }
+
+    /// Whether `email` (normalised) passes the allow lists of the route of
+    /// every reading of the path.
+    pub fn allows(&self, email: &str) -> bool {
+        self.route.config.allow.allows(email)
+            && match &self.literal {
+                Some((Some(route), _)) => route.config.allow.allows(email),
+                _ => true,
+            }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -70,22 +118,29 @@ impl RouteTable {
     }
 
     /// `host` is the request's Host (or :authority) as sent; `path` the
-    /// normalised path.
+    /// normalised path ([`path::normalize`]). The route is that of the
+    /// path's [`path::matching_view`]; see [`Match::public`] and
+    /// [`Match::allows`] for the decision over both readings.
     pub fn find(&self, host: &str, scheme: Scheme, path: &str) -> Option<Match> {
+        let view = path::matching_view(path);
         if self.with_host.is_empty() {
             // No route names a host: the host does not matter here.
-            return self.without_host.iter().find_map(|r| prefix_match(r, path));
+            let find = |p: &str| self.without_host.iter().find_map(|r| prefix_match(r, p));
+            return with_literal(find(&view), &view, path, find);
         }
         let (name, port) = normalize_request_host(host, scheme);
         let port = port.unwrap_or(scheme.default_port());
         let host_fits = |r: &Route| {
             r.host_name.as_deref() == Some(name.as_str()) && r.host_port.is_none_or(|p| p == port)
         };
-        self.with_host
-            .iter()
-            .filter(|r| host_fits(r))
-            .find_map(|r| prefix_match(r, path))
-            .or_else(|| self.without_host.iter().find_map(|r| prefix_match(r, path)))
+        let find = |p: &str| {
+            self.with_host
+                .iter()
+                .filter(|r| host_fits(r))
+                .find_map(|r| prefix_match(r, p))
+                .or_else(|| self.without_host.iter().find_map(|r| prefix_match(r, p)))
+        };
+        with_literal(find(&view), &view, path, find)
     }
 
     /// The configured host of the route that fits `host` best, if any route
@@ -111,12 +166,34 @@ impl RouteTable {
     }
 }
 
+/// Adds to the view's match `m` the route of the literal reading `path`
+/// when the view differs from it and the two readings land differently.
+fn with_literal(
+    m: Option<Match>,
+    view: &Cow<'_, str>,
+    path: &str,
+    find: impl Fn(&str) -> Option<Match>,
+) -> Option<Match> {
+    let mut m = m?;
+    if let Cow::Owned(_) = view {
+        let literal = find(path);
+        let same = literal
+            .as_ref()
+            .is_some_and(|l| Arc::ptr_eq(&l.route, &m.route) && l.exact_case == m.exact_case);
+        if !same {
+            m.literal = Some(literal.map(|l| (l.route, l.exact_case)).unwrap_or((None, false)));
+        }
+    }
+    Some(m)
+}
+
 fn prefix_match(route: &Arc<Route>, path: &str) -> Option<Match> {
     let prefix = route.config.path.as_str();
     if prefix == "/" {
         return Some(Match {
             route: route.clone(),
             exact_case: true,
+            literal: None,
         });
     }
     let head = path.get(..prefix.len())?;
@@ -125,10 +202,75 @@ fn prefix_match(route: &Arc<Route>, path: &str) -> Option<Match> {
         Some(Match {
             route: route.clone(),
             exact_case: head == prefix,
+            literal: None,
         })
     } else {
         None
     }
+}
+
+/// Whether `host` (a Host header, an `:authority`, an absolute-form
+/// authority or a trusted proxy's `X-Forwarded-Host`) is one host the
+/// router can read only one way: a name of dot-separated labels of
+/// letters, digits, `-` and `_` (1 to 63 each, 253 in all, one trailing dot
+/// allowed) whose last label is not numeric unless the whole name is a
+/// dotted-decimal IPv4 address, or an IPv6 address in brackets; then
+/// optionally `:` and a port of 1 to 65535 in 1 to 5 plain digits.
+pub fn valid_host(host: &str) -> bool {
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let Some((v6, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if v6.parse::<Ipv6Addr>().is_err() {
+            return false;
+        }
+        match after {
+            "" => return true,
+            after => match after.strip_prefix(':') {
+                Some(port) => (None, Some(port)),
+                None => return false,
+            },
+        }
+    } else {
+        match host.split_once(':') {
+            Some((name, port)) => (Some(name), Some(port)),
+            None => (Some(host), None),
+        }
+    };
+    if let Some(port) = port {
+        let digits = !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
+        if !digits || !matches!(port.parse::<u32>(), Ok(1..=65_535)) {
+            return false;
+        }
+    }
+    name.is_none_or(valid_host_name)
+}
+
+/// The name part of [`valid_host`].
+fn valid_host_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.is_empty() || name.len() > 253 {
+        return false;
+    }
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if !name.split('.').all(label_ok) {
+        return false;
+    }
+    // A name ending in a number is an IPv4 address to URL parsers
+    // (`0x7f.1`, `127.1`): only the plain dotted-decimal form is taken.
+    let last = name.rsplit('.').next().unwrap_or(name);
+    let hex = last
+        .strip_prefix("0x")
+        .or_else(|| last.strip_prefix("0X"))
+        .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+    if hex || last.bytes().all(|b| b.is_ascii_digit()) {
+        return name.parse::<Ipv4Addr>().is_ok();
+    }
+    true
 }
 
 fn split_host_port(host: &str) -> (&str, Option<u16>) {
