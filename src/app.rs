@@ -25,7 +25,7 @@ use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Version};
 
 use crate::body::{self, Body, RequestBody};
-use crate::config::{Access, Config, Limits, MailTransport, Scheme, StoreConfig, Upstream};
+use crate::config::{Config, Limits, MailTransport, Scheme, StoreConfig, Upstream};
 use crate::cookies::{self, Kind};
 use crate::crypto::{self, Key};
 use crate::error::Error;
@@ -433,6 +433,7 @@ impl App {
                     connect_timeout: route.connect_timeout,
                     websocket: false,
                     session_ends: None,
+                    strip_headers: &live.config.server.strip_headers,
                 };
                 proxy::rewrite_request(&mut demo_req, &f, false);
                 Ok(demo::respond(&demo_req))
@@ -448,6 +449,7 @@ impl App {
                     connect_timeout: route.connect_timeout,
                     websocket,
                     session_ends,
+                    strip_headers: &live.config.server.strip_headers,
                 };
                 proxy::forward(&conn.worker, req, f).await
             }

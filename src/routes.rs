@@ -181,7 +181,10 @@ fn with_literal(
             .as_ref()
             .is_some_and(|l| Arc::ptr_eq(&l.route, &m.route) && l.exact_case == m.exact_case);
         if !same {
-            m.literal = Some(literal.map(|l| (l.route, l.exact_case)).unwrap_or((None, false)));
+            m.literal = Some(match literal {
+                Some(l) => (Some(l.route), l.exact_case),
+                None => (None, false),
+            });
         }
     }
     Some(m)
