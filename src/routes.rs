@@ -396,6 +396,168 @@ mod tests {
         assert!(m.exact_case);
     }
 
+    /// The spellings Tomcat, Jetty, Spring or IIS read as another segment:
+    /// `;parameters` (raw or `%3B` in any case) and trailing dots and
+    /// spaces (raw, `%2E`, `%20`), alone and combined.
+    pub(crate) const DECORATIONS: &[&str] = &[
+        ";", ";x", ";x=1", ";jsessionid=A1", "%3B", "%3b", "%3Bx", ".", "..", "%2E", "%2e", " ",
+        "%20", ". ", ".%20", "%20.", ";x.", ".;x", "%20;x", "..;x", "%2e%3b",
+    ];
+
+    fn mixed_case(s: &str) -> String {
+        s.chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i % 2 == 0 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect()
+    }
+
+    /// Every spelling of a protected prefix (a decoration on any of its
+    /// segments, in any case, at the end or in the middle of the path) is
+    /// refused by `normalize` or routed to the protected route, never
+    /// public, and a user outside its allow list is never let in.
+    #[test]
+    fn every_spelling_of_a_protected_prefix_is_protected() {
+        let mut public_root = route(None, "/", "public-root");
+        public_root.access = Access::Public;
+        let mut admin = route(None, "/admin", "admin");
+        admin.allow.emails.insert("boss@example.com".into());
+        let mut deep = route(None, "/a/b/secret", "deep");
+        deep.allow.emails.insert("boss@example.com".into());
+        let mut stat = route(None, "/static", "static");
+        stat.access = Access::Public;
+        let t = RouteTable::new(&[public_root, admin, deep, stat]);
+        let (mut refused, mut routed) = (0, 0);
+        for (prefix, name) in [("/admin", "admin"), ("/a/b/secret", "deep")] {
+            let segments: Vec<&str> = prefix.split('/').skip(1).collect();
+            for at in 0..segments.len() {
+                for decoration in DECORATIONS {
+                    for case in 0..3 {
+                        let mut spelled: Vec<String> =
+                            segments.iter().map(|s| s.to_string()).collect();
+                        spelled[at].push_str(decoration);
+                        let base = format!("/{}", spelled.join("/"));
+                        let base = match case {
+                            0 => base,
+                            1 => base.to_uppercase(),
+                            _ => mixed_case(&base),
+                        };
+                        for tail in ["", "/", "/panel", "/panel/x;y", "/panel."] {
+                            let input = format!("{base}{tail}");
+                            let Ok(canonical) = path::normalize(&input) else {
+                                refused += 1;
+                                continue;
+                            };
+                            let m = t.find("x.test", Scheme::Https, &canonical);
+                            let m = m.unwrap_or_else(|| panic!("{input}: no route"));
+                            assert_eq!(m.route.name(), name, "{input} -> {canonical}");
+                            assert!(!m.public(), "{input} is public");
+                            assert!(!m.allows("outsider@example.com"), "{input}");
+                            assert!(m.allows("boss@example.com"), "{input}");
+                            routed += 1;
+                        }
+                    }
+                }
+            }
+        }
+        // Decorations on a name never leave a segment of only dots: all
+        // are routed (4 segment positions, 3 cases, 5 tails).
+        assert_eq!((routed, refused), (4 * DECORATIONS.len() * 3 * 5, 0));
+    }
+
+    /// A public route's spelling that an upstream reading the path
+    /// literally sees under a protected route is not public.
+    #[test]
+    fn public_only_when_every_reading_is_public() {
+        let mut stat = route(None, "/static", "static");
+        stat.access = Access::Public;
+        let t = RouteTable::new(&[route(None, "/", "root"), stat]);
+        let public = |p: &str| t.find("x.test", Scheme::Http, p).map(|m| m.public());
+        assert_eq!(public("/static/a"), Some(true));
+        assert_eq!(public("/static/a;jsessionid=1"), Some(true));
+        assert_eq!(public("/static/a./b"), Some(true));
+        // The literal reading is under `/`, which is protected.
+        assert_eq!(public("/static;x/a"), Some(false));
+        assert_eq!(public("/static./a"), Some(false));
+        assert_eq!(public("/;x/static/a"), Some(false));
+        assert_eq!(public("/STATIC/a"), Some(false));
+    }
+
+    #[test]
+    fn valid_hosts() {
+        for host in [
+            "app.test",
+            "APP.test",
+            "app.test.",
+            "app.test:8080",
+            "app.test:1",
+            "app.test:65535",
+            "app.test:080",
+            "localhost",
+            "my_app-1.internal",
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "[::1]",
+            "[::1]:8443",
+            "[2001:db8::7]",
+            "a1.b2.c3",
+            "1a.test",
+        ] {
+            assert!(valid_host(host), "{host}");
+        }
+        for host in [
+            "",
+            "app.test:",
+            "app.test:abc",
+            "app.test:65536",
+            "app.test:0",
+            "app.test:00000",
+            "app.test:123456",
+            "app.test:+80",
+            "app.test:-1",
+            "app.test: 80",
+            "app.test:80:80",
+            "app.test..",
+            "app..test",
+            ".app.test",
+            ".",
+            "app.test%2e",
+            "app test",
+            "app.test,evil.test",
+            "user@app.test",
+            "app.test/x",
+            "app.test\\x",
+            "[::1",
+            "[::1]x",
+            "[::1]:",
+            "[::1]:0",
+            "[zz::1]",
+            "[fe80::1%25eth0]",
+            "::1",
+            "1.2.3.256",
+            "1.2.3",
+            "127.1",
+            "0x7f.0.0.1",
+            "a.0x7f",
+            "a.123",
+            "01.2.3.4",
+            "é.test",
+        ] {
+            assert!(!valid_host(host), "{host}");
+        }
+        let long = format!("{}.test", "a".repeat(64));
+        assert!(!valid_host(&long));
+        let longest = vec!["a".repeat(63); 4].join(".");
+        assert_eq!(longest.len(), 255);
+        assert!(!valid_host(&longest));
+        assert!(valid_host(&longest[2..]));
+    }
+
     #[test]
     fn configured_host_for_links() {
         let t = table();
