@@ -333,11 +333,15 @@ async fn h2_status(e: &Env, authority: &str) -> Result<u16, String> {
                     [b @ 0x88..=0x8e, ..] => {
                         Some([200, 204, 206, 304, 400, 404, 500][usize::from(b - 0x88)])
                     }
-                    // Literal with the name of entry 8 (`:status`), 3 digits.
+                    // Literal with the name of entry 8 (`:status`): 3 digits,
+                    // plain or Huffman-coded (RFC 7541 §5.2).
                     [0x48 | 0x08 | 0x18, 3, d @ ..] => d
                         .get(..3)
                         .and_then(|d| std::str::from_utf8(d).ok())
                         .and_then(|d| d.parse().ok()),
+                    [0x48 | 0x08 | 0x18, len @ 0x81..=0x82, d @ ..] => {
+                        huffman_digits(d.get(..usize::from(len - 0x80)).unwrap_or(&[]))
+                    }
                     _ => None,
                 };
                 return status.ok_or_else(|| format!("HEADERS {payload:02x?}"));
@@ -355,6 +359,37 @@ async fn h2_status(e: &Env, authority: &str) -> Result<u16, String> {
             other => return Err(format!("ended: {other:?}")),
         }
     }
+}
+
+/// Three decimal digits in HPACK's Huffman code: `0`-`2` are the 5-bit
+/// codes `00000`-`00010`, `3`-`9` the 6-bit codes `011001`-`011111`.
+fn huffman_digits(bytes: &[u8]) -> Option<u16> {
+    let bits: Vec<u8> = bytes
+        .iter()
+        .flat_map(|b| (0..8).rev().map(move |i| (b >> i) & 1))
+        .collect();
+    let read = |at: usize, n: usize| -> Option<u8> {
+        bits.get(at..at + n)
+            .map(|b| b.iter().fold(0, |v, bit| (v << 1) | bit))
+    };
+    let (mut at, mut value) = (0, 0u16);
+    for _ in 0..3 {
+        let digit = match read(at, 5)? {
+            v @ 0..=2 => {
+                at += 5;
+                v
+            }
+            _ => match read(at, 6)? {
+                v @ 0b011001..=0b011111 => {
+                    at += 6;
+                    v - 0b011001 + 3
+                }
+                _ => return None,
+            },
+        };
+        value = value * 10 + u16::from(digit);
+    }
+    Some(value)
 }
 
 #[tokio::test]
