@@ -488,6 +488,22 @@ mod tests {
         assert_eq!(public("/STATIC/a"), Some(false));
     }
 
+    /// A user must pass the allow lists of the routes of both readings.
+    #[test]
+    fn allow_lists_of_every_reading_apply() {
+        let mut root = route(None, "/", "root");
+        root.allow.emails.insert("boss@example.com".into());
+        let t = RouteTable::new(&[root, route(None, "/a", "a")]);
+        let allows = |p: &str, who: &str| t.find("x.test", Scheme::Http, p).unwrap().allows(who);
+        assert!(allows("/a/b", "outsider@example.com"));
+        assert!(allows("/a/b;x", "outsider@example.com"));
+        // Read literally `/a;x/b` is under `/`, which only boss@ may open.
+        assert!(!allows("/a;x/b", "outsider@example.com"));
+        assert!(!allows("/a./b", "outsider@example.com"));
+        assert!(allows("/a;x/b", "boss@example.com"));
+        assert_eq!(t.find("x.test", Scheme::Http, "/a;x/b").unwrap().route.name(), "a");
+    }
+
     #[test]
     fn valid_hosts() {
         for host in [
