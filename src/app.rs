@@ -5,12 +5,12 @@
 //! handle ─ limits (414/431) ─ Host (400) ─ path::normalize (400)
 //!        ─ forwarded::client_info (trusted proxies)
 //!        ─ /.portcullis/* ─────────────────────────────▶ login::serve
-//!        ─ routes.find (404)
-//!        ─ public route, exact case? ── yes ──────────────▶ forward (no identity)
+//!        ─ routes.find (404): the matching view and the literal path
+//!        ─ public under both readings, exact case? ── yes ─▶ forward (no identity)
 //!        ─ session cookie → SessionCache (store at most every few s)
 //!             none ─▶ 303 to sign-in (browser navigation) or 401
 //!             store down past grace ─▶ 503
-//!        ─ allow lists (403 page) ────────────────────────▶ forward (identity)
+//!        ─ allow lists of both readings (403 page) ───────▶ forward (identity)
 //! ```
 //! Leaf modules return values; errors become responses in one place
 //! ([`App::error_response`]) and each request is logged once.
