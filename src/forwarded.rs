@@ -158,8 +158,7 @@ pub fn from_client(name: &HeaderName) -> bool {
         "x-rewrite-url",
     ];
     let n = name.as_str().as_bytes();
-    matches!(n.first(), Some(b'x' | b'f'))
-        && NAMES.iter().any(|t| crate::headers::folded_eq(n, t))
+    matches!(n.first(), Some(b'x' | b'f')) && NAMES.iter().any(|t| crate::headers::folded_eq(n, t))
 }
 
 #[cfg(test)]

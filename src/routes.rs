@@ -126,7 +126,7 @@ impl RouteTable {
         if self.with_host.is_empty() {
             // No route names a host: the host does not matter here.
             let find = |p: &str| self.without_host.iter().find_map(|r| prefix_match(r, p));
-            return with_literal(find(&view), &view, path, find);
+            return with_literal(find(&view), matches!(view, Cow::Owned(_)), path, find);
         }
         let (name, port) = normalize_request_host(host, scheme);
         let port = port.unwrap_or(scheme.default_port());
@@ -140,7 +140,7 @@ impl RouteTable {
                 .find_map(|r| prefix_match(r, p))
                 .or_else(|| self.without_host.iter().find_map(|r| prefix_match(r, p)))
         };
-        with_literal(find(&view), &view, path, find)
+        with_literal(find(&view), matches!(view, Cow::Owned(_)), path, find)
     }
 
     /// The configured host of the route that fits `host` best, if any route
@@ -167,15 +167,15 @@ impl RouteTable {
 }
 
 /// Adds to the view's match `m` the route of the literal reading `path`
-/// when the view differs from it and the two readings land differently.
+/// when the view `differs` from it and the two readings land differently.
 fn with_literal(
     m: Option<Match>,
-    view: &Cow<'_, str>,
+    differs: bool,
     path: &str,
     find: impl Fn(&str) -> Option<Match>,
 ) -> Option<Match> {
     let mut m = m?;
-    if let Cow::Owned(_) = view {
+    if differs {
         let literal = find(path);
         let same = literal
             .as_ref()
@@ -241,7 +241,8 @@ pub fn valid_host(host: &str) -> bool {
         }
     };
     if let Some(port) = port {
-        let digits = !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
+        let digits =
+            !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
         if !digits || !matches!(port.parse::<u32>(), Ok(1..=65_535)) {
             return false;
         }
@@ -400,8 +401,27 @@ mod tests {
     /// `;parameters` (raw or `%3B` in any case) and trailing dots and
     /// spaces (raw, `%2E`, `%20`), alone and combined.
     pub(crate) const DECORATIONS: &[&str] = &[
-        ";", ";x", ";x=1", ";jsessionid=A1", "%3B", "%3b", "%3Bx", ".", "..", "%2E", "%2e", " ",
-        "%20", ". ", ".%20", "%20.", ";x.", ".;x", "%20;x", "..;x", "%2e%3b",
+        ";",
+        ";x",
+        ";x=1",
+        ";jsessionid=A1",
+        "%3B",
+        "%3b",
+        "%3Bx",
+        ".",
+        "..",
+        "%2E",
+        "%2e",
+        " ",
+        "%20",
+        ". ",
+        ".%20",
+        "%20.",
+        ";x.",
+        ".;x",
+        "%20;x",
+        "..;x",
+        "%2e%3b",
     ];
 
     fn mixed_case(s: &str) -> String {
@@ -501,7 +521,13 @@ mod tests {
         assert!(!allows("/a;x/b", "outsider@example.com"));
         assert!(!allows("/a./b", "outsider@example.com"));
         assert!(allows("/a;x/b", "boss@example.com"));
-        assert_eq!(t.find("x.test", Scheme::Http, "/a;x/b").unwrap().route.name(), "a");
+        assert_eq!(
+            t.find("x.test", Scheme::Http, "/a;x/b")
+                .unwrap()
+                .route
+                .name(),
+            "a"
+        );
     }
 
     #[test]

@@ -47,8 +47,27 @@ async fn send(e: &Env, target: &str, host: &str, extra: &str) -> (u16, Option<Se
 /// `;`, `%3B`, `%3b`), trailing dots (raw, `%2E`, `%2e`) and trailing
 /// spaces (raw, `%20`), alone and combined.
 const DECORATIONS: &[&str] = &[
-    ";", ";x", ";x=1", ";jsessionid=A1", "%3B", "%3b", "%3Bx", ".", "..", "%2E", "%2e", " ",
-    "%20", ". ", ".%20", "%20.", ";x.", ".;x", "%20;x", "..;x", "%2e%3b",
+    ";",
+    ";x",
+    ";x=1",
+    ";jsessionid=A1",
+    "%3B",
+    "%3b",
+    "%3Bx",
+    ".",
+    "..",
+    "%2E",
+    "%2e",
+    " ",
+    "%20",
+    ". ",
+    ".%20",
+    "%20.",
+    ";x.",
+    ".;x",
+    "%20;x",
+    "..;x",
+    "%2e%3b",
 ];
 
 /// Every generated spelling of the two protected prefixes, with what the
@@ -69,7 +88,13 @@ fn spellings() -> Vec<(String, String)> {
                         _ => base
                             .chars()
                             .enumerate()
-                            .map(|(i, c)| if i % 2 == 0 { c.to_ascii_uppercase() } else { c })
+                            .map(|(i, c)| {
+                                if i % 2 == 0 {
+                                    c.to_ascii_uppercase()
+                                } else {
+                                    c
+                                }
+                            })
                             .collect(),
                     };
                     for tail in ["", "/", "/panel", "/panel/x;y"] {
@@ -183,12 +208,23 @@ async fn a_public_route_never_serves_what_an_upstream_reads_as_protected() {
     .await;
     // Read literally, these are under `/` (protected); read leniently,
     // under `/static`: the stricter reading decides.
-    for target in ["/static;x/a", "/static%3B/a", "/static./a", "/static%20/a", "/;x/static/a"] {
+    for target in [
+        "/static;x/a",
+        "/static%3B/a",
+        "/static./a",
+        "/static%20/a",
+        "/;x/static/a",
+    ] {
         let (status, seen) = send(&e, target, "x.test", "").await;
         assert_eq!((status, seen.is_none()), (401, true), "{target}");
     }
     // Both readings under `/static`: public, forwarded as it came.
-    for target in ["/static/a", "/static/a;jsessionid=1", "/static/a./b", "/static/a%20"] {
+    for target in [
+        "/static/a",
+        "/static/a;jsessionid=1",
+        "/static/a./b",
+        "/static/a%20",
+    ] {
         let (status, seen) = send(&e, target, "x.test", "").await;
         assert_eq!(
             (status, seen.map(|s| s.target)),
@@ -204,8 +240,8 @@ fn a_route_path_that_is_not_its_own_matching_view_is_a_config_error() {
         let text = format!(
             "[session]\nsecret_env = \"S\"\n[[route]]\npath = \"{path}\"\nupstream = \"demo\"\n"
         );
-        let err = portcullis::Config::from_toml_str(&text, "t.toml", &[("S", SECRET)])
-            .expect_err(path);
+        let err =
+            portcullis::Config::from_toml_str(&text, "t.toml", &[("S", SECRET)]).expect_err(path);
         let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["route[0].path"], "{path}");
     }
@@ -266,13 +302,25 @@ async fn h1_host_with_a_bad_port_or_name_is_400() {
         assert_eq!((status, seen.is_none()), (400, true), "absolute {host}");
     }
     // Valid spellings still reach the host route (401) or the catch-all.
-    for host in ["app.test", "APP.test", "app.test.", "app.test:8080", "App.Test.:443"] {
+    for host in [
+        "app.test",
+        "APP.test",
+        "app.test.",
+        "app.test:8080",
+        "App.Test.:443",
+    ] {
         let (status, seen) = send(&e, "/p", host, "").await;
         assert_eq!((status, seen.is_none()), (401, true), "Host: {host}");
     }
     let (status, _) = send(&e, "http://app.test:8080/p", "APP.test:8080", "").await;
     assert_eq!(status, 401);
-    for host in ["other.test", "other.test:8080", "127.0.0.1:1", "[::1]:8080", "my_app"] {
+    for host in [
+        "other.test",
+        "other.test:8080",
+        "127.0.0.1:1",
+        "[::1]:8080",
+        "my_app",
+    ] {
         let (status, seen) = send(&e, "/p", host, "").await;
         assert_eq!((status, seen.is_some()), (200, true), "Host: {host}");
     }
@@ -289,9 +337,19 @@ async fn trusted_x_forwarded_host_with_a_bad_port_or_name_is_400() {
             &format!("X-Forwarded-Host: {host}\r\n"),
         )
         .await;
-        assert_eq!((status, seen.is_none()), (400, true), "X-Forwarded-Host: {host}");
+        assert_eq!(
+            (status, seen.is_none()),
+            (400, true),
+            "X-Forwarded-Host: {host}"
+        );
     }
-    let (status, seen) = send(&e, "/p", "other.test", "X-Forwarded-Host: app.test:8443\r\n").await;
+    let (status, seen) = send(
+        &e,
+        "/p",
+        "other.test",
+        "X-Forwarded-Host: app.test:8443\r\n",
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(
         seen.unwrap().one("x-forwarded-host").as_deref(),
@@ -320,7 +378,8 @@ async fn h2_status(e: &Env, authority: &str) -> Result<u16, String> {
     let deadline = tokio::time::Instant::now() + T;
     loop {
         while buf.len() >= 9 {
-            let len = (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
+            let len =
+                (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
             if buf.len() < 9 + len {
                 break;
             }
@@ -444,7 +503,12 @@ async fn rewrite_and_configured_identity_headers_never_reach_the_upstream() {
     let mut b = Browser::new();
     sign_in(&e, &mut b, "someone@example.com", "/", 1).await;
     let cookie = format!("Cookie: {}\r\n", cookie_header(&b));
-    let forbidden = ["x-original-url", "x-rewrite-url", "x-webauth-user", "x-remote-user"];
+    let forbidden = [
+        "x-original-url",
+        "x-rewrite-url",
+        "x-webauth-user",
+        "x-remote-user",
+    ];
     let extra: String = NEVER_UPSTREAM
         .iter()
         .map(|n| format!("{n}: /admin\r\n"))
@@ -455,7 +519,11 @@ async fn rewrite_and_configured_identity_headers_never_reach_the_upstream() {
         for method in ["GET", "POST"] {
             // GET goes over the gateway's own HTTP/1.1 client, POST with a
             // body over hyper's: both must drop the same names.
-            let body = if method == "POST" { "Content-Length: 2\r\n\r\nhi" } else { "\r\n" };
+            let body = if method == "POST" {
+                "Content-Length: 2\r\n\r\nhi"
+            } else {
+                "\r\n"
+            };
             let req = format!(
                 "{method} {target} HTTP/1.1\r\nHost: x.test\r\n{who}{extra}Connection: close\r\n{body}"
             );
@@ -466,7 +534,10 @@ async fn rewrite_and_configured_identity_headers_never_reach_the_upstream() {
             let seen = e.up.last().unwrap();
             assert_eq!(seen.target, target);
             for (name, _) in &seen.headers {
-                assert!(!forbidden.contains(&folded(name).as_str()), "{method} {target}: {name}");
+                assert!(
+                    !forbidden.contains(&folded(name).as_str()),
+                    "{method} {target}: {name}"
+                );
             }
             assert_eq!(seen.one("x-kept").as_deref(), Some("yes"));
             checked += 1;
@@ -487,13 +558,17 @@ fn a_bad_strip_headers_name_is_a_config_error_naming_the_key() {
         let text = format!(
             "[server]\nstrip_headers = {list}\n[session]\nsecret_env = \"S\"\n[[route]]\npath = \"/\"\nupstream = \"demo\"\n"
         );
-        let err = portcullis::Config::from_toml_str(&text, "t.toml", &[("S", SECRET)])
-            .expect_err(list);
+        let err =
+            portcullis::Config::from_toml_str(&text, "t.toml", &[("S", SECRET)]).expect_err(list);
         let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, [key], "{list}");
     }
-    let text = "[server]\nstrip_headers = [\"X-Webauth-User\", \"x_webauth_user\", \"X_Remote_User\"]\n\
+    let text =
+        "[server]\nstrip_headers = [\"X-Webauth-User\", \"x_webauth_user\", \"X_Remote_User\"]\n\
                 [session]\nsecret_env = \"S\"\n[[route]]\npath = \"/\"\nupstream = \"demo\"\n";
     let config = portcullis::Config::from_toml_str(text, "t.toml", &[("S", SECRET)]).unwrap();
-    assert_eq!(config.server.strip_headers, ["x-webauth-user", "x-remote-user"]);
+    assert_eq!(
+        config.server.strip_headers,
+        ["x-webauth-user", "x-remote-user"]
+    );
 }

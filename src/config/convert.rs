@@ -250,7 +250,13 @@ fn strip_headers_config(p: &mut Problems, names: Vec<String>) -> Vec<String> {
         }
         let folded: String = name
             .bytes()
-            .map(|b| char::from(if b == b'_' { b'-' } else { b.to_ascii_lowercase() }))
+            .map(|b| {
+                char::from(if b == b'_' {
+                    b'-'
+                } else {
+                    b.to_ascii_lowercase()
+                })
+            })
             .collect();
         if matches!(
             folded.as_str(),
