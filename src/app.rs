@@ -6,12 +6,12 @@
 //!        ─ forwarded::client_info (trusted proxies)
 //!        ─ /.portcullis/ready ────────────────────────────▶ 200 / 503 (store)
 //!        ─ /.portcullis/* ─────────────────────────────▶ login::serve
-//!        ─ routes.find (404)
-//!        ─ public route, exact case? ── yes ──────────────▶ forward (no identity)
+//!        ─ routes.find (404): the matching view and the literal path
+//!        ─ public under both readings, exact case? ── yes ─▶ forward (no identity)
 //!        ─ session cookie → SessionCache (store at most every few s)
 //!             none ─▶ 303 to sign-in (browser navigation) or 401
 //!             store down past grace ─▶ 503
-//!        ─ allow lists (403 page) ────────────────────────▶ forward (identity)
+//!        ─ allow lists of both readings (403 page) ───────▶ forward (identity)
 //! ```
 //! Leaf modules return values; errors become responses in one place
 //! ([`App::error_response`]) and each request is logged once.
@@ -26,7 +26,7 @@ use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Version};
 
 use crate::body::{self, Body, RequestBody};
-use crate::config::{Access, Config, Limits, MailTransport, Scheme, StoreConfig, Upstream};
+use crate::config::{Config, Limits, MailTransport, Scheme, StoreConfig, Upstream};
 use crate::cookies::{self, Kind};
 use crate::crypto::{self, Key};
 use crate::error::Error;
@@ -386,7 +386,8 @@ impl App {
             Some(&host),
             req.headers(),
             &live.config.server.trusted_proxies,
-        );
+        )
+        .map_err(|_| Error::BadHost)?;
         let https = client.scheme == Scheme::Https;
         *https_out = https;
 
@@ -416,7 +417,8 @@ impl App {
         let route = &m.route.config;
         route_name.push_str(&route.name);
 
-        let public = route.access == Access::Public && m.exact_case;
+        // Public only when every reading of the path is (see routes).
+        let public = m.public();
         let identity = if public {
             None
         } else {
@@ -426,8 +428,8 @@ impl App {
             }
         };
         if let Some(identity) = &identity {
-            let allowed = live.config.login.allow.allows(&identity.email)
-                && route.allow.allows(&identity.email);
+            let allowed =
+                live.config.login.allow.allows(&identity.email) && m.allows(&identity.email);
             if !allowed {
                 return Ok(self.forbidden(live, &req, &identity.email, https));
             }
@@ -478,6 +480,7 @@ impl App {
                     connect_timeout: route.connect_timeout,
                     websocket: false,
                     session_ends: None,
+                    strip_headers: &live.config.server.strip_headers,
                 };
                 proxy::rewrite_request(&mut demo_req, &f, false);
                 Ok(demo::respond(&demo_req))
@@ -493,6 +496,7 @@ impl App {
                     connect_timeout: route.connect_timeout,
                     websocket,
                     session_ends,
+                    strip_headers: &live.config.server.strip_headers,
                 };
                 proxy::forward(&conn.worker, req, f).await
             }
@@ -758,7 +762,7 @@ fn check_framing(req: &Request<RequestBody>) -> Result<(), Error> {
 
 /// The one host of the request: the Host header (exactly one) or the
 /// request target's authority (absolute form, HTTP/2); both present must
-/// agree.
+/// agree, and it must be a [`crate::routes::valid_host`].
 fn request_host(req: &Request<RequestBody>) -> Result<String, Error> {
     let mut hosts = req.headers().get_all(header::HOST).iter();
     let header_host = hosts.next();
@@ -777,11 +781,9 @@ fn request_host(req: &Request<RequestBody>) -> Result<String, Error> {
         (None, None) if req.version() == Version::HTTP_10 => "",
         (None, None) => return Err(Error::BadHost),
     };
-    if host.is_empty() {
-        return Err(Error::BadHost);
-    }
-    let parsed: http::uri::Authority = host.parse().map_err(|_| Error::BadHost)?;
-    if parsed.as_str().contains('@') {
+    // One reading only: a valid name or address, and a port of 1 to
+    // 65535 when there is a `:` (`app.test:` would match no host route).
+    if !crate::routes::valid_host(host) {
         return Err(Error::BadHost);
     }
     Ok(host.to_string())

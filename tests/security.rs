@@ -1698,18 +1698,47 @@ async fn send_target(e: &Env, target: &[u8]) -> (u16, Option<Seen>) {
     (status, seen)
 }
 
-/// Whether path_env serves `path` (canonical) without a session: not under
-/// /admin (in any case), and under /public only with that exact case.
+/// Whether path_env serves `path` (canonical) without a session, read
+/// literally and as an upstream that drops `;parameters` and trailing dots
+/// and spaces reads it: in neither reading under /admin (in any case), and
+/// under /public only with that exact case.
 fn anonymous_allowed(path: &str) -> bool {
-    let under = |prefix: &str| {
-        path.get(..prefix.len())
-            .is_some_and(|h| h.eq_ignore_ascii_case(prefix))
-            && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/'))
+    let allowed = |path: &str| {
+        let under = |prefix: &str| {
+            path.get(..prefix.len())
+                .is_some_and(|h| h.eq_ignore_ascii_case(prefix))
+                && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/'))
+        };
+        !under("/admin") && (!under("/public") || path.starts_with("/public"))
     };
-    if under("/admin") {
-        return false;
+    allowed(path) && allowed(&lenient_reading(path))
+}
+
+/// `path` as Tomcat/Spring (`;parameters` dropped, raw or `%3B`) and IIS
+/// (trailing dots and spaces trimmed) read it, empty segments merged.
+/// Written apart from `path::matching_view` on purpose.
+fn lenient_reading(path: &str) -> String {
+    let mut out = String::new();
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        let upper = segment.to_ascii_uppercase();
+        let cut = [upper.find(';'), upper.find("%3B")]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(segment.len());
+        let mut name = &segment[..cut];
+        while let Some(rest) = name.strip_suffix('.').or_else(|| name.strip_suffix("%20")) {
+            name = rest;
+        }
+        if !name.is_empty() {
+            out.push('/');
+            out.push_str(name);
+        }
     }
-    !under("/public") || path.starts_with("/public")
+    if out.is_empty() || path.ends_with('/') {
+        out.push('/');
+    }
+    out
 }
 
 #[tokio::test]

@@ -147,6 +147,10 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     pub public_url: PublicUrl,
     pub trusted_proxies: Vec<IpNet>,
+    /// Request headers dropped on the way upstream besides the built-in
+    /// identity and `X-Forwarded-*` names: lowercase, `_` written `-`
+    /// (`[server] strip_headers`).
+    pub strip_headers: Vec<String>,
     pub limits: Limits,
 }
 
