@@ -82,10 +82,11 @@ impl Reusable for SendRequest<Body> {
 }
 
 impl Reusable for RawConn {
-    /// Seen when the next request is written or read (or, for a request
-    /// that must not be repeated, by [`RawConn::closed_while_idle`]).
+    /// Closed by the upstream, or holding bytes nobody asked for (the rest
+    /// of an answer longer than its framing said): checked on the socket
+    /// when the connection is taken ([`h1::quiet`]).
     fn is_closed(&self) -> bool {
-        false
+        !self.is_quiet()
     }
 }
 
@@ -190,10 +191,10 @@ impl Pool {
 
     /// Sends the head of a request that has no body (see
     /// [`crate::outgoing::head`]) over a raw connection ([`crate::h1`]). A
-    /// reused connection that turns out to have been closed while idle
-    /// costs nothing: an idempotent request goes again on a fresh
-    /// connection, and any other is only sent on a connection checked to
-    /// be open. The answer's head must come within `timeout` (connecting
+    /// pooled connection is only taken when nothing is readable on it (see
+    /// [`h1::quiet`]); one the upstream closes after that check costs
+    /// nothing: an idempotent request goes again on a fresh connection.
+    /// The answer's head must come within `timeout` (connecting
     /// and any second attempt included), else
     /// [`h1::ExchangeError::TimedOut`].
     pub async fn send_direct(
@@ -210,9 +211,6 @@ impl Pool {
         loop {
             let (conn, reused) = match (fresh, self.raw.take(upstream)) {
                 (false, Some(mut c)) => {
-                    if !idempotent && c.closed_while_idle() {
-                        continue;
-                    }
                     c.set_deadline(deadline);
                     (c, true)
                 }
