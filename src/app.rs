@@ -431,6 +431,8 @@ impl App {
                     connect_timeout: route.connect_timeout,
                     websocket: false,
                     session_ends: None,
+                    route: &m.route,
+                    body_read_timeout: live.config.server.limits.body_read_timeout,
                 };
                 proxy::rewrite_request(&mut demo_req, &f, false);
                 Ok(demo::respond(&demo_req))
@@ -446,6 +448,8 @@ impl App {
                     connect_timeout: route.connect_timeout,
                     websocket,
                     session_ends,
+                    route: &m.route,
+                    body_read_timeout: live.config.server.limits.body_read_timeout,
                 };
                 proxy::forward(&conn.worker, req, f).await
             }

@@ -196,7 +196,9 @@ impl Pool {
     /// nothing: an idempotent request goes again on a fresh connection.
     /// The answer's head must come within `timeout` (connecting
     /// and any second attempt included), else
-    /// [`h1::ExchangeError::TimedOut`].
+    /// [`h1::ExchangeError::TimedOut`]. With the answer: whether its body
+    /// is still to be read from the upstream (false when it came whole
+    /// with the head).
     pub async fn send_direct(
         self: &Arc<Self>,
         upstream: &Authority,
@@ -204,7 +206,7 @@ impl Pool {
         timeout: Duration,
         head: &[u8],
         method: &Method,
-    ) -> Result<Response<Body>, SendError> {
+    ) -> Result<(Response<Body>, bool), SendError> {
         let idempotent = h1::idempotent(method);
         let deadline = tokio::time::Instant::now() + timeout;
         let mut fresh = false;
@@ -224,13 +226,13 @@ impl Pool {
             };
             match h1::exchange(conn, head, method).await {
                 Ok((parts, body)) => {
-                    let body = match body.into_whole() {
+                    let (body, streamed) = match body.into_whole() {
                         // Already read whole: the connection goes back now.
                         Ok((whole, conn)) => {
                             if let Some(conn) = conn {
                                 self.raw.put(upstream, conn);
                             }
-                            crate::body::full(whole)
+                            (crate::body::full(whole), false)
                         }
                         // Read as the client takes it; the connection goes
                         // back at its end.
@@ -238,10 +240,10 @@ impl Pool {
                             let pool = Arc::clone(self);
                             let upstream = upstream.clone();
                             body.on_done(Box::new(move |conn| pool.raw.put(&upstream, conn)));
-                            http_body_util::BodyExt::boxed(body)
+                            (http_body_util::BodyExt::boxed(body), true)
                         }
                     };
-                    return Ok(Response::from_parts(parts, body));
+                    return Ok((Response::from_parts(parts, body), streamed));
                 }
                 Err(e) if reused && idempotent && e.unanswered() => fresh = true,
                 Err(e) => return Err(SendError::Exchange(e)),
