@@ -625,7 +625,11 @@ pub fn h1_answer(data: &[u8]) -> bool {
         ("a byte more in the same read", vec![&more[..]]),
         ("a byte more in a later read", vec![bytes, b"H"]),
     ] {
-        assert_eq!(read_answer(&method, &reads, false).verdict, Verdict::Close, "{how}");
+        assert_eq!(
+            read_answer(&method, &reads, false).verdict,
+            Verdict::Close,
+            "{how}"
+        );
     }
     assert_eq!(
         read_answer(&method, &[bytes], true).verdict,

@@ -230,10 +230,7 @@ fn next_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, Exchan
     }
 }
 /// Parses one answer head off the front of `buf`; `None` if incomplete.
-fn parse_head(
-    buf: &mut BytesMut,
-    method: &Method,
-) -> Result<Option<Head>, ExchangeError> {
+fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, ExchangeError> {
     // Uninitialised slots: filling 128 empty headers per parse costs more
     // than parsing a short head.
     let mut slots =
@@ -357,7 +354,6 @@ fn parse_head(
     parts.headers = headers;
     Ok(Some((parts, framing, keep_alive)))
 }
-
 
 /// Where the chunked decoder is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -197,7 +197,11 @@ async fn a_stalled_request_body_is_408_and_frees_its_upstream_connection() {
         "answered after {took:?}"
     );
     assert_eq!(up.connections(), 1);
-    assert_eq!(up.wait_ended(1).await, 1, "the upstream connection stayed open");
+    assert_eq!(
+        up.wait_ended(1).await,
+        1,
+        "the upstream connection stayed open"
+    );
     assert_eq!(up.requests(), 0, "the upstream never saw a whole request");
 }
 
@@ -208,9 +212,11 @@ async fn a_request_body_trickling_faster_than_the_timeout_passes() {
     let up = CountingUpstream::start(After::KeepOpen).await;
     let gw = gateway_with(&up, "body_read_timeout = \"300ms\"").await;
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
-    s.write_all(b"POST /len HTTP/1.1\r\nHost: a.test\r\nContent-Length: 8\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
+    s.write_all(
+        b"POST /len HTTP/1.1\r\nHost: a.test\r\nContent-Length: 8\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
     for b in b"trickled" {
         // The delay between bytes is what is under test.
         tokio::time::sleep(Duration::from_millis(100)).await;
