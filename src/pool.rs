@@ -12,6 +12,16 @@
 //! are reused newest first and dropped after [`IDLE_TIMEOUT`]; a request
 //! that a closing connection never took is sent again on a fresh one.
 //!
+//! A connection on which any byte arrived after its answer (or which the
+//! upstream closed) is never reused: such bytes would be read as the next
+//! request's answer, and that request may be another client's. A raw
+//! connection is checked with one peek at its socket when it is put back
+//! and again when it is taken ([`h1::quiet`]). On hyper's path the task
+//! driving the connection reads it while idle: a byte left after an answer
+//! or arriving later is an error to hyper ("unexpected message"), which
+//! closes the connection at once, and `SendRequest::is_closed` keeps it
+//! out of the pool. `tests/upstream_reuse.rs` checks both paths.
+//!
 //! Each worker thread (one current-thread runtime per core) has its own
 //! pool, so a request, its upstream connection and the task driving that
 //! connection stay on one thread; the lock is never contended.
