@@ -645,3 +645,76 @@ pub fn h1_request(data: &[u8]) {
         );
     }
 }
+
+/// The raw upstream client's reading of one answer and its reuse verdict
+/// (`h1::read_answer`: the state machine `h1`'s socket code runs, fed a
+/// list of reads). Input: byte 0 holds flags (bit 0: the request was a
+/// `HEAD`; bit 1: the upstream closed after the last byte), byte 1 a read
+/// size, the rest is what the upstream sent. The answer (status, body,
+/// trailers) and the verdict are the same whether the bytes arrive at
+/// once, one at a time, in reads of the given size, or a line at a time;
+/// and a connection is reused only if its answer ended exactly at the last
+/// byte: one byte fewer leaves it waiting, one byte more (in the same read
+/// or a later one) or a close after it means the connection is closed.
+/// Returns whether the connection was reused (for the property test's
+/// count).
+pub fn h1_answer(data: &[u8]) -> bool {
+    use portcullis::h1::{read_answer, Verdict};
+    let (Some(&flags), Some(&step)) = (data.first(), data.get(1)) else {
+        return false;
+    };
+    let bytes = &data[2..];
+    let method = if flags & 1 == 1 {
+        http::Method::HEAD
+    } else {
+        http::Method::GET
+    };
+    let closed = flags & 2 == 2;
+    let whole = read_answer(&method, &[bytes], closed);
+    let size = usize::from(step % 17) + 1;
+    let splits: [(&str, Vec<&[u8]>); 3] = [
+        ("a byte at a time", bytes.chunks(1).collect()),
+        ("in reads of the given size", bytes.chunks(size).collect()),
+        (
+            "a line at a time",
+            bytes.split_inclusive(|b| *b == b'\n').collect(),
+        ),
+    ];
+    for (how, reads) in &splits {
+        assert_eq!(
+            read_answer(&method, reads, closed),
+            whole,
+            "{how} (size {size})"
+        );
+    }
+    if whole.verdict != Verdict::Reuse {
+        return false;
+    }
+    assert!(!closed, "reused after the upstream closed");
+    let Some((_, short)) = bytes.split_last() else {
+        panic!("reused with no answer at all");
+    };
+    assert_eq!(
+        read_answer(&method, &[short], false).verdict,
+        Verdict::Waiting,
+        "the answer ended before the last byte"
+    );
+    let mut more = bytes.to_vec();
+    more.push(b'H');
+    for (how, reads) in [
+        ("a byte more in the same read", vec![&more[..]]),
+        ("a byte more in a later read", vec![bytes, b"H"]),
+    ] {
+        assert_eq!(
+            read_answer(&method, &reads, false).verdict,
+            Verdict::Close,
+            "{how}"
+        );
+    }
+    assert_eq!(
+        read_answer(&method, &[bytes], true).verdict,
+        Verdict::Close,
+        "closed after the answer"
+    );
+    true
+}

@@ -3,7 +3,7 @@
 # prints executions, coverage and findings per target.
 #
 # Usage: scripts/fuzz.sh [SECONDS-PER-TARGET] [TARGET...]
-#          default: 600 seconds for each of: redirect path cookie address config framing h1_request
+#          default: 600 seconds for each of: redirect path cookie address config framing h1_request h1_answer
 # Options (environment):
 #   FUZZ_SANITIZER=address|none   (default address; "none" runs about twice as fast)
 #   FUZZ_MERGE=1                  afterwards, add the inputs that reach new
@@ -21,7 +21,7 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 fuzz="$repo/fuzz"
-all_targets=(redirect path cookie address config framing h1_request)
+all_targets=(redirect path cookie address config framing h1_request h1_answer)
 seconds=${1:-600}
 [[ $# -gt 0 ]] && shift
 targets=("$@")
@@ -58,7 +58,7 @@ dict_for() {
     case $1 in
     redirect | path) echo "$fuzz/dict/url.dict" ;;
     config) echo "$fuzz/dict/config.dict" ;;
-    framing | h1_request) echo "$fuzz/dict/http.dict" ;;
+    framing | h1_request | h1_answer) echo "$fuzz/dict/http.dict" ;;
     *) echo "" ;;
     esac
 }

@@ -481,6 +481,8 @@ impl App {
                     websocket: false,
                     session_ends: None,
                     strip_headers: &live.config.server.strip_headers,
+                    route: &m.route,
+                    body_read_timeout: live.config.server.limits.body_read_timeout,
                 };
                 proxy::rewrite_request(&mut demo_req, &f, false);
                 Ok(demo::respond(&demo_req))
@@ -497,6 +499,8 @@ impl App {
                     websocket,
                     session_ends,
                     strip_headers: &live.config.server.strip_headers,
+                    route: &m.route,
+                    body_read_timeout: live.config.server.limits.body_read_timeout,
                 };
                 proxy::forward(&conn.worker, req, f).await
             }

@@ -2,14 +2,17 @@
 //! the gateway makes itself goes through here so that the security headers
 //! are the same everywhere.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
 use hyper::body::{Frame, Incoming, SizeHint};
+use tokio::time::Sleep;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Body = BoxBody<Bytes, BoxError>;
@@ -71,10 +74,75 @@ impl hyper::body::Body for RequestBody {
 #[error("client request body: {0}")]
 pub struct ClientBodyError(pub hyper::Error);
 
-/// The client's request body on its way upstream.
-pub fn client_body(body: RequestBody) -> Body {
-    body.map_err(|e| Box::new(ClientBodyError(e)) as BoxError)
-        .boxed()
+/// The client's request body stopped for longer than
+/// `server.body_read_timeout`: answered 408, and the upstream connection
+/// it was going to is closed.
+#[derive(Debug, thiserror::Error)]
+#[error("client request body: nothing for {0:?}")]
+pub struct ClientBodyTimeout(pub Duration);
+
+/// The client's request body on its way upstream; a wait of more than
+/// `idle` for its next bytes ends it with [`ClientBodyTimeout`].
+pub fn client_body(body: RequestBody, idle: Duration) -> Body {
+    Trickle {
+        inner: body,
+        idle,
+        timer: None,
+        armed: false,
+    }
+    .boxed()
+}
+
+/// See [`client_body`]. The timer is made at the first wait and moved on
+/// after each frame (a trickled body slower than `idle` between two reads
+/// would otherwise hold its upstream connection for the route timeout).
+struct Trickle {
+    inner: RequestBody,
+    idle: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    /// The timer runs for the current wait.
+    armed: bool,
+}
+
+impl hyper::body::Body for Trickle {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.armed = false;
+                return Poll::Ready(
+                    frame.map(|f| f.map_err(|e| Box::new(ClientBodyError(e)) as BoxError)),
+                );
+            }
+            Poll::Pending => {}
+        }
+        let idle = this.idle;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+        if !this.armed {
+            timer.as_mut().reset(tokio::time::Instant::now() + idle);
+            this.armed = true;
+        }
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(ClientBodyTimeout(idle))))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Content-Security-Policy of the gateway's own pages: nothing but our own

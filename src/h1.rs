@@ -16,9 +16,17 @@
 //! `Content-Length` and `Transfer-Encoding`, a malformed head, or a head
 //! over [`MAX_HEAD`] is refused (502); interim 1xx answers are skipped. A
 //! connection is reused only when its answer was read to the end, framed
-//! by length or chunks, without `Connection: close`. The connection's own
-//! headers (hop-by-hop, and any that `Connection` names) are read here and
-//! not passed on.
+//! by length or chunks, without `Connection: close`, with no byte after it
+//! (not in the buffer, and not readable on the socket when the pool hands
+//! the connection out again: [`quiet`]); anything else closes it. The
+//! connection's own headers (hop-by-hop, and any that `Connection` names)
+//! are read here and not passed on.
+//!
+//! The reading itself is a state machine over a buffer ([`next_head`],
+//! [`Decoder`], [`reusable`]); the socket code only fills the buffer.
+//! [`read_answer`] runs the same machine over a list of reads, so that the
+//! reuse verdict can be checked for any bytes and any split into reads
+//! (the `h1_answer` fuzz target and `tests/upstream_reuse.rs`).
 
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -72,13 +80,28 @@ impl RawConn {
         self.deadline.as_mut().reset(at);
     }
 
-    /// Whether an idle connection has been closed by the upstream (or sent
-    /// bytes nobody asked for). One non-blocking read; used before a
-    /// request that must not be sent twice.
-    pub fn closed_while_idle(&mut self) -> bool {
-        let mut probe = [0u8; 1];
-        !matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    /// Whether this idle connection may carry another request: nothing at
+    /// all is readable on it (see [`quiet`]).
+    pub fn is_quiet(&self) -> bool {
+        quiet(&self.stream)
     }
+}
+
+/// Whether an idle upstream connection is still open and silent: no byte
+/// readable and no end of stream. A byte that arrives on a connection
+/// between answers is the rest of an answer that was longer than its
+/// framing said (a body on a `HEAD` answer or on a 204, a second answer):
+/// sent with the next request, it would be read as that request's answer.
+///
+/// One `recv(MSG_PEEK)` on the socket itself: tokio's `try_read` answers
+/// from the readiness it last saw, and on a busy worker that can be older
+/// than the bytes that have arrived since.
+pub fn quiet(stream: &TcpStream) -> bool {
+    let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    matches!(
+        socket2::SockRef::from(stream).peek(&mut probe),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+    )
 }
 
 /// Why an exchange failed.
@@ -166,24 +189,12 @@ async fn write_and_read_head(
     buf: &mut BytesMut,
     head: &[u8],
     method: &Method,
-) -> Result<(http::response::Parts, Framing, bool), ExchangeError> {
+) -> Result<Head, ExchangeError> {
     let io = |answered: bool| move |error| ExchangeError::Io { error, answered };
     stream.write_all(head).await.map_err(io(false))?;
     loop {
-        let parsed = if buf.is_empty() {
-            None
-        } else {
-            parse_head(buf, method)?
-        };
-        if let Some((parts, framing, keep_alive)) = parsed {
-            if parts.status.is_informational() {
-                // 100 Continue, 103 Early Hints: the real answer follows.
-                continue;
-            }
-            return Ok((parts, framing, keep_alive));
-        }
-        if buf.len() > MAX_HEAD {
-            return Err(ExchangeError::Malformed("head too large"));
+        if let Some(head) = next_head(buf, method)? {
+            return Ok(head);
         }
         buf.reserve(READ_HEAD);
         let answered = !buf.is_empty();
@@ -197,11 +208,29 @@ async fn write_and_read_head(
     }
 }
 
+/// An answer's head: its parts, how its body is framed, and whether the
+/// connection may carry another request after it.
+type Head = (http::response::Parts, Framing, bool);
+
+/// The final answer's head off the front of `buf` (interim 1xx answers
+/// are taken off and skipped); `None` while it is incomplete. What is
+/// left in `buf` is what came after the head.
+fn next_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, ExchangeError> {
+    loop {
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        match parse_head(buf, method)? {
+            // 100 Continue, 103 Early Hints: the real answer follows.
+            Some((parts, ..)) if parts.status.is_informational() => continue,
+            Some(head) => return Ok(Some(head)),
+            None if buf.len() > MAX_HEAD => return Err(ExchangeError::Malformed("head too large")),
+            None => return Ok(None),
+        }
+    }
+}
 /// Parses one answer head off the front of `buf`; `None` if incomplete.
-fn parse_head(
-    buf: &mut BytesMut,
-    method: &Method,
-) -> Result<Option<(http::response::Parts, Framing, bool)>, ExchangeError> {
+fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, ExchangeError> {
     // Uninitialised slots: filling 128 empty headers per parse costs more
     // than parsing a short head.
     let mut slots =
@@ -212,6 +241,11 @@ fn parse_head(
         buf,
         &mut slots,
     ) {
+        // Longer than the limit: refused however the bytes arrived (while
+        // incomplete, [`next_head`] refuses it past the same limit).
+        Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => {
+            return Err(ExchangeError::Malformed("head too large"))
+        }
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => {
@@ -321,15 +355,6 @@ fn parse_head(
     Ok(Some((parts, framing, keep_alive)))
 }
 
-/// What one step of the chunked decoder came to.
-enum Step {
-    Frame(Frame<Bytes>),
-    /// Something was used up; try again.
-    Progress,
-    /// More bytes are needed.
-    NeedMore,
-}
-
 /// Where the chunked decoder is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Chunk {
@@ -347,6 +372,187 @@ enum State {
     Done,
 }
 
+/// What the body decoder made of the buffer.
+enum Decoded {
+    Frame(Frame<Bytes>),
+    /// More bytes are needed.
+    NeedMore,
+    /// The body has ended by its framing.
+    End,
+}
+
+/// The body decoder: takes the body of one answer off the front of a
+/// buffer, as far as the buffer goes, and never a byte past its end.
+struct Decoder {
+    state: State,
+    trailers: Option<HeaderMap>,
+}
+
+impl Decoder {
+    fn new(framing: Framing) -> Decoder {
+        let state = match framing {
+            Framing::Empty => State::Done,
+            Framing::Length(n) => State::Length(n),
+            Framing::Chunked => State::Chunked(Chunk::Size),
+            Framing::UntilClose => State::UntilClose,
+        };
+        Decoder {
+            state,
+            trailers: None,
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// The next frame from `buf`. After a frame, [`Decoder::is_done`] tells
+    /// whether it was the last.
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, BoxError> {
+        loop {
+            match self.state {
+                State::Done => return Ok(Decoded::End),
+                State::Length(_) | State::UntilClose if buf.is_empty() => {
+                    return Ok(Decoded::NeedMore)
+                }
+                State::Length(left) => {
+                    let take = left.min(buf.len() as u64);
+                    let data = buf.split_to(take as usize).freeze();
+                    self.state = if take == left {
+                        State::Done
+                    } else {
+                        State::Length(left - take)
+                    };
+                    return Ok(Decoded::Frame(Frame::data(data)));
+                }
+                State::UntilClose => return Ok(Decoded::Frame(Frame::data(buf.split().freeze()))),
+                State::Chunked(at) => match self.step_chunked(at, buf) {
+                    Ok(Some(decoded)) => return Ok(decoded),
+                    Ok(None) => continue,
+                    Err(e) => {
+                        self.state = State::Done;
+                        return Err(e);
+                    }
+                },
+            }
+        }
+    }
+
+    /// The upstream closed the connection: the end of a body read to the
+    /// close, else an answer cut short.
+    fn eof(&mut self) -> Result<(), BoxError> {
+        let state = std::mem::replace(&mut self.state, State::Done);
+        match state {
+            State::UntilClose | State::Done => Ok(()),
+            _ => Err("the upstream closed before the end of its answer".into()),
+        }
+    }
+
+    /// One step of the chunked decoder over `buf`; `None` when something
+    /// was used up and the next step may go on.
+    fn step_chunked(&mut self, at: Chunk, buf: &mut BytesMut) -> Result<Option<Decoded>, BoxError> {
+        match at {
+            Chunk::Size => {
+                let Some(line) = take_line(buf)? else {
+                    return Ok(Some(Decoded::NeedMore));
+                };
+                let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+                let rest = &line[digits..];
+                if digits == 0
+                    || digits > 16
+                    || !(rest.is_empty() || rest[0] == b';' || rest[0] == b' ' || rest[0] == b'\t')
+                {
+                    return Err("bad chunk size".into());
+                }
+                let size = std::str::from_utf8(&line[..digits])
+                    .ok()
+                    .and_then(|d| u64::from_str_radix(d, 16).ok())
+                    .ok_or("bad chunk size")?;
+                self.state = State::Chunked(if size == 0 {
+                    Chunk::Trailers
+                } else {
+                    Chunk::Data(size)
+                });
+                Ok(None)
+            }
+            Chunk::Data(_) if buf.is_empty() => Ok(Some(Decoded::NeedMore)),
+            Chunk::Data(left) => {
+                let take = left.min(buf.len() as u64);
+                let data = buf.split_to(take as usize).freeze();
+                self.state = State::Chunked(if take == left {
+                    Chunk::DataEnd
+                } else {
+                    Chunk::Data(left - take)
+                });
+                Ok(Some(Decoded::Frame(Frame::data(data))))
+            }
+            Chunk::DataEnd => {
+                let Some(line) = take_line(buf)? else {
+                    return Ok(Some(Decoded::NeedMore));
+                };
+                if !line.is_empty() {
+                    return Err("chunk data longer than its size".into());
+                }
+                self.state = State::Chunked(Chunk::Size);
+                Ok(None)
+            }
+            Chunk::Trailers => {
+                let Some(line) = take_line(buf)? else {
+                    return Ok(Some(Decoded::NeedMore));
+                };
+                if line.is_empty() {
+                    self.state = State::Done;
+                    return Ok(Some(match self.trailers.take() {
+                        Some(t) => Decoded::Frame(Frame::trailers(t)),
+                        None => Decoded::End,
+                    }));
+                }
+                let Some(colon) = line.iter().position(|b| *b == b':') else {
+                    return Err("bad trailer".into());
+                };
+                let name = HeaderName::from_bytes(&line[..colon]).map_err(|_| "bad trailer")?;
+                let value = HeaderValue::from_bytes(line[colon + 1..].trim_ascii())
+                    .map_err(|_| "bad trailer")?;
+                let trailers = self.trailers.get_or_insert_with(HeaderMap::new);
+                if trailers.len() >= MAX_HEADERS {
+                    return Err("too many trailers".into());
+                }
+                trailers.append(name, value);
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// One line (without CRLF) off the front of `buf`, if a whole one is
+/// there. A line over [`MAX_LINE`] is refused whether or not its end has
+/// arrived yet.
+fn take_line(buf: &mut BytesMut) -> Result<Option<Bytes>, BoxError> {
+    match memchr::memchr(b'\n', buf) {
+        Some(end) if end > MAX_LINE => Err("chunk line too long".into()),
+        Some(end) => {
+            let mut line = buf.split_to(end + 1).freeze();
+            line.truncate(end);
+            if line.last() == Some(&b'\r') {
+                line.truncate(end - 1);
+            }
+            Ok(Some(line))
+        }
+        None if buf.len() > MAX_LINE => Err("chunk line too long".into()),
+        None => Ok(None),
+    }
+}
+
+/// Whether a connection whose answer has ended by its framing may carry
+/// another request: the answer allowed it (`keep_alive`), no byte after
+/// the answer is buffered (`leftover`), and none was readable (`late`,
+/// which the pool checks with [`quiet`] when it hands the connection out).
+/// Any byte past an answer means the upstream and the gateway no longer
+/// agree where answers end: such a connection is closed, never reused.
+pub fn reusable(keep_alive: bool, leftover: &[u8], late: bool) -> bool {
+    keep_alive && leftover.is_empty() && !late
+}
+
 /// Called with the connection once its answer has been read to the end
 /// and it may carry another request.
 pub type GiveBack = Box<dyn FnOnce(RawConn) + Send + Sync>;
@@ -354,26 +560,18 @@ pub type GiveBack = Box<dyn FnOnce(RawConn) + Send + Sync>;
 /// The upstream's answer body, read straight from its connection.
 pub struct RawBody {
     conn: Option<RawConn>,
-    state: State,
+    decoder: Decoder,
     keep_alive: bool,
     give_back: Option<GiveBack>,
-    trailers: Option<HeaderMap>,
 }
 
 impl RawBody {
     fn new(conn: RawConn, framing: Framing, keep_alive: bool) -> RawBody {
-        let state = match framing {
-            Framing::Empty => State::Done,
-            Framing::Length(n) => State::Length(n),
-            Framing::Chunked => State::Chunked(Chunk::Size),
-            Framing::UntilClose => State::UntilClose,
-        };
         RawBody {
             conn: Some(conn),
-            state,
+            decoder: Decoder::new(framing),
             keep_alive,
             give_back: None,
-            trailers: None,
         }
     }
 
@@ -381,7 +579,7 @@ impl RawBody {
     /// body at all that happens at once.
     pub fn on_done(&mut self, give_back: GiveBack) {
         self.give_back = Some(give_back);
-        if self.state == State::Done {
+        if self.decoder.is_done() {
             self.finish();
         }
     }
@@ -393,7 +591,7 @@ impl RawBody {
     /// body as it was.
     #[allow(clippy::result_large_err)] // returned by value once, never stored
     pub fn into_whole(mut self) -> Result<(Bytes, Option<RawConn>), RawBody> {
-        let State::Length(n) = self.state else {
+        let State::Length(n) = self.decoder.state else {
             return Err(self);
         };
         let whole = match (usize::try_from(n), self.conn.as_mut()) {
@@ -411,11 +609,12 @@ impl RawBody {
 
     /// The body is over: its connection, if it may carry another request.
     fn end(&mut self) -> Option<RawConn> {
-        self.state = State::Done;
+        self.decoder.state = State::Done;
         let mut conn = self.conn.take()?;
         // Bytes past the answer would be a second answer nobody asked for:
-        // such a connection is not reused.
-        if !self.keep_alive || !conn.buf.is_empty() {
+        // such a connection is not reused. Bytes that arrive later are
+        // seen when the pool hands it out ([`quiet`]).
+        if !reusable(self.keep_alive, &conn.buf, false) {
             return None;
         }
         // An idle connection holds no buffer.
@@ -440,107 +639,11 @@ impl RawBody {
         }
     }
 
-    fn buffered(&mut self) -> Option<&mut BytesMut> {
-        self.conn
-            .as_mut()
-            .map(|c| &mut c.buf)
-            .filter(|b| !b.is_empty())
-    }
-
-    /// One line (without CRLF) from the buffer, if a whole one is there.
-    fn take_line(&mut self) -> Result<Option<Bytes>, BoxError> {
-        let Some(buf) = self.conn.as_mut().map(|c| &mut c.buf) else {
-            return Ok(None);
-        };
-        match memchr::memchr(b'\n', buf) {
-            Some(end) => {
-                let mut line = buf.split_to(end + 1).freeze();
-                line.truncate(end);
-                if line.last() == Some(&b'\r') {
-                    line.truncate(end - 1);
-                }
-                Ok(Some(line))
-            }
-            None if buf.len() > MAX_LINE => Err("chunk line too long".into()),
-            None => Ok(None),
-        }
-    }
-
-    /// Advances the chunked decoder over what is buffered.
-    fn step_chunked(&mut self, at: Chunk) -> Result<Step, BoxError> {
-        match at {
-            Chunk::Size => {
-                let Some(line) = self.take_line()? else {
-                    return Ok(Step::NeedMore);
-                };
-                let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-                let rest = &line[digits..];
-                if digits == 0
-                    || digits > 16
-                    || !(rest.is_empty() || rest[0] == b';' || rest[0] == b' ' || rest[0] == b'\t')
-                {
-                    return Err("bad chunk size".into());
-                }
-                let size = std::str::from_utf8(&line[..digits])
-                    .ok()
-                    .and_then(|d| u64::from_str_radix(d, 16).ok())
-                    .ok_or("bad chunk size")?;
-                self.state = State::Chunked(if size == 0 {
-                    Chunk::Trailers
-                } else {
-                    Chunk::Data(size)
-                });
-                Ok(Step::Progress)
-            }
-            Chunk::Data(left) => {
-                let Some(buf) = self.buffered() else {
-                    return Ok(Step::NeedMore);
-                };
-                let take = left.min(buf.len() as u64);
-                let data = buf.split_to(take as usize).freeze();
-                self.state = State::Chunked(if take == left {
-                    Chunk::DataEnd
-                } else {
-                    Chunk::Data(left - take)
-                });
-                Ok(Step::Frame(Frame::data(data)))
-            }
-            Chunk::DataEnd => {
-                let Some(line) = self.take_line()? else {
-                    return Ok(Step::NeedMore);
-                };
-                if !line.is_empty() {
-                    return Err("chunk data longer than its size".into());
-                }
-                self.state = State::Chunked(Chunk::Size);
-                Ok(Step::Progress)
-            }
-            Chunk::Trailers => {
-                let Some(line) = self.take_line()? else {
-                    return Ok(Step::NeedMore);
-                };
-                if line.is_empty() {
-                    let trailers = self.trailers.take();
-                    self.finish();
-                    return Ok(match trailers {
-                        Some(t) => Step::Frame(Frame::trailers(t)),
-                        None => Step::Progress,
-                    });
-                }
-                let Some(colon) = line.iter().position(|b| *b == b':') else {
-                    return Err("bad trailer".into());
-                };
-                let name = HeaderName::from_bytes(&line[..colon]).map_err(|_| "bad trailer")?;
-                let value = HeaderValue::from_bytes(line[colon + 1..].trim_ascii())
-                    .map_err(|_| "bad trailer")?;
-                let trailers = self.trailers.get_or_insert_with(HeaderMap::new);
-                if trailers.len() >= MAX_HEADERS {
-                    return Err("too many trailers".into());
-                }
-                trailers.append(name, value);
-                Ok(Step::Progress)
-            }
-        }
+    /// The body failed: the connection is closed.
+    fn fail(&mut self, e: BoxError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.conn = None;
+        self.decoder.state = State::Done;
+        Poll::Ready(Some(Err(e)))
     }
 }
 
@@ -554,71 +657,155 @@ impl HttpBody for RawBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         loop {
-            match this.state {
-                State::Done => return Poll::Ready(None),
-                State::Length(left) => {
-                    if let Some(buf) = this.buffered() {
-                        let take = left.min(buf.len() as u64);
-                        let data = buf.split_to(take as usize).freeze();
-                        this.state = State::Length(left - take);
-                        if take == left {
-                            this.finish();
-                        }
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
+            // No connection: the body ended, failed or was given back.
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match this.decoder.decode(&mut conn.buf) {
+                Ok(Decoded::Frame(frame)) => {
+                    // With a known length the server stops polling after
+                    // the last bytes: the connection goes back now.
+                    if this.decoder.is_done() {
+                        this.finish();
                     }
+                    return Poll::Ready(Some(Ok(frame)));
                 }
-                State::UntilClose => {
-                    if let Some(buf) = this.buffered() {
-                        let data = buf.split().freeze();
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
-                    }
+                Ok(Decoded::End) => {
+                    this.finish();
+                    return Poll::Ready(None);
                 }
-                State::Chunked(at) => match this.step_chunked(at) {
-                    Ok(Step::Frame(frame)) => return Poll::Ready(Some(Ok(frame))),
-                    Ok(Step::Progress) => continue,
-                    Ok(Step::NeedMore) => {}
-                    Err(e) => {
-                        this.conn = None;
-                        this.state = State::Done;
-                        return Poll::Ready(Some(Err(e)));
-                    }
-                },
+                Ok(Decoded::NeedMore) => {}
+                Err(e) => return this.fail(e),
             }
             // Nothing usable is buffered: read more.
             match ready!(this.poll_fill(cx)) {
-                Ok(0) if this.state == State::UntilClose => {
-                    this.conn = None;
-                    this.state = State::Done;
-                    return Poll::Ready(None);
-                }
                 Ok(0) => {
                     this.conn = None;
-                    this.state = State::Done;
-                    return Poll::Ready(Some(Err(
-                        "the upstream closed before the end of its answer".into(),
-                    )));
+                    return match this.decoder.eof() {
+                        Ok(()) => Poll::Ready(None),
+                        Err(e) => this.fail(e),
+                    };
                 }
                 Ok(_) => {}
-                Err(e) => {
-                    this.conn = None;
-                    this.state = State::Done;
-                    return Poll::Ready(Some(Err(Box::new(e))));
-                }
+                Err(e) => return this.fail(Box::new(e)),
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.state == State::Done
+        self.decoder.is_done()
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self.state {
+        match self.decoder.state {
             State::Done => SizeHint::with_exact(0),
             State::Length(n) => SizeHint::with_exact(n),
             _ => SizeHint::default(),
         }
     }
+}
+
+/// What became of one answer read by [`read_answer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Read to its end; the connection may carry another request.
+    Reuse,
+    /// Read to its end; the connection is closed.
+    Close,
+    /// The head is not an answer this client accepts (502).
+    Refused,
+    /// The body is malformed, or the upstream closed in its middle.
+    Broken,
+    /// Not over yet: more bytes are needed.
+    Waiting,
+}
+
+/// One answer as [`read_answer`] read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: Option<u16>,
+    pub body: Vec<u8>,
+    pub trailers: Option<HeaderMap>,
+    pub verdict: Verdict,
+}
+
+/// Reads the answer to a `method` request from `reads` (what successive
+/// reads of the socket returned; empty ones are skipped) with the same
+/// state machine the socket code runs ([`next_head`], [`Decoder`],
+/// [`reusable`]), and says what becomes of the connection. `closed`: the
+/// upstream closed the connection after the last read. Reads the answer
+/// did not need stay "on the socket", as they would, and count as late
+/// bytes when the connection is handed out again. No I/O: for the fuzz
+/// target and the property tests.
+pub fn read_answer(method: &Method, reads: &[&[u8]], closed: bool) -> Answer {
+    let mut reads = reads.iter().filter(|r| !r.is_empty());
+    let mut buf = BytesMut::new();
+    let mut answer = Answer {
+        status: None,
+        body: Vec::new(),
+        trailers: None,
+        verdict: Verdict::Waiting,
+    };
+    // What the socket does when the buffer holds too little.
+    let at_end = |answer: &mut Answer| {
+        answer.verdict = if closed {
+            Verdict::Broken
+        } else {
+            Verdict::Waiting
+        };
+    };
+    let (parts, framing, keep_alive) = loop {
+        match next_head(&mut buf, method) {
+            Err(_) => {
+                answer.verdict = Verdict::Refused;
+                return answer;
+            }
+            Ok(Some(head)) => break head,
+            Ok(None) => match reads.next() {
+                Some(read) => buf.extend_from_slice(read),
+                None => {
+                    at_end(&mut answer);
+                    return answer;
+                }
+            },
+        }
+    };
+    answer.status = Some(parts.status.as_u16());
+    let mut decoder = Decoder::new(framing);
+    loop {
+        match decoder.decode(&mut buf) {
+            Ok(Decoded::Frame(frame)) => match frame.into_data() {
+                Ok(data) => answer.body.extend_from_slice(&data),
+                Err(frame) => answer.trailers = frame.into_trailers().ok(),
+            },
+            Ok(Decoded::End) => break,
+            Ok(Decoded::NeedMore) => match reads.next() {
+                Some(read) => buf.extend_from_slice(read),
+                None if closed => match decoder.eof() {
+                    Ok(()) => break,
+                    Err(_) => {
+                        answer.verdict = Verdict::Broken;
+                        return answer;
+                    }
+                },
+                None => {
+                    answer.verdict = Verdict::Waiting;
+                    return answer;
+                }
+            },
+            Err(_) => {
+                answer.verdict = Verdict::Broken;
+                return answer;
+            }
+        }
+    }
+    let late = closed || reads.next().is_some();
+    answer.verdict = if reusable(keep_alive, &buf, late) {
+        Verdict::Reuse
+    } else {
+        Verdict::Close
+    };
+    answer
 }
 
 #[cfg(test)]

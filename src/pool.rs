@@ -12,6 +12,16 @@
 //! are reused newest first and dropped after [`IDLE_TIMEOUT`]; a request
 //! that a closing connection never took is sent again on a fresh one.
 //!
+//! A connection on which any byte arrived after its answer (or which the
+//! upstream closed) is never reused: such bytes would be read as the next
+//! request's answer, and that request may be another client's. A raw
+//! connection is checked with one peek at its socket when it is put back
+//! and again when it is taken ([`h1::quiet`]). On hyper's path the task
+//! driving the connection reads it while idle: a byte left after an answer
+//! or arriving later is an error to hyper ("unexpected message"), which
+//! closes the connection at once, and `SendRequest::is_closed` keeps it
+//! out of the pool. `tests/upstream_reuse.rs` checks both paths.
+//!
 //! Each worker thread (one current-thread runtime per core) has its own
 //! pool, so a request, its upstream connection and the task driving that
 //! connection stay on one thread; the lock is never contended.
@@ -82,10 +92,11 @@ impl Reusable for SendRequest<Body> {
 }
 
 impl Reusable for RawConn {
-    /// Seen when the next request is written or read (or, for a request
-    /// that must not be repeated, by [`RawConn::closed_while_idle`]).
+    /// Closed by the upstream, or holding bytes nobody asked for (the rest
+    /// of an answer longer than its framing said): checked on the socket
+    /// when the connection is taken ([`h1::quiet`]).
     fn is_closed(&self) -> bool {
-        false
+        !self.is_quiet()
     }
 }
 
@@ -190,12 +201,14 @@ impl Pool {
 
     /// Sends the head of a request that has no body (see
     /// [`crate::outgoing::head`]) over a raw connection ([`crate::h1`]). A
-    /// reused connection that turns out to have been closed while idle
-    /// costs nothing: an idempotent request goes again on a fresh
-    /// connection, and any other is only sent on a connection checked to
-    /// be open. The answer's head must come within `timeout` (connecting
+    /// pooled connection is only taken when nothing is readable on it (see
+    /// [`h1::quiet`]); one the upstream closes after that check costs
+    /// nothing: an idempotent request goes again on a fresh connection.
+    /// The answer's head must come within `timeout` (connecting
     /// and any second attempt included), else
-    /// [`h1::ExchangeError::TimedOut`].
+    /// [`h1::ExchangeError::TimedOut`]. With the answer: whether its body
+    /// is still to be read from the upstream (false when it came whole
+    /// with the head).
     pub async fn send_direct(
         self: &Arc<Self>,
         upstream: &Authority,
@@ -203,16 +216,13 @@ impl Pool {
         timeout: Duration,
         head: &[u8],
         method: &Method,
-    ) -> Result<Response<Body>, SendError> {
+    ) -> Result<(Response<Body>, bool), SendError> {
         let idempotent = h1::idempotent(method);
         let deadline = tokio::time::Instant::now() + timeout;
         let mut fresh = false;
         loop {
             let (conn, reused) = match (fresh, self.raw.take(upstream)) {
                 (false, Some(mut c)) => {
-                    if !idempotent && c.closed_while_idle() {
-                        continue;
-                    }
                     c.set_deadline(deadline);
                     (c, true)
                 }
@@ -226,13 +236,13 @@ impl Pool {
             };
             match h1::exchange(conn, head, method).await {
                 Ok((parts, body)) => {
-                    let body = match body.into_whole() {
+                    let (body, streamed) = match body.into_whole() {
                         // Already read whole: the connection goes back now.
                         Ok((whole, conn)) => {
                             if let Some(conn) = conn {
                                 self.raw.put(upstream, conn);
                             }
-                            crate::body::full(whole)
+                            (crate::body::full(whole), false)
                         }
                         // Read as the client takes it; the connection goes
                         // back at its end.
@@ -240,10 +250,10 @@ impl Pool {
                             let pool = Arc::clone(self);
                             let upstream = upstream.clone();
                             body.on_done(Box::new(move |conn| pool.raw.put(&upstream, conn)));
-                            http_body_util::BodyExt::boxed(body)
+                            (http_body_util::BodyExt::boxed(body), true)
                         }
                     };
-                    return Ok(Response::from_parts(parts, body));
+                    return Ok((Response::from_parts(parts, body), streamed));
                 }
                 Err(e) if reused && idempotent && e.unanswered() => fresh = true,
                 Err(e) => return Err(SendError::Exchange(e)),

@@ -5,6 +5,13 @@
 //! streaming of bodies both ways (hyper's backpressure keeps memory
 //! bounded), WebSocket tunnels, and the mapping of upstream failures to
 //! 502/504. Connections come from the worker's [`Pool`].
+//!
+//! Both upstream paths give the client the same: an answer with both
+//! `Content-Length` and `Transfer-Encoding` is 502, the status line is
+//! HTTP/1.1 whatever the upstream's was, and an answer whose body breaks
+//! off (a reset, a close, garbled framing) is logged as a warning naming
+//! the route ([`CutShort`]): its access-log line, written when the head
+//! went out, says 200.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,6 +29,7 @@ use crate::h1;
 use crate::headers;
 use crate::outgoing::{self, Added};
 use crate::pool::{Pool, SendError};
+use crate::routes::Route;
 
 /// Everything the proxy needs to know about this request besides the
 /// request itself.
@@ -41,6 +49,11 @@ pub struct Forward<'a> {
     pub session_ends: Option<SessionEnds>,
     /// `[server] strip_headers`: more client headers dropped.
     pub strip_headers: &'a [String],
+    /// The route, for the warning about an answer cut short.
+    pub route: &'a Arc<Route>,
+    /// `server.body_read_timeout`: the longest wait for the next bytes
+    /// of a request body.
+    pub body_read_timeout: Duration,
 }
 
 /// See [`Forward::session_ends`].
@@ -117,17 +130,34 @@ pub async fn forward(
         )
         .await
     } else {
-        let mut out = Request::from_parts(parts, body::client_body(incoming));
+        let mut out = Request::from_parts(parts, body::client_body(incoming, f.body_read_timeout));
         rewrite_request(&mut out, &f, websocket);
         // Boxed: hyper's client future is large, and only requests with a
         // body or an upgrade take this way.
         let sending = Box::pin(pool.send(f.authority, f.connect_timeout, out, websocket));
         match tokio::time::timeout(f.timeout, sending).await {
             Err(_) => return Err(Error::UpstreamTimeout),
-            Ok(sent) => sent,
+            Ok(sent) => sent.map(|resp| {
+                let streamed = !hyper::body::Body::is_end_stream(resp.body());
+                (resp, streamed)
+            }),
         }
     };
-    let resp = sent.map_err(classify)?;
+    let (mut resp, streamed) = sent.map_err(classify)?;
+    if !direct {
+        // What `h1` refuses and sets on the other path (RFC 9112 §6.3:
+        // both framing headers are an error; the client talks HTTP/1.1
+        // to us, whatever the upstream spoke).
+        let h = resp.headers();
+        if h.contains_key(http::header::CONTENT_LENGTH)
+            && h.contains_key(http::header::TRANSFER_ENCODING)
+        {
+            return Err(Error::UpstreamFailed(
+                "malformed answer: both Content-Length and Transfer-Encoding".into(),
+            ));
+        }
+        *resp.version_mut() = Version::HTTP_11;
+    }
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     let (rparts, rbody) = resp.into_parts();
     if switching {
@@ -163,6 +193,14 @@ pub async fn forward(
         rewrite_response(&mut resp, f.gateway_cookies, true);
         return Ok(resp);
     }
+    let rbody = if streamed {
+        http_body_util::BodyExt::boxed(CutShort {
+            inner: rbody,
+            route: Arc::clone(f.route),
+        })
+    } else {
+        rbody
+    };
     let mut resp = Response::from_parts(rparts, rbody);
     if direct {
         // `h1` has already dropped the hop-by-hop headers.
@@ -191,6 +229,9 @@ fn classify(e: SendError) -> Error {
     };
     let mut source = e.source();
     while let Some(s) = source {
+        if s.downcast_ref::<body::ClientBodyTimeout>().is_some() {
+            return Error::RequestTimeout;
+        }
         if s.downcast_ref::<body::ClientBodyError>().is_some() {
             return Error::BadRequest("The request body is malformed or was cut off.");
         }
@@ -202,4 +243,41 @@ fn classify(e: SendError) -> Error {
         source = s.source();
     }
     Error::UpstreamFailed(format!("connection closed or reset: {e}"))
+}
+
+/// An answer's body on its way to the client. A failure in its middle
+/// (the upstream reset or closed the connection, or broke the framing)
+/// cuts the client's answer short: logged here as what it is, since the
+/// access-log line already went out with the status of the head.
+struct CutShort {
+    inner: Body,
+    route: Arc<Route>,
+}
+
+impl hyper::body::Body for CutShort {
+    type Data = bytes::Bytes;
+    type Error = body::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, body::BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Err(e))) = &polled {
+            tracing::warn!(
+                route = %self.route.name(),
+                error = %e,
+                "the upstream broke off its answer in the middle of the body (reset, close or bad framing): the client's answer was cut short"
+            );
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }

@@ -445,6 +445,45 @@ fn assert_truncated_or_502(what: &str, text: &str) {
     }
 }
 
+/// An upstream that resets (or closes) in the middle of a body: the access
+/// log says 200 (the head went out first), so a warning says what
+/// happened, naming the route; a whole answer logs no such warning.
+#[tokio::test]
+async fn an_upstream_reset_mid_body_is_logged_as_a_warning_naming_the_route() {
+    let env = UpEnv::start().await;
+    let warning = "the upstream broke off its answer in the middle of the body";
+    let warnings = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains(warning))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let (text, _) = env.raw_get("/whole").await;
+    assert_eq!(status_of(&text), 200, "{text}");
+    assert_eq!(warnings(&env.gw.log_text()), Vec::<String>::new());
+    for (n, mode) in [Mode::ResetMidBody, Mode::HalfBody].into_iter().enumerate() {
+        env.up.set_mode(mode);
+        let (text, _) = env.raw_get("/half").await;
+        assert_eq!(status_of(&text), 200, "{mode:?}: {text}");
+        env.up.set_mode(Mode::Healthy);
+        // The warning is written when the body fails, which the client
+        // saw as the end of its connection: wait for the line.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let lines = loop {
+            let lines = warnings(&env.gw.log_text());
+            if lines.len() > n || Instant::now() > deadline {
+                break lines;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(lines.len(), n + 1, "{mode:?}: {}", env.gw.log_text());
+        let line = &lines[n];
+        assert!(line.contains("WARN"), "{mode:?}: {line}");
+        assert!(line.contains("route=/ "), "{mode:?}: {line}");
+    }
+    assert_no_panic(&env.gw);
+}
+
 #[tokio::test]
 async fn half_a_body_from_the_upstream_never_looks_complete() {
     let env = UpEnv::start().await;

@@ -112,3 +112,10 @@ fn seeds_reach_the_accepting_paths() {
 fn h1_request_seeds() {
     replay("h1_request", checks::h1_request);
 }
+
+#[test]
+fn h1_answer_seeds() {
+    replay("h1_answer", |data| {
+        checks::h1_answer(data);
+    });
+}

@@ -32,6 +32,8 @@ struct CountingUpstream {
     addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
     requests: Arc<AtomicUsize>,
+    /// Connections the gateway closed (seen as the end of the stream).
+    ended: Arc<AtomicUsize>,
 }
 
 impl CountingUpstream {
@@ -40,21 +42,36 @@ impl CountingUpstream {
         let addr = listener.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
-        let (a, r) = (accepted.clone(), requests.clone());
+        let ended = Arc::new(AtomicUsize::new(0));
+        let (a, r, e) = (accepted.clone(), requests.clone(), ended.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 a.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(serve(stream, after, r.clone()));
+                let (r, e) = (r.clone(), e.clone());
+                tokio::spawn(async move {
+                    serve(stream, after, r).await;
+                    e.fetch_add(1, Ordering::SeqCst);
+                });
             }
         });
         CountingUpstream {
             addr,
             accepted,
             requests,
+            ended,
         }
+    }
+
+    /// Waits (up to 5 s) until `n` connections have ended.
+    async fn wait_ended(&self, n: usize) -> usize {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while self.ended.load(Ordering::SeqCst) < n && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.ended.load(Ordering::SeqCst)
     }
 
     fn connections(&self) -> usize {
@@ -102,6 +119,7 @@ async fn serve(mut stream: TcpStream, after: After, requests: Arc<AtomicUsize>) 
             "/trailers" => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-sum\r\n\r\n2;name=value\r\nok\r\n0\r\nx-sum: 1\r\nx-more: 2\r\n\r\n".to_vec(),
             "/early" => b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
             "/both" => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n".to_vec(),
+            "/http10" => b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
             "/until-close" => {
                 let _ = stream
                     .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end")
@@ -135,11 +153,16 @@ async fn serve(mut stream: TcpStream, after: After, requests: Arc<AtomicUsize>) 
 }
 
 async fn gateway(up: &CountingUpstream) -> TestGateway {
+    gateway_with(up, "").await
+}
+
+async fn gateway_with(up: &CountingUpstream, server: &str) -> TestGateway {
     TestGateway::start(&format!(
         r#"
 [server]
 listen = "127.0.0.1:$PORT"
 public_url = "http://127.0.0.1:$PORT"
+{server}
 [session]
 secret_env = "PORTCULLIS_SECRET"
 [[route]]
@@ -150,6 +173,61 @@ access = "public"
         up.addr
     ))
     .await
+}
+
+/// A POST whose body stops half way: 408 from the gateway after
+/// `server.body_read_timeout` of silence (not the route's 30 s), and the
+/// upstream connection it held is closed.
+#[tokio::test]
+async fn a_stalled_request_body_is_408_and_frees_its_upstream_connection() {
+    let up = CountingUpstream::start(After::KeepOpen).await;
+    let gw = gateway_with(&up, "body_read_timeout = \"300ms\"").await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"POST /len HTTP/1.1\r\nHost: a.test\r\nContent-Length: 10\r\n\r\nabc")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut text = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut text)).await;
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.starts_with("HTTP/1.1 408 "), "{text:?}");
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+        "answered after {took:?}"
+    );
+    assert_eq!(up.connections(), 1);
+    assert_eq!(
+        up.wait_ended(1).await,
+        1,
+        "the upstream connection stayed open"
+    );
+    assert_eq!(up.requests(), 0, "the upstream never saw a whole request");
+}
+
+/// A body that trickles in faster than `server.body_read_timeout` between
+/// reads passes, however long it takes in all.
+#[tokio::test]
+async fn a_request_body_trickling_faster_than_the_timeout_passes() {
+    let up = CountingUpstream::start(After::KeepOpen).await;
+    let gw = gateway_with(&up, "body_read_timeout = \"300ms\"").await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(
+        b"POST /len HTTP/1.1\r\nHost: a.test\r\nContent-Length: 8\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    for b in b"trickled" {
+        // The delay between bytes is what is under test.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        s.write_all(&[*b]).await.unwrap();
+    }
+    let mut text = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut text)).await;
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text:?}");
+    assert_eq!(support::client::body_of(&text), "ok");
+    assert_eq!(up.requests(), 1);
 }
 
 fn client() -> reqwest::Client {
@@ -241,6 +319,39 @@ async fn an_answer_with_both_framing_headers_is_502() {
         2,
         "the refused answer's connection is not reused"
     );
+}
+
+/// The same answer is 502 on hyper's path too (a request with a body).
+#[tokio::test]
+async fn an_answer_with_both_framing_headers_is_502_on_both_paths() {
+    let up = CountingUpstream::start(After::KeepOpen).await;
+    let gw = gateway(&up).await;
+    let r = get(&client(), &gw, "/both").await;
+    assert_eq!(r.0, 502, "GET (raw client)");
+    let r = client()
+        .post(format!("http://{}/both", gw.addr))
+        .body("a body")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 502, "POST (hyper's client)");
+    assert_eq!(up.requests(), 2);
+}
+
+/// An upstream's HTTP/1.0 status line reaches an HTTP/1.1 client as
+/// HTTP/1.1 on both paths.
+#[tokio::test]
+async fn an_http_1_0_answer_reaches_the_client_as_http_1_1_on_both_paths() {
+    let up = CountingUpstream::start(After::KeepOpen).await;
+    let gw = gateway(&up).await;
+    for request in [
+        "GET /http10 HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+        "POST /http10 HTTP/1.1\r\nHost: a.test\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+    ] {
+        let text = support::client::raw(gw.addr, request.as_bytes(), Duration::from_secs(5)).await;
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{request:?}: {text:?}");
+        assert_eq!(support::client::body_of(&text), "ok", "{request:?}");
+    }
 }
 
 #[tokio::test]

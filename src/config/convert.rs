@@ -133,6 +133,7 @@ fn server_config(raw: RawServer, p: &mut Problems) -> Option<ServerConfig> {
         max_uri_bytes,
         max_body_bytes,
         header_read_timeout,
+        body_read_timeout,
         tls_handshake_timeout,
         shutdown_timeout,
         threads,
@@ -205,6 +206,12 @@ fn server_config(raw: RawServer, p: &mut Problems) -> Option<ServerConfig> {
             "server.header_read_timeout",
             header_read_timeout,
             Duration::from_secs(10),
+        ),
+        body_read_timeout: duration_or(
+            p,
+            "server.body_read_timeout",
+            body_read_timeout,
+            Duration::from_secs(30),
         ),
         tls_handshake_timeout: duration_or(
             p,

@@ -135,6 +135,9 @@ pub struct Limits {
     /// Also bounds how long an idle HTTP/1 keep-alive connection waits for
     /// its next request (hyper runs one timer for both).
     pub header_read_timeout: Duration,
+    /// Longest wait between two reads of a request body on its way to an
+    /// upstream; then 408, and the upstream connection is closed.
+    pub body_read_timeout: Duration,
     pub tls_handshake_timeout: Duration,
     pub shutdown_timeout: Duration,
 }

@@ -39,6 +39,7 @@ pub(super) struct RawServer {
     pub max_uri_bytes: Option<i64>,
     pub max_body_bytes: Option<i64>,
     pub header_read_timeout: Option<String>,
+    pub body_read_timeout: Option<String>,
     pub tls_handshake_timeout: Option<String>,
     pub shutdown_timeout: Option<String>,
     pub threads: Option<i64>,

@@ -10,6 +10,7 @@ pub mod faulty;
 pub mod flow;
 pub mod gateway;
 pub mod h2raw;
+pub mod misbehaving;
 pub mod raw_upstream;
 pub mod redis;
 pub mod smtp;
