@@ -15,8 +15,9 @@
 //!   IP rate, over `max_pending_per_ip` or over `max_pending` stores
 //!   nothing at all (same answer; it tells a client only about its own IP,
 //!   or that the gateway is flooded). An IPv6 client is its /64, for rate
-//!   keys and failure counts. A stored `rd` is at most [`MAX_STORED_RD`]
-//!   bytes. Send limits count the address without its `+tag`.
+//!   keys and failure counts. A stored `rd` is at most
+//!   [`redirect::MAX_LEN`] bytes (a longer one is refused by the check and
+//!   becomes `/`). Send limits count the address without its `+tag`.
 //! - Tokens are 256 random bits; the store holds only keyed hashes of the
 //!   token, the code and the asking browser's verifier.
 //! - `GET /verify` never changes state. Only the browser that asked (its
@@ -49,10 +50,6 @@ use crate::{address, code, pages, redirect};
 
 /// Verifier and CSRF cookies live this long in the browser.
 const BROWSER_COOKIE_AGE: Duration = Duration::from_secs(30 * 86_400);
-
-/// Longest `rd` stored with a sign-in, in bytes; a longer one becomes `/`
-/// (it bounds the size of a stored attempt).
-pub const MAX_STORED_RD: usize = 2048;
 
 pub async fn serve(
     cx: &Ctx<'_>,
@@ -143,7 +140,6 @@ async fn request_link(cx: &Ctx<'_>, req: Request<RequestBody>) -> Result<Respons
     let rd = form
         .one("rd")?
         .and_then(|rd| redirect::check(rd, &cx.origin, &cx.live.redirect))
-        .filter(|rd| rd.len() <= MAX_STORED_RD)
         .unwrap_or_else(|| "/".into());
     let email = match form.one("email")? {
         Some(raw) if !form.has_other_email_fields() => address::parse(raw).ok(),

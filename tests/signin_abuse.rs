@@ -65,15 +65,18 @@ async fn mails_delivered(e: &Env) -> usize {
     queued
 }
 
-/// A sign-in POST from `ip` (the gateway trusts 127.0.0.0/8 to say so).
-async fn post_from(e: &Env, b: &mut Browser, csrf: &str, email: &str, ip: &str) -> Page {
-    b.post_with(
-        &e.origin,
-        "/.portcullis/login",
-        &[("email", email), ("rd", "/"), ("csrf", csrf)],
-        &[("origin", &e.origin), ("x-forwarded-for", ip)],
-    )
-    .await
+/// A sign-in POST from `ip` (the gateway trusts 127.0.0.0/8 to say so),
+/// from a copy of `b` (a new verifier each time, like a flood without
+/// cookies).
+async fn post_from(e: &Env, b: &Browser, csrf: &str, email: &str, ip: &str) -> Page {
+    b.clone()
+        .post_with(
+            &e.origin,
+            "/.portcullis/login",
+            &[("email", email), ("rd", "/"), ("csrf", csrf)],
+            &[("origin", &e.origin), ("x-forwarded-for", ip)],
+        )
+        .await
 }
 
 const TRUST_LOCAL: &str = "trusted_proxies = [\"127.0.0.0/8\"]";
@@ -124,19 +127,19 @@ async fn pending_cap_per_ip_holds(backend: Backend) {
     let mut answers = Vec::new();
     for i in 0..2 {
         let who = format!("cap{i}@example.com");
-        answers.push(post_from(&e, &mut b, &csrf, &who, "198.51.100.7").await);
+        answers.push(post_from(&e, &b, &csrf, &who, "198.51.100.7").await);
     }
     let at_cap = keys(&e).await;
     for i in 2..12 {
         let who = format!("cap{i}@example.com");
-        answers.push(post_from(&e, &mut b, &csrf, &who, "198.51.100.7").await);
+        answers.push(post_from(&e, &b, &csrf, &who, "198.51.100.7").await);
     }
     assert_eq!(keys(&e).await, at_cap, "stored over the per-IP cap");
     for p in &answers {
         assert_eq!((p.status, &p.body), (200, &answers[0].body));
     }
     // Another client still gets its sign-in.
-    post_from(&e, &mut b, &csrf, "other@example.com", "198.51.100.8").await;
+    post_from(&e, &b, &csrf, "other@example.com", "198.51.100.8").await;
     assert_eq!(mails_delivered(&e).await, 3);
     assert_eq!(e.mails_to("cap0@example.com"), 1);
     assert_eq!(e.mails_to("cap1@example.com"), 1);
@@ -149,13 +152,13 @@ async fn pending_cap_in_total_holds(backend: Backend) {
     let csrf = page_csrf(&mut b, &e.origin).await;
     for i in 0..3 {
         let who = format!("t{i}@example.com");
-        post_from(&e, &mut b, &csrf, &who, &format!("192.0.2.{i}")).await;
+        post_from(&e, &b, &csrf, &who, &format!("192.0.2.{i}")).await;
     }
     let at_cap = keys(&e).await;
     // Each from a new client: not even a rate counter is created.
     for i in 3..23 {
         let who = format!("t{i}@example.com");
-        let p = post_from(&e, &mut b, &csrf, &who, &format!("192.0.2.{i}")).await;
+        let p = post_from(&e, &b, &csrf, &who, &format!("192.0.2.{i}")).await;
         assert_eq!(p.status, 200);
     }
     assert_eq!(keys(&e).await, at_cap, "stored over the total cap");
@@ -164,7 +167,7 @@ async fn pending_cap_in_total_holds(backend: Backend) {
 
 async fn a_long_rd_is_stored_as_root(backend: Backend) {
     let e = env_for(backend, "", "").await;
-    let max = portcullis::login::MAX_STORED_RD;
+    let max = portcullis::redirect::MAX_LEN;
     let longest = format!("/{}", "a".repeat(max - 1));
     let too_long = format!("/{}", "a".repeat(max));
     let mut b = Browser::new();
@@ -191,7 +194,7 @@ async fn ipv6_clients_share_one_bucket_per_64(backend: Backend) {
     .enumerate()
     {
         let who = format!("v6-{i}@example.com");
-        assert_eq!(post_from(&e, &mut b, &csrf, &who, ip).await.status, 200);
+        assert_eq!(post_from(&e, &b, &csrf, &who, ip).await.status, 200);
     }
     assert_eq!(mails_delivered(&e).await, 3);
     assert_eq!(e.mails_to("v6-0@example.com"), 1);
@@ -334,7 +337,11 @@ async fn plus_tags_share_the_address_bucket(backend: Backend) {
     // The resend delay counts the same form.
     let e = env_for(backend, "", "resend_delay = \"60s\"").await;
     let mut b = Browser::new();
-    for who in ["friend+a@example.com", "friend+b@example.com", "friend@example.com"] {
+    for who in [
+        "friend+a@example.com",
+        "friend+b@example.com",
+        "friend@example.com",
+    ] {
         ask_link(&mut b, &e.origin, who, "/").await;
     }
     assert_eq!(mails_delivered(&e).await, 1);

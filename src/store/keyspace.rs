@@ -318,7 +318,11 @@ mod tests {
         ks.sweep_all(t0 + Duration::from_secs(1));
         assert_eq!((ks.len(), ks.limited_len()), (0, 0));
         assert!(ks.expiry.is_empty());
-        assert!(ks.map.capacity() <= SHRINK_FLOOR, "{high} -> {}", ks.map.capacity());
+        assert!(
+            ks.map.capacity() <= SHRINK_FLOOR,
+            "{high} -> {}",
+            ks.map.capacity()
+        );
     }
 
     #[test]

@@ -421,3 +421,69 @@ fn remove_browser_index_if(ks: &mut Keyspace, browser: &str, token_hash: &str, n
 fn prune_index(ks: &mut Keyspace, members: &mut HashSet<String>, now: Instant) {
     members.retain(|id| ks.ttl(&key::session(id), now).is_some());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits<'a>(ip: &'a str, token: &'a str, max_pending: u64) -> SignInLimits<'a> {
+        let w = Duration::from_secs(60);
+        SignInLimits {
+            ip_key: ip,
+            ip_window: w,
+            ip_rate: u64::MAX,
+            max_pending_per_ip: u64::MAX,
+            max_pending,
+            pending_window: w,
+            address_key: token,
+            address_window: w,
+            resend: None,
+            token_hash: token,
+        }
+    }
+
+    #[test]
+    fn sign_in_state_has_a_hard_bound_and_sessions_do_not_count() {
+        let store = MemoryStore::new();
+        let max = 10;
+        let mut admitted = 0;
+        for i in 0..100 {
+            let (ip, token) = (format!("ip:{i}"), format!("t{i}"));
+            if let Admission::Admitted { .. } =
+                store.admit_sign_in(&limits(&ip, &token, max)).unwrap()
+            {
+                admitted += 1;
+            }
+        }
+        assert_eq!(admitted, 10);
+        let bound = memory_bound(max);
+        // 10 IP counters, 10 IP pending lists, 10 address counters, the
+        // total list; the 90 over the cap stored nothing.
+        let before = store.lock().limited_len();
+        assert_eq!(before, 31);
+        // New failure counters stop at the bound (over every limit).
+        let mut refused = 0;
+        for i in 0..(bound * 2) {
+            if store
+                .hit(&format!("fail:{i}"), Duration::from_secs(60))
+                .unwrap()
+                == u64::MAX
+            {
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, bound * 2 - (bound - before));
+        assert_eq!(store.lock().limited_len(), bound);
+        // Sessions are still stored.
+        let record = SessionRecord {
+            email: "a@example.com".into(),
+            created_at: 0,
+            expires_at: u64::MAX / 2000,
+        };
+        store
+            .put_session("s1", "e1", &record, Duration::from_secs(60))
+            .unwrap();
+        let got = store.get_session("s1", Duration::from_secs(60), 1).unwrap();
+        assert_eq!(got, Some(record));
+    }
+}

@@ -454,7 +454,9 @@ impl RedisStore {
             [1, ..] => Ok(Admission::TotalFull),
             [2, ..] => Ok(Admission::IpRate),
             [3, ..] => Ok(Admission::IpFull),
-            _ => Err(StoreError::Corrupt("sign-in admission: unexpected reply".into())),
+            _ => Err(StoreError::Corrupt(
+                "sign-in admission: unexpected reply".into(),
+            )),
         }
     }
 
