@@ -106,7 +106,7 @@ before=$(rss_kib "$gwpid")
 n=$(flood m "$duration")
 after=$(rss_kib "$gwpid")
 grow=$((after - before))
-echo "requests: $n; RSS $(mib "$before") -> $(mib "$after") MiB (+$(mib "$grow") MiB); mails: $(ls "$tmp/mail" | wc -l)"
+echo "requests: $n; RSS $(mib "$before") -> $(mib "$after") MiB (+$(mib "$grow") MiB); mails written so far: $(ls "$tmp/mail" | wc -l)"
 ((grow < 32 * 1024)) || { echo "FAIL: RSS grew by 32 MiB or more"; fail=1; }
 stop_gateway
 rm -rf "$tmp/mail"
@@ -127,7 +127,7 @@ after=$(rss_kib "$gwpid")
 keys_after=$(redis-cli -s "$tmp/redis/r.sock" dbsize)
 redis_mem=$(redis-cli -s "$tmp/redis/r.sock" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r')
 grow=$((after - before))
-echo "requests: $n; RSS $(mib "$before") -> $(mib "$after") MiB (+$(mib "$grow") MiB); mails: $(ls "$tmp/mail" | wc -l)"
+echo "requests: $n; RSS $(mib "$before") -> $(mib "$after") MiB (+$(mib "$grow") MiB); mails written so far: $(ls "$tmp/mail" | wc -l)"
 echo "Redis keys: $keys_before -> $keys_after; Redis used_memory: $((redis_mem / 1024)) KiB"
 ((grow < 32 * 1024)) || { echo "FAIL: RSS grew by 32 MiB or more"; fail=1; }
 # Default limits: ip_rate 30 per window stores at most 30 sign-ins of about
