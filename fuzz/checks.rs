@@ -179,9 +179,14 @@ fn redirect_location(rd: &str, loc: &str, origin: &str, policy: &RedirectPolicy)
 // === path ===
 
 /// `path::normalize`: never panics; the output re-normalises to itself, starts
-/// with `/`, has no `//`, no `.`/`..` segment (raw or escaped), no `\`, no
+/// with `/`, has no `//`, no `.`/`..` segment (raw or escaped), no segment
+/// made only of dots and spaces once its `;parameters` are cut, no `\`, no
 /// escaped separator, only ASCII, uppercase escapes of reserved bytes only,
-/// and the `url` crate reads the same path from it.
+/// and the `url` crate reads the same path from it. `path::matching_view`
+/// of the output is what [`lenient_reading`] (written apart) makes of it,
+/// is canonical and its own view, holds no `;`, `%3B`, empty or dot
+/// segment nor a segment ending in a dot or `%20`, and is the output
+/// itself when the output holds none of `;`, `%3B` or such endings.
 pub fn path(data: &[u8]) {
     let raw = text(data);
     let Ok(out) = portcullis::path::normalize(&raw) else {
@@ -208,7 +213,13 @@ pub fn path(data: &[u8]) {
             !matches!(decoded.as_str(), "." | ".."),
             "{ctx}: dot segment {seg:?}"
         );
+        let name = decoded.split(';').next().unwrap_or("");
+        assert!(
+            name.is_empty() || !name.bytes().all(|b| b == b'.' || b == b' '),
+            "{ctx}: segment {seg:?} is only dots and spaces once its parameters are cut"
+        );
     }
+    path_view(&out, &ctx);
     let b = out.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -244,6 +255,75 @@ pub fn path(data: &[u8]) {
         out,
         "{ctx}: the url crate reads another path"
     );
+}
+
+/// The view's properties (see [`path`]) for one canonical path.
+fn path_view(out: &str, ctx: &str) {
+    let view = portcullis::path::matching_view(out);
+    let view = view.as_ref();
+    let ctx = format!("{ctx}, view {view:?}");
+    assert_eq!(view, lenient_reading(out), "{ctx}: not the lenient reading");
+    assert_eq!(
+        portcullis::path::normalize(view).as_deref(),
+        Ok(view),
+        "{ctx}: view not canonical"
+    );
+    assert_eq!(
+        portcullis::path::matching_view(view).as_ref(),
+        view,
+        "{ctx}: view not its own view"
+    );
+    assert!(
+        view.starts_with('/') && !view.contains("//"),
+        "{ctx}: empty segment"
+    );
+    assert!(
+        !view.contains(';') && !view.to_ascii_uppercase().contains("%3B"),
+        "{ctx}: parameter left"
+    );
+    for seg in view.split('/').skip(1).filter(|s| !s.is_empty()) {
+        assert!(
+            !seg.ends_with('.') && !seg.ends_with("%20"),
+            "{ctx}: trailing dot or space in {seg:?}"
+        );
+    }
+    let plain = !out.contains(';')
+        && !out.contains("%3B")
+        && out
+            .split('/')
+            .all(|s| !s.ends_with('.') && !s.ends_with("%20"));
+    if plain {
+        assert_eq!(view, out, "{ctx}: changed a path with nothing to cut");
+    }
+}
+
+/// A canonical path as Tomcat/Spring (`;parameters` cut, raw or `%3B`) and
+/// IIS (trailing dots and spaces trimmed) read it, empty segments merged
+/// and a trailing `/` kept. Written apart from `path::matching_view`.
+pub fn lenient_reading(path: &str) -> String {
+    let mut out = String::new();
+    let mut trailing = false;
+    for segment in path.split('/').skip(1) {
+        let cut = segment
+            .find(';')
+            .into_iter()
+            .chain(segment.to_ascii_uppercase().find("%3B"))
+            .min()
+            .unwrap_or(segment.len());
+        let mut name = &segment[..cut];
+        while let Some(rest) = name.strip_suffix('.').or_else(|| name.strip_suffix("%20")) {
+            name = rest;
+        }
+        trailing = name.is_empty();
+        if !trailing {
+            out.push('/');
+            out.push_str(name);
+        }
+    }
+    if trailing || out.is_empty() {
+        out.push('/');
+    }
+    out
 }
 
 // === cookie ===

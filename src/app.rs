@@ -4,13 +4,14 @@
 //! ```text
 //! handle ─ limits (414/431) ─ Host (400) ─ path::normalize (400)
 //!        ─ forwarded::client_info (trusted proxies)
+//!        ─ /.portcullis/ready ────────────────────────────▶ 200 / 503 (store)
 //!        ─ /.portcullis/* ─────────────────────────────▶ login::serve
-//!        ─ routes.find (404)
-//!        ─ public route, exact case? ── yes ──────────────▶ forward (no identity)
+//!        ─ routes.find (404): the matching view and the literal path
+//!        ─ public under both readings, exact case? ── yes ─▶ forward (no identity)
 //!        ─ session cookie → SessionCache (store at most every few s)
 //!             none ─▶ 303 to sign-in (browser navigation) or 401
 //!             store down past grace ─▶ 503
-//!        ─ allow lists (403 page) ────────────────────────▶ forward (identity)
+//!        ─ allow lists of both readings (403 page) ───────▶ forward (identity)
 //! ```
 //! Leaf modules return values; errors become responses in one place
 //! ([`App::error_response`]) and each request is logged once.
@@ -25,7 +26,7 @@ use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Version};
 
 use crate::body::{self, Body, RequestBody};
-use crate::config::{Access, Config, Limits, MailTransport, Scheme, StoreConfig, Upstream};
+use crate::config::{Config, Limits, MailTransport, Scheme, StoreConfig, Upstream};
 use crate::cookies::{self, Kind};
 use crate::crypto::{self, Key};
 use crate::error::Error;
@@ -110,12 +111,29 @@ impl Ctx<'_> {
     }
 }
 
+/// Why the gateway cannot start. Each message is complete on its own (no
+/// `source`, so `{:#}` does not print the cause a second time).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("store: {0}")]
-    Store(#[from] StoreError),
+    /// `store.url` cannot be used at all (an unreachable Redis is not an
+    /// error: the gateway starts and says so).
+    #[error("store.url ({url}): {reason}")]
+    Store { url: String, reason: String },
     #[error("mail: {0}")]
-    Mail(#[from] mail::MailError),
+    Mail(mail::MailError),
+}
+
+impl From<mail::MailError> for StartError {
+    fn from(e: mail::MailError) -> StartError {
+        StartError::Mail(e)
+    }
+}
+
+/// The reason inside a store error, without the variant's own prefix.
+fn store_reason(e: StoreError) -> String {
+    match e {
+        StoreError::Unavailable(m) | StoreError::Corrupt(m) => m,
+    }
 }
 
 pub fn store_settings(config: &StoreConfig) -> StoreSettings {
@@ -179,10 +197,24 @@ pub fn mail_settings(config: &Config) -> mail::MailSettings {
 }
 
 impl App {
-    /// Connects the store, starts the mailer and the revocation listener.
-    /// Must run inside the tokio runtime.
+    /// Opens the store, starts the mailer and the revocation listener.
+    /// Must run inside the tokio runtime. A Redis that does not answer now
+    /// is logged once (naming `store.url` and its address) and is not an
+    /// error: sign-in answers 503 until it answers, and the connection
+    /// comes up by itself.
     pub async fn new(config: Config) -> Result<Arc<App>, StartError> {
-        let store = Store::connect(&store_settings(&config.store)).await?;
+        let settings = store_settings(&config.store);
+        let url = settings.redacted_url().unwrap_or_default();
+        let store = Store::open(&settings).map_err(|e| StartError::Store {
+            url: url.clone(),
+            reason: store_reason(e),
+        })?;
+        if let Err(e) = store.ping().await {
+            tracing::warn!(
+                "store.url ({url}): Redis does not answer ({}); serving anyway, sign-in answers 503 until it does",
+                store_reason(e)
+            );
+        }
         let mailer = Mailer::start(mail_settings(&config))?;
         let key = match &config.session.secret {
             Some(s) => Key::new(s.expose()),
@@ -205,7 +237,13 @@ impl App {
                         Some(app) => app.sessions.forget_hex(&hex_tag),
                         None => return,
                     },
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    // Some revocations were dropped: trust no cached session.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        match weak.upgrade() {
+                            Some(app) => app.sessions.clear(),
+                            None => return,
+                        }
+                    }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 }
             }
@@ -213,26 +251,18 @@ impl App {
         Ok(app)
     }
 
-    /// Swaps in a new configuration (SIGHUP). The store, the mailer and the
-    /// key stay as they were; changes to them are reported, not applied.
+    /// Swaps in a new configuration (SIGHUP). What is read only at start
+    /// (listeners, timers, the store, the mailer, the key) stays as it was:
+    /// one note "`<key>`: restart to apply" for each such key whose value
+    /// changed ([`Config::restart_keys`]).
     pub fn reload(&self, config: Config) -> Vec<String> {
-        let mut notes = Vec::new();
         let old = self.live.load();
-        if format!("{:?}", old.config.store) != format!("{:?}", config.store) {
-            notes.push("[store] changed: restart to apply".into());
-        }
-        if format!("{:?}", old.config.mail) != format!("{:?}", config.mail) {
-            notes.push("[mail] changed: restart to apply".into());
-        }
-        if old.config.session.secret != config.session.secret {
-            notes.push("session secret changed: restart to apply".into());
-        }
-        if old.config.server.listen != config.server.listen
-            || old.config.server.tls.as_ref().map(|t| t.listen)
-                != config.server.tls.as_ref().map(|t| t.listen)
-        {
-            notes.push("listen addresses changed: restart to apply".into());
-        }
+        let notes = old
+            .config
+            .restart_keys(&config)
+            .into_iter()
+            .map(|key| format!("{key}: restart to apply"))
+            .collect();
         self.live.store(Arc::new(Live::new(config)));
         notes
     }
@@ -288,18 +318,34 @@ impl App {
         let result = self
             .handle_inner(&live, req, conn, &mut route_name, &mut https)
             .await;
-        let resp = match result {
-            Ok(r) => r,
+        let (resp, failed) = match result {
+            Ok(r) => (r, None),
             Err(e) => {
+                let resp = self.error_response(&live, &e, wants_html, https);
                 if e.status().is_server_error() {
-                    let (host, path) = log_fields(&uri, host_header.as_ref());
-                    tracing::warn!(error = %e, host = %host, path = %path, "request failed");
+                    (resp, Some(e))
                 } else {
                     tracing::debug!(error = %e, "request refused");
+                    (resp, None)
                 }
-                self.error_response(&live, &e, wants_html, https)
             }
         };
+        let ms = started.map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0);
+        if let Some(e) = failed {
+            // The gateway's own 5xx: one line, at warn, whatever the level.
+            let (log_host, log_path) = log_fields(&uri, host_header.as_ref());
+            tracing::warn!(
+                method = %method,
+                host = %log_host,
+                path = %log_path,
+                status = resp.status().as_u16(),
+                ms = %format_args!("{ms:.3}"),
+                route = %route_name,
+                error = %e,
+                "request failed"
+            );
+            return resp;
+        }
         if !logging {
             return resp;
         }
@@ -309,10 +355,7 @@ impl App {
             host = %log_host,
             path = %log_path,
             status = resp.status().as_u16(),
-            ms = %format_args!(
-                "{:.3}",
-                started.map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0)
-            ),
+            ms = %format_args!("{ms:.3}"),
             route = %route_name,
             "request"
         );
@@ -343,10 +386,15 @@ impl App {
             Some(&host),
             req.headers(),
             &live.config.server.trusted_proxies,
-        );
+        )
+        .map_err(|_| Error::BadHost)?;
         let https = client.scheme == Scheme::Https;
         *https_out = https;
 
+        if path == READY_PATH {
+            *route_name = "portcullis".into();
+            return ready(&self.store, req.method()).await;
+        }
         if path == "/.portcullis" || path.starts_with("/.portcullis/") {
             *route_name = "portcullis".into();
             let cx = Ctx {
@@ -369,7 +417,8 @@ impl App {
         let route = &m.route.config;
         route_name.push_str(&route.name);
 
-        let public = route.access == Access::Public && m.exact_case;
+        // Public only when every reading of the path is (see routes).
+        let public = m.public();
         let identity = if public {
             None
         } else {
@@ -379,8 +428,8 @@ impl App {
             }
         };
         if let Some(identity) = &identity {
-            let allowed = live.config.login.allow.allows(&identity.email)
-                && route.allow.allows(&identity.email);
+            let allowed =
+                live.config.login.allow.allows(&identity.email) && m.allows(&identity.email);
             if !allowed {
                 return Ok(self.forbidden(live, &req, &identity.email, https));
             }
@@ -431,6 +480,7 @@ impl App {
                     connect_timeout: route.connect_timeout,
                     websocket: false,
                     session_ends: None,
+                    strip_headers: &live.config.server.strip_headers,
                 };
                 proxy::rewrite_request(&mut demo_req, &f, false);
                 Ok(demo::respond(&demo_req))
@@ -446,6 +496,7 @@ impl App {
                     connect_timeout: route.connect_timeout,
                     websocket,
                     session_ends,
+                    strip_headers: &live.config.server.strip_headers,
                 };
                 proxy::forward(&conn.worker, req, f).await
             }
@@ -562,6 +613,36 @@ impl App {
         }
         resp
     }
+}
+
+/// The readiness probe, on every host of the main listener.
+pub const READY_PATH: &str = "/.portcullis/ready";
+
+/// `GET /.portcullis/ready`: 200 `ready` when the store is usable, else 503
+/// with a short JSON reason; never cached. Sessions and sign-in need the
+/// store, so a load balancer should send no one here while it is down.
+async fn ready(store: &Store, method: &Method) -> Result<Response<Body>, Error> {
+    if method != Method::GET && method != Method::HEAD {
+        return Err(Error::MethodNotAllowed);
+    }
+    if store.ready().await {
+        return Ok(body::plain(StatusCode::OK, "ready"));
+    }
+    let mut resp = Response::new(body::full(
+        &br#"{"status":"unavailable","reason":"store"}"#[..],
+    ));
+    *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    Ok(resp)
 }
 
 /// How often an open WebSocket tunnel checks that its session still holds.
@@ -681,7 +762,7 @@ fn check_framing(req: &Request<RequestBody>) -> Result<(), Error> {
 
 /// The one host of the request: the Host header (exactly one) or the
 /// request target's authority (absolute form, HTTP/2); both present must
-/// agree.
+/// agree, and it must be a [`crate::routes::valid_host`].
 fn request_host(req: &Request<RequestBody>) -> Result<String, Error> {
     let mut hosts = req.headers().get_all(header::HOST).iter();
     let header_host = hosts.next();
@@ -700,11 +781,9 @@ fn request_host(req: &Request<RequestBody>) -> Result<String, Error> {
         (None, None) if req.version() == Version::HTTP_10 => "",
         (None, None) => return Err(Error::BadHost),
     };
-    if host.is_empty() {
-        return Err(Error::BadHost);
-    }
-    let parsed: http::uri::Authority = host.parse().map_err(|_| Error::BadHost)?;
-    if parsed.as_str().contains('@') {
+    // One reading only: a valid name or address, and a port of 1 to
+    // 65535 when there is a `:` (`app.test:` would match no host route).
+    if !crate::routes::valid_host(host) {
         return Err(Error::BadHost);
     }
     Ok(host.to_string())

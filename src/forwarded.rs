@@ -73,23 +73,30 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &http::HeaderName) -> Option<&'a
     Some(first)
 }
 
+/// A trusted proxy's `X-Forwarded-Host` that is not one valid host
+/// ([`crate::routes::valid_host`]): the request is refused (400), as a
+/// bad `Host` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("X-Forwarded-Host from a trusted proxy is not a valid host")]
+pub struct BadForwardedHost;
+
 pub fn client_info(
     peer: IpAddr,
     tls: bool,
     host: Option<&str>,
     headers: &HeaderMap,
     trusted_proxies: &[IpNet],
-) -> ClientInfo {
+) -> Result<ClientInfo, BadForwardedHost> {
     let peer = canonical_ip(peer);
     let own_scheme = if tls { Scheme::Https } else { Scheme::Http };
     if !trusted(peer, trusted_proxies) {
-        return ClientInfo {
+        return Ok(ClientInfo {
             ip: peer,
             peer,
             scheme: own_scheme,
             forwarded_for: ip_text(peer),
             forwarded_host: host.map(String::from),
-        };
+        });
     }
     let chain: Vec<IpAddr> = header_str(headers, &FORWARDED_FOR)
         .map(|v| {
@@ -114,36 +121,44 @@ pub fn client_info(
     };
     let mut forwarded_for: Vec<String> = chain.iter().map(|i| ip_text(*i)).collect();
     forwarded_for.push(ip_text(peer));
-    let forwarded_host = header_str(headers, &FORWARDED_HOST)
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic()))
-        .or_else(|| host.map(String::from));
-    ClientInfo {
+    // Sent once: it must be a valid host, like the request's own (a
+    // repeated one is ambiguous and ignored, as above).
+    let forwarded_host = match header_str(headers, &FORWARDED_HOST).map(str::trim) {
+        Some(h) if crate::routes::valid_host(h) => Some(h.to_string()),
+        Some(_) => return Err(BadForwardedHost),
+        None => host.map(String::from),
+    };
+    Ok(ClientInfo {
         ip,
         peer,
         scheme,
         forwarded_for: forwarded_for.join(", "),
         forwarded_host,
-    }
+    })
 }
 
 /// Headers that say where a request came from, or what it first asked
 /// for: only the gateway sets them (the three `X-Forwarded-*`), or nobody.
-/// Every one starts with `x` or `f`: most names are decided by one byte.
+/// `X-Original-URL` and `X-Rewrite-URL` are the path IIS URL Rewrite and
+/// older Symfony and Zend route on. Compared case-insensitively with `_`
+/// and `-` equal (CGI-style servers read `X_Original_URL` as
+/// `X-Original-URL`). Every one starts with `x` or `f`: most names are
+/// decided by one byte.
 pub fn from_client(name: &HeaderName) -> bool {
-    let n = name.as_str();
-    matches!(n.as_bytes().first(), Some(b'x' | b'f'))
-        && matches!(
-            n,
-            "x-forwarded-for"
-                | "x-forwarded-proto"
-                | "x-forwarded-host"
-                | "forwarded"
-                | "x-real-ip"
-                | "x-forwarded-prefix"
-                | "x-forwarded-uri"
-                | "x-forwarded-port"
-        )
+    const NAMES: [&str; 10] = [
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "forwarded",
+        "x-real-ip",
+        "x-forwarded-prefix",
+        "x-forwarded-uri",
+        "x-forwarded-port",
+        "x-original-url",
+        "x-rewrite-url",
+    ];
+    let n = name.as_str().as_bytes();
+    matches!(n.first(), Some(b'x' | b'f')) && NAMES.iter().any(|t| crate::headers::folded_eq(n, t))
 }
 
 #[cfg(test)]
@@ -166,6 +181,11 @@ mod tests {
             "x-forwarded-prefix",
             "x-forwarded-uri",
             "x-forwarded-port",
+            "x-original-url",
+            "x-rewrite-url",
+            "x_original_url",
+            "x_rewrite-url",
+            "x_forwarded_for",
         ] {
             assert!(from_client(&HeaderName::from_static(n)), "{n}");
         }
@@ -175,6 +195,8 @@ mod tests {
             "x-forwarded-email",
             "forwarded-for",
             "x-real",
+            "x-original-urls",
+            "x-original",
         ] {
             assert!(!from_client(&HeaderName::from_static(n)), "{n}");
         }
@@ -224,7 +246,8 @@ mod tests {
             Some("app.test"),
             &headers,
             &[],
-        );
+        )
+        .unwrap();
         assert_eq!(info.ip.to_string(), "203.0.113.9");
         assert_eq!(info.scheme, Scheme::Http);
         assert_eq!(info.forwarded_for, "203.0.113.9");
@@ -244,7 +267,8 @@ mod tests {
             Some("a"),
             &headers,
             &trusted,
-        );
+        )
+        .unwrap();
         assert_eq!(info.ip.to_string(), "198.51.100.7");
         assert_eq!(info.scheme, Scheme::Https);
         assert_eq!(

@@ -27,7 +27,9 @@
 //! chunked; HEAD, 1xx, 204 and 304 answers carry no body; `Date` is added
 //! when the answer has none; a body that ends early, runs long or fails
 //! closes the connection; on shutdown an idle connection closes at once and
-//! a busy one after its answer.
+//! a busy one after its answer, and a request that has reached an idle
+//! connection's socket by then is still read and answered, with
+//! `Connection: close`.
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -90,6 +92,8 @@ pub async fn serve(
     let mut stop_wait = stop.clone();
     let stopped = stop_wait.wait_for(|stopping| *stopping);
     tokio::pin!(stopped);
+    // Set once `stopped` has fired (a finished future is not polled again).
+    let mut stopping = false;
     loop {
         timer
             .as_mut()
@@ -114,7 +118,16 @@ pub async fn serve(
                     Ok(_) => {}
                 },
                 _ = &mut timer => return None,
-                _ = &mut stopped, if idle => return None,
+                _ = &mut stopped, if idle && !stopping => {
+                    // Shutting down while idle. A request that has already
+                    // reached the socket is read and answered (with
+                    // `Connection: close`); tokio may not know of it yet,
+                    // so the socket itself is asked.
+                    stopping = true;
+                    if !read_arrived(&stream, &mut buf) {
+                        return None;
+                    }
+                }
             }
         };
         let is_head = req.method() == Method::HEAD;
@@ -153,6 +166,43 @@ async fn read_some(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Resul
             None => {}
         }
     }
+}
+
+/// Reads, without waiting, the bytes that have already reached the socket
+/// (at most [`MAX_HEAD`]); whether there were any. Through a duplicate of
+/// the descriptor: tokio's `try_read` answers from the readiness it last
+/// saw, which does not include bytes that arrived since its driver last
+/// ran, and those are exactly the requests a shutdown must not drop.
+fn read_arrived(stream: &TcpStream, buf: &mut BytesMut) -> bool {
+    let before = buf.len();
+    #[cfg(unix)]
+    {
+        use std::io::Read as _;
+        use std::os::fd::AsFd as _;
+        // The duplicate shares the socket's non-blocking flag.
+        let Ok(fd) = stream.as_fd().try_clone_to_owned() else {
+            return false;
+        };
+        let mut socket = std::net::TcpStream::from(fd);
+        let mut chunk = [0u8; 4096];
+        while buf.len() < MAX_HEAD {
+            match socket.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let mut chunk = [0u8; 4096];
+        while buf.len() < MAX_HEAD {
+            match stream.try_read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+    buf.len() > before
 }
 
 /// What the front of the read buffer holds.

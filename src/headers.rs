@@ -93,7 +93,9 @@ fn fold(b: u8) -> u8 {
     }
 }
 
-fn folded_eq(name: &[u8], target: &str) -> bool {
+/// Whether `name` is `target` (lowercase, with `-`) in any case and with
+/// `_` for `-`.
+pub fn folded_eq(name: &[u8], target: &str) -> bool {
     name.len() == target.len() && name.iter().zip(target.bytes()).all(|(a, b)| fold(*a) == b)
 }
 

@@ -19,6 +19,7 @@
 //! - `login`, `code`, `cookies`, `session`, `crypto`: the sign-in flow.
 //! - `address`: strict parsing of one email address.
 //! - `redirect`: the `rd` check.
+//! - `user_agent`: the browser-family label shown with a sign-in code.
 //! - `store`: attempts, sessions and counters in memory or Redis.
 //! - `mail`: the mail queue and its transports.
 //! - `pages`, `body`, `demo`: what the gateway answers itself.
@@ -52,6 +53,7 @@ pub mod server;
 pub mod session;
 pub mod store;
 pub mod tls;
+pub mod user_agent;
 
 pub use app::App;
 pub use config::Config;

@@ -21,10 +21,14 @@
 //! - Tokens are 256 random bits; the store holds only keyed hashes of the
 //!   token, the code and the asking browser's verifier.
 //! - `GET /verify` never changes state. Only the browser that asked (its
-//!   verifier cookie matches) gets a button; a POST from that browser takes
-//!   the attempt atomically, so of many concurrent posts one wins. Anywhere
-//!   else (another device, a mail scanner) the page shows the code to type
-//!   in the browser that asked; nothing is consumed.
+//!   verifier cookie matches) gets a sign-in button; a POST from that
+//!   browser takes the attempt atomically, so of many concurrent posts one
+//!   wins. Anywhere else (another device, a mail scanner) a GET or HEAD
+//!   shows nothing that completes a sign-in, only a button: its POST
+//!   (`action=show-code`, CSRF-checked, refused and counted like every
+//!   link check) shows the code to type in the browser that asked, with
+//!   that browser's family, IP and time, so a person can tell a sign-in
+//!   someone else started. Nothing is consumed.
 //! - Every POST needs a same-origin `Origin` (or `Sec-Fetch-Site`, or
 //!   `Referer`) and a CSRF field bound to a cookie.
 //! - Links are built from configured values only, never from the request's
@@ -46,7 +50,7 @@ use crate::error::Error;
 use crate::mail::LoginMail;
 use crate::session::{self, now_unix};
 use crate::store::{Admission, Attempt, SessionRecord, SignInLimits};
-use crate::{address, code, pages, redirect};
+use crate::{address, code, pages, redirect, user_agent};
 
 /// Verifier and CSRF cookies live this long in the browser.
 const BROWSER_COOKIE_AGE: Duration = Duration::from_secs(30 * 86_400);
@@ -216,6 +220,8 @@ async fn request_link(cx: &Ctx<'_>, req: Request<RequestBody>) -> Result<Respons
         code_hash: key.hash_hex("code", the_code.as_bytes()),
         browser,
         created_at: now_unix(),
+        asked_agent: user_agent::label(headers.get(header::USER_AGENT).map(|v| v.as_bytes())),
+        asked_ip: cx.client.ip.to_string(),
     };
     if stored {
         store
@@ -322,25 +328,33 @@ async fn verify_page(cx: &Ctx<'_>, req: &Request<RequestBody>) -> Result<Respons
     let Some(attempt) = cx.app.store.peek_attempt(&token_hash).await? else {
         return failed_check(cx).await;
     };
-    if same_browser(cx, req.headers(), &attempt) {
-        let (csrf, set) = csrf_token(cx, req.headers());
-        let page = cx
-            .live
+    let (csrf, set) = csrf_token(cx, req.headers());
+    let page = if same_browser(cx, req.headers(), &attempt) {
+        cx.live
             .pages
-            .verify_confirm(&token, &csrf, &address::mask(&attempt.email));
-        let mut resp = body::html(StatusCode::OK, page, cx.https);
-        cookies::append(resp.headers_mut(), set);
-        Ok(resp)
+            .verify_confirm(&token, &csrf, &address::mask(&attempt.email))
     } else {
-        Ok(elsewhere_page(cx, &token))
-    }
+        cx.live.pages.verify_reveal(&token, &csrf)
+    };
+    let mut resp = body::html(StatusCode::OK, page, cx.https);
+    cookies::append(resp.headers_mut(), set);
+    Ok(resp)
 }
 
-fn elsewhere_page(cx: &Ctx<'_>, token: &str) -> Response<Body> {
+/// The answer to the reveal button (a POST, CSRF-checked, counted like
+/// every check): the code to type in the browser that asked, and where
+/// that sign-in was asked from. Nothing is consumed.
+fn elsewhere_page(cx: &Ctx<'_>, token: &str, attempt: &Attempt) -> Response<Body> {
     let the_code = code::display(&code::derive(&cx.app.key, token));
+    let asked = pages::Asked {
+        browser: &attempt.asked_agent,
+        ip: &attempt.asked_ip,
+        at: attempt.created_at,
+        now: now_unix(),
+    };
     body::html(
         StatusCode::OK,
-        cx.live.pages.verify_elsewhere(&the_code),
+        cx.live.pages.verify_elsewhere(&the_code, &asked),
         cx.https,
     )
 }
@@ -349,6 +363,11 @@ async fn verify_submit(cx: &Ctx<'_>, req: Request<RequestBody>) -> Result<Respon
     let (headers, form) = read_form(cx, req).await?;
     check_csrf(cx, &headers, &form)?;
     refuse_if_failing(cx).await?;
+    let show_code = match form.one("action")? {
+        None | Some("") => false,
+        Some("show-code") => true,
+        Some(_) => return Err(Error::BadRequest("The form's action is not known.")),
+    };
     let Some(token) = form
         .one("token")?
         .filter(|t| plausible_token(t))
@@ -360,8 +379,8 @@ async fn verify_submit(cx: &Ctx<'_>, req: Request<RequestBody>) -> Result<Respon
     let Some(attempt) = cx.app.store.peek_attempt(&token_hash).await? else {
         return failed_check(cx).await;
     };
-    if !same_browser(cx, &headers, &attempt) {
-        return Ok(elsewhere_page(cx, &token));
+    if show_code || !same_browser(cx, &headers, &attempt) {
+        return Ok(elsewhere_page(cx, &token, &attempt));
     }
     match cx.app.store.take_attempt(&token_hash).await? {
         Some(attempt) if !attempt.email.is_empty() => start_session(cx, &headers, attempt).await,

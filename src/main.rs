@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use portcullis::app::{self, App};
 use portcullis::config::{self, Config};
@@ -120,11 +119,10 @@ fn check(path: Option<&Path>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(tls) = &config.server.tls {
-        if let Err(e) = portcullis::tls::server_config(&tls.cert, &tls.key) {
-            eprintln!("{}: {e}", config.source);
-            return ExitCode::FAILURE;
-        }
+    if let Err(e) = tls_config(&config) {
+        eprintln!("{e}");
+        eprintln!("{}: {} error(s)", e.file, e.problems.len());
+        return ExitCode::FAILURE;
     }
     for w in &config.warnings {
         eprintln!("warning: {w}");
@@ -180,11 +178,27 @@ async fn revoke(path: Option<PathBuf>, email: String) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serving: the configuration is loaded and the sockets bound before any
-/// runtime starts (errors name the key); then worker 0 runs on this thread
+/// Serving: SIGHUP is caught first (its default action ends the process,
+/// and a reload asked for during start-up or of the embedded configuration
+/// must not); then the configuration is loaded and the sockets bound
+/// (errors name the file and the key); then worker 0 runs on this thread
 /// in a current-thread runtime and starts the others.
 fn serve(path: Option<PathBuf>) -> ExitCode {
     let started = std::time::Instant::now();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("portcullis: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let hangups = {
+        let _entered = runtime.enter();
+        catch_hangups()
+    };
     let source = resolve(path.as_deref());
     let config = match load(path.as_deref()) {
         Ok(c) => c,
@@ -196,21 +210,11 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
     let listeners = match bind(&config) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("portcullis: {e:#}");
+            eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("portcullis: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(config, source, listeners, started)) {
+    match runtime.block_on(run(config, source, listeners, started, hangups)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("portcullis: {e:#}");
@@ -219,20 +223,36 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
     }
 }
 
-fn bind(config: &Config) -> anyhow::Result<StdListeners> {
-    let tls = match &config.server.tls {
-        Some(t) => Some((
-            std::net::TcpListener::bind(t.listen)
-                .with_context(|| format!("server.tls_listen: cannot listen on {}", t.listen))?,
-            portcullis::tls::server_config(&t.cert, &t.key)?,
-        )),
-        None => None,
+/// The TLS files read into a rustls configuration (when TLS is on); a
+/// problem names the file, the key and the path. `check` and `serve` both
+/// use it, so `check` refuses what serving would.
+fn tls_config(config: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, config::ConfigError> {
+    let Some(t) = &config.server.tls else {
+        return Ok(None);
+    };
+    portcullis::tls::server_config(&t.cert, &t.key)
+        .map(Some)
+        .map_err(|e| config::ConfigError::single(&config.source, e.key(), e.detail()))
+}
+
+fn bind(config: &Config) -> Result<StdListeners, config::ConfigError> {
+    let listen = |key: &str, addr: std::net::SocketAddr| {
+        std::net::TcpListener::bind(addr).map_err(|e| {
+            config::ConfigError::single(
+                &config.source,
+                key,
+                format!("cannot listen on {addr}: {e}"),
+            )
+        })
+    };
+    let tls = match (&config.server.tls, tls_config(config)?) {
+        (Some(t), Some(server_config)) => {
+            Some((listen("server.tls_listen", t.listen)?, server_config))
+        }
+        _ => None,
     };
     let plain = match config.server.listen {
-        Some(addr) => Some(
-            std::net::TcpListener::bind(addr)
-                .with_context(|| format!("server.listen: cannot listen on {addr}"))?,
-        ),
+        Some(addr) => Some(listen("server.listen", addr)?),
         None => None,
     };
     Ok(StdListeners { plain, tls })
@@ -243,6 +263,7 @@ async fn run(
     source: Option<PathBuf>,
     listeners: StdListeners,
     started: std::time::Instant,
+    hangups: Hangups,
 ) -> anyhow::Result<()> {
     for w in &config.warnings {
         tracing::warn!("{w}");
@@ -263,9 +284,7 @@ async fn run(
             "\n  Portcullis is running with its embedded demo configuration.\n  Open {public} , sign in with any email address,\n  and follow the link printed here (mail is also written to ./mail).\n"
         );
     }
-    if let Some(p) = source {
-        spawn_reloader(app.clone(), p);
-    }
+    spawn_reloader(app.clone(), source, hangups);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -297,17 +316,44 @@ async fn shutdown_signal() {
     }
 }
 
+/// SIGHUP, caught from the start of [`serve`]: signals that arrive before
+/// the reloader runs are kept for it.
+#[cfg(unix)]
+type Hangups = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangups = ();
+
+/// Must run inside the runtime.
+fn catch_hangups() -> Hangups {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("portcullis: cannot catch SIGHUP (reload): {e}");
+                None
+            }
+        }
+    }
+}
+
 /// SIGHUP: read the file again; keep the old configuration if the new one
-/// is invalid.
-fn spawn_reloader(app: Arc<App>, path: PathBuf) {
+/// is invalid. On the embedded configuration there is no file: say so.
+fn spawn_reloader(app: Arc<App>, source: Option<PathBuf>, hangups: Hangups) {
     #[cfg(unix)]
     tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        let Some(mut hup) = hangups else {
             return;
         };
         while hup.recv().await.is_some() {
-            match Config::load(&path) {
+            let Some(path) = &source else {
+                tracing::warn!(
+                    "SIGHUP: no configuration file to reload (the embedded demo configuration is in use)"
+                );
+                continue;
+            };
+            match Config::load(path) {
                 Ok(config) => {
                     for w in &config.warnings {
                         tracing::warn!("{w}");
@@ -323,6 +369,8 @@ fn spawn_reloader(app: Arc<App>, path: PathBuf) {
             }
         }
     });
+    #[cfg(not(unix))]
+    let _ = (app, source, hangups);
 }
 
 /// mimalloc: each worker thread allocates and frees a few dozen blocks per

@@ -6,9 +6,11 @@
 //!
 //! A client header is dropped when it is hop-by-hop (RFC 9110 §7.6.1) or
 //! named by `Connection`, when it is an identity header in any spelling
-//! ([`headers::is_identity_header`]), or when it says where the request
-//! came from (`X-Forwarded-*`, `Forwarded`, `X-Real-IP`:
-//! [`forwarded::from_client`]). `Host` is sent once, as the client sent it
+//! ([`headers::is_identity_header`]), when it says where the request came
+//! from or what it first asked for (`X-Forwarded-*`, `Forwarded`,
+//! `X-Real-IP`, `X-Original-URL`, `X-Rewrite-URL`:
+//! [`forwarded::from_client`]), or when `[server] strip_headers` names it
+//! (in any case, `_` for `-`). `Host` is sent once, as the client sent it
 //! first; `Cookie` loses the gateway's own cookies
 //! ([`headers::kept_cookies`]). The gateway's headers come last and are
 //! never subject to the client's `Connection`: so `Connection: close,
@@ -34,6 +36,9 @@ pub struct Added<'a> {
     /// A WebSocket upgrade: `Connection: upgrade` and `Upgrade: websocket`
     /// are sent (the client's own are hop-by-hop and dropped).
     pub websocket: bool,
+    /// More client headers to drop (`[server] strip_headers`), lowercase
+    /// with `-`; compared like the identity headers.
+    pub strip: &'a [String],
 }
 
 /// Whether `value` may be a header value (the rule of `http`'s
@@ -53,10 +58,13 @@ fn named_by(connection: &GetAll<'_, HeaderValue>, name: &HeaderName) -> bool {
 
 /// Whether one of the client's headers (not `Host`, not `Cookie`) is
 /// dropped.
-fn dropped(name: &HeaderName, connection: &GetAll<'_, HeaderValue>) -> bool {
+fn dropped(name: &HeaderName, connection: &GetAll<'_, HeaderValue>, strip: &[String]) -> bool {
     headers::is_hop_by_hop(name)
         || headers::is_identity_header(name.as_str())
         || forwarded::from_client(name)
+        || strip
+            .iter()
+            .any(|s| headers::folded_eq(name.as_str().as_bytes(), s))
         || named_by(connection, name)
 }
 
@@ -81,7 +89,8 @@ pub fn each(
     }
     let connection = client_headers.get_all(header::CONNECTION);
     for (name, value) in client_headers {
-        if name == header::HOST || name == header::COOKIE || dropped(name, &connection) {
+        if name == header::HOST || name == header::COOKIE || dropped(name, &connection, added.strip)
+        {
             continue;
         }
         emit(name, value.as_bytes());

@@ -35,6 +35,7 @@ use crate::config::UiConfig;
 
 pub mod palette;
 pub mod template;
+pub mod when;
 
 pub use palette::{contrast, Palette, Rgb};
 pub use template::{check_override, override_files, Spec, TemplateError, FRAGMENTS, GLOBAL, SPECS};
@@ -75,6 +76,7 @@ struct Set {
     login: Template,
     check_email: Template,
     verify_confirm: Template,
+    verify_reveal: Template,
     verify_elsewhere: Template,
     link_invalid: Template,
     code_locked: Template,
@@ -133,6 +135,7 @@ impl Pages {
                 login: pick("login.html"),
                 check_email: pick("check_email.html"),
                 verify_confirm: pick("verify_confirm.html"),
+                verify_reveal: pick("verify_reveal.html"),
                 verify_elsewhere: pick("verify_elsewhere.html"),
                 link_invalid: pick("link_invalid.html"),
                 code_locked: pick("code_locked.html"),
@@ -218,13 +221,39 @@ impl Pages {
     }
 
     /// The link's landing page anywhere else (another device, a mail
-    /// scanner): nothing happens; the code is shown to type where sign-in
-    /// was asked.
-    pub fn verify_elsewhere(&self, code: &str) -> String {
+    /// scanner): nothing happens, and nothing on it completes a sign-in;
+    /// one button (a POST) shows the code.
+    pub fn verify_reveal(&self, token: &str, csrf: &str) -> String {
+        self.page(
+            &self.t.verify_reveal,
+            "Show the sign-in code",
+            &[("token", Value::Text(token)), ("csrf", Value::Text(csrf))],
+        )
+    }
+
+    /// After that button: the code to type in the browser that asked,
+    /// with where and when the sign-in was asked for, so that a person
+    /// can tell it was not them.
+    pub fn verify_elsewhere(&self, code: &str, asked: &Asked<'_>) -> String {
+        fn or_unknown(s: &str) -> &str {
+            if s.is_empty() {
+                "unknown"
+            } else {
+                s
+            }
+        }
+        let ago = when::ago(asked.now.saturating_sub(asked.at));
+        let at = when::utc(asked.at);
         self.page(
             &self.t.verify_elsewhere,
             "Type the code",
-            &[("code", Value::Text(code))],
+            &[
+                ("code", Value::Text(code)),
+                ("asked_browser", Value::Text(or_unknown(asked.browser))),
+                ("asked_ip", Value::Text(or_unknown(asked.ip))),
+                ("asked_ago", Value::Text(&ago)),
+                ("asked_at", Value::Text(&at)),
+            ],
         )
     }
 
@@ -285,6 +314,18 @@ impl Pages {
             ],
         )
     }
+}
+
+/// Where a sign-in was asked from, for [`Pages::verify_elsewhere`].
+pub struct Asked<'a> {
+    /// Browser family ("Firefox on Windows"); empty if not known.
+    pub browser: &'a str,
+    /// The client's IP as the gateway saw it; empty if not known.
+    pub ip: &'a str,
+    /// When it was asked, unix seconds.
+    pub at: u64,
+    /// Now, unix seconds.
+    pub now: u64,
 }
 
 fn notice(message: Option<&str>) -> String {
@@ -376,6 +417,13 @@ mod tests {
 
     use super::*;
 
+    const ASKED: Asked<'static> = Asked {
+        browser: "Firefox on Windows",
+        ip: "192.0.2.7",
+        at: 1_798_216_380,
+        now: 1_798_216_380 + 200,
+    };
+
     fn ui() -> UiConfig {
         UiConfig {
             title: "Acme <Tools>".into(),
@@ -400,7 +448,8 @@ mod tests {
                 p.check_email("c", 15, Some("1 try left.")),
             ),
             ("verify_confirm", p.verify_confirm("t", "c", "a***@b.c")),
-            ("verify_elsewhere", p.verify_elsewhere("ABCD-EFGH")),
+            ("verify_reveal", p.verify_reveal("t", "c")),
+            ("verify_elsewhere", p.verify_elsewhere("ABCD-EFGH", &ASKED)),
             ("link_invalid", p.link_invalid()),
             ("code_locked", p.code_locked()),
             ("forbidden", p.forbidden("a@b.c", "c")),
@@ -504,7 +553,26 @@ mod tests {
         assert!(p.check_email("c", 15, None).contains("for 15 minutes"));
         assert!(p.check_email("c", 120, None).contains("for 2 hours"));
         assert!(p.link_invalid().contains("can no longer be used"));
-        assert!(p.verify_elsewhere("ABCD-EFGH").contains(">ABCD-EFGH<"));
+        let shown = p.verify_elsewhere("ABCD-EFGH", &ASKED);
+        assert!(shown.contains(">ABCD-EFGH<"));
+        assert!(shown.contains(">Firefox on Windows<"), "{shown}");
+        assert!(shown.contains(">192.0.2.7<"), "{shown}");
+        assert!(shown.contains("about 3 minutes ago (25 December 2026, 16:33 UTC)"));
+        assert!(shown.contains("If this was not you, do not type the code anywhere"));
+        assert!(shown.contains("browser that asked"));
+        let unknown = p.verify_elsewhere(
+            "ABCD-EFGH",
+            &Asked {
+                browser: "",
+                ip: "",
+                ..ASKED
+            },
+        );
+        assert!(unknown.contains(">unknown<"), "{unknown}");
+        let reveal = p.verify_reveal("tok", "c");
+        assert!(reveal.contains("name=\"token\" value=\"tok\""));
+        assert!(reveal.contains("name=\"action\" value=\"show-code\""));
+        assert!(!reveal.contains("code-box"));
         let confirm = p.verify_confirm("tok", "c", "a***@b.c");
         assert!(confirm.contains("name=\"token\" value=\"tok\""));
         assert!(confirm.contains("a***@b.c"));

@@ -6,8 +6,11 @@
 //! [`normalize`] turns the path part of a request target (the caller has
 //! already split off the query at the first `?`) into a single canonical
 //! string, or refuses it with a [`PathError`]. The caller answers `400` to any
-//! error. The same string is used for route matching *and* sent to the
-//! upstream, so there is no second interpretation of the path anywhere.
+//! error. That string is sent to the upstream. [`matching_view`] derives from
+//! it the path as the most lenient common upstream reads it (Tomcat, Jetty
+//! and Spring drop `;parameters` from each segment, IIS trims trailing dots
+//! and spaces): the router matches that view as well as the canonical path,
+//! so no spelling of a protected path reaches a route it should not.
 //!
 //! # What it does not own
 //!
@@ -23,10 +26,13 @@
 //! on one path while the upstream serves another (path-confusion bypasses:
 //! `/public/..;/admin`, `/public%2F..%2Fadmin`, `/%2e%2e/admin`, `//admin`,
 //! `\`-as-separator, NUL truncation, `#`/`?` smuggled in escapes, overlong or
-//! invalid UTF-8). The defence is twofold: everything whose meaning differs
-//! between common servers and frameworks is rejected outright (encoded `/`,
-//! `\`, NUL, `#`, `?`, control bytes, `.;`/`..;` segments, raw `\`, raw `#`,
-//! bad escapes, invalid UTF-8), and everything else is reduced to one form
+//! invalid UTF-8, `/admin;x/panel`, `/admin%3B/panel`, `/admin./panel`,
+//! `/admin%20/panel`). The defence is threefold: everything whose meaning
+//! differs between common servers and frameworks is rejected outright
+//! (encoded `/`, `\`, NUL, `#`, `?`, control bytes, segments made only of
+//! dots and spaces once their `;parameters` are cut, such as `..;x`, `...`,
+//! `. `, raw `\`, raw `#`, bad escapes, invalid UTF-8), the router also
+//! matches the [`matching_view`], and everything else is reduced to one form
 //! (escapes of unreserved characters decoded exactly once, other escapes in
 //! uppercase hex, characters not allowed raw in a path percent-encoded,
 //! repeated `/` merged, `.` and `..` resolved) so that the output re-normalises
@@ -73,8 +79,10 @@ pub enum PathError {
     /// A control byte (below 0x20, or 0x7F), raw or percent-encoded.
     #[error("path contains a control character")]
     ControlChar,
-    /// A segment that is `.` or `..` followed by `;` (the `..;` path-parameter trick).
-    #[error("path contains a '.;' or '..;' segment")]
+    /// A segment made only of dots and spaces once its `;parameters` are cut
+    /// (`..;x`, `.;`, `...`, `.%20`, `%20`): Tomcat reads `..;x` as `..`,
+    /// IIS trims `...` and `.. ` to nothing or a dot segment.
+    #[error("path contains a segment of only dots and spaces (like '..;', '...', '. ')")]
     AmbiguousDotSegment,
     /// Longer than [`MAX_LEN`] bytes.
     #[error("path is too long")]
@@ -97,10 +105,11 @@ pub enum PathError {
 ///    (space, `"`, `<`, `>`, `[`, `]`, `^`, `` ` ``, `{`, `|`, `}` and all
 ///    non-ASCII bytes), so that `/café` and `/caf%c3%a9` give the same output;
 /// 3. refuse the path if its bytes, with every escape decoded, are not UTF-8;
-/// 4. merge repeated `/`, refuse `.;`/`..;` segments (also written `.%3B`),
-///    resolve `.` and `..` (RFC 3986 §5.2.4, `..` never climbs above the
-///    root) and keep a trailing `/` when the input had one or ended in a dot
-///    segment.
+/// 4. merge repeated `/`, refuse segments made only of dots and spaces
+///    once their `;parameters` are cut (`..;`, `.%3B`, `...`, `. `, a lone
+///    space; [`PathError::AmbiguousDotSegment`]), resolve `.` and `..` (RFC
+///    3986 §5.2.4, `..` never climbs above the root) and keep a trailing `/`
+///    when the input had one or ended in a dot segment.
 ///
 /// `normalize(&normalize(x)?) == normalize(x)` for every `x`.
 pub fn normalize(raw: &str) -> Result<String, PathError> {
@@ -140,7 +149,8 @@ fn already_normal(raw: &[u8]) -> bool {
         let last = segments.peek().is_none();
         match segment {
             b"" if last => {}
-            b"" | b"." | b".." => return false,
+            // Empty, `.`, `..`, and `...` and longer (refused).
+            s if s.iter().all(|&b| b == b'.') => return false,
             _ => {}
         }
     }
@@ -246,15 +256,104 @@ fn resolve_segments(path: &str) -> Result<String, PathError> {
     Ok(out)
 }
 
-/// `.;…`, `..;…` (and the same with `;` escaped as `%3B`).
+/// A segment (canonical escapes) that is not exactly `.` or `..` but is
+/// made only of dots and spaces once its parameters are cut: `.;x`, `..;`,
+/// `.%3B`, `...`, `.%20`, `%20..`, `%20`. A segment that is only
+/// parameters (`;jsessionid=1`) is not: its name is empty, as for `//`.
 fn is_ambiguous_dot(segment: &str) -> bool {
-    let rest = segment
-        .strip_prefix("..")
-        .or_else(|| segment.strip_prefix('.'));
-    match rest {
-        Some(rest) => rest.starts_with(';') || rest.starts_with("%3B"),
-        None => false,
+    if segment == "." || segment == ".." {
+        return false;
     }
+    let name = segment_name(segment);
+    !name.is_empty() && trim_dots_and_spaces(name).is_empty()
+}
+
+/// The segment without its `;parameters` (cut at the first `;` or `%3B`).
+fn segment_name(segment: &str) -> &str {
+    let b = segment.as_bytes();
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b';' || (c == b'%' && is_escaped_semicolon(b.get(i + 1..i + 3))) {
+            return segment.get(..i).unwrap_or(segment);
+        }
+        i += 1;
+    }
+    segment
+}
+
+fn is_escaped_semicolon(hex: Option<&[u8]>) -> bool {
+    matches!(hex, Some([b'3', b'B' | b'b']))
+}
+
+/// `name` without its trailing dots and spaces (raw or `%20`).
+fn trim_dots_and_spaces(mut name: &str) -> &str {
+    loop {
+        if let Some(rest) = name.strip_suffix('.').or_else(|| name.strip_suffix(' ')) {
+            name = rest;
+        } else if let Some(rest) = name
+            .strip_suffix("%20")
+            .or_else(|| name.strip_suffix("%2E"))
+            .or_else(|| name.strip_suffix("%2e"))
+        {
+            name = rest;
+        } else {
+            return name;
+        }
+    }
+}
+
+/// The path as the most lenient common upstream reads it, for matching
+/// routes: in each segment of the canonical path `canonical` (an output of
+/// [`normalize`]) the `;parameters` are cut (`;` raw or `%3B`, as Tomcat,
+/// Jetty and Spring do) and trailing dots and spaces (`.`, `%20`) trimmed
+/// (as IIS does); a segment left empty is merged away as `//` is. The
+/// result is itself canonical, holds no `;` or `%3B` and no segment ending
+/// in a dot or space, and is `canonical` itself (borrowed) in the common
+/// case where nothing is cut. [`normalize`] refuses the segments this
+/// would turn into dot segments, so the view never climbs.
+pub fn matching_view(canonical: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    if !needs_view(canonical.as_bytes()) {
+        return Cow::Borrowed(canonical);
+    }
+    let mut out = String::with_capacity(canonical.len());
+    let mut trailing = false;
+    for segment in canonical.split('/').skip(1) {
+        let name = trim_dots_and_spaces(segment_name(segment));
+        if name.is_empty() {
+            trailing = true;
+        } else {
+            out.push('/');
+            out.push_str(name);
+            trailing = false;
+        }
+    }
+    if trailing || out.is_empty() {
+        out.push('/');
+    }
+    Cow::Owned(out)
+}
+
+/// Whether [`matching_view`] could differ from the path: it holds a `;`,
+/// a `%3B`, or a segment that ends in a dot or `%20`.
+fn needs_view(b: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        let next = b.get(i + 1).copied();
+        match c {
+            b';' => return true,
+            b'%' if is_escaped_semicolon(b.get(i + 1..i + 3)) => return true,
+            b'%' if matches!(b.get(i + 1..i + 3), Some(b"20" | b"2E" | b"2e"))
+                && matches!(b.get(i + 3), None | Some(b'/')) =>
+            {
+                return true
+            }
+            b'.' | b' ' if matches!(next, None | Some(b'/')) => return true,
+            _ => {}
+        }
+        i += 1;
+    }
+    false
 }
 
 fn push_escape(out: &mut String, b: u8) {
@@ -364,8 +463,6 @@ mod tests {
         ok("/a;b=c/d", "/a;b=c/d");
         ok("/a:b@c!$&'()*+,;=", "/a:b@c!$&'()*+,;=");
         ok("/~user/-_.", "/~user/-_.");
-        ok("/...", "/...");
-        ok("/.../x", "/.../x");
         ok("/.a/..b/a./b..", "/.a/..b/a./b..");
     }
 
@@ -513,8 +610,85 @@ mod tests {
         err("/public/.%3B/admin", PathError::AmbiguousDotSegment);
         // Not dot segments: a name that merely contains dots and ';'.
         ok("/public/a..;/admin", "/public/a..;/admin");
-        ok("/public/...;/admin", "/public/...;/admin");
+        err("/public/...;/admin", PathError::AmbiguousDotSegment);
         ok("/public;/admin", "/public;/admin");
+    }
+
+    /// Segments made only of dots and spaces, once their parameters are
+    /// cut, are read as `.`, `..` or nothing by some upstream: refused in
+    /// every spelling, at any depth and at the end.
+    #[test]
+    fn segments_of_only_dots_and_spaces_are_refused() {
+        for segment in [
+            "...",
+            "....",
+            ".%20",
+            ". ",
+            "..%20",
+            "%20..",
+            "%20",
+            " ",
+            "%20%20",
+            ".;x",
+            "..;",
+            "...;x",
+            ". ;x",
+            "%20;",
+            "%2e%2e%2e",
+            "%2E%20",
+            "..%3b",
+            ".%3Bx",
+        ] {
+            for path in [
+                format!("/{segment}"),
+                format!("/{segment}/"),
+                format!("/a/{segment}/b"),
+                format!("/a/b/{segment}"),
+            ] {
+                err(&path, PathError::AmbiguousDotSegment);
+            }
+        }
+        // Names with dots or spaces in them, and parameters alone, are kept.
+        ok("/a./b%20/.c/%20d/;x/e;y", "/a./b%20/.c/%20d/;x/e;y");
+        ok("/;jsessionid=1", "/;jsessionid=1");
+    }
+
+    fn view(canonical: &str) -> String {
+        matching_view(canonical).into_owned()
+    }
+
+    #[test]
+    fn matching_view_cuts_parameters_and_trailing_dots_and_spaces() {
+        for (canonical, want) in [
+            ("/admin;x/panel", "/admin/panel"),
+            ("/admin;/panel", "/admin/panel"),
+            ("/ADMIN;x/panel", "/ADMIN/panel"),
+            ("/admin%3B/panel", "/admin/panel"),
+            ("/admin%3Bx=1/panel", "/admin/panel"),
+            ("/admin./panel", "/admin/panel"),
+            ("/admin%20/panel", "/admin/panel"),
+            ("/admin.%20.;x/panel", "/admin/panel"),
+            ("/admin;x.", "/admin"),
+            ("/admin;x/", "/admin/"),
+            ("/admin/;x", "/admin/"),
+            ("/;x/admin", "/admin"),
+            ("/;jsessionid=1", "/"),
+            ("/a/b/c.", "/a/b/c"),
+            ("/a/b;x/c", "/a/b/c"),
+            ("/a%20b/c", "/a%20b/c"),
+            ("/.a/%20b", "/.a/%20b"),
+        ] {
+            assert_eq!(view(canonical), want, "{canonical}");
+            assert_eq!(normalize(want).as_deref(), Ok(want), "{want} is canonical");
+            assert_eq!(view(want), want, "idempotent: {want}");
+        }
+        // Nothing to cut: the path itself, not a copy.
+        for plain in ["/", "/admin/panel", "/a.b/c", "/a%20b", "/.x"] {
+            assert!(matches!(
+                matching_view(plain),
+                std::borrow::Cow::Borrowed(p) if p == plain
+            ));
+        }
     }
 
     #[test]
@@ -542,7 +716,7 @@ mod tests {
             "/a/%2e/%2E%2e/b//c/./",
             "/x/%2561/%41/..//y",
             "/é/ü/../%C3%A9",
-            "/a;b/.../..../.x./x.",
+            "/a;b/.x./x./;c",
             "/%7e%2D%5F%2e",
             "/a%20b/%3b/%3B/%40/@",
             "/a/b/c/../../../../../../d/",

@@ -39,6 +39,8 @@ pub struct Forward<'a> {
     /// Resolves when the session behind a signed-in request ends (logout,
     /// revocation, expiry): a WebSocket tunnel is closed then.
     pub session_ends: Option<SessionEnds>,
+    /// `[server] strip_headers`: more client headers dropped.
+    pub strip_headers: &'a [String],
 }
 
 /// See [`Forward::session_ends`].
@@ -52,6 +54,7 @@ impl Forward<'_> {
             identity: self.identity,
             gateway_cookies: self.gateway_cookies,
             websocket,
+            strip: self.strip_headers,
         }
     }
 }

@@ -8,10 +8,29 @@
 //! `/admin` on a case-insensitive app); the longest prefix wins. The match
 //! reports whether the case was exact: a public route grants anonymous
 //! access only on an exact-case match. Matching never sees the query.
+//!
+//! A path is matched twice when its two readings differ: as the canonical
+//! path (what the upstream gets, read literally) and as its
+//! [`path::matching_view`] (`;parameters` cut, trailing dots and spaces
+//! trimmed: what Tomcat, Spring or IIS serve). The view picks the route; the
+//! request is public only if both readings fall on a public route with the
+//! exact case, and a signed-in user must pass the allow lists of both
+//! routes. So `/admin;x/panel`, `/ADMIN%3B/panel`, `/admin./panel` and
+//! `/admin%20/panel` are all `/admin`, and no spelling makes a public route
+//! serve a path an upstream reads as protected.
+//!
+//! The request's host must be a valid host ([`valid_host`]): LDH names
+//! (with `_`), a dotted IPv4 address or an IPv6 literal in brackets, and a
+//! port of 1 to 65535 in plain digits if there is a `:`. Anything else is
+//! refused before routing (`app.test:`, `app.test:abc`, `app.test:65536`
+//! would otherwise match no host route and fall to the host-less ones).
 
+use std::borrow::Cow;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use crate::config::{RouteConfig, Scheme};
+use crate::config::{Access, RouteConfig, Scheme};
+use crate::path;
 
 /// One route, shared by reference from the table.
 #[derive(Debug)]
@@ -29,9 +48,38 @@ impl Route {
 
 #[derive(Debug, Clone)]
 pub struct Match {
+    /// The route of the path's matching view: it serves the request.
     pub route: Arc<Route>,
     /// The prefix matched with exactly the same case.
     pub exact_case: bool,
+    /// When the literal reading of the path (the canonical path, with its
+    /// parameters and trailing dots) differs from the view: the route it
+    /// falls on (`None`: no route), and whether with the exact case.
+    literal: Option<(Option<Arc<Route>>, bool)>,
+}
+
+impl Match {
+    /// Whether the request may pass without a session: every reading of
+    /// the path falls on a public route, with the exact case.
+    pub fn public(&self) -> bool {
+        let public = |route: &Route, exact: bool| route.config.access == Access::Public && exact;
+        public(&self.route, self.exact_case)
+            && match &self.literal {
+                None => true,
+                Some((Some(route), exact)) => public(route, *exact),
+                Some((None, _)) => false,
+            }
+    }
+
+    /// Whether `email` (normalised) passes the allow lists of the route of
+    /// every reading of the path.
+    pub fn allows(&self, email: &str) -> bool {
+        self.route.config.allow.allows(email)
+            && match &self.literal {
+                Some((Some(route), _)) => route.config.allow.allows(email),
+                _ => true,
+            }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -70,22 +118,29 @@ impl RouteTable {
     }
 
     /// `host` is the request's Host (or :authority) as sent; `path` the
-    /// normalised path.
+    /// normalised path ([`path::normalize`]). The route is that of the
+    /// path's [`path::matching_view`]; see [`Match::public`] and
+    /// [`Match::allows`] for the decision over both readings.
     pub fn find(&self, host: &str, scheme: Scheme, path: &str) -> Option<Match> {
+        let view = path::matching_view(path);
         if self.with_host.is_empty() {
             // No route names a host: the host does not matter here.
-            return self.without_host.iter().find_map(|r| prefix_match(r, path));
+            let find = |p: &str| self.without_host.iter().find_map(|r| prefix_match(r, p));
+            return with_literal(find(&view), matches!(view, Cow::Owned(_)), path, find);
         }
         let (name, port) = normalize_request_host(host, scheme);
         let port = port.unwrap_or(scheme.default_port());
         let host_fits = |r: &Route| {
             r.host_name.as_deref() == Some(name.as_str()) && r.host_port.is_none_or(|p| p == port)
         };
-        self.with_host
-            .iter()
-            .filter(|r| host_fits(r))
-            .find_map(|r| prefix_match(r, path))
-            .or_else(|| self.without_host.iter().find_map(|r| prefix_match(r, path)))
+        let find = |p: &str| {
+            self.with_host
+                .iter()
+                .filter(|r| host_fits(r))
+                .find_map(|r| prefix_match(r, p))
+                .or_else(|| self.without_host.iter().find_map(|r| prefix_match(r, p)))
+        };
+        with_literal(find(&view), matches!(view, Cow::Owned(_)), path, find)
     }
 
     /// The configured host of the route that fits `host` best, if any route
@@ -111,12 +166,37 @@ impl RouteTable {
     }
 }
 
+/// Adds to the view's match `m` the route of the literal reading `path`
+/// when the view `differs` from it and the two readings land differently.
+fn with_literal(
+    m: Option<Match>,
+    differs: bool,
+    path: &str,
+    find: impl Fn(&str) -> Option<Match>,
+) -> Option<Match> {
+    let mut m = m?;
+    if differs {
+        let literal = find(path);
+        let same = literal
+            .as_ref()
+            .is_some_and(|l| Arc::ptr_eq(&l.route, &m.route) && l.exact_case == m.exact_case);
+        if !same {
+            m.literal = Some(match literal {
+                Some(l) => (Some(l.route), l.exact_case),
+                None => (None, false),
+            });
+        }
+    }
+    Some(m)
+}
+
 fn prefix_match(route: &Arc<Route>, path: &str) -> Option<Match> {
     let prefix = route.config.path.as_str();
     if prefix == "/" {
         return Some(Match {
             route: route.clone(),
             exact_case: true,
+            literal: None,
         });
     }
     let head = path.get(..prefix.len())?;
@@ -125,10 +205,76 @@ fn prefix_match(route: &Arc<Route>, path: &str) -> Option<Match> {
         Some(Match {
             route: route.clone(),
             exact_case: head == prefix,
+            literal: None,
         })
     } else {
         None
     }
+}
+
+/// Whether `host` (a Host header, an `:authority`, an absolute-form
+/// authority or a trusted proxy's `X-Forwarded-Host`) is one host the
+/// router can read only one way: a name of dot-separated labels of
+/// letters, digits, `-` and `_` (1 to 63 each, 253 in all, one trailing dot
+/// allowed) whose last label is not numeric unless the whole name is a
+/// dotted-decimal IPv4 address, or an IPv6 address in brackets; then
+/// optionally `:` and a port of 1 to 65535 in 1 to 5 plain digits.
+pub fn valid_host(host: &str) -> bool {
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let Some((v6, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if v6.parse::<Ipv6Addr>().is_err() {
+            return false;
+        }
+        match after {
+            "" => return true,
+            after => match after.strip_prefix(':') {
+                Some(port) => (None, Some(port)),
+                None => return false,
+            },
+        }
+    } else {
+        match host.split_once(':') {
+            Some((name, port)) => (Some(name), Some(port)),
+            None => (Some(host), None),
+        }
+    };
+    if let Some(port) = port {
+        let digits =
+            !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
+        if !digits || !matches!(port.parse::<u32>(), Ok(1..=65_535)) {
+            return false;
+        }
+    }
+    name.is_none_or(valid_host_name)
+}
+
+/// The name part of [`valid_host`].
+fn valid_host_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.is_empty() || name.len() > 253 {
+        return false;
+    }
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if !name.split('.').all(label_ok) {
+        return false;
+    }
+    // A name ending in a number is an IPv4 address to URL parsers
+    // (`0x7f.1`, `127.1`): only the plain dotted-decimal form is taken.
+    let last = name.rsplit('.').next().unwrap_or(name);
+    let hex = last
+        .strip_prefix("0x")
+        .or_else(|| last.strip_prefix("0X"))
+        .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+    if hex || last.bytes().all(|b| b.is_ascii_digit()) {
+        return name.parse::<Ipv4Addr>().is_ok();
+    }
+    true
 }
 
 fn split_host_port(host: &str) -> (&str, Option<u16>) {
@@ -249,6 +395,209 @@ mod tests {
         assert!(!m.exact_case);
         let m = t.find("x.test", Scheme::Http, "/app/admin").unwrap();
         assert!(m.exact_case);
+    }
+
+    /// The spellings Tomcat, Jetty, Spring or IIS read as another segment:
+    /// `;parameters` (raw or `%3B` in any case) and trailing dots and
+    /// spaces (raw, `%2E`, `%20`), alone and combined.
+    pub(crate) const DECORATIONS: &[&str] = &[
+        ";",
+        ";x",
+        ";x=1",
+        ";jsessionid=A1",
+        "%3B",
+        "%3b",
+        "%3Bx",
+        ".",
+        "..",
+        "%2E",
+        "%2e",
+        " ",
+        "%20",
+        ". ",
+        ".%20",
+        "%20.",
+        ";x.",
+        ".;x",
+        "%20;x",
+        "..;x",
+        "%2e%3b",
+    ];
+
+    fn mixed_case(s: &str) -> String {
+        s.chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i % 2 == 0 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect()
+    }
+
+    /// Every spelling of a protected prefix (a decoration on any of its
+    /// segments, in any case, at the end or in the middle of the path) is
+    /// refused by `normalize` or routed to the protected route, never
+    /// public, and a user outside its allow list is never let in.
+    #[test]
+    fn every_spelling_of_a_protected_prefix_is_protected() {
+        let mut public_root = route(None, "/", "public-root");
+        public_root.access = Access::Public;
+        let mut admin = route(None, "/admin", "admin");
+        admin.allow.emails.insert("boss@example.com".into());
+        let mut deep = route(None, "/a/b/secret", "deep");
+        deep.allow.emails.insert("boss@example.com".into());
+        let mut stat = route(None, "/static", "static");
+        stat.access = Access::Public;
+        let t = RouteTable::new(&[public_root, admin, deep, stat]);
+        let (mut refused, mut routed) = (0, 0);
+        for (prefix, name) in [("/admin", "admin"), ("/a/b/secret", "deep")] {
+            let segments: Vec<&str> = prefix.split('/').skip(1).collect();
+            for at in 0..segments.len() {
+                for decoration in DECORATIONS {
+                    for case in 0..3 {
+                        let mut spelled: Vec<String> =
+                            segments.iter().map(|s| s.to_string()).collect();
+                        spelled[at].push_str(decoration);
+                        let base = format!("/{}", spelled.join("/"));
+                        let base = match case {
+                            0 => base,
+                            1 => base.to_uppercase(),
+                            _ => mixed_case(&base),
+                        };
+                        for tail in ["", "/", "/panel", "/panel/x;y", "/panel."] {
+                            let input = format!("{base}{tail}");
+                            let Ok(canonical) = path::normalize(&input) else {
+                                refused += 1;
+                                continue;
+                            };
+                            let m = t.find("x.test", Scheme::Https, &canonical);
+                            let m = m.unwrap_or_else(|| panic!("{input}: no route"));
+                            assert_eq!(m.route.name(), name, "{input} -> {canonical}");
+                            assert!(!m.public(), "{input} is public");
+                            assert!(!m.allows("outsider@example.com"), "{input}");
+                            assert!(m.allows("boss@example.com"), "{input}");
+                            routed += 1;
+                        }
+                    }
+                }
+            }
+        }
+        // Decorations on a name never leave a segment of only dots: all
+        // are routed (4 segment positions, 3 cases, 5 tails).
+        assert_eq!((routed, refused), (4 * DECORATIONS.len() * 3 * 5, 0));
+    }
+
+    /// A public route's spelling that an upstream reading the path
+    /// literally sees under a protected route is not public.
+    #[test]
+    fn public_only_when_every_reading_is_public() {
+        let mut stat = route(None, "/static", "static");
+        stat.access = Access::Public;
+        let t = RouteTable::new(&[route(None, "/", "root"), stat]);
+        let public = |p: &str| t.find("x.test", Scheme::Http, p).map(|m| m.public());
+        assert_eq!(public("/static/a"), Some(true));
+        assert_eq!(public("/static/a;jsessionid=1"), Some(true));
+        assert_eq!(public("/static/a./b"), Some(true));
+        // The literal reading is under `/`, which is protected.
+        assert_eq!(public("/static;x/a"), Some(false));
+        assert_eq!(public("/static./a"), Some(false));
+        assert_eq!(public("/;x/static/a"), Some(false));
+        assert_eq!(public("/STATIC/a"), Some(false));
+    }
+
+    /// A user must pass the allow lists of the routes of both readings.
+    #[test]
+    fn allow_lists_of_every_reading_apply() {
+        let mut root = route(None, "/", "root");
+        root.allow.emails.insert("boss@example.com".into());
+        let t = RouteTable::new(&[root, route(None, "/a", "a")]);
+        let allows = |p: &str, who: &str| t.find("x.test", Scheme::Http, p).unwrap().allows(who);
+        assert!(allows("/a/b", "outsider@example.com"));
+        assert!(allows("/a/b;x", "outsider@example.com"));
+        // Read literally `/a;x/b` is under `/`, which only boss@ may open.
+        assert!(!allows("/a;x/b", "outsider@example.com"));
+        assert!(!allows("/a./b", "outsider@example.com"));
+        assert!(allows("/a;x/b", "boss@example.com"));
+        assert_eq!(
+            t.find("x.test", Scheme::Http, "/a;x/b")
+                .unwrap()
+                .route
+                .name(),
+            "a"
+        );
+    }
+
+    #[test]
+    fn valid_hosts() {
+        for host in [
+            "app.test",
+            "APP.test",
+            "app.test.",
+            "app.test:8080",
+            "app.test:1",
+            "app.test:65535",
+            "app.test:080",
+            "localhost",
+            "my_app-1.internal",
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "[::1]",
+            "[::1]:8443",
+            "[2001:db8::7]",
+            "a1.b2.c3",
+            "1a.test",
+        ] {
+            assert!(valid_host(host), "{host}");
+        }
+        for host in [
+            "",
+            "app.test:",
+            "app.test:abc",
+            "app.test:65536",
+            "app.test:0",
+            "app.test:00000",
+            "app.test:123456",
+            "app.test:+80",
+            "app.test:-1",
+            "app.test: 80",
+            "app.test:80:80",
+            "app.test..",
+            "app..test",
+            ".app.test",
+            ".",
+            "app.test%2e",
+            "app test",
+            "app.test,evil.test",
+            "user@app.test",
+            "app.test/x",
+            "app.test\\x",
+            "[::1",
+            "[::1]x",
+            "[::1]:",
+            "[::1]:0",
+            "[zz::1]",
+            "[fe80::1%25eth0]",
+            "::1",
+            "1.2.3.256",
+            "1.2.3",
+            "127.1",
+            "0x7f.0.0.1",
+            "a.0x7f",
+            "a.123",
+            "01.2.3.4",
+            "é.test",
+        ] {
+            assert!(!valid_host(host), "{host}");
+        }
+        let long = format!("{}.test", "a".repeat(64));
+        assert!(!valid_host(&long));
+        let longest = vec!["a".repeat(63); 4].join(".");
+        assert_eq!(longest.len(), 255);
+        assert!(!valid_host(&longest));
+        assert!(valid_host(&longest[2..]));
     }
 
     #[test]

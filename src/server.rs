@@ -207,13 +207,17 @@ impl Worker {
         let Some(listener) = listener else {
             return std::future::pending().await;
         };
+        let mut failures = AcceptFailures::default();
         loop {
             let (stream, peer) = match listener.accept().await {
                 Ok(s) => s,
                 Err(e) => {
                     // Out of file descriptors and the like: back off a
-                    // little instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
+                    // little instead of spinning, and say so at most once
+                    // a second.
+                    if let Some(count) = failures.failed(std::time::Instant::now()) {
+                        tracing::warn!(error = %e, count, "accept failed (count: failures since the last such line)");
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -315,6 +319,18 @@ async fn serve_plain(
         return;
     };
     let stream = Watched::new(Replay::new(handover), conn.framing.clone());
+    if *stop.borrow() {
+        // Handed over during the shutdown (a request with a body reached
+        // an idle connection as it began): hyper's graceful shutdown would
+        // close a connection that has not started a request yet, so it
+        // serves this one without keep-alive instead (`Connection:
+        // close`), still within `shutdown_timeout`.
+        let mut once = builder.clone();
+        once.http1().keep_alive(false);
+        let (_held, never) = watch::channel(false);
+        Box::pin(serve_io(stream, conn, app, &once, never)).await;
+        return;
+    }
     Box::pin(serve_io(stream, conn, app, builder, stop)).await;
 }
 
@@ -379,6 +395,35 @@ async fn serve_io<I>(
     // Shutting down: finish the request in flight, take no more.
     c.as_mut().graceful_shutdown();
     let _ = c.await;
+}
+
+/// Accept failures come in floods (out of file descriptors: every retry
+/// fails until a connection closes); they are logged at most once per
+/// [`AcceptFailures::EVERY`], with the number of failures since the last
+/// line.
+#[derive(Debug, Default)]
+struct AcceptFailures {
+    /// When the last line was written.
+    logged: Option<std::time::Instant>,
+    /// Failures since then, not yet in a line.
+    unlogged: u64,
+}
+
+impl AcceptFailures {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    /// Counts one failure at `now`; `Some(count)` when a line is due, with
+    /// the failures it reports (this one included).
+    fn failed(&mut self, now: std::time::Instant) -> Option<u64> {
+        self.unlogged += 1;
+        if let Some(last) = self.logged {
+            if now.saturating_duration_since(last) < Self::EVERY {
+                return None;
+            }
+        }
+        self.logged = Some(now);
+        Some(std::mem::take(&mut self.unlogged))
+    }
 }
 
 /// Bound sockets, before any runtime owns them.
@@ -466,4 +511,31 @@ pub async fn run_workers(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn accept_failures_are_logged_once_a_second_with_their_count() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut f = AcceptFailures::default();
+        // The first failure is told at once.
+        assert_eq!(f.failed(at(0)), Some(1));
+        // Every 50 ms for the next second: silent.
+        for ms in (50..1000).step_by(50) {
+            assert_eq!(f.failed(at(ms)), None, "at {ms} ms");
+        }
+        // A second after the first line: one line for the 19 silent ones
+        // and this.
+        assert_eq!(f.failed(at(1000)), Some(20));
+        assert_eq!(f.failed(at(1500)), None);
+        // After a quiet spell, the next failure is told at once with the
+        // one left unlogged before it.
+        assert_eq!(f.failed(at(9000)), Some(2));
+        assert_eq!(f.failed(at(9001)), None);
+    }
 }

@@ -8,13 +8,18 @@
 //! store cannot be turned back into a cookie. A valid cookie is checked
 //! against the store at most once per `revalidate` interval (the hot path
 //! does not wait on the store); revocations from any instance arrive over
-//! the store's broadcast and drop the cached entry at once. When the store
+//! the store's broadcast and drop the cached entry at once. Whenever the
+//! broadcast may have missed some (the store's revocation subscription was
+//! re-established, e.g. after a Redis restart, or this listener lagged),
+//! the whole cache is dropped, so every session is confirmed with the store
+//! again on its next use. When the store
 //! cannot be reached, a session this process validated within
 //! `store_grace` keeps working; after that the request gets 503, never a
 //! redirect loop and never a pass.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -108,6 +113,8 @@ type TagMap<V> = HashMap<[u8; 32], V, BuildHasherDefault<TagHasher>>;
 /// Sessions this process has seen recently.
 pub struct SessionCache {
     entries: RwLock<TagMap<Cached>>,
+    /// The store's [`Store::revocation_epoch`] the entries belong to.
+    epoch: AtomicU64,
     revalidate: Duration,
     grace: Duration,
 }
@@ -116,6 +123,7 @@ impl SessionCache {
     pub fn new(revalidate: Duration, grace: Duration) -> SessionCache {
         SessionCache {
             entries: RwLock::new(TagMap::default()),
+            epoch: AtomicU64::new(0),
             revalidate,
             grace,
         }
@@ -156,6 +164,28 @@ impl SessionCache {
         );
     }
 
+    /// Forgets every session: revocations may have been missed.
+    pub fn clear(&self) {
+        if let Ok(mut map) = self.entries.write() {
+            map.clear();
+        }
+    }
+
+    /// Drops every entry if the store's revocation epoch moved on since
+    /// they were confirmed (one atomic read when it did not).
+    fn follow_epoch(&self, epoch: u64) {
+        if self.epoch.load(Ordering::Acquire) == epoch {
+            return;
+        }
+        if let Ok(mut map) = self.entries.write() {
+            // Checked again under the lock: one caller clears.
+            if self.epoch.load(Ordering::Acquire) != epoch {
+                map.clear();
+                self.epoch.store(epoch, Ordering::Release);
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.entries.read().map(|m| m.len()).unwrap_or(0)
     }
@@ -173,6 +203,8 @@ impl SessionCache {
         idle: Duration,
     ) -> Result<Option<Identity>, StoreError> {
         let now = now_unix();
+        let epoch = store.revocation_epoch();
+        self.follow_epoch(epoch);
         let cached = self.cached(&tag);
         if let Some(c) = &cached {
             if c.expires_at <= now {
@@ -188,7 +220,11 @@ impl SessionCache {
         }
         match store.get_session(&crypto::hex(&tag), idle, now).await {
             Ok(Some(record)) if record.expires_at > now => {
-                self.remember(tag, &record);
+                // Read before a resubscription: not cached (a revocation
+                // between the read and the subscription was missed).
+                if store.revocation_epoch() == epoch {
+                    self.remember(tag, &record);
+                }
                 Ok(Some(Identity {
                     email: Arc::from(record.email.as_str()),
                     tag,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+/// Why the TLS files cannot be used; [`TlsError::key`] is the key to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("server.tls_cert: cannot read certificates from {path}: {reason}")]
@@ -16,6 +17,30 @@ pub enum TlsError {
     Key { path: String, reason: String },
     #[error("server.tls_cert/tls_key: {0}")]
     Mismatch(String),
+}
+
+impl TlsError {
+    /// The configuration key the problem is about.
+    pub fn key(&self) -> &'static str {
+        match self {
+            TlsError::Cert { .. } => "server.tls_cert",
+            TlsError::Key { .. } => "server.tls_key",
+            TlsError::Mismatch(_) => "server.tls_cert/tls_key",
+        }
+    }
+
+    /// The problem without the key (for a [`crate::config::ConfigError`]).
+    pub fn detail(&self) -> String {
+        match self {
+            TlsError::Cert { path, reason } => {
+                format!("cannot read certificates from {path}: {reason}")
+            }
+            TlsError::Key { path, reason } => {
+                format!("cannot read a private key from {path}: {reason}")
+            }
+            TlsError::Mismatch(m) => m.clone(),
+        }
+    }
 }
 
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {

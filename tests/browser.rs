@@ -364,7 +364,7 @@ async fn the_link_signs_in_the_browser_that_asked_and_sign_out_ends_it() {
 }
 
 #[tokio::test]
-async fn another_browser_sees_the_code_and_the_first_one_types_it() {
+async fn another_browser_shows_the_code_on_a_press_and_the_first_one_types_it() {
     if chrome::skipped() {
         return;
     }
@@ -375,14 +375,33 @@ async fn another_browser_sees_the_code_and_the_first_one_types_it() {
     let link = link_in_mail(&e.smtp, "bob@example.com", 1).await;
 
     // A second, separate profile (the phone the mail was read on).
+    // Opening the link shows no code, only a button.
     let phone = Chrome::open(PHONE.0, PHONE.1).await;
     phone.goto(&link).await;
+    assert_eq!(
+        phone.text("h1").await,
+        "This link was asked for in another browser"
+    );
+    assert!(phone.try_find(".code-box").await.is_none(), "no code yet");
+    audit(&phone, "verify-reveal").await;
+    phone.click("button[type=submit]").await;
     assert_eq!(phone.text("h1").await, "Type this code where you started");
     let code = phone.text(".code-box").await;
     assert!(
         code.len() == 9 && code.as_bytes()[4] == b'-',
         "code shown as XXXX-XXXX: {code:?}"
     );
+    let asked = phone.text(".asked").await;
+    assert!(asked.contains("Chrome on Linux"), "{asked}");
+    assert!(asked.contains("127.0.0.1"), "{asked}");
+    assert!(
+        asked.contains("minute ago") && asked.contains(" UTC)"),
+        "{asked}"
+    );
+    assert!(phone
+        .text(".notice")
+        .await
+        .starts_with("If this was not you, do not type the code anywhere."));
     assert!(phone.try_find("button").await.is_none(), "no button here");
     audit(&phone, "verify-elsewhere").await;
     assert!(!has_session(&phone.cookies().await));

@@ -404,3 +404,58 @@ async fn shutdown_closes_idle_connections_and_finishes_busy_ones() {
         started.elapsed()
     );
 }
+
+/// Requests (GETs served by the own loop, POSTs by hyper) that reach idle
+/// keep-alive connections at the moment the shutdown starts: the bytes
+/// are in each socket before the stop is sent,
+/// and the gateway (on this test's runtime) has not run since, so none of
+/// them has been read yet. Every one is answered in full, with
+/// `Connection: close`, and then the connection closes.
+#[tokio::test]
+async fn shutdown_answers_requests_that_already_arrived() {
+    const CONNECTIONS: usize = 50;
+    let (gw, up) = setup().await;
+    let mut conns = Vec::new();
+    for i in 0..CONNECTIONS {
+        let mut c = Reader::connect(&gw).await;
+        c.send(&get(&format!("/warm{i}"))).await;
+        assert_eq!(c.answer(false).await.status, 200);
+        conns.push(c);
+    }
+    // Written without yielding to the runtime: each write either goes to
+    // the socket whole or the test fails.
+    // Every other one a POST with a body (served by hyper, which this
+    // connection is handed to in the middle of the shutdown).
+    let post = |i: usize| {
+        format!("POST /late{i} HTTP/1.1\r\nHost: x.test\r\nContent-Length: 5\r\n\r\nhello")
+            .into_bytes()
+    };
+    for (i, c) in conns.iter().enumerate() {
+        let req = if i % 2 == 0 {
+            get(&format!("/late{i}"))
+        } else {
+            post(i)
+        };
+        assert_eq!(c.s.try_write(&req).unwrap(), req.len());
+    }
+    let stopping = tokio::spawn(gw.stop());
+    let (mut answered, mut dropped) = (0, 0);
+    for (i, c) in conns.iter_mut().enumerate() {
+        if !c.fill().await {
+            // Closed with not a byte of an answer.
+            dropped += 1;
+            continue;
+        }
+        let a = c.answer(false).await;
+        assert_eq!(a.status, 200);
+        let expected = if i % 2 == 0 { "GET" } else { "POST" };
+        let length = if i % 2 == 0 { 0 } else { 5 };
+        assert_eq!(a.text(), format!("{expected} /late{i} {length}"));
+        assert_eq!(a.header("connection"), Some("close"));
+        assert!(c.closes().await, "connection {i} stayed open");
+        answered += 1;
+    }
+    assert_eq!((answered, dropped), (CONNECTIONS, 0));
+    stopping.await.unwrap();
+    assert_eq!(up.seen().len(), 2 * CONNECTIONS);
+}

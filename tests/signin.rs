@@ -391,20 +391,20 @@ async fn mail_scanner_changes_nothing_then_the_browser_completes(backend: Backen
     for _ in 0..2 {
         let p = scanner.get(&link).await;
         assert_eq!(p.status, 200);
-        assert!(p.body.contains(&code), "the code is shown elsewhere");
-        assert!(p.field("token").is_none(), "no button for another browser");
+        assert!(!p.body.contains(&code), "no code on GET elsewhere");
+        assert_eq!(p.field("action").as_deref(), Some("show-code"));
         assert!(!scanner.jar.contains_key("portcullis"));
     }
     let csrf = page_csrf(&mut scanner, &e.origin).await;
-    let p = scanner
-        .post(
-            &e.origin,
-            "/.portcullis/verify",
-            &[("token", &token), ("csrf", &csrf)],
-        )
-        .await;
-    assert_eq!(p.status, 200);
-    assert!(p.body.contains(&code));
+    for action in [None, Some("show-code")] {
+        let mut fields = vec![("token", token.as_str()), ("csrf", csrf.as_str())];
+        fields.extend(action.map(|a| ("action", a)));
+        let p = scanner
+            .post(&e.origin, "/.portcullis/verify", &fields)
+            .await;
+        assert_eq!(p.status, 200);
+        assert!(p.body.contains(&code), "the button shows the code");
+    }
     assert!(!scanner.jar.contains_key("portcullis"));
     assert_eq!(
         e.gw.app.session_count("scanned@example.com").await.unwrap(),
@@ -433,7 +433,20 @@ async fn code_typed_in_the_asking_browser_signs_in_there(backend: Backend) {
     let shown = phone
         .get(&format!("{}/.portcullis/verify?token={token}", e.origin))
         .await;
-    assert!(shown.body.contains(&code));
+    assert!(!shown.body.contains(&code), "no code on GET elsewhere");
+    let pressed = phone
+        .post(
+            &e.origin,
+            "/.portcullis/verify",
+            &[
+                ("token", &shown.field("token").unwrap()),
+                ("csrf", &shown.field("csrf").unwrap()),
+                ("action", &shown.field("action").unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(pressed.status, 200);
+    assert!(pressed.body.contains(&format!(">{code}<")));
     assert!(!phone.jar.contains_key("portcullis"));
     let typed = code.to_lowercase().replace('-', "");
     let csrf = waiting.field("csrf").unwrap();

@@ -54,6 +54,8 @@ fn attempt(browser: &str) -> Attempt {
         code_hash: "c0de".to_owned(),
         browser: browser.to_owned(),
         created_at: unix_now(),
+        asked_agent: "Firefox on Windows".to_owned(),
+        asked_ip: "192.0.2.1".to_owned(),
     }
 }
 

@@ -127,6 +127,7 @@ fn server_config(raw: RawServer, p: &mut Problems) -> Option<ServerConfig> {
         tls_key,
         public_url,
         trusted_proxies,
+        strip_headers,
         max_header_count,
         max_header_bytes,
         max_uri_bytes,
@@ -179,6 +180,7 @@ fn server_config(raw: RawServer, p: &mut Problems) -> Option<ServerConfig> {
             Err(_) => p.add(key, format!("{cidr:?} is not a CIDR like \"10.0.0.0/8\"")),
         }
     }
+    let strip_headers = strip_headers_config(p, strip_headers.unwrap_or_default());
     let limits = Limits {
         max_header_count: count_or(p, "server.max_header_count", max_header_count, 100, 8, 1000),
         max_header_bytes: count_or(
@@ -230,8 +232,47 @@ fn server_config(raw: RawServer, p: &mut Problems) -> Option<ServerConfig> {
         tls,
         public_url: public_url?,
         trusted_proxies: proxies,
+        strip_headers,
         limits,
     })
+}
+
+/// `server.strip_headers`: header names, folded as the identity list is
+/// compared (lowercase, `_` as `-`). The headers the gateway needs to
+/// forward a request cannot be named.
+fn strip_headers_config(p: &mut Problems, names: Vec<String>) -> Vec<String> {
+    let mut out = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let key = format!("server.strip_headers[{i}]");
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            p.add(key, format!("{name:?} is not a header name"));
+            continue;
+        }
+        let folded: String = name
+            .bytes()
+            .map(|b| {
+                char::from(if b == b'_' {
+                    b'-'
+                } else {
+                    b.to_ascii_lowercase()
+                })
+            })
+            .collect();
+        if matches!(
+            folded.as_str(),
+            "host" | "cookie" | "content-length" | "transfer-encoding"
+        ) {
+            p.add(
+                key,
+                format!("{name:?} is needed to forward requests and cannot be stripped"),
+            );
+            continue;
+        }
+        if !out.contains(&folded) {
+            out.push(folded);
+        }
+    }
+    out
 }
 
 fn public_url_config(p: &mut Problems, text: &str) -> Option<PublicUrl> {
@@ -523,7 +564,18 @@ fn mail_config(raw: RawMail, env: &dyn Environment, p: &mut Problems) -> Option<
         Some(RawMailFile { dir, fsync }) => (dir, fsync.unwrap_or(false)),
         None => (None, false),
     };
-    let transport = match transport.as_deref().unwrap_or("console") {
+    let transport = transport.as_deref().unwrap_or("console");
+    // A [mail.smtp] table is checked even when the transport does not use
+    // it: a mistake there would otherwise surface only when the
+    // transport is switched to it.
+    let smtp = match smtp {
+        Some(smtp) if transport != "smtp" => {
+            smtp_config(smtp, env, p);
+            None
+        }
+        smtp => smtp,
+    };
+    let transport = match transport {
         "console" => MailTransport::Console {
             dir: file_dir.map(PathBuf::from),
         },
@@ -684,7 +736,14 @@ fn route_configs(raw: Vec<RawRoute>, p: &mut Problems) -> Option<Vec<RouteConfig
             path.clone()
         };
         let path = match crate::path::normalize(&path) {
-            Ok(n) if n.len() <= 1 || n.trim_end_matches('/') == clean => clean,
+            // Also its own matching view: a prefix with `;` or a segment
+            // ending in a dot or space could never match.
+            Ok(n)
+                if (n.len() <= 1 || n.trim_end_matches('/') == clean)
+                    && crate::path::matching_view(&n) == n.as_str() =>
+            {
+                clean
+            }
             _ => {
                 p.add(
                     k("path"),

@@ -147,6 +147,10 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     pub public_url: PublicUrl,
     pub trusted_proxies: Vec<IpNet>,
+    /// Request headers dropped on the way upstream besides the built-in
+    /// identity and `X-Forwarded-*` names: lowercase, `_` written `-`
+    /// (`[server] strip_headers`).
+    pub strip_headers: Vec<String>,
     pub limits: Limits,
 }
 
@@ -402,11 +406,17 @@ fn syntax_error(text: &str, file: &str, e: &toml::de::Error) -> ConfigError {
     // pull it out so the key is reported in the usual place too.
     // For a value of the wrong type it names none: take the key from the
     // line the value is on, under its table.
+    // An unknown key is named with its table (`store.urll`), found from
+    // where it stands in the file, as a key of the wrong type is.
     let key = match message
         .strip_prefix("unknown field `")
         .and_then(|rest| rest.split('`').next())
     {
-        Some(key) => key.to_string(),
+        Some(key) => e
+            .span()
+            .and_then(|s| key_at(text, s.start))
+            .filter(|full| full == key || full.ends_with(&format!(".{key}")))
+            .unwrap_or_else(|| key.to_string()),
         None => e
             .span()
             .and_then(|s| key_at(text, s.start))
@@ -464,6 +474,7 @@ fn array_name(line: &str) -> Option<&str> {
 }
 
 mod convert;
+mod restart;
 mod ui;
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ pub(super) struct RawServer {
     pub tls_key: Option<String>,
     pub public_url: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub strip_headers: Option<Vec<String>>,
     pub max_header_count: Option<i64>,
     pub max_header_bytes: Option<i64>,
     pub max_uri_bytes: Option<i64>,

@@ -52,13 +52,45 @@ fn the_embedded_default_parses() {
 }
 
 #[test]
-fn unknown_keys_are_named_with_their_line() {
+fn unknown_keys_are_named_with_their_section_and_line() {
     let e = err("[server]\nlisten = \"127.0.0.1:1\"\nlisen = \"x\"\n");
-    assert!(e.names("lisen"), "{e}");
+    assert!(e.names("server.lisen"), "{e}");
     assert_eq!(e.problems[0].line, Some(3));
-    assert!(e.to_string().starts_with("test.toml:3: lisen:"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("test.toml:3: server.lisen: unknown field `lisen`"),
+        "{e}"
+    );
+    let e = err("[store]\nbackend = \"redis\"\nurll = \"redis://x\"\n");
+    assert_eq!(e.problems.len(), 1, "{e}");
+    assert_eq!(e.problems[0].key, "store.urll", "{e}");
+    assert_eq!(e.problems[0].line, Some(3));
+    // Deeper tables and arrays of tables too.
+    let e = err("[mail.smtp]\nhots = \"h\"\n");
+    assert_eq!(e.problems[0].key, "mail.smtp.hots", "{e}");
+    let e = err("[[route]]\npath = \"/\"\n[[route]]\npaht = \"/a\"\n");
+    assert_eq!(e.problems[0].key, "route[1].paht", "{e}");
+    // An unknown table is named as it is.
     let e = err("[sesion]\nlifetime = \"1d\"\n");
     assert!(e.names("sesion"), "{e}");
+}
+
+#[test]
+fn an_unused_smtp_table_is_checked_too() {
+    // transport = "console": the [mail.smtp] table is not used, and its
+    // mistakes are still errors, named by key.
+    let e = err("[mail]\ntransport = \"console\"\n[mail.smtp]\nhost = \"h\"\nport = 0\n");
+    assert_eq!(
+        e.to_string(),
+        "test.toml: mail.smtp.port: 0 is out of range (1 to 65535)"
+    );
+    let e = err("[mail]\ntransport = \"file\"\n[mail.smtp]\nport = 25\n");
+    assert_eq!(e.to_string(), "test.toml: mail.smtp.host: is missing");
+    let e = err("[mail.smtp]\nhost = \"h\"\npassword_env = \"NOT_SET_ANYWHERE\"\n");
+    assert!(e.names("mail.smtp.password_env"), "{e}");
+    // A valid unused table is fine, and the transport stays the console.
+    let c = parse("[mail]\ntransport = \"console\"\n[mail.smtp]\nhost = \"h\"\n").unwrap();
+    assert!(matches!(c.mail.transport, MailTransport::Console { .. }));
 }
 
 #[test]

@@ -54,6 +54,10 @@ fn reference(
         h.insert(header::COOKIE, v);
     }
     headers::remove_where(&mut h, forwarded::from_client);
+    headers::remove_where(&mut h, |n| {
+        let folded = n.as_str().replace('_', "-");
+        added.strip.contains(&folded)
+    });
     let info = added.client;
     if let Ok(v) = HeaderValue::from_str(&info.forwarded_for) {
         h.insert(FORWARDED_FOR, v);
@@ -139,6 +143,10 @@ const POOL: &[(&str, &[u8])] = &[
     ("forwarded", b"for=1.2.3.4"),
     ("x-real-ip", b"1.1.1.1"),
     ("x-forwarded-prefix", b"/admin"),
+    ("x-original-url", b"/admin"),
+    ("X_Rewrite_URL", b"/admin"),
+    ("x-webauth-user", b"admin"),
+    ("X_WebAuth_User", b"admin"),
     ("accept", b"text/html"),
     ("accept", b"*/*"),
     ("user-agent", b"test\tagent \x80"),
@@ -168,6 +176,7 @@ fn one_pass_agrees_with_the_step_by_step_rules() {
     ];
     let identities = [None, Some("user@example.com"), Some("bad\r\nx-evil: 1")];
     let cookies = ["portcullis", "portcullis-csrf"];
+    let strips = [vec![], vec!["x-webauth-user".to_string()]];
     for case in 0..3000 {
         let n = rng.next(9);
         let pairs: Vec<(&str, &[u8])> = (0..n).map(|_| POOL[rng.next(POOL.len())]).collect();
@@ -177,6 +186,7 @@ fn one_pass_agrees_with_the_step_by_step_rules() {
             identity: identities[rng.next(identities.len())],
             gateway_cookies: &cookies,
             websocket: rng.next(4) == 0,
+            strip: &strips[rng.next(strips.len())],
         };
         let authority = authorities[rng.next(authorities.len())].as_ref();
         let want = grouped_map(&reference(&client_headers, authority, &added));
@@ -204,6 +214,7 @@ fn the_head_is_origin_form_with_host_first_and_ours_last() {
         identity: Some("user@example.com"),
         gateway_cookies: &["portcullis"],
         websocket: false,
+        strip: &[],
     };
     let bytes = head(&Method::GET, "/a/b?c=d", &client_headers, None, &added);
     assert_eq!(
@@ -240,6 +251,7 @@ fn every_incoming_copy_of_ours_is_replaced() {
         identity: Some("user@example.com"),
         gateway_cookies: &["portcullis"],
         websocket: false,
+        strip: &[],
     };
     each(&client_headers, None, &added, |name, value| {
         seen.push(format!("{name}: {}", String::from_utf8_lossy(value)));
@@ -270,6 +282,7 @@ fn a_websocket_upgrade_gets_the_pair_and_nothing_else_hop_by_hop() {
         identity: None,
         gateway_cookies: &["portcullis"],
         websocket: true,
+        strip: &[],
     };
     let got = map(&client_headers, None, &added);
     assert_eq!(
@@ -292,6 +305,7 @@ fn host_comes_from_the_target_when_the_client_sent_none() {
         identity: None,
         gateway_cookies: &["portcullis"],
         websocket: false,
+        strip: &[],
     };
     let authority = Authority::from_static("app.test:8443");
     let got = map(&HeaderMap::new(), Some(&authority), &added);

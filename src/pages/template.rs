@@ -126,7 +126,7 @@ macro_rules! spec {
 }
 
 /// Every template (the stylesheet, `style.css`, is not one).
-pub const SPECS: [Spec; 11] = [
+pub const SPECS: [Spec; 12] = [
     spec!(
         "layout.html",
         ["content"],
@@ -135,7 +135,12 @@ pub const SPECS: [Spec; 11] = [
     spec!("login.html", ["csrf", "rd", "notice"], []),
     spec!("check_email.html", ["csrf", "notice"], ["valid_for"]),
     spec!("verify_confirm.html", ["csrf", "token"], ["email"]),
-    spec!("verify_elsewhere.html", ["code"], []),
+    spec!("verify_reveal.html", ["csrf", "token"], []),
+    spec!(
+        "verify_elsewhere.html",
+        ["code"],
+        ["asked_browser", "asked_ip", "asked_ago", "asked_at"]
+    ),
     spec!("link_invalid.html", [], []),
     spec!("code_locked.html", [], []),
     spec!("forbidden.html", ["csrf", "email"], []),
@@ -292,7 +297,7 @@ mod tests {
             Err(TemplateError::Unknown {
                 template: "verify_elsewhere.html".into(),
                 name: "token".into(),
-                known: "site, product, code".into()
+                known: "site, product, code, asked_browser, asked_ip, asked_ago, asked_at".into()
             })
         );
         assert_eq!(

@@ -17,6 +17,8 @@
 //! - The atomicity of the operations that must be atomic (taking an attempt,
 //!   counting wrong codes, replacing a browser's older attempt).
 //! - Mapping backend failures to [`StoreError`] within a bounded time.
+//! - Knowing whether it is usable ([`Store::is_up`], [`Store::ready`]) and
+//!   starting without Redis ([`Store::open`]).
 //!
 //! # What it does not own
 //!
@@ -26,7 +28,8 @@
 //! - Policy: window lengths, attempt limits, session lifetimes and what to do
 //!   when the store is unavailable are decided by the caller.
 //! - Caching of sessions in the proxy (the caller listens to
-//!   [`Store::revocations`] to drop cached entries).
+//!   [`Store::revocations`] to drop cached entries, and drops them all when
+//!   [`Store::revocation_epoch`] moves on).
 //!
 //! # Threat model
 //!
@@ -50,6 +53,7 @@
 //!   [`StoreError::Unavailable`].
 //! - Nothing here logs identifiers, values or the Redis URL's password.
 
+mod health;
 mod keyspace;
 mod memory;
 mod redis;
@@ -100,6 +104,17 @@ impl fmt::Debug for StoreSettings {
     }
 }
 
+impl StoreSettings {
+    /// The Redis URL with any password replaced, for messages; `None` in
+    /// memory.
+    pub fn redacted_url(&self) -> Option<String> {
+        match self {
+            StoreSettings::Memory => None,
+            StoreSettings::Redis { url, .. } => Some(redacted_url(url)),
+        }
+    }
+}
+
 /// The URL with any password replaced, for Debug output and logs.
 fn redacted_url(raw: &str) -> String {
     match url::Url::parse(raw) {
@@ -127,6 +142,13 @@ pub struct Attempt {
     pub browser: String,
     /// Unix seconds.
     pub created_at: u64,
+    /// Browser family of the asking request ("Firefox on Windows", at most
+    /// 64 bytes), shown to another browser with the code.
+    #[serde(default)]
+    pub asked_agent: String,
+    /// The asking client's IP as the gateway saw it, shown likewise.
+    #[serde(default)]
+    pub asked_ip: String,
 }
 
 /// The limits one sign-in request is admitted under
@@ -264,6 +286,66 @@ impl Store {
         Ok(Store {
             backend: Arc::new(backend),
         })
+    }
+
+    /// Like [`Store::connect`], but a Redis that cannot be reached now is
+    /// not an error: the store starts at once, every operation answers
+    /// [`StoreError::Unavailable`] until Redis answers, and the connection
+    /// and the revocation subscription come up by themselves when it does
+    /// ([`Store::is_up`] tells when). Fails only for a URL that cannot be
+    /// used. Must be called inside a tokio runtime.
+    pub fn open(settings: &StoreSettings) -> Result<Store, StoreError> {
+        let backend = match settings {
+            StoreSettings::Memory => Backend::Memory(memory::MemoryStore::new()),
+            StoreSettings::Redis {
+                url,
+                connect_timeout,
+                response_timeout,
+                key_prefix,
+            } => Backend::Redis(self::redis::RedisStore::open(
+                url,
+                *connect_timeout,
+                *response_timeout,
+                key_prefix,
+            )?),
+        };
+        Ok(Store {
+            backend: Arc::new(backend),
+        })
+    }
+
+    /// Whether the store is usable as far as this process knows, without
+    /// asking it: memory always; Redis when the revocation subscription is
+    /// live and the last command reached Redis.
+    pub fn is_up(&self) -> bool {
+        match &*self.backend {
+            Backend::Memory(_) => true,
+            Backend::Redis(r) => r.is_up(),
+        }
+    }
+
+    /// [`Store::is_up`], confirmed by a PING when the last command failed
+    /// while the subscription is live (so a probe sees recovery even when
+    /// no request has reached Redis since). Bounded by the response
+    /// timeout.
+    pub async fn ready(&self) -> bool {
+        match &*self.backend {
+            Backend::Memory(_) => true,
+            Backend::Redis(r) if r.is_up() => true,
+            Backend::Redis(r) if r.is_subscribed() => r.ping().await.is_ok() && r.is_up(),
+            Backend::Redis(_) => false,
+        }
+    }
+
+    /// Changes every time the revocation subscription is (re)established,
+    /// i.e. whenever revocations published earlier may not have reached
+    /// this process. A session cached under an older value must be
+    /// confirmed with the store again. Always 0 in memory.
+    pub fn revocation_epoch(&self) -> u64 {
+        match &*self.backend {
+            Backend::Memory(_) => 0,
+            Backend::Redis(r) => r.revocation_epoch(),
+        }
     }
 
     /// `"memory"` or `"redis"`.

@@ -14,6 +14,9 @@
 //!   be sent because the connection was refused is retried once within that
 //!   bound, so the first request after Redis comes back usually succeeds.
 //! - Setting a TTL on every key it writes.
+//! - Starting with Redis down ([`RedisStore::open`]): the connection and
+//!   the subscription come up by themselves when Redis appears; until then
+//!   every operation is `Unavailable`.
 //!
 //! # What it does not own
 //!
@@ -29,7 +32,7 @@
 //! values.
 
 use std::future::Future;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -37,6 +40,7 @@ use ::redis::{Client, ErrorKind, RedisError, RedisResult, Script};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
+use super::health::Health;
 use super::subscriber::{Subscriber, Target};
 use super::{
     decode, encode, key, new_session_ttls, refreshed_session_ttl, ttl_ms, unix_now_ms, Admission,
@@ -272,34 +276,63 @@ pub(super) struct RedisStore {
     prefix: String,
     response_timeout: Duration,
     revoked: broadcast::Sender<String>,
+    health: Arc<Health>,
     _subscriber: Subscriber,
 }
 
+/// The client for `url` and the connection manager's settings. The URL may
+/// hold a password: never echo it or the parser's message.
+fn client_and_config(
+    url: &str,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+) -> Result<(Client, ConnectionManagerConfig), StoreError> {
+    let client = Client::open(url).map_err(|_| {
+        let tls = url.starts_with("rediss:") || url.starts_with("valkeys:");
+        StoreError::Unavailable(if tls {
+            "TLS Redis URLs are not supported by this build".to_owned()
+        } else {
+            "invalid Redis URL".to_owned()
+        })
+    })?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(connect_timeout))
+        .set_response_timeout(Some(response_timeout))
+        // Few, short retries: a command waiting on a reconnect is cut
+        // off by the response timeout anyway, and the next command
+        // starts a fresh reconnect.
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(500));
+    Ok((client, config))
+}
+
+fn target(
+    client: Client,
+    prefix: &str,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    health: &Arc<Health>,
+) -> Target {
+    Target {
+        client,
+        channel: format!("{prefix}{}", key::REVOKED_CHANNEL),
+        connect_timeout,
+        response_timeout,
+        health: health.clone(),
+    }
+}
+
 impl RedisStore {
+    /// Connects now: fails with `Unavailable` unless Redis answers and the
+    /// revocation subscription is live before this returns (the CLI).
     pub(super) async fn connect(
         url: &str,
         connect_timeout: Duration,
         response_timeout: Duration,
         prefix: &str,
     ) -> Result<RedisStore, StoreError> {
-        // The URL may hold a password: never echo it or the parser's message.
-        let client = Client::open(url).map_err(|_| {
-            let tls = url.starts_with("rediss:") || url.starts_with("valkeys:");
-            StoreError::Unavailable(if tls {
-                "TLS Redis URLs are not supported by this build".to_owned()
-            } else {
-                "invalid Redis URL".to_owned()
-            })
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(connect_timeout))
-            .set_response_timeout(Some(response_timeout))
-            // Few, short retries: a command waiting on a reconnect is cut
-            // off by the response timeout anyway, and the next command
-            // starts a fresh reconnect.
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
+        let (client, config) = client_and_config(url, connect_timeout, response_timeout)?;
         let start_bound = connect_timeout
             .saturating_mul(2)
             .saturating_add(response_timeout);
@@ -310,15 +343,10 @@ impl RedisStore {
         .await
         .map_err(|_| StoreError::Unavailable("connecting to Redis timed out".to_owned()))?
         .map_err(|e| map_error(&e))?;
-
+        let health = Arc::new(Health::default());
         let (revoked, _) = broadcast::channel(REVOCATION_CAPACITY);
         let subscriber = Subscriber::start(
-            Target {
-                client,
-                channel: format!("{prefix}{}", key::REVOKED_CHANNEL),
-                connect_timeout,
-                response_timeout,
-            },
+            target(client, prefix, connect_timeout, response_timeout, &health),
             revoked.clone(),
         )
         .await?;
@@ -327,10 +355,52 @@ impl RedisStore {
             prefix: prefix.to_owned(),
             response_timeout,
             revoked,
+            health,
             _subscriber: subscriber,
         };
         store.ping().await?;
         Ok(store)
+    }
+
+    /// Connects in the background: fails only for a URL that cannot be
+    /// used. Commands fail with `Unavailable` until Redis answers; the
+    /// connection and the subscription come up by themselves when it does
+    /// (the gateway, which must start while Redis is down).
+    pub(super) fn open(
+        url: &str,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+        prefix: &str,
+    ) -> Result<RedisStore, StoreError> {
+        let (client, config) = client_and_config(url, connect_timeout, response_timeout)?;
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
+            .map_err(|e| map_error(&e))?;
+        let health = Arc::new(Health::default());
+        let (revoked, _) = broadcast::channel(REVOCATION_CAPACITY);
+        let subscriber = Subscriber::spawn(
+            target(client, prefix, connect_timeout, response_timeout, &health),
+            revoked.clone(),
+        );
+        Ok(RedisStore {
+            conn,
+            prefix: prefix.to_owned(),
+            response_timeout,
+            revoked,
+            health,
+            _subscriber: subscriber,
+        })
+    }
+
+    pub(super) fn is_up(&self) -> bool {
+        self.health.is_up()
+    }
+
+    pub(super) fn is_subscribed(&self) -> bool {
+        self.health.is_subscribed()
+    }
+
+    pub(super) fn revocation_epoch(&self) -> u64 {
+        self.health.epoch()
     }
 
     fn k(&self, unprefixed: &str) -> String {
@@ -362,13 +432,16 @@ impl RedisStore {
                 other => other,
             }
         };
-        match tokio::time::timeout_at(deadline, attempt).await {
+        let result = match tokio::time::timeout_at(deadline, attempt).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(map_error(&e)),
             Err(_) => Err(StoreError::Unavailable(
                 "Redis did not answer in time".to_owned(),
             )),
-        }
+        };
+        self.health
+            .command(!matches!(result, Err(StoreError::Unavailable(_))));
+        result
     }
 
     async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>

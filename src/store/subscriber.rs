@@ -7,8 +7,14 @@
 //! - Staying subscribed: when the connection ends (Redis restarted, network
 //!   cut) or a periodic PING goes unanswered within the response timeout, it
 //!   reconnects and resubscribes, forever, with jittered exponential backoff
-//!   (100 ms doubling to 2 s; reset only after a connection stayed up for a
-//!   while), so it never spins against a Redis that is down.
+//!   (100 ms doubling to 500 ms; reset only after a connection stayed up
+//!   for a while), so it never spins against a Redis that is down and is
+//!   back within half a second of Redis.
+//! - Getting subscribed in the first place when Redis was unreachable at
+//!   start ([`Subscriber::spawn`]): the same loop, from its first attempt.
+//! - Telling [`Health`] about every (re)subscribe (which moves the
+//!   subscription epoch on, so cached sessions are confirmed again) and
+//!   every loss.
 //! - Stopping: the task is aborted when the owning store is dropped.
 //!
 //! # What it does not own
@@ -18,10 +24,13 @@
 //!
 //! # Threat model
 //!
-//! Revocations sent while the subscriber is disconnected are lost; callers
-//! must revalidate cached sessions periodically, which bounds the damage to
-//! that period. Payloads are session id hashes and are never logged.
+//! Revocations sent while the subscriber is disconnected are lost. The
+//! epoch moves on before the first message of a new subscription is
+//! forwarded, so callers that stop trusting entries of an older epoch miss
+//! nothing for longer than the reconnect takes; periodic revalidation
+//! bounds the rest. Payloads are session id hashes and are never logged.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ::redis::aio::{PubSubSink, PubSubStream};
@@ -30,10 +39,14 @@ use futures_util::StreamExt;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
+use super::health::Health;
 use super::StoreError;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Small enough that an instance is subscribed again within half a second
+/// of Redis coming back (a sign-out in that gap reaches this instance only
+/// through the epoch); a refused connection costs Redis nothing.
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
 /// A connection that lived this long resets the backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
 /// How often an idle subscription checks that Redis still answers.
@@ -46,6 +59,7 @@ pub(super) struct Target {
     pub(super) channel: String,
     pub(super) connect_timeout: Duration,
     pub(super) response_timeout: Duration,
+    pub(super) health: Arc<Health>,
 }
 
 /// The running subscriber task; aborted on drop.
@@ -67,8 +81,16 @@ impl Subscriber {
         sender: broadcast::Sender<String>,
     ) -> Result<Subscriber, StoreError> {
         let first = open(&target).await.map_err(StoreError::Unavailable)?;
-        let task = tokio::spawn(run(target, sender, first));
+        target.health.subscribed();
+        let task = tokio::spawn(run(target, sender, Some(first)));
         Ok(Subscriber { task })
+    }
+
+    /// Starts the task without waiting: it subscribes as soon as Redis
+    /// answers (at once if it does now), and keeps trying until then.
+    pub(super) fn spawn(target: Target, sender: broadcast::Sender<String>) -> Subscriber {
+        let task = tokio::spawn(run(target, sender, None));
+        Subscriber { task }
     }
 }
 
@@ -87,28 +109,40 @@ async fn open(target: &Target) -> Result<Connection, String> {
     Ok((sink, stream))
 }
 
-async fn run(target: Target, sender: broadcast::Sender<String>, first: Connection) {
-    let mut connection = Some(first);
+async fn run(target: Target, sender: broadcast::Sender<String>, first: Option<Connection>) {
+    let mut ever_subscribed = first.is_some();
+    let mut connection = first;
     let mut backoff = MIN_BACKOFF;
     loop {
         if let Some((sink, stream)) = connection.take() {
             let since = Instant::now();
             let reason = pump(sink, stream, &sender, target.response_timeout).await;
+            target.health.unsubscribed();
             tracing::warn!(reason, "revocation subscriber lost its Redis connection");
             backoff = if since.elapsed() >= STABLE_AFTER {
                 MIN_BACKOFF
             } else {
                 backoff.saturating_mul(2).min(MAX_BACKOFF)
             };
+            tokio::time::sleep(jittered(backoff)).await;
         }
-        tokio::time::sleep(jittered(backoff)).await;
         match open(&target).await {
             Ok(c) => {
-                tracing::info!("revocation subscriber resubscribed");
+                // Before the first message of the new connection is
+                // forwarded: entries confirmed earlier may have missed a
+                // revocation published while nobody listened.
+                target.health.subscribed();
+                if ever_subscribed {
+                    tracing::info!("revocation subscriber resubscribed");
+                } else {
+                    tracing::info!("revocation subscriber subscribed");
+                }
+                ever_subscribed = true;
                 connection = Some(c);
             }
             Err(error) => {
-                tracing::debug!(%error, "revocation subscriber could not reconnect");
+                tracing::debug!(%error, "revocation subscriber could not subscribe");
+                tokio::time::sleep(jittered(backoff)).await;
                 backoff = backoff.saturating_mul(2).min(MAX_BACKOFF);
             }
         }

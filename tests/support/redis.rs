@@ -3,8 +3,11 @@
 //! Owns starting it (and waiting until it answers PING), stopping it with
 //! SIGTERM and starting it again on the same socket, running commands
 //! through `redis-cli` (e.g. `CLIENT PAUSE`), and killing it on drop so no
-//! server outlives its test. Nothing here persists data (`--save ''`,
-//! `--appendonly no`).
+//! server outlives its test. By default nothing persists (`--save ''`,
+//! `--appendonly no`); [`RedisServer::start_with`] adds `redis-server`
+//! arguments (e.g. `--appendonly yes` for a restart that keeps the data,
+//! `--user …` for ACL users that come back with every restart), and
+//! [`RedisServer::stopped`] gives a socket path where no server runs yet.
 //!
 //! Use [`RedisServer::shared`] for tests that only need *a* Redis (one
 //! server per test binary while any test holds it; give each test its own
@@ -36,21 +39,43 @@ static SHARED: Mutex<Weak<RedisServer>> = Mutex::new(Weak::new());
 pub struct RedisServer {
     dir: tempfile::TempDir,
     child: Mutex<Option<Child>>,
+    /// Arguments after the defaults (later ones win), on every start.
+    extra: Mutex<Vec<String>>,
 }
 
 impl RedisServer {
     /// Starts a new private server and waits until it answers PING.
     pub fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    /// Starts a new private server with `extra` arguments after the
+    /// defaults (kept for every later start).
+    pub fn start_with(extra: &[&str]) -> RedisServer {
+        let server = RedisServer::stopped();
+        server.set_args(extra);
+        server.start_again();
+        server
+    }
+
+    /// A socket path in a new temp dir where no server runs yet; start
+    /// one there with [`RedisServer::start_again`].
+    pub fn stopped() -> RedisServer {
         let dir = tempfile::Builder::new()
             .prefix("redis")
             .tempdir()
             .expect("create temp dir for redis");
-        let server = RedisServer {
+        RedisServer {
             dir,
             child: Mutex::new(None),
-        };
-        server.start_again();
-        server
+            extra: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Replaces the extra arguments used by the next start.
+    pub fn set_args(&self, extra: &[&str]) {
+        *self.extra.lock().unwrap_or_else(|e| e.into_inner()) =
+            extra.iter().map(|a| (*a).to_owned()).collect();
     }
 
     /// The server shared by the tests of this binary that are running now;
@@ -90,6 +115,7 @@ impl RedisServer {
         let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
         assert!(child.is_none(), "redis-server is already running");
         let dir = self.dir.path();
+        let extra = self.extra.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let spawned = Command::new(REDIS_SERVER)
             .arg("--port")
             .arg("0")
@@ -105,6 +131,7 @@ impl RedisServer {
             .arg(dir)
             .arg("--logfile")
             .arg(dir.join("redis.log"))
+            .args(&extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
