@@ -8,6 +8,8 @@
 //!   (allow-lists, rate limits, session subject, identity headers).
 //! - [`mask`]: the only form in which an address may appear in logs.
 //! - [`domain`]: the domain part of a normalised address.
+//! - [`rate_key`]: the form an address is counted under for send limits
+//!   (without a `+tag`, so `victim+1@` and `victim+2@` share one bucket).
 //!
 //! # What it does not own
 //!
@@ -121,6 +123,21 @@ pub fn domain(address: &str) -> &str {
     address.rsplit_once('@').map_or("", |(_, domain)| domain)
 }
 
+/// The form of a normalised address that send limits (address rate,
+/// resend delay) count: the local part up to its first `+`, then `@` and
+/// the domain. `victim+1@example.com` and `victim+2@example.com` land in
+/// the mailbox `victim@example.com` at most providers, so they share its
+/// bucket; the mail itself still goes to the address typed.
+pub fn rate_key(address: &str) -> String {
+    match address.rsplit_once('@') {
+        Some((local, domain)) => {
+            let base = local.split_once('+').map_or(local, |(base, _)| base);
+            format!("{base}@{domain}")
+        }
+        None => address.to_owned(),
+    }
+}
+
 /// Characters that make the input a list, a display name, a comment, a
 /// route or a quoted local part.
 fn is_structural(c: char) -> bool {
@@ -226,6 +243,15 @@ fn printable(c: char) -> char {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_key_drops_the_plus_tag() {
+        assert_eq!(rate_key("victim+1@example.com"), "victim@example.com");
+        assert_eq!(rate_key("victim+a+b@example.com"), "victim@example.com");
+        assert_eq!(rate_key("victim@example.com"), "victim@example.com");
+        assert_eq!(rate_key("+x@example.com"), "@example.com");
+        assert_eq!(rate_key("a@b+c.example"), "a@b+c.example");
+    }
 
     fn ok(input: &str, expected: &str) {
         assert_eq!(parse(input), Ok(expected.to_string()), "input {input:?}");

@@ -5,7 +5,19 @@
 //!   field, for every address, and does the same store work for each:
 //!   allowed, unknown, blocked and rate-limited addresses alike. Only when
 //!   every check passes is a real attempt stored and a mail queued; other
-//!   requests store a decoy that no link or browser can reach.
+//!   requests store a decoy with the same keys and TTL, bound to the asking
+//!   browser, so the code and verify endpoints answer it exactly like a
+//!   real attempt (wrong codes count down, then lock); its address is
+//!   empty, so no code can start a session with it. The address limit and
+//!   the resend delay only decide whether mail is sent: they change nothing
+//!   a client can see (`tests/signin_abuse.rs`).
+//! - Bounded state (`tests/signin_abuse.rs`): a request over the client's
+//!   IP rate, over `max_pending_per_ip` or over `max_pending` stores
+//!   nothing at all (same answer; it tells a client only about its own IP,
+//!   or that the gateway is flooded). An IPv6 client is its /64, for rate
+//!   keys and failure counts. A stored `rd` is at most
+//!   [`redirect::MAX_LEN`] bytes (a longer one is refused by the check and
+//!   becomes `/`). Send limits count the address without its `+tag`.
 //! - Tokens are 256 random bits; the store holds only keyed hashes of the
 //!   token, the code and the asking browser's verifier.
 //! - `GET /verify` never changes state. Only the browser that asked (its
@@ -22,6 +34,7 @@
 //! - Links are built from configured values only, never from the request's
 //!   Host or `X-Forwarded-Host`. `rd` is checked before it is stored.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -36,7 +49,7 @@ use crate::crypto;
 use crate::error::Error;
 use crate::mail::LoginMail;
 use crate::session::{self, now_unix};
-use crate::store::{Attempt, SessionRecord};
+use crate::store::{Admission, Attempt, SessionRecord, SignInLimits};
 use crate::{address, code, pages, redirect, user_agent};
 
 /// Verifier and CSRF cookies live this long in the browser.
@@ -147,49 +160,74 @@ async fn request_link(cx: &Ctx<'_>, req: Request<RequestBody>) -> Result<Respons
     let store = &cx.app.store;
     let (verifier, new_verifier) = verifier(cx, &headers);
     let browser = key.hash_hex("verifier", verifier.as_bytes());
-    let email_hash = key.hash_hex("email", email.as_bytes());
-    let ip_key = format!(
-        "ip:{}",
-        key.hash_hex("ip", cx.client.ip.to_string().as_bytes())
-    );
-
-    // The same store work for every address, so that the answer's timing
-    // says nothing about it.
-    let address_key = format!("addr:{email_hash}");
-    let resend_key = format!("resend:{email_hash}");
-    let resend =
-        (!login.resend_delay.is_zero()).then_some((resend_key.as_str(), login.resend_delay));
-    let (ip_count, address_count, fresh) = store
-        .sign_in_checks(
-            (&ip_key, login.ip_rate.window),
-            (&address_key, login.address_rate.window),
-            resend,
-        )
-        .await?;
-    let allowed = login.allow.allows(&email);
-    let within_limits =
-        ip_count <= login.ip_rate.count && address_count <= login.address_rate.count;
-    let send = allowed && within_limits && fresh;
-
+    let ip_key = format!("ip:{}", client_bucket_hash(cx));
+    // Send limits count the address without its `+tag`.
+    let rate_hash = key.hash_hex("email", address::rate_key(&email).as_bytes());
+    let address_key = format!("addr:{rate_hash}");
+    let resend_key = format!("resend:{rate_hash}");
     let token = crypto::random_token();
     let token_hash = key.hash_hex("token", token.as_bytes());
+
+    // The same store work for every address, so that the answer's timing
+    // says nothing about it. Only the client's own IP (its rate and its
+    // pending cap) or the total cap can make a request store nothing.
+    let admission = store
+        .admit_sign_in(&SignInLimits {
+            ip_key: &ip_key,
+            ip_window: login.ip_rate.window,
+            ip_rate: login.ip_rate.count,
+            max_pending_per_ip: login.max_pending_per_ip,
+            max_pending: login.max_pending,
+            pending_window: login.link_ttl,
+            address_key: &address_key,
+            address_window: login.address_rate.window,
+            resend: (!login.resend_delay.is_zero())
+                .then_some((resend_key.as_str(), login.resend_delay)),
+            token_hash: &token_hash,
+        })
+        .await?;
+    let allowed = login.allow.allows(&email);
+    let (stored, why_not) = match admission {
+        Admission::Admitted {
+            address_count,
+            fresh,
+            ..
+        } => (
+            true,
+            if !allowed {
+                Some("address not allowed")
+            } else if address_count > login.address_rate.count {
+                Some("address rate limit")
+            } else if !fresh {
+                Some("resend delay")
+            } else {
+                None
+            },
+        ),
+        Admission::IpRate => (false, Some("ip rate limit, nothing stored")),
+        Admission::IpFull => (false, Some("pending cap per ip, nothing stored")),
+        Admission::TotalFull => (false, Some("pending cap in total, nothing stored")),
+    };
+    let send = why_not.is_none();
+
+    // A decoy (no mail, empty address) is bound to the asking browser like
+    // a real attempt, so every later endpoint answers alike for both; with
+    // no address it can never start a session.
     let the_code = code::derive(key, &token);
     let attempt = Attempt {
         email: if send { email.clone() } else { String::new() },
         rd: rd.clone(),
         code_hash: key.hash_hex("code", the_code.as_bytes()),
-        browser: if send {
-            browser
-        } else {
-            crypto::hex(&crypto::random_bytes::<32>())
-        },
+        browser,
         created_at: now_unix(),
         asked_agent: user_agent::label(headers.get(header::USER_AGENT).map(|v| v.as_bytes())),
         asked_ip: cx.client.ip.to_string(),
     };
-    store
-        .put_attempt(&token_hash, &attempt, login.link_ttl)
-        .await?;
+    if stored {
+        store
+            .put_attempt(&token_hash, &attempt, login.link_ttl)
+            .await?;
+    }
 
     let masked = address::mask(&email);
     if send {
@@ -204,13 +242,7 @@ async fn request_link(cx: &Ctx<'_>, req: Request<RequestBody>) -> Result<Respons
         });
         tracing::info!(to = %masked, queued, "sign-in link requested");
     } else {
-        let reason = if !allowed {
-            "address not allowed"
-        } else if !within_limits {
-            "rate limit"
-        } else {
-            "resend delay"
-        };
+        let reason = why_not.unwrap_or_default();
         tracing::info!(to = %masked, reason, "sign-in request answered without mail");
     }
 
@@ -245,12 +277,31 @@ fn failure_limit(cx: &Ctx<'_>) -> u64 {
 }
 
 fn failure_key(cx: &Ctx<'_>) -> String {
-    format!(
-        "fail:{}",
-        cx.app
-            .key
-            .hash_hex("ip", cx.client.ip.to_string().as_bytes())
-    )
+    format!("fail:{}", client_bucket_hash(cx))
+}
+
+/// The keyed hash of the client's rate bucket ([`client_bucket`]).
+fn client_bucket_hash(cx: &Ctx<'_>) -> String {
+    cx.app
+        .key
+        .hash_hex("ip", client_bucket(cx.client.ip).as_bytes())
+}
+
+/// What one client is, for rate limits and failure counts: its IPv4
+/// address, or the /64 of its IPv6 address (a /64 is one network, and
+/// usually one host can use all of it). An IPv4-mapped IPv6 address is its
+/// IPv4 address.
+fn client_bucket(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
 }
 
 /// Refuses a client that has failed too many checks, before any lookup.
@@ -703,6 +754,16 @@ mod tests {
         let twice = Form::parse(b"email=a%40b.c&email=c%40d.e");
         assert!(matches!(twice.one("email"), Err(Error::BadRequest(_))));
         assert!(Form::parse(b"email%5B%5D=a%40b.c&email=x%40y.z").has_other_email_fields());
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64() {
+        let b = |s: &str| client_bucket(s.parse().unwrap());
+        assert_eq!(b("192.0.2.7"), "192.0.2.7");
+        assert_eq!(b("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(b("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(b("2001:db8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::/64");
+        assert_ne!(b("2001:db8:1:3::1"), b("2001:db8:1:2::1"));
     }
 
     #[test]

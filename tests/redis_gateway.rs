@@ -341,6 +341,7 @@ async fn tokens_codes_and_cookies_are_absent_from_logs_and_redis() {
         let value = match kind.trim() {
             "string" => redis.cli(&["get", key]),
             "set" => redis.cli(&["smembers", key]),
+            "zset" => redis.cli(&["zrange", key, "0", "-1"]),
             other => panic!("unexpected type {other} for {key}"),
         };
         for s in &secrets {

@@ -515,6 +515,8 @@ fn login_config(raw: RawLogin, p: &mut Problems) -> Option<LoginConfig> {
         ip_rate,
         resend_delay,
         code_attempts,
+        max_pending_per_ip,
+        max_pending,
     } = raw;
     Some(LoginConfig {
         link_ttl: duration_or(p, "login.link_ttl", link_ttl, Duration::from_secs(15 * 60)),
@@ -544,6 +546,15 @@ fn login_config(raw: RawLogin, p: &mut Problems) -> Option<LoginConfig> {
                 .unwrap_or_default(),
         },
         code_attempts: count_or(p, "login.code_attempts", code_attempts, 5, 1, 100) as u32,
+        max_pending_per_ip: count_or(
+            p,
+            "login.max_pending_per_ip",
+            max_pending_per_ip,
+            100,
+            1,
+            1_000_000,
+        ) as u64,
+        max_pending: count_or(p, "login.max_pending", max_pending, 10_000, 1, 10_000_000) as u64,
     })
 }
 

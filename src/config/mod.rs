@@ -204,6 +204,13 @@ pub struct LoginConfig {
     pub ip_rate: Rate,
     pub resend_delay: Duration,
     pub code_attempts: u32,
+    /// Sign-in attempts stored per client IP (IPv6: per /64) within any
+    /// `link_ttl`; beyond it a request gets the same answer, nothing is
+    /// stored and no mail is sent.
+    pub max_pending_per_ip: u64,
+    /// Sign-in attempts stored in total within any `link_ttl` (the same
+    /// rule); also sets the memory store's hard bound on sign-in state.
+    pub max_pending: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -67,6 +67,8 @@ pub(super) struct RawLogin {
     pub ip_rate: Option<String>,
     pub resend_delay: Option<String>,
     pub code_attempts: Option<i64>,
+    pub max_pending_per_ip: Option<i64>,
+    pub max_pending: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

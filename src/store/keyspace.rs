@@ -10,16 +10,24 @@
 //!   a small lag without a background task.
 //! - The invariant that every entry has a deadline (there is no way to
 //!   insert one without a TTL).
+//! - Freeing: the map's and index's room is given back once most of it is
+//!   empty (after a flood has expired), not kept at its high-water mark.
+//! - Counting the entries written as sign-in state ([`Keyspace::set_limited`])
+//!   apart from the rest, so that the memory backend can hold that state to
+//!   a hard bound without ever refusing a session.
 //!
 //! # What it does not own
 //!
 //! Locking (the memory backend wraps it in a mutex) and the meaning of keys.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Most expired entries removed by one write.
 pub(super) const SWEEP_LIMIT: usize = 256;
+
+/// Below this many slots the map is never shrunk.
+const SHRINK_FLOOR: usize = 1024;
 
 /// A stored value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,12 +35,16 @@ pub(super) enum Value {
     Str(String),
     Count(u64),
     Set(HashSet<String>),
+    /// Deadlines of things counted in a sliding window, oldest first.
+    Deadlines(VecDeque<Instant>),
 }
 
 #[derive(Debug)]
 struct Entry {
     value: Value,
     deadline: Instant,
+    /// Written by [`Keyspace::set_limited`].
+    limited: bool,
 }
 
 /// Keys with values and deadlines; see the module docs.
@@ -41,10 +53,12 @@ pub(super) struct Keyspace {
     map: HashMap<String, Entry>,
     /// `(deadline, key)` for every entry in `map`, kept in step with it.
     expiry: BTreeSet<(Instant, String)>,
+    /// How many entries of `map` are `limited`.
+    limited: usize,
 }
 
 /// `now + ttl`, saturating far in the future instead of overflowing.
-fn deadline_after(now: Instant, ttl: Duration) -> Instant {
+pub(super) fn deadline_after(now: Instant, ttl: Duration) -> Instant {
     now.checked_add(ttl)
         .or_else(|| now.checked_add(super::MAX_TTL))
         .unwrap_or(now)
@@ -52,24 +66,61 @@ fn deadline_after(now: Instant, ttl: Duration) -> Instant {
 
 impl Keyspace {
     /// Number of entries held, live or not yet swept.
-    #[cfg(test)]
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.map.len()
+    }
+
+    /// Number of entries written with [`Keyspace::set_limited`], live or not
+    /// yet swept.
+    pub(super) fn limited_len(&self) -> usize {
+        self.limited
     }
 
     /// Removes up to [`SWEEP_LIMIT`] entries whose deadline is at or before
     /// `now`, oldest first.
     pub(super) fn sweep(&mut self, now: Instant) {
-        for _ in 0..SWEEP_LIMIT {
+        self.sweep_up_to(now, SWEEP_LIMIT);
+    }
+
+    /// Removes every entry whose deadline is at or before `now`.
+    pub(super) fn sweep_all(&mut self, now: Instant) {
+        self.sweep_up_to(now, usize::MAX);
+    }
+
+    fn sweep_up_to(&mut self, now: Instant, limit: usize) {
+        let mut removed = 0;
+        while removed < limit {
             let Some((deadline, _)) = self.expiry.first() else {
-                return;
+                break;
             };
             if *deadline > now {
-                return;
+                break;
             }
             if let Some((_, key)) = self.expiry.pop_first() {
-                self.map.remove(&key);
+                self.drop_entry(&key);
             }
+            removed += 1;
+        }
+        if removed > 0 {
+            self.give_back_room();
+        }
+    }
+
+    /// Removes `key` from the map only (the caller keeps `expiry` in step).
+    fn drop_entry(&mut self, key: &str) -> Option<Entry> {
+        let entry = self.map.remove(key)?;
+        if entry.limited {
+            self.limited -= 1;
+        }
+        Some(entry)
+    }
+
+    /// Shrinks the map once three quarters of its slots are empty, so a
+    /// flood that has expired does not keep its memory.
+    fn give_back_room(&mut self) {
+        let capacity = self.map.capacity();
+        if capacity > SHRINK_FLOOR && self.map.len() < capacity / 4 {
+            self.map.shrink_to(self.map.len() * 2);
         }
     }
 
@@ -114,10 +165,31 @@ impl Keyspace {
 
     /// Stores `value` under `key` for `ttl`, replacing any entry.
     pub(super) fn set(&mut self, key: &str, value: Value, ttl: Duration, now: Instant) {
+        self.insert(key, value, ttl, now, false);
+    }
+
+    /// [`Keyspace::set`] for sign-in state: the entry counts in
+    /// [`Keyspace::limited_len`].
+    pub(super) fn set_limited(&mut self, key: &str, value: Value, ttl: Duration, now: Instant) {
+        self.insert(key, value, ttl, now, true);
+    }
+
+    fn insert(&mut self, key: &str, value: Value, ttl: Duration, now: Instant, limited: bool) {
         self.sweep(now);
         let deadline = deadline_after(now, super::clamp_ttl(ttl));
-        if let Some(old) = self.map.insert(key.to_owned(), Entry { value, deadline }) {
+        let entry = Entry {
+            value,
+            deadline,
+            limited,
+        };
+        if let Some(old) = self.map.insert(key.to_owned(), entry) {
             self.expiry.remove(&(old.deadline, key.to_owned()));
+            if old.limited {
+                self.limited -= 1;
+            }
+        }
+        if limited {
+            self.limited += 1;
         }
         self.expiry.insert((deadline, key.to_owned()));
     }
@@ -150,7 +222,7 @@ impl Keyspace {
 
     /// Removes `key` whether live or not.
     pub(super) fn remove(&mut self, key: &str) -> Option<Value> {
-        let entry = self.map.remove(key)?;
+        let entry = self.drop_entry(key)?;
         self.expiry.remove(&(entry.deadline, key.to_owned()));
         Some(entry.value)
     }
@@ -214,6 +286,43 @@ mod tests {
         assert_eq!(ks.take("a", t0), Some(Value::Count(2)));
         assert!(ks.expiry.is_empty());
         assert_eq!(ks.take("a", t0), None);
+    }
+
+    #[test]
+    fn limited_entries_are_counted_apart() {
+        let t0 = Instant::now();
+        let mut ks = Keyspace::default();
+        ks.set("s", Value::Count(1), Duration::from_secs(10), t0);
+        ks.set_limited("a", Value::Count(1), Duration::from_secs(1), t0);
+        ks.set_limited("b", Value::Count(1), Duration::from_secs(10), t0);
+        assert_eq!((ks.len(), ks.limited_len()), (3, 2));
+        ks.set("b", Value::Count(2), Duration::from_secs(10), t0);
+        assert_eq!((ks.len(), ks.limited_len()), (3, 1));
+        ks.sweep_all(t0 + Duration::from_secs(2));
+        assert_eq!((ks.len(), ks.limited_len()), (2, 0));
+    }
+
+    #[test]
+    fn expired_floods_give_their_room_back() {
+        let t0 = Instant::now();
+        let mut ks = Keyspace::default();
+        for i in 0..100_000 {
+            ks.set_limited(
+                &format!("k{i}"),
+                Value::Count(1),
+                Duration::from_millis(10),
+                t0,
+            );
+        }
+        let high = ks.map.capacity();
+        ks.sweep_all(t0 + Duration::from_secs(1));
+        assert_eq!((ks.len(), ks.limited_len()), (0, 0));
+        assert!(ks.expiry.is_empty());
+        assert!(
+            ks.map.capacity() <= SHRINK_FLOOR,
+            "{high} -> {}",
+            ks.map.capacity()
+        );
     }
 
     #[test]

@@ -9,6 +9,12 @@
 //! across an `.await` (no method here is async). Revocations go to a local
 //! broadcast channel only.
 //!
+//! The hard bound on sign-in state: attempts, browser index entries,
+//! counters, claims and pending lists are written as limited entries, and
+//! no new one is created while [`super::memory_bound`] of them (for the
+//! `max_pending` last given to [`MemoryStore::admit_sign_in`]) are held;
+//! expired ones are swept first. Sessions are not limited.
+//!
 //! # What it does not own
 //!
 //! Expiry mechanics (in [`Keyspace`]) and the key layout (in the parent).
@@ -19,21 +25,29 @@
 //! panic elsewhere while holding it) is recovered rather than propagated, as
 //! every critical section leaves the keyspace consistent between calls.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
-use super::keyspace::{Keyspace, Value};
+use super::keyspace::{deadline_after, Keyspace, Value};
 use super::{
-    decode, encode, key, new_session_ttls, refreshed_session_ttl, unix_now_ms, Attempt,
-    SessionRecord, StoreError, REVOCATION_CAPACITY,
+    decode, encode, key, memory_bound, new_session_ttls, refreshed_session_ttl, unix_now_ms,
+    Admission, Attempt, SessionRecord, SignInLimits, StoreError, KEYS_PER_ATTEMPT,
+    REVOCATION_CAPACITY,
 };
+
+/// `max_pending` assumed until the first sign-in request gives the
+/// configured one (the config default).
+const DEFAULT_MAX_PENDING: u64 = 10_000;
 
 pub(super) struct MemoryStore {
     state: Mutex<Keyspace>,
     revoked: broadcast::Sender<String>,
+    /// Most limited (sign-in) entries held; see the module docs.
+    bound: AtomicUsize,
 }
 
 impl MemoryStore {
@@ -42,11 +56,23 @@ impl MemoryStore {
         MemoryStore {
             state: Mutex::new(Keyspace::default()),
             revoked,
+            bound: AtomicUsize::new(memory_bound(DEFAULT_MAX_PENDING)),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, Keyspace> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// True if `more` limited entries may be added (after sweeping every
+    /// expired entry when the bound is near).
+    fn room(&self, ks: &mut Keyspace, more: usize, now: Instant) -> bool {
+        let bound = self.bound.load(Ordering::Relaxed);
+        if ks.limited_len().saturating_add(more) <= bound {
+            return true;
+        }
+        ks.sweep_all(now);
+        ks.limited_len().saturating_add(more) <= bound
     }
 
     pub(super) fn hit(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
@@ -57,8 +83,58 @@ impl MemoryStore {
             *n = n.saturating_add(1);
             return Ok(*n);
         }
-        ks.set(&k, Value::Count(1), window, now);
+        if !self.room(&mut ks, 1, now) {
+            return Ok(u64::MAX);
+        }
+        ks.set_limited(&k, Value::Count(1), window, now);
         Ok(1)
+    }
+
+    pub(super) fn admit_sign_in(&self, l: &SignInLimits<'_>) -> Result<Admission, StoreError> {
+        self.bound
+            .store(memory_bound(l.max_pending), Ordering::Relaxed);
+        let now = Instant::now();
+        let mut ks = self.lock();
+        let total_key = key::PENDING_TOTAL;
+        if pending_count(&mut ks, total_key, now) >= l.max_pending
+            || !self.room(&mut ks, KEYS_PER_ATTEMPT, now)
+        {
+            return Ok(Admission::TotalFull);
+        }
+        let ip_count = hit_in(&mut ks, &key::rate(l.ip_key), l.ip_window, now);
+        if ip_count > l.ip_rate {
+            return Ok(Admission::IpRate);
+        }
+        let ip_pending_key = key::pending(l.ip_key);
+        if pending_count(&mut ks, &ip_pending_key, now) >= l.max_pending_per_ip {
+            return Ok(Admission::IpFull);
+        }
+        let address_count = hit_in(&mut ks, &key::rate(l.address_key), l.address_window, now);
+        let fresh = match l.resend {
+            Some((k, ttl)) => {
+                let k = key::rate(k);
+                let free = ks.get(&k, now).is_none();
+                if free {
+                    ks.set_limited(&k, Value::Str("1".to_owned()), ttl, now);
+                }
+                free
+            }
+            None => true,
+        };
+        for k in [total_key, ip_pending_key.as_str()] {
+            pending_push(&mut ks, k, l.pending_window, now);
+        }
+        Ok(Admission::Admitted {
+            ip_count,
+            address_count,
+            fresh,
+        })
+    }
+
+    pub(super) fn key_count(&self) -> Result<usize, StoreError> {
+        let mut ks = self.lock();
+        ks.sweep_all(Instant::now());
+        Ok(ks.len())
     }
 
     pub(super) fn count(&self, key: &str) -> Result<u64, StoreError> {
@@ -75,10 +151,10 @@ impl MemoryStore {
         let k = key::rate(key);
         let now = Instant::now();
         let mut ks = self.lock();
-        if ks.get(&k, now).is_some() {
+        if ks.get(&k, now).is_some() || !self.room(&mut ks, 1, now) {
             return Ok(false);
         }
-        ks.set(&k, Value::Str("1".to_owned()), ttl, now);
+        ks.set_limited(&k, Value::Str("1".to_owned()), ttl, now);
         Ok(true)
     }
 
@@ -99,8 +175,9 @@ impl MemoryStore {
                 ks.remove(&key::failures(&old));
             }
         }
-        ks.set(&key::attempt(token_hash), Value::Str(value), ttl, now);
-        ks.set(&browser_key, Value::Str(token_hash.to_owned()), ttl, now);
+        // Room was checked when the request was admitted.
+        ks.set_limited(&key::attempt(token_hash), Value::Str(value), ttl, now);
+        ks.set_limited(&browser_key, Value::Str(token_hash.to_owned()), ttl, now);
         ks.remove(&key::failures(token_hash));
         Ok(())
     }
@@ -163,7 +240,7 @@ impl MemoryStore {
         };
         let count = u32::try_from(count).unwrap_or(u32::MAX);
         if count < max {
-            ks.set(&fail_key, Value::Count(u64::from(count)), left, now);
+            ks.set_limited(&fail_key, Value::Count(u64::from(count)), left, now);
             return Ok(count);
         }
         ks.remove(&fail_key);
@@ -297,6 +374,41 @@ impl MemoryStore {
     }
 }
 
+/// [`MemoryStore::hit`] inside a critical section (room already checked).
+fn hit_in(ks: &mut Keyspace, k: &str, window: Duration, now: Instant) -> u64 {
+    if let Some(Value::Count(n)) = ks.get_mut(k, now) {
+        *n = n.saturating_add(1);
+        return *n;
+    }
+    ks.set_limited(k, Value::Count(1), window, now);
+    1
+}
+
+/// How many deadlines in the pending list `k` are still ahead (past ones
+/// are dropped).
+fn pending_count(ks: &mut Keyspace, k: &str, now: Instant) -> u64 {
+    match ks.get_mut(k, now) {
+        Some(Value::Deadlines(list)) => {
+            while list.front().is_some_and(|d| *d <= now) {
+                list.pop_front();
+            }
+            list.len() as u64
+        }
+        _ => 0,
+    }
+}
+
+/// Adds one deadline `window` from now to the pending list `k`; the list
+/// lives as long as its newest entry.
+fn pending_push(ks: &mut Keyspace, k: &str, window: Duration, now: Instant) {
+    let mut list = match ks.take(k, now) {
+        Some(Value::Deadlines(list)) => list,
+        _ => VecDeque::new(),
+    };
+    list.push_back(deadline_after(now, window));
+    ks.set_limited(k, Value::Deadlines(list), window, now);
+}
+
 /// Removes the browser index entry of `browser` if it points at `token_hash`.
 fn remove_browser_index_if(ks: &mut Keyspace, browser: &str, token_hash: &str, now: Instant) {
     let browser_key = key::browser(browser);
@@ -308,4 +420,70 @@ fn remove_browser_index_if(ks: &mut Keyspace, browser: &str, token_hash: &str, n
 /// Drops ids whose session is gone from `members`.
 fn prune_index(ks: &mut Keyspace, members: &mut HashSet<String>, now: Instant) {
     members.retain(|id| ks.ttl(&key::session(id), now).is_some());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits<'a>(ip: &'a str, token: &'a str, max_pending: u64) -> SignInLimits<'a> {
+        let w = Duration::from_secs(60);
+        SignInLimits {
+            ip_key: ip,
+            ip_window: w,
+            ip_rate: u64::MAX,
+            max_pending_per_ip: u64::MAX,
+            max_pending,
+            pending_window: w,
+            address_key: token,
+            address_window: w,
+            resend: None,
+            token_hash: token,
+        }
+    }
+
+    #[test]
+    fn sign_in_state_has_a_hard_bound_and_sessions_do_not_count() {
+        let store = MemoryStore::new();
+        let max = 10;
+        let mut admitted = 0;
+        for i in 0..100 {
+            let (ip, token) = (format!("ip:{i}"), format!("t{i}"));
+            if let Admission::Admitted { .. } =
+                store.admit_sign_in(&limits(&ip, &token, max)).unwrap()
+            {
+                admitted += 1;
+            }
+        }
+        assert_eq!(admitted, 10);
+        let bound = memory_bound(max);
+        // 10 IP counters, 10 IP pending lists, 10 address counters, the
+        // total list; the 90 over the cap stored nothing.
+        let before = store.lock().limited_len();
+        assert_eq!(before, 31);
+        // New failure counters stop at the bound (over every limit).
+        let mut refused = 0;
+        for i in 0..(bound * 2) {
+            if store
+                .hit(&format!("fail:{i}"), Duration::from_secs(60))
+                .unwrap()
+                == u64::MAX
+            {
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, bound * 2 - (bound - before));
+        assert_eq!(store.lock().limited_len(), bound);
+        // Sessions are still stored.
+        let record = SessionRecord {
+            email: "a@example.com".into(),
+            created_at: 0,
+            expires_at: u64::MAX / 2000,
+        };
+        store
+            .put_session("s1", "e1", &record, Duration::from_secs(60))
+            .unwrap();
+        let got = store.get_session("s1", Duration::from_secs(60), 1).unwrap();
+        assert_eq!(got, Some(record));
+    }
 }

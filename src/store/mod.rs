@@ -9,8 +9,11 @@
 //!   JSON encoding.
 //! - The key layout (`{prefix}att:{token}`, `{prefix}brw:{browser}`,
 //!   `{prefix}fail:{token}`, `{prefix}ses:{id}`, `{prefix}idx:{email_hash}`,
-//!   `{prefix}rl:{key}`, channel `{prefix}revoked`) and the rule that every
-//!   key has a TTL.
+//!   `{prefix}rl:{key}`, `{prefix}pend:{ip key}`, `{prefix}pend:all`,
+//!   channel `{prefix}revoked`) and the rule that every key has a TTL.
+//! - Admitting a sign-in request ([`Store::admit_sign_in`]): the caps on
+//!   stored sign-ins per IP and in total, and the rule that a request over
+//!   a cap or over the IP rate stores nothing of its own.
 //! - The atomicity of the operations that must be atomic (taking an attempt,
 //!   counting wrong codes, replacing a browser's older attempt).
 //! - Mapping backend failures to [`StoreError`] within a bounded time.
@@ -40,6 +43,11 @@
 //!   limit.
 //! - State cannot outlive its purpose: every key carries a TTL, sessions can
 //!   never be refreshed past their absolute end.
+//! - A flood of sign-in requests cannot grow state without bound: a request
+//!   over the IP rate or a pending cap stores nothing new, and the memory
+//!   backend holds sign-in state (attempts, counters, claims) to a hard
+//!   bound of [`KEYS_PER_ATTEMPT`] entries per `max_pending` (sessions are
+//!   never refused by it).
 //! - An unreachable or stalled Redis must not hang requests: every Redis
 //!   operation is bounded by the configured response timeout and fails with
 //!   [`StoreError::Unavailable`].
@@ -141,6 +149,63 @@ pub struct Attempt {
     /// The asking client's IP as the gateway saw it, shown likewise.
     #[serde(default)]
     pub asked_ip: String,
+}
+
+/// The limits one sign-in request is admitted under
+/// ([`Store::admit_sign_in`]). Keys are short strings made by the caller
+/// from keyed hashes, like those given to [`Store::hit`].
+#[derive(Debug, Clone, Copy)]
+pub struct SignInLimits<'a> {
+    /// The client's rate key (its IP, or its IPv6 /64).
+    pub ip_key: &'a str,
+    pub ip_window: Duration,
+    pub ip_rate: u64,
+    /// Cap on sign-ins stored for `ip_key` within `pending_window`.
+    pub max_pending_per_ip: u64,
+    /// Cap on sign-ins stored in total within `pending_window`.
+    pub max_pending: u64,
+    /// How long a stored sign-in counts (the link's lifetime).
+    pub pending_window: Duration,
+    pub address_key: &'a str,
+    pub address_window: Duration,
+    /// The resend claim and its lifetime, when there is a resend delay.
+    pub resend: Option<(&'a str, Duration)>,
+    /// The attempt the caller will store when admitted.
+    pub token_hash: &'a str,
+}
+
+/// What [`Store::admit_sign_in`] decided. Only `Admitted` stored anything
+/// new; the others at most counted on a counter the client already had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// `max_pending` sign-ins are stored (or the memory backend is at its
+    /// bound): nothing was counted or stored.
+    TotalFull,
+    /// The IP's counter went over `ip_rate`; nothing else was touched.
+    IpRate,
+    /// `max_pending_per_ip` sign-ins are stored for this IP.
+    IpFull,
+    /// Room for one attempt was reserved under `token_hash`; the address
+    /// counter and the resend claim were counted.
+    Admitted {
+        ip_count: u64,
+        address_count: u64,
+        /// The resend claim was free (or there is no resend delay).
+        fresh: bool,
+    },
+}
+
+/// The most entries one admitted sign-in adds to the memory backend (IP
+/// counter, its pending list, the total list, address counter, resend
+/// claim, attempt, browser index, wrong-code counter).
+pub const KEYS_PER_ATTEMPT: usize = 8;
+
+/// The memory backend's hard bound on sign-in entries for a `max_pending`.
+pub(super) fn memory_bound(max_pending: u64) -> usize {
+    usize::try_from(max_pending)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(KEYS_PER_ATTEMPT)
+        .saturating_add(1024)
 }
 
 /// One signed-in session, stored under the HMAC of the session cookie.
@@ -294,7 +359,9 @@ impl Store {
     /// Increments the fixed-window counter `key` (a short string made by the
     /// caller, e.g. `"ip:1.2.3.4"`). The window starts with the first hit
     /// (TTL = `window`, set only when the key is new). Returns the count
-    /// after this hit.
+    /// after this hit. Memory: when sign-in state is at its hard bound, a
+    /// new counter is not created and `u64::MAX` (over every limit) is
+    /// returned.
     pub async fn hit(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
         match &*self.backend {
             Backend::Memory(m) => m.hit(key, window),
@@ -322,6 +389,29 @@ impl Store {
                 Ok((a, b, fresh))
             }
             Backend::Redis(r) => r.sign_in_checks(ip, address, resend).await,
+        }
+    }
+
+    /// Admits one sign-in request, in one atomic step (one round trip on
+    /// Redis), in this order: the total cap (nothing touched when full),
+    /// the IP counter (over `ip_rate`: nothing more), the IP's pending cap,
+    /// then the address counter and the resend claim, and finally one place
+    /// in both pending lists for `token_hash`. Only an `Admitted` request
+    /// has stored anything new, and the caller then stores an attempt
+    /// (real or decoy) with [`Store::put_attempt`].
+    pub async fn admit_sign_in(&self, limits: &SignInLimits<'_>) -> Result<Admission, StoreError> {
+        match &*self.backend {
+            Backend::Memory(m) => m.admit_sign_in(limits),
+            Backend::Redis(r) => r.admit_sign_in(limits).await,
+        }
+    }
+
+    /// Number of live keys this store holds (memory: entries; Redis: keys
+    /// under the prefix, by SCAN). For tests and diagnostics: O(keys).
+    pub async fn key_count(&self) -> Result<usize, StoreError> {
+        match &*self.backend {
+            Backend::Memory(m) => m.key_count(),
+            Backend::Redis(r) => r.key_count().await,
         }
     }
 
@@ -505,6 +595,10 @@ mod key {
     pub(super) fn rate(key: &str) -> String {
         format!("rl:{key}")
     }
+    pub(super) fn pending(ip_key: &str) -> String {
+        format!("pend:{ip_key}")
+    }
+    pub(super) const PENDING_TOTAL: &str = "pend:all";
     pub(super) const REVOKED_CHANNEL: &str = "revoked";
 }
 

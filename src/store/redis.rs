@@ -43,8 +43,8 @@ use tokio::time::Instant;
 use super::health::Health;
 use super::subscriber::{Subscriber, Target};
 use super::{
-    decode, encode, key, new_session_ttls, refreshed_session_ttl, ttl_ms, unix_now_ms, Attempt,
-    SessionRecord, StoreError, REVOCATION_CAPACITY,
+    decode, encode, key, new_session_ttls, refreshed_session_ttl, ttl_ms, unix_now_ms, Admission,
+    Attempt, SessionRecord, SignInLimits, StoreError, REVOCATION_CAPACITY,
 };
 
 /// Deletes the browser index entry of a stored attempt if it points at the
@@ -97,6 +97,49 @@ if ARGV[3] ~= '0' then
   end
 end
 return {a, b, fresh}
+"#,
+    )
+});
+
+/// One sign-in request's admission (see `Store::admit_sign_in`). KEYS:
+/// total pending list, ip counter, ip pending list, address counter, resend
+/// claim. ARGV: now ms, max pending, ip window ms, ip rate, max pending
+/// per ip, pending window ms, address window ms, resend ttl ms (0 = no
+/// claim), token. Pending lists are sorted sets of token by deadline ms.
+/// Returns {verdict, ip count, address count, fresh}: verdict 0 admitted,
+/// 1 total full, 2 over the ip rate, 3 ip full.
+static ADMIT_SIGN_IN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local function hit(k, ms)
+  local n = redis.call('INCR', k)
+  if redis.call('PTTL', k) < 0 then
+    redis.call('PEXPIRE', k, ms)
+  end
+  return n
+end
+local function live(k, now)
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', now)
+  return redis.call('ZCARD', k)
+end
+local now = tonumber(ARGV[1])
+if live(KEYS[1], now) >= tonumber(ARGV[2]) then return {1, 0, 0, 0} end
+local ip = hit(KEYS[2], ARGV[3])
+if ip > tonumber(ARGV[4]) then return {2, ip, 0, 0} end
+if live(KEYS[3], now) >= tonumber(ARGV[5]) then return {3, ip, 0, 0} end
+local a = hit(KEYS[4], ARGV[7])
+local fresh = 1
+if ARGV[8] ~= '0' then
+  if not redis.call('SET', KEYS[5], '1', 'NX', 'PX', ARGV[8]) then
+    fresh = 0
+  end
+end
+local deadline = now + tonumber(ARGV[6])
+for _, k in ipairs({KEYS[1], KEYS[3]}) do
+  redis.call('ZADD', k, deadline, ARGV[9])
+  redis.call('PEXPIRE', k, ARGV[6])
+end
+return {0, ip, a, fresh}
 "#,
     )
 });
@@ -452,6 +495,68 @@ impl RedisStore {
         }
     }
 
+    pub(super) async fn admit_sign_in(
+        &self,
+        l: &SignInLimits<'_>,
+    ) -> Result<Admission, StoreError> {
+        let mut inv = ADMIT_SIGN_IN.prepare_invoke();
+        inv.key(self.k(key::PENDING_TOTAL))
+            .key(self.k(&key::rate(l.ip_key)))
+            .key(self.k(&key::pending(l.ip_key)))
+            .key(self.k(&key::rate(l.address_key)))
+            .key(self.k(&key::rate(l.resend.map_or("resend:none", |r| r.0))))
+            .arg(unix_now_ms())
+            .arg(l.max_pending)
+            .arg(ttl_ms(l.ip_window))
+            .arg(l.ip_rate)
+            .arg(l.max_pending_per_ip)
+            .arg(ttl_ms(l.pending_window))
+            .arg(ttl_ms(l.address_window))
+            .arg(l.resend.map_or(0, |r| ttl_ms(r.1)))
+            .arg(l.token_hash);
+        let inv = &inv;
+        let reply: Vec<u64> = self
+            .run(|mut c| async move { inv.invoke_async::<Vec<u64>>(&mut c).await })
+            .await?;
+        match reply.as_slice() {
+            [0, ip_count, address_count, fresh] => Ok(Admission::Admitted {
+                ip_count: *ip_count,
+                address_count: *address_count,
+                fresh: *fresh == 1,
+            }),
+            [1, ..] => Ok(Admission::TotalFull),
+            [2, ..] => Ok(Admission::IpRate),
+            [3, ..] => Ok(Admission::IpFull),
+            _ => Err(StoreError::Corrupt(
+                "sign-in admission: unexpected reply".into(),
+            )),
+        }
+    }
+
+    pub(super) async fn key_count(&self) -> Result<usize, StoreError> {
+        let pattern = format!("{}*", escape_glob(&self.prefix));
+        let mut cursor: u64 = 0;
+        // SCAN may return a key twice while Redis rehashes.
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let mut cmd = ::redis::cmd("SCAN");
+            cmd.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000);
+            let cmd = &cmd;
+            let (next, keys): (u64, Vec<String>) = self
+                .run(|mut c| async move { cmd.query_async(&mut c).await })
+                .await?;
+            seen.extend(keys);
+            if next == 0 {
+                return Ok(seen.len());
+            }
+            cursor = next;
+        }
+    }
+
     pub(super) async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
         let mut cmd = ::redis::cmd("SET");
         cmd.arg(self.k(&key::rate(key)))
@@ -660,6 +765,18 @@ impl RedisStore {
         self.run(|mut c| async move { cmd.query_async::<()>(&mut c).await })
             .await
     }
+}
+
+/// `s` with the glob characters of Redis `MATCH` escaped.
+fn escape_glob(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Reply-shape problems are `Corrupt`; everything else (I/O, timeouts,
