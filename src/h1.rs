@@ -96,7 +96,7 @@ impl RawConn {
 /// One `recv(MSG_PEEK)` on the socket itself: tokio's `try_read` answers
 /// from the readiness it last saw, and on a busy worker that can be older
 /// than the bytes that have arrived since.
-pub fn quiet(stream: &TcpStream) -> bool {
+pub fn quiet<S: std::os::fd::AsFd>(stream: &S) -> bool {
     let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
     matches!(
         socket2::SockRef::from(stream).peek(&mut probe),

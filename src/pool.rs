@@ -20,7 +20,10 @@
 //! driving the connection reads it while idle: a byte left after an answer
 //! or arriving later is an error to hyper ("unexpected message"), which
 //! closes the connection at once, and `SendRequest::is_closed` keeps it
-//! out of the pool. `tests/upstream_reuse.rs` checks both paths.
+//! out of the pool; as that task may not have run yet when the connection
+//! is taken, the pool also peeks at its socket, through a duplicate of the
+//! descriptor, when it is put back and taken, as for a raw one.
+//! `tests/upstream_reuse.rs` checks both paths.
 //!
 //! Each worker thread (one current-thread runtime per core) has its own
 //! pool, so a request, its upstream connection and the task driving that
@@ -85,9 +88,22 @@ trait Reusable {
     fn is_closed(&self) -> bool;
 }
 
-impl Reusable for SendRequest<Body> {
+/// A connection driven by hyper's client, with a second handle on its
+/// socket so that the pool can look at it as it does at a raw one.
+struct HyperConn {
+    sender: SendRequest<Body>,
+    /// A duplicate of the socket's descriptor (it shares the socket and its
+    /// non-blocking flag). hyper notices bytes that arrive on an idle
+    /// connection only when its task next runs, and on a busy worker that
+    /// can be after the connection is taken for another request; a peek
+    /// sees them at once. `None` when the descriptor could not be
+    /// duplicated: such a connection is never reused.
+    probe: Option<socket2::Socket>,
+}
+
+impl Reusable for HyperConn {
     fn is_closed(&self) -> bool {
-        SendRequest::is_closed(self)
+        self.sender.is_closed() || !self.probe.as_ref().is_some_and(h1::quiet)
     }
 }
 
@@ -159,7 +175,7 @@ impl<T: Reusable> IdleList<T> {
 /// The idle upstream connections of one worker.
 #[derive(Default)]
 pub struct Pool {
-    hyper: IdleList<SendRequest<Body>>,
+    hyper: IdleList<HyperConn>,
     raw: IdleList<RawConn>,
 }
 
@@ -179,15 +195,15 @@ impl Pool {
         // never took goes once more, on a fresh connection.
         let mut fresh = upgrades;
         loop {
-            let mut sender = match (fresh, self.hyper.take(upstream)) {
-                (false, Some(sender)) => sender,
+            let mut conn = match (fresh, self.hyper.take(upstream)) {
+                (false, Some(conn)) => conn,
                 _ => {
                     fresh = true;
                     connect(upstream, connect_timeout, upgrades).await?
                 }
             };
-            match sender.try_send_request(req).await {
-                Ok(resp) => return Ok(self.wrap(upstream, sender, resp, upgrades)),
+            match conn.sender.try_send_request(req).await {
+                Ok(resp) => return Ok(self.wrap(upstream, conn, resp, upgrades)),
                 Err(mut e) => match e.take_message() {
                     Some(again) if !fresh => {
                         req = again;
@@ -264,7 +280,7 @@ impl Pool {
     fn wrap(
         self: &Arc<Self>,
         upstream: &Authority,
-        sender: SendRequest<Body>,
+        conn: HyperConn,
         resp: Response<Incoming>,
         upgrades: bool,
     ) -> Response<Body> {
@@ -272,7 +288,7 @@ impl Pool {
         if upgrades {
             // Whatever the answer, this connection is not reused: a 101
             // turns it into a tunnel, and anything else ends the attempt.
-            drop(sender);
+            drop(conn);
             return Response::from_parts(parts, crate::body::incoming(incoming));
         }
         let mut body = Pooled {
@@ -280,7 +296,7 @@ impl Pool {
             back: Some(GiveBack {
                 pool: Arc::clone(self),
                 upstream: upstream.clone(),
-                sender,
+                conn,
             }),
         };
         if body.inner.is_end_stream() {
@@ -305,8 +321,9 @@ async fn connect(
     upstream: &Authority,
     timeout: Duration,
     upgrades: bool,
-) -> Result<SendRequest<Body>, SendError> {
+) -> Result<HyperConn, SendError> {
     let stream = connect_tcp(upstream, timeout).await?;
+    let probe = socket2::SockRef::from(&stream).try_clone().ok();
     let (sender, conn) = http1::Builder::new()
         .handshake(TokioIo::new(stream))
         .await
@@ -324,7 +341,7 @@ async fn connect(
             }
         });
     }
-    Ok(sender)
+    Ok(HyperConn { sender, probe })
 }
 
 /// A TCP connection to `host:port` (port 80 when the upstream has none);
@@ -342,7 +359,7 @@ async fn open(upstream: &Authority) -> std::io::Result<TcpStream> {
 struct GiveBack {
     pool: Arc<Pool>,
     upstream: Authority,
-    sender: SendRequest<Body>,
+    conn: HyperConn,
 }
 
 /// The upstream's answer body; gives its connection back to the pool once
@@ -355,7 +372,7 @@ struct Pooled {
 impl Pooled {
     fn give_back(&mut self) {
         if let Some(b) = self.back.take() {
-            b.pool.hyper.put(&b.upstream, b.sender);
+            b.pool.hyper.put(&b.upstream, b.conn);
         }
     }
 }
@@ -397,5 +414,72 @@ impl HttpBody for Pooled {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::sync::mpsc;
+
+    /// hyper's task notices late bytes on an idle connection only when it
+    /// next runs. Here it cannot run (the worker is blocked, as a busy one
+    /// would be) while the upstream sends a second answer on the pooled
+    /// connection: the pool must still refuse to hand that connection out.
+    #[tokio::test(flavor = "current_thread")]
+    async fn late_bytes_on_an_idle_hyper_connection_are_seen_before_its_task_runs() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let (sent_tx, sent_rx) = mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !got.ends_with(b"\r\n\r\nx") {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0, "the request ended early");
+                got.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .unwrap();
+            go_rx.recv().unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nwrong")
+                .unwrap();
+            sent_tx.send(()).unwrap();
+            // Keep the socket open until the test is done with it.
+            let _ = go_rx.recv();
+        });
+
+        let pool = Arc::new(Pool::default());
+        let upstream: Authority = addr.to_string().parse().unwrap();
+        let req = Request::post("/in")
+            .header(http::header::HOST, "up")
+            .header(http::header::CONTENT_LENGTH, "1")
+            .body(crate::body::full("x"))
+            .unwrap();
+        let resp = pool
+            .send(&upstream, Duration::from_secs(1), req, false)
+            .await
+            .unwrap();
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(&body[..], b"ok");
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+
+        // From here on the worker does not yield: hyper's task stays idle.
+        go_tx.send(()).unwrap();
+        sent_rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            pool.hyper.take(&upstream).is_none(),
+            "a connection with a second answer waiting on it was handed out"
+        );
+        let _ = go_tx.send(());
     }
 }
