@@ -14,7 +14,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use portcullis::store::{Attempt, SessionRecord, Store, StoreError, StoreSettings};
+use portcullis::store::{
+    Admission, Attempt, SessionRecord, SignInLimits, Store, StoreError, StoreSettings,
+};
 use support::redis::RedisServer;
 use tokio::sync::broadcast;
 
@@ -147,7 +149,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     hit_counts_in_a_fixed_window,
     claim_is_exclusive_until_it_expires,
-    sign_in_checks_count_and_claim_in_one_step,
+    admission_counts_caps_and_claims_in_one_step,
     count_reads_without_counting,
     put_peek_take,
     concurrent_take_has_one_winner,
@@ -199,32 +201,56 @@ async fn claim_is_exclusive_until_it_expires(store: Store) {
     assert!(!store.claim("send:abc", ttl).await.unwrap());
 }
 
-async fn sign_in_checks_count_and_claim_in_one_step(store: Store) {
+async fn admission_counts_caps_and_claims_in_one_step(store: Store) {
     let w = Duration::from_secs(60);
-    let resend = Some(("resend:a", Duration::from_secs(60)));
+    let limits = |ip_key, address_key, resend, token_hash| SignInLimits {
+        ip_key,
+        ip_window: w,
+        ip_rate: 3,
+        max_pending_per_ip: 2,
+        max_pending: 100,
+        pending_window: w,
+        address_key,
+        address_window: w,
+        resend,
+        token_hash,
+    };
+    let resend = Some(("resend:a", w));
+    let admit = |l| {
+        let store = store.clone();
+        async move { store.admit_sign_in(&l).await.unwrap() }
+    };
     assert_eq!(
-        store
-            .sign_in_checks(("ip:1", w), ("addr:a", w), resend)
-            .await
-            .unwrap(),
-        (1, 1, true)
+        admit(limits("ip:1", "addr:a", resend, "t1")).await,
+        Admission::Admitted {
+            ip_count: 1,
+            address_count: 1,
+            fresh: true
+        }
     );
     assert_eq!(
-        store
-            .sign_in_checks(("ip:1", w), ("addr:a", w), resend)
-            .await
-            .unwrap(),
-        (2, 2, false)
+        admit(limits("ip:1", "addr:a", resend, "t2")).await,
+        Admission::Admitted {
+            ip_count: 2,
+            address_count: 2,
+            fresh: false
+        }
     );
+    // Two stored for this IP: the third is refused before the address
+    // counter is touched.
     assert_eq!(
-        store
-            .sign_in_checks(("ip:1", w), ("addr:b", w), None)
-            .await
-            .unwrap(),
-        (3, 1, true)
+        admit(limits("ip:1", "addr:b", None, "t3")).await,
+        Admission::IpFull
     );
+    assert_eq!(store.count("addr:b").await.unwrap(), 0);
+    // Over the IP rate nothing else is counted either.
+    assert_eq!(
+        admit(limits("ip:1", "addr:b", None, "t4")).await,
+        Admission::IpRate
+    );
+    assert_eq!(store.count("addr:b").await.unwrap(), 0);
     // The same counters as hit() and claim() use.
-    assert_eq!(store.hit("ip:1", w).await.unwrap(), 4);
+    assert_eq!(store.hit("ip:1", w).await.unwrap(), 5);
     assert!(!store.claim("resend:a", w).await.unwrap());
     assert_eq!(store.count("addr:a").await.unwrap(), 2);
 }

@@ -369,29 +369,6 @@ impl Store {
         }
     }
 
-    /// The counters of one sign-in request in one step (one round trip on
-    /// Redis): [`Store::hit`] on `ip` and on `address`, and [`Store::claim`]
-    /// on `resend` when given. Returns (ip count, address count, claim free).
-    pub async fn sign_in_checks(
-        &self,
-        ip: (&str, Duration),
-        address: (&str, Duration),
-        resend: Option<(&str, Duration)>,
-    ) -> Result<(u64, u64, bool), StoreError> {
-        match &*self.backend {
-            Backend::Memory(m) => {
-                let a = m.hit(ip.0, ip.1)?;
-                let b = m.hit(address.0, address.1)?;
-                let fresh = match resend {
-                    Some((k, ttl)) => m.claim(k, ttl)?,
-                    None => true,
-                };
-                Ok((a, b, fresh))
-            }
-            Backend::Redis(r) => r.sign_in_checks(ip, address, resend).await,
-        }
-    }
-
     /// Admits one sign-in request, in one atomic step (one round trip on
     /// Redis), in this order: the total cap (nothing touched when full),
     /// the IP counter (over `ip_rate`: nothing more), the IP's pending cap,

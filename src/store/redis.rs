@@ -75,32 +75,6 @@ return n
     )
 });
 
-/// The counters of one sign-in request. KEYS: ip counter, address counter,
-/// resend claim. ARGV: ip window ms, address window ms, resend ttl ms (0 =
-/// no claim). Returns {ip count, address count, 1 if the claim was free}.
-static SIGN_IN_CHECKS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local function hit(k, ms)
-  local n = redis.call('INCR', k)
-  if redis.call('PTTL', k) < 0 then
-    redis.call('PEXPIRE', k, ms)
-  end
-  return n
-end
-local a = hit(KEYS[1], ARGV[1])
-local b = hit(KEYS[2], ARGV[2])
-local fresh = 1
-if ARGV[3] ~= '0' then
-  if not redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[3]) then
-    fresh = 0
-  end
-end
-return {a, b, fresh}
-"#,
-    )
-});
-
 /// One sign-in request's admission (see `Store::admit_sign_in`). KEYS:
 /// total pending list, ip counter, ip pending list, address counter, resend
 /// claim. ARGV: now ms, max pending, ip window ms, ip rate, max pending
@@ -468,31 +442,6 @@ impl RedisStore {
             .run(|mut c| async move { cmd.query_async::<Option<u64>>(&mut c).await })
             .await?;
         Ok(reply.unwrap_or(0))
-    }
-
-    pub(super) async fn sign_in_checks(
-        &self,
-        ip: (&str, Duration),
-        address: (&str, Duration),
-        resend: Option<(&str, Duration)>,
-    ) -> Result<(u64, u64, bool), StoreError> {
-        let mut inv = SIGN_IN_CHECKS.prepare_invoke();
-        inv.key(self.k(&key::rate(ip.0)))
-            .key(self.k(&key::rate(address.0)))
-            .key(self.k(&key::rate(resend.map_or("resend:none", |r| r.0))))
-            .arg(ttl_ms(ip.1))
-            .arg(ttl_ms(address.1))
-            .arg(resend.map_or(0, |r| ttl_ms(r.1)));
-        let inv = &inv;
-        let reply: Vec<u64> = self
-            .run(|mut c| async move { inv.invoke_async::<Vec<u64>>(&mut c).await })
-            .await?;
-        match reply.as_slice() {
-            [a, b, fresh] => Ok((*a, *b, *fresh == 1)),
-            _ => Err(StoreError::Corrupt(
-                "sign-in checks: unexpected reply".into(),
-            )),
-        }
     }
 
     pub(super) async fn admit_sign_in(
