@@ -7,6 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::browser::{Browser, Page};
+use support::flow::{ask_link, mail_for};
 use support::gateway::{GatewayProcess, TestGateway};
 use support::redis::RedisServer;
 use support::smtp::{Script, SmtpServer};
@@ -58,35 +59,6 @@ upstream = "{up}"
     )
 }
 
-async fn link_for(smtp: &SmtpServer, to: &str, nth: usize) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mails: Vec<_> = smtp
-            .received()
-            .into_iter()
-            .filter(|m| m.to.iter().any(|t| t == to))
-            .collect();
-        if mails.len() >= nth {
-            let text = mails[nth - 1].text().unwrap();
-            let start = text.find("/.portcullis/verify?token=").unwrap() + 26;
-            return text[start..].chars().take(43).collect();
-        }
-        assert!(Instant::now() < deadline, "no mail {nth} for {to}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-async fn ask(b: &mut Browser, origin: &str, email: &str) -> Page {
-    let page = b.get(&format!("{origin}/.portcullis/login")).await;
-    let csrf = page.field("csrf").unwrap();
-    b.post(
-        origin,
-        "/.portcullis/login",
-        &[("email", email), ("rd", "/"), ("csrf", &csrf)],
-    )
-    .await
-}
-
 /// Asks on `ask_origin`, completes on `verify_origin`.
 async fn sign_in_across(
     b: &mut Browser,
@@ -96,8 +68,8 @@ async fn sign_in_across(
     email: &str,
     nth: usize,
 ) -> Page {
-    assert_eq!(ask(b, ask_origin, email).await.status, 200);
-    let token = link_for(smtp, email, nth).await;
+    assert_eq!(ask_link(b, ask_origin, email, "/").await.status, 200);
+    let token = mail_for(smtp, email, nth).await.0;
     let confirm = b
         .get(&format!("{verify_origin}/.portcullis/verify?token={token}"))
         .await;
@@ -211,7 +183,10 @@ async fn redis_stopped_then_restarted_recovers_without_restart() {
     sign_in_across(&mut b, &smtp, &o, &o, "s@example.com", 1).await;
     redis.stop();
     let mut c = Browser::new();
-    assert_eq!(ask(&mut c, &o, "down@example.com").await.status, 503);
+    assert_eq!(
+        ask_link(&mut c, &o, "down@example.com", "/").await.status,
+        503
+    );
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(b.get(&format!("{o}/x")).await.status, 503);
     redis.start_again();
@@ -293,8 +268,8 @@ async fn tokens_codes_and_cookies_are_absent_from_logs_and_redis() {
     let o = format!("http://127.0.0.1:{}", gw.port);
     let mut b = Browser::new();
     let email = "secret.person@example.com";
-    assert_eq!(ask(&mut b, &o, email).await.status, 200);
-    let token = link_for(&smtp, email, 1).await;
+    assert_eq!(ask_link(&mut b, &o, email, "/").await.status, 200);
+    let token = mail_for(&smtp, email, 1).await.0;
     let text = smtp.received()[0].text().unwrap();
     let code = text
         .split_whitespace()

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use portcullis::store::{Store, StoreError, StoreSettings};
 use portcullis::App;
 use support::browser::{Browser, Page};
+use support::flow::{ask_link, mail_for};
 use support::gateway::{GatewayProcess, TestGateway};
 use support::redis::RedisServer;
 use support::smtp::{Script, SmtpServer};
@@ -67,39 +68,9 @@ upstream = "{up}"
     )
 }
 
-async fn link_for(smtp: &SmtpServer, to: &str, nth: usize) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mails: Vec<_> = smtp
-            .received()
-            .into_iter()
-            .filter(|m| m.to.iter().any(|t| t == to))
-            .collect();
-        if mails.len() >= nth {
-            let text = mails[nth - 1].text().unwrap();
-            let start = text.find("/.portcullis/verify?token=").unwrap() + 26;
-            return text[start..].chars().take(43).collect();
-        }
-        assert!(Instant::now() < deadline, "no mail {nth} for {to}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-async fn ask(b: &mut Browser, origin: &str, email: &str) -> Page {
-    let page = b.get(&format!("{origin}/.portcullis/login")).await;
-    assert_eq!(page.status, 200, "{}", page.body);
-    let csrf = page.field("csrf").unwrap();
-    b.post(
-        origin,
-        "/.portcullis/login",
-        &[("email", email), ("rd", "/"), ("csrf", &csrf)],
-    )
-    .await
-}
-
 async fn sign_in(b: &mut Browser, smtp: &SmtpServer, origin: &str, email: &str) {
-    assert_eq!(ask(b, origin, email).await.status, 200);
-    let token = link_for(smtp, email, 1).await;
+    assert_eq!(ask_link(b, origin, email, "/").await.status, 200);
+    let token = mail_for(smtp, email, 1).await.0;
     let confirm = b
         .get(&format!("{origin}/.portcullis/verify?token={token}"))
         .await;
@@ -176,7 +147,7 @@ async fn redis_absent_at_start_serves_503_names_store_url_once_then_recovers() {
 
     // Sign-in: 503 and nothing sent; a protected route is no pass.
     let mut b = Browser::new();
-    let p = ask(&mut b, &o, "late@example.com").await;
+    let p = ask_link(&mut b, &o, "late@example.com", "/").await;
     assert_eq!(p.status, 503, "{}", p.body);
     assert_eq!(p.header("retry-after").as_deref(), Some("5"));
     assert_eq!(Browser::new().get(&format!("{o}/app")).await.status, 303);
@@ -185,7 +156,7 @@ async fn redis_absent_at_start_serves_503_names_store_url_once_then_recovers() {
     redis.start_again();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let p = ask(&mut b, &o, "late@example.com").await;
+        let p = ask_link(&mut b, &o, "late@example.com", "/").await;
         if p.status == 200 {
             break;
         }
@@ -193,7 +164,7 @@ async fn redis_absent_at_start_serves_503_names_store_url_once_then_recovers() {
         assert!(Instant::now() < deadline, "sign-in still 503");
         tokio::time::sleep(POLL).await;
     }
-    let token = link_for(&smtp, "late@example.com", 1).await;
+    let token = mail_for(&smtp, "late@example.com", 1).await.0;
     assert_eq!(mails_to(&smtp, "late@example.com"), 1);
     let confirm = b
         .get(&format!("{o}/.portcullis/verify?token={token}"))
