@@ -170,10 +170,14 @@ async fn revoke(path: Option<PathBuf>, email: String) -> anyhow::Result<()> {
         anyhow::bail!("revoke needs session.secret_env or session.secret_file (the key names the address's index)");
     };
     let key = portcullis::crypto::Key::new(secret.expose());
-    let store = Store::connect(&app::store_settings(&config.store)).await?;
+    let settings = app::store_settings(&config.store);
+    let url = settings.redacted_url().unwrap_or_default();
+    let unreachable = |e| anyhow::anyhow!("store.url ({url}): {e}");
+    let store = Store::connect(&settings).await.map_err(unreachable)?;
     let n = store
         .revoke_all(&key.hash_hex("email", email.as_bytes()))
-        .await?;
+        .await
+        .map_err(unreachable)?;
     println!("ended {n} session(s) of {email}");
     Ok(())
 }

@@ -610,3 +610,20 @@ fn check_and_serve_refuse_unknown_keys_and_a_bad_unused_smtp_table() {
         );
     }
 }
+
+/// `portcullis revoke` with no Redis behind `store.url` says which URL it
+/// could not reach (before, only "store unavailable: ..." without the key).
+#[test]
+fn revoke_without_redis_names_store_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("none.sock");
+    let config = format!(
+        "{}\n[store]\nbackend = \"redis\"\nurl = \"redis+unix://{}\"\nconnect_timeout = \"300ms\"\n",
+        base_config("").replace("$PORT", "8080"),
+        sock.display()
+    );
+    let (code, err) = run(dir.path(), &["revoke", "someone@example.com"], &config);
+    assert_eq!(code, 1, "{err}");
+    let want = format!("store.url (redis+unix://{}): ", sock.display());
+    assert!(err.contains(&want), "{err}");
+}
