@@ -718,3 +718,56 @@ pub fn h1_answer(data: &[u8]) -> bool {
     );
     true
 }
+
+/// `host`: [`portcullis::routes::valid_host`], the check on every Host,
+/// `:authority`, absolute-form authority and trusted `X-Forwarded-Host`.
+/// An accepted host is read the same way by the `url` crate (WHATWG, as
+/// browsers and most upstream frameworks read it) and by `http`'s
+/// `Authority` (as hyper reads it): the same name as the router keeps
+/// (lowercase, no trailing dot; the same address for IPv6), the same port.
+/// A host one of them reads otherwise (an IPv4 address in octal or hex, a
+/// port out of range) must be refused.
+pub fn host(data: &[u8]) {
+    let raw = text(data);
+    if !portcullis::routes::valid_host(&raw) {
+        return;
+    }
+    let ctx = format!("host {raw:?}");
+    assert!(
+        raw.bytes().all(|b| b.is_ascii_graphic()),
+        "{ctx}: accepted a byte outside printable ASCII"
+    );
+    let authority: http::uri::Authority = raw
+        .parse()
+        .unwrap_or_else(|e| panic!("{ctx}: accepted, but http's Authority refuses it: {e}"));
+    let url = Url::parse(&format!("http://{raw}/"))
+        .unwrap_or_else(|e| panic!("{ctx}: accepted, but the url crate refuses it: {e}"));
+    let (name, port) =
+        portcullis::routes::normalize_request_host(&raw, portcullis::config::Scheme::Http);
+    assert_eq!(
+        url.port_or_known_default(),
+        Some(port.unwrap_or(80)),
+        "{ctx}: the url crate reads another port"
+    );
+    assert_eq!(
+        authority.port_u16().or(Some(80)),
+        Some(port.unwrap_or(80)),
+        "{ctx}: http reads another port"
+    );
+    match url.host() {
+        Some(Host::Ipv6(a)) => {
+            let inner = name.trim_start_matches('[').trim_end_matches(']');
+            assert_eq!(
+                inner.parse::<std::net::Ipv6Addr>().ok(),
+                Some(a),
+                "{ctx}: another IPv6 address"
+            );
+        }
+        Some(h) => {
+            let seen = h.to_string();
+            let seen = seen.strip_suffix('.').unwrap_or(&seen);
+            assert_eq!(seen, name, "{ctx}: the url crate reads another name");
+        }
+        None => panic!("{ctx}: no host in the url crate's reading"),
+    }
+}

@@ -21,7 +21,7 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 fuzz="$repo/fuzz"
-all_targets=(redirect path cookie address config framing h1_request h1_answer)
+all_targets=(redirect path cookie address config framing h1_request h1_answer host)
 seconds=${1:-600}
 [[ $# -gt 0 ]] && shift
 targets=("$@")

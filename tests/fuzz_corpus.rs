@@ -55,6 +55,11 @@ fn path_seeds() {
 }
 
 #[test]
+fn host_seeds() {
+    replay("host", checks::host);
+}
+
+#[test]
 fn cookie_seeds() {
     replay("cookie", checks::cookie);
 }
