@@ -274,6 +274,18 @@ fn valid_host_name(name: &str) -> bool {
     if hex || last.bytes().all(|b| b.is_ascii_digit()) {
         return name.parse::<Ipv4Addr>().is_ok();
     }
+    // A punycode label (`xn--`) must decode, as URL parsers (browsers,
+    // most frameworks) refuse one that does not: then the name is read one
+    // way or refused everywhere. Found by the `host` fuzz target.
+    let punycode = name
+        .split('.')
+        .any(|l| l.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("xn--")));
+    if punycode {
+        return matches!(
+            url::Host::parse(name),
+            Ok(url::Host::Domain(d)) if d.eq_ignore_ascii_case(name)
+        );
+    }
     true
 }
 
@@ -549,12 +561,15 @@ mod tests {
             "[2001:db8::7]",
             "a1.b2.c3",
             "1a.test",
+            "xn--bcher-kva.example",
+            "XN--BCHER-KVA.example:8443",
         ] {
             assert!(valid_host(host), "{host}");
         }
         for host in [
             "",
             "app.test:",
+            "xn--bcvr-eahk.example",
             "app.test:abc",
             "app.test:65536",
             "app.test:0",
