@@ -23,7 +23,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::PathAndQuery;
-use http::{Method, Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode};
 
 use crate::body::{self, Body, RequestBody};
 use crate::config::{Config, Limits, MailTransport, Scheme, StoreConfig, Upstream};
@@ -38,7 +38,7 @@ use crate::routes::RouteTable;
 use crate::server::Conn;
 use crate::session::{self, Identity, SessionCache};
 use crate::store::{Store, StoreError, StoreSettings};
-use crate::{demo, login, pages, path};
+use crate::{demo, login, pages, path, request_checks};
 
 /// What a configuration reload replaces as a whole.
 pub struct Live {
@@ -371,14 +371,14 @@ impl App {
         https_out: &mut bool,
     ) -> Result<Response<Body>, Error> {
         let limits = &live.config.server.limits;
-        check_limits(&req, limits)?;
+        request_checks::check_limits(&req, limits)?;
         if conn.framing.raised() {
             return Err(Error::BadRequest(
                 "The request has both Content-Length and Transfer-Encoding.",
             ));
         }
-        check_framing(&req)?;
-        let host = request_host(&req)?;
+        request_checks::check_framing(&req)?;
+        let host = request_checks::host(&req)?;
         let path = path::normalize(req.uri().path()).map_err(Error::BadPath)?;
         let client = forwarded::client_info(
             conn.peer.ip(),
@@ -722,75 +722,6 @@ fn unauthenticated(req: &Request<RequestBody>, path: &str, https: bool) -> Respo
     };
     let rd: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
     body::see_other(&format!("/.portcullis/login?rd={rd}"), https)
-}
-
-fn check_limits(req: &Request<RequestBody>, limits: &Limits) -> Result<(), Error> {
-    let uri_len = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().len())
-        .unwrap_or(0);
-    if uri_len > limits.max_uri_bytes {
-        return Err(Error::UriTooLong);
-    }
-    let header_bytes: usize = req
-        .headers()
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
-    if header_bytes > limits.max_header_bytes {
-        return Err(Error::HeadersTooLarge);
-    }
-    Ok(())
-}
-
-/// A `Transfer-Encoding` other than exactly `chunked` (one token, once)
-/// is refused: `gzip, chunked`, `,chunked` and repeated headers are the
-/// stuff of request smuggling. (hyper drops a `Content-Length` next to it
-/// before we see the request; [`crate::framing`] catches that case.)
-fn check_framing(req: &Request<RequestBody>) -> Result<(), Error> {
-    let mut values = req.headers().get_all(header::TRANSFER_ENCODING).iter();
-    let Some(first) = values.next() else {
-        return Ok(());
-    };
-    let exactly_chunked = first
-        .to_str()
-        .is_ok_and(|v| v.trim().eq_ignore_ascii_case("chunked"));
-    if !exactly_chunked || values.next().is_some() || req.version() != Version::HTTP_11 {
-        return Err(Error::BadRequest(
-            "The request's Transfer-Encoding is not allowed.",
-        ));
-    }
-    Ok(())
-}
-
-/// The one host of the request: the Host header (exactly one) or the
-/// request target's authority (absolute form, HTTP/2); both present must
-/// agree, and it must be a [`crate::routes::valid_host`].
-fn request_host(req: &Request<RequestBody>) -> Result<String, Error> {
-    let mut hosts = req.headers().get_all(header::HOST).iter();
-    let header_host = hosts.next();
-    if hosts.next().is_some() {
-        return Err(Error::BadHost);
-    }
-    let header_host = match header_host {
-        Some(v) => Some(v.to_str().map_err(|_| Error::BadHost)?),
-        None => None,
-    };
-    let authority = req.uri().authority().map(|a| a.as_str());
-    let host = match (header_host, authority) {
-        (Some(h), Some(a)) if !h.eq_ignore_ascii_case(a) => return Err(Error::BadHost),
-        (Some(h), _) => h,
-        (None, Some(a)) => a,
-        (None, None) if req.version() == Version::HTTP_10 => "",
-        (None, None) => return Err(Error::BadHost),
-    };
-    // One reading only: a valid name or address, and a port of 1 to
-    // 65535 when there is a `:` (`app.test:` would match no host route).
-    if !crate::routes::valid_host(host) {
-        return Err(Error::BadHost);
-    }
-    Ok(host.to_string())
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@
 //! - `app`: shared state and the request hub.
 //! - `routes`: which route a request belongs to.
 //! - `path`: the one canonical path that is both matched and forwarded.
+//! - `request_checks`: limits, `Transfer-Encoding` and the one host of a
+//!   request, before anything else looks at it.
 //! - `framing`: the CL+TE watch on HTTP/1 client bytes.
 //! - `proxy`, `pool`, `h1`, `outgoing`, `headers`, `forwarded`: forwarding,
 //!   upstream connections, the upstream's headers and header hygiene.
@@ -48,6 +50,7 @@ pub mod path;
 pub mod pool;
 pub mod proxy;
 pub mod redirect;
+pub mod request_checks;
 pub mod routes;
 pub mod server;
 pub mod session;
