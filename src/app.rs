@@ -19,284 +19,25 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
-use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode};
 
 use crate::body::{self, Body, RequestBody};
-use crate::config::{Config, Limits, MailTransport, Scheme, StoreConfig, Upstream};
+use crate::config::{Scheme, Upstream};
 use crate::cookies::{self, Kind};
-use crate::crypto::{self, Key};
+use crate::crypto;
 use crate::error::Error;
 use crate::forwarded::{self, ClientInfo};
-use crate::mail::{self, Mailer};
 use crate::proxy;
-use crate::redirect::RedirectPolicy;
-use crate::routes::RouteTable;
 use crate::server::Conn;
-use crate::session::{self, Identity, SessionCache};
-use crate::store::{Store, StoreError, StoreSettings};
-use crate::{demo, login, pages, path, request_checks};
+use crate::state::{Ctx, Live};
+use crate::store::Store;
+use crate::{demo, login, path, request_checks};
 
-/// What a configuration reload replaces as a whole.
-pub struct Live {
-    pub config: Config,
-    pub pages: pages::Pages,
-    pub routes: RouteTable,
-    pub redirect: RedirectPolicy,
-    pub stylesheet: Bytes,
-}
-
-impl Live {
-    pub fn new(config: Config) -> Live {
-        let routes = RouteTable::new(&config.routes);
-        let redirect = RedirectPolicy {
-            allowed_hosts: config.route_hosts(),
-            cookie_domain: config.session.cookie_domain.clone(),
-        };
-        let pages = pages::Pages::new(&config.ui);
-        let stylesheet = Bytes::from(pages.stylesheet());
-        Live {
-            pages,
-            config,
-            routes,
-            redirect,
-            stylesheet,
-        }
-    }
-
-    /// The origin for links sent by mail: the configured host of the route
-    /// that fits the request (with public_url's scheme and port), else
-    /// public_url itself. Never the request's own Host.
-    pub fn link_origin(&self, request_host: &str, scheme: Scheme) -> String {
-        let public = &self.config.server.public_url;
-        match self.routes.configured_host(request_host, scheme) {
-            Some(h) => public.origin_for(h),
-            None => public.origin(),
-        }
-    }
-}
-
-/// Everything shared by all requests: cheap to reach through one `Arc`.
-pub struct App {
-    live: ArcSwap<Live>,
-    pub(crate) store: Store,
-    pub(crate) mailer: Mailer,
-    pub(crate) key: Key,
-    pub(crate) sessions: SessionCache,
-}
-
-/// Per-request context handed to [`login`].
-pub struct Ctx<'a> {
-    pub app: &'a App,
-    pub live: &'a Live,
-    pub client: &'a ClientInfo,
-    pub https: bool,
-    /// `scheme://host` as the browser sees this page (for Origin checks
-    /// and same-origin redirects).
-    pub origin: String,
-    /// The request's host, used only to pick a configured host for links.
-    pub host_for_links: String,
-}
-
-impl Ctx<'_> {
-    /// The signed-in identity of this request, if any.
-    pub async fn current_identity(
-        &self,
-        headers: &HeaderMap,
-    ) -> Result<Option<Identity>, StoreError> {
-        self.app.identity(self.live, headers, self.https).await
-    }
-}
-
-/// Why the gateway cannot start. Each message is complete on its own (no
-/// `source`, so `{:#}` does not print the cause a second time).
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// `store.url` cannot be used at all (an unreachable Redis is not an
-    /// error: the gateway starts and says so).
-    #[error("store.url ({url}): {reason}")]
-    Store { url: String, reason: String },
-    #[error("mail: {0}")]
-    Mail(mail::MailError),
-}
-
-impl From<mail::MailError> for StartError {
-    fn from(e: mail::MailError) -> StartError {
-        StartError::Mail(e)
-    }
-}
-
-/// The reason inside a store error, without the variant's own prefix.
-fn store_reason(e: StoreError) -> String {
-    match e {
-        StoreError::Unavailable(m) | StoreError::Corrupt(m) => m,
-    }
-}
-
-pub fn store_settings(config: &StoreConfig) -> StoreSettings {
-    match config {
-        StoreConfig::Memory => StoreSettings::Memory,
-        StoreConfig::Redis {
-            url,
-            key_prefix,
-            connect_timeout,
-            response_timeout,
-        } => StoreSettings::Redis {
-            url: url.clone(),
-            connect_timeout: *connect_timeout,
-            response_timeout: *response_timeout,
-            key_prefix: key_prefix.clone(),
-        },
-    }
-}
-
-pub fn mail_settings(config: &Config) -> mail::MailSettings {
-    let m = &config.mail;
-    let transport = match &m.transport {
-        MailTransport::Console { dir } => mail::TransportSettings::Console { dir: dir.clone() },
-        MailTransport::File { dir, fsync } => mail::TransportSettings::File {
-            dir: dir.clone(),
-            fsync: *fsync,
-        },
-        MailTransport::Smtp(s) => mail::TransportSettings::Smtp(mail::SmtpSettings {
-            host: s.host.clone(),
-            port: s.port,
-            tls: match s.tls {
-                crate::config::SmtpTls::None => mail::SmtpTls::None,
-                crate::config::SmtpTls::StartTls => mail::SmtpTls::StartTls,
-                crate::config::SmtpTls::Tls => mail::SmtpTls::Tls,
-            },
-            username: s.username.clone(),
-            password: s
-                .password
-                .as_ref()
-                .map(|p| String::from_utf8_lossy(p.expose()).into_owned()),
-            timeout: s.timeout,
-        }),
-    };
-    // Files go into one directory, and creating or renaming a file there
-    // takes the directory's lock: a second writer only waits for it,
-    // spinning on a CPU the gateway needs (sign-in POSTs/s more than
-    // doubled with one writer). Writers that flush each file to disk wait
-    // for the disk instead, and their flushes share the journal's commits;
-    // SMTP sends in parallel.
-    let concurrency = match transport {
-        mail::TransportSettings::Smtp(_) | mail::TransportSettings::File { fsync: true, .. } => 4,
-        mail::TransportSettings::File { fsync: false, .. }
-        | mail::TransportSettings::Console { .. } => 1,
-    };
-    mail::MailSettings {
-        from: m.from.clone(),
-        transport,
-        queue_capacity: m.queue_capacity,
-        concurrency,
-    }
-}
+pub use crate::state::App;
 
 impl App {
-    /// Opens the store, starts the mailer and the revocation listener.
-    /// Must run inside the tokio runtime. A Redis that does not answer now
-    /// is logged once (naming `store.url` and its address) and is not an
-    /// error: sign-in answers 503 until it answers, and the connection
-    /// comes up by itself.
-    pub async fn new(config: Config) -> Result<Arc<App>, StartError> {
-        let settings = store_settings(&config.store);
-        let url = settings.redacted_url().unwrap_or_default();
-        let store = Store::open(&settings).map_err(|e| StartError::Store {
-            url: url.clone(),
-            reason: store_reason(e),
-        })?;
-        if let Err(e) = store.ping().await {
-            tracing::warn!(
-                "store.url ({url}): Redis does not answer ({}); serving anyway, sign-in answers 503 until it does",
-                store_reason(e)
-            );
-        }
-        let mailer = Mailer::start(mail_settings(&config))?;
-        let key = match &config.session.secret {
-            Some(s) => Key::new(s.expose()),
-            None => Key::random(),
-        };
-        let sessions = SessionCache::new(config.session.revalidate, config.session.store_grace);
-        let app = Arc::new(App {
-            live: ArcSwap::from_pointee(Live::new(config)),
-            store,
-            mailer,
-            key,
-            sessions,
-        });
-        let weak = Arc::downgrade(&app);
-        let mut revoked = app.store.revocations();
-        tokio::spawn(async move {
-            loop {
-                match revoked.recv().await {
-                    Ok(hex_tag) => match weak.upgrade() {
-                        Some(app) => app.sessions.forget_hex(&hex_tag),
-                        None => return,
-                    },
-                    // Some revocations were dropped: trust no cached session.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        match weak.upgrade() {
-                            Some(app) => app.sessions.clear(),
-                            None => return,
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                }
-            }
-        });
-        Ok(app)
-    }
-
-    /// Swaps in a new configuration (SIGHUP). What is read only at start
-    /// (listeners, timers, the store, the mailer, the key) stays as it was:
-    /// one note "`<key>`: restart to apply" for each such key whose value
-    /// changed ([`Config::restart_keys`]).
-    pub fn reload(&self, config: Config) -> Vec<String> {
-        let old = self.live.load();
-        let notes = old
-            .config
-            .restart_keys(&config)
-            .into_iter()
-            .map(|key| format!("{key}: restart to apply"))
-            .collect();
-        self.live.store(Arc::new(Live::new(config)));
-        notes
-    }
-
-    pub fn limits(&self) -> Limits {
-        self.live.load().config.server.limits
-    }
-
-    pub fn config(&self) -> Arc<Live> {
-        self.live.load_full()
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
-    pub fn mailer(&self) -> &Mailer {
-        &self.mailer
-    }
-
-    /// How many live sessions an address has in the store.
-    pub async fn session_count(&self, email: &str) -> Result<usize, StoreError> {
-        self.store
-            .count_sessions(&self.key.hash_hex("email", email.as_bytes()))
-            .await
-    }
-
-    /// Ends every session of an address, on every instance sharing the store.
-    pub async fn revoke(&self, email: &str) -> Result<usize, StoreError> {
-        self.store
-            .revoke_all(&self.key.hash_hex("email", email.as_bytes()))
-            .await
-    }
-
     /// The one entry point for every request.
     pub async fn handle(
         self: &Arc<Self>,
@@ -506,44 +247,6 @@ impl App {
             }
         }
     }
-
-    /// Resolves once the session `tag` is no longer valid here: logged out
-    /// or revoked (on any instance: the revocation broadcast clears the
-    /// cache), expired, or unknown to a store that stayed unreachable past
-    /// the grace. Checked every [`SESSION_WATCH`].
-    fn session_ends(self: &Arc<Self>, tag: [u8; 32], idle: Duration) -> proxy::SessionEnds {
-        let app = Arc::downgrade(self);
-        Box::pin(async move {
-            loop {
-                tokio::time::sleep(SESSION_WATCH).await;
-                let Some(app) = app.upgrade() else { return };
-                match app.sessions.check(&app.store, tag, idle).await {
-                    Ok(Some(_)) => {}
-                    _ => return,
-                }
-            }
-        })
-    }
-
-    /// Reads and verifies the session cookie, then asks the cache.
-    async fn identity(
-        &self,
-        live: &Live,
-        headers: &HeaderMap,
-        https: bool,
-    ) -> Result<Option<Identity>, StoreError> {
-        let domain = live.config.session.cookie_domain.as_deref();
-        let name = cookies::name(Kind::Session, https, domain);
-        let Some(tag) = crate::headers::cookie(headers, name)
-            .and_then(|v| session::verify_cookie(&self.key, v))
-        else {
-            return Ok(None);
-        };
-        self.sessions
-            .check(&self.store, tag, live.config.session.idle_timeout)
-            .await
-    }
-
     fn forbidden(
         &self,
         live: &Live,
@@ -649,9 +352,6 @@ async fn ready(store: &Store, method: &Method) -> Result<Response<Body>, Error> 
     Ok(resp)
 }
 
-/// How often an open WebSocket tunnel checks that its session still holds.
-const SESSION_WATCH: Duration = Duration::from_millis(500);
-
 /// `scheme://host` of the page as the browser sees it (lowercase; the
 /// host a trusted proxy reports, else the request's own).
 fn visible_origin(client: &ClientInfo, host: &str) -> String {
@@ -722,27 +422,4 @@ fn unauthenticated(req: &Request<RequestBody>, path: &str, https: bool) -> Respo
     };
     let rd: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
     body::see_other(&format!("/.portcullis/login?rd={rd}"), https)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn settings(mail: &str) -> mail::MailSettings {
-        let text = format!(
-            "[session]\nsecret_env = \"S\"\n[mail]\n{mail}\n[[route]]\npath = \"/\"\nupstream = \"demo\"\n"
-        );
-        let env = [("S", "0123456789abcdef0123456789abcdef0123")];
-        mail_settings(&Config::from_toml_str(&text, "t.toml", &env).unwrap())
-    }
-
-    #[test]
-    fn one_writer_for_unflushed_files_four_for_smtp_and_flushed_ones() {
-        let file = "transport = \"file\"\n[mail.file]\ndir = \"/tmp/outbox\"";
-        assert_eq!(settings(file).concurrency, 1);
-        assert_eq!(settings(&format!("{file}\nfsync = true")).concurrency, 4);
-        assert_eq!(settings("transport = \"console\"").concurrency, 1);
-        let smtp = "transport = \"smtp\"\n[mail.smtp]\nhost = \"smtp.example.com\"";
-        assert_eq!(settings(smtp).concurrency, 4);
-    }
 }

@@ -54,6 +54,7 @@ pub mod request_checks;
 pub mod routes;
 pub mod server;
 pub mod session;
+pub mod state;
 pub mod store;
 pub mod tls;
 pub mod user_agent;

@@ -42,13 +42,13 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 
-use crate::app::Ctx;
 use crate::body::{self, Body, RequestBody};
 use crate::cookies::{self, Kind};
 use crate::crypto;
 use crate::error::Error;
 use crate::mail::LoginMail;
 use crate::session::{self, now_unix};
+use crate::state::Ctx;
 use crate::store::{Admission, Attempt, SessionRecord, SignInLimits};
 use crate::{address, code, pages, redirect, user_agent};
 

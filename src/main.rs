@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use portcullis::app::{self, App};
+use portcullis::app::App;
 use portcullis::config::{self, Config};
 use portcullis::server::{self, StdListeners};
 use portcullis::store::Store;
@@ -170,7 +170,7 @@ async fn revoke(path: Option<PathBuf>, email: String) -> anyhow::Result<()> {
         anyhow::bail!("revoke needs session.secret_env or session.secret_file (the key names the address's index)");
     };
     let key = portcullis::crypto::Key::new(secret.expose());
-    let settings = app::store_settings(&config.store);
+    let settings = portcullis::store::StoreSettings::from(&config.store);
     let url = settings.redacted_url().unwrap_or_default();
     let unreachable = |e| anyhow::anyhow!("store.url ({url}): {e}");
     let store = Store::connect(&settings).await.map_err(unreachable)?;

@@ -137,6 +137,7 @@ fn server_config(raw: RawServer, p: &mut Problems) -> Option<ServerConfig> {
         tls_handshake_timeout,
         shutdown_timeout,
         threads,
+        fast_path,
     } = raw;
     let listen = match (&listen, &tls_listen) {
         (None, None) => socket_addr(p, "server.listen", "0.0.0.0:8080"),
@@ -225,6 +226,7 @@ fn server_config(raw: RawServer, p: &mut Problems) -> Option<ServerConfig> {
             shutdown_timeout,
             Duration::from_secs(30),
         ),
+        fast_path: fast_path.unwrap_or(true),
     };
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())

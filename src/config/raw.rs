@@ -43,6 +43,7 @@ pub(super) struct RawServer {
     pub tls_handshake_timeout: Option<String>,
     pub shutdown_timeout: Option<String>,
     pub threads: Option<i64>,
+    pub fast_path: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -34,6 +34,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
 
 mod message;
+mod settings;
 mod transport;
 mod worker;
 

@@ -84,6 +84,26 @@ pub enum StoreSettings {
     },
 }
 
+impl From<&crate::config::StoreConfig> for StoreSettings {
+    fn from(config: &crate::config::StoreConfig) -> StoreSettings {
+        use crate::config::StoreConfig;
+        match config {
+            StoreConfig::Memory => StoreSettings::Memory,
+            StoreConfig::Redis {
+                url,
+                key_prefix,
+                connect_timeout,
+                response_timeout,
+            } => StoreSettings::Redis {
+                url: url.clone(),
+                connect_timeout: *connect_timeout,
+                response_timeout: *response_timeout,
+                key_prefix: key_prefix.clone(),
+            },
+        }
+    }
+}
+
 impl fmt::Debug for StoreSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

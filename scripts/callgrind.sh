@@ -1,0 +1,409 @@
+#!/usr/bin/env bash
+# Instructions per proxied request: the gateway runs under
+# `valgrind --tool=callgrind` with one worker thread, in front of a tiny
+# nginx upstream (GET / -> "hello\n"), and the instructions it executes
+# (callgrind's Ir: every thread of the process, user space only) are
+# counted over a batch of requests and divided by their number:
+#   - signed-in: GET / on the authenticated route, with a session cookie
+#     obtained by the real email sign-in flow (curl + the mail file);
+#   - public:    GET /public on the public route, no cookie.
+# Each batch is N keep-alive requests on ONE connection (curl with N URLs),
+# after a warm-up batch on that kind; the counters are zeroed just before
+# it and dumped just after it (callgrind_control -z / -d), so start-up,
+# sign-in and warm-up are not counted. The count includes the little
+# work an idle gateway does while the batch runs (timers): about a
+# second's worth per batch, which is also printed.
+#
+# Instruction counts are nearly deterministic (unlike time): a change of
+# 1% is real. They are not time: valgrind's virtual CPU has no SHA
+# extensions, so HMAC-SHA256 (the session check) runs the portable code
+# here, with several times the instructions it takes on a CPU with SHA-NI.
+#
+# Usage: scripts/callgrind.sh [--bin PATH] [--requests N] [--keep-tmp]
+#   defaults: target/release/portcullis (not built here: cargo build
+#   --release first), N = 2000. --keep-tmp keeps the temporary directory
+#   (the configuration, the logs and the callgrind dumps, which
+#   callgrind_annotate reads) and prints its path.
+# Needs: valgrind (with callgrind_control), nginx, curl, python3.
+
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+bin="${CARGO_TARGET_DIR:-$repo/target}/release/portcullis"
+requests=2000
+keep_tmp=0
+
+usage() {
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
+}
+
+die() {
+    echo "callgrind: $*" >&2
+    exit 1
+}
+# shellcheck source=bench/lib.sh
+. "$repo/scripts/bench/lib.sh"
+
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+    --bin) bin=${2:?--bin needs a value}; shift ;;
+    --requests) requests=${2:?--requests needs a value}; shift ;;
+    --keep-tmp) keep_tmp=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) die "unknown option $1 (see --help)" ;;
+    esac
+    shift
+done
+
+[[ $requests =~ ^[1-9][0-9]*$ ]] || die "--requests is a positive number"
+[[ -x $bin ]] || die "no portcullis binary at $bin (cargo build --release, or pass --bin)"
+for tool in valgrind callgrind_control nginx curl python3; do
+    command -v "$tool" >/dev/null || die "$tool is not installed"
+done
+
+started=$SECONDS
+
+# === processes and cleanup ===
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-callgrind.XXXXXX")
+pids=()
+ok=0
+
+cleanup() {
+    local pid deadline log
+    trap - EXIT INT TERM
+    for pid in "${pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    # The gateway under valgrind takes a while to drain and exit.
+    deadline=$((SECONDS + 15))
+    for pid in "${pids[@]}"; do
+        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if ((ok == 0)); then
+        for log in "$tmp/portcullis.log" "$tmp/valgrind.log" "$tmp"/nginx/*-error.log; do
+            if [[ -s $log ]]; then
+                echo "--- last lines of $log" >&2
+                tail -n 20 "$log" >&2
+            fi
+        done
+    fi
+    if ((keep_tmp)); then
+        echo "callgrind: temporary files kept in $tmp" >&2
+    else
+        rm -rf "$tmp"
+    fi
+}
+trap cleanup EXIT
+trap 'echo "callgrind: interrupted" >&2; exit 130' INT
+trap 'echo "callgrind: terminated" >&2; exit 143' TERM
+
+# Two distinct free ports, chosen by the OS (held open together so that
+# they differ; released just before the servers bind them).
+read -r port_up port_gw < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(2)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])
+')
+
+# === 1. the upstream: nginx, GET / -> "hello\n" ===
+
+mkdir -p "$tmp/nginx/temp" "$tmp/mail"
+user_line=""
+if ((EUID == 0)); then
+    # nginx started by root would run its worker as "nobody"; keep it as
+    # the current user like everything else here.
+    user_line="user $(id -un) $(id -gn);"
+fi
+cat >"$tmp/nginx/upstream.conf" <<EOF
+$user_line
+worker_processes 1;
+daemon off;
+pid $tmp/nginx/upstream.pid;
+error_log $tmp/nginx/upstream-error.log warn;
+
+events {
+    worker_connections 1024;
+}
+
+http {
+    access_log off;
+    client_body_temp_path $tmp/nginx/temp/body;
+    proxy_temp_path $tmp/nginx/temp/proxy;
+    fastcgi_temp_path $tmp/nginx/temp/fastcgi;
+    uwsgi_temp_path $tmp/nginx/temp/uwsgi;
+    scgi_temp_path $tmp/nginx/temp/scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    server {
+        listen 127.0.0.1:$port_up;
+        location / {
+            default_type text/plain;
+            return 200 "hello\\n";
+        }
+    }
+}
+EOF
+nginx -t -q -p "$tmp/nginx" -e "$tmp/nginx/upstream-error.log" -c "$tmp/nginx/upstream.conf" ||
+    die "nginx rejects the generated configuration"
+nginx -p "$tmp/nginx" -e "$tmp/nginx/upstream-error.log" -c "$tmp/nginx/upstream.conf" &
+pids+=($!)
+
+# Waits until something accepts TCP connections on 127.0.0.1:$1, failing
+# early if process $2 died, and after $3 seconds at most.
+wait_port() {
+    local port=$1 pid=$2 limit=$3 deadline
+    deadline=$((SECONDS + limit))
+    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+        kill -0 "$pid" 2>/dev/null || die "the process for port $port exited"
+        ((SECONDS < deadline)) || die "nothing listens on port $port after ${limit}s"
+        sleep 0.05
+    done
+}
+wait_port "$port_up" "${pids[-1]}" 10
+
+# === 2. the gateway under callgrind ===
+
+origin="http://127.0.0.1:$port_gw"
+cat >"$tmp/gateway.toml" <<EOF
+[server]
+listen = "127.0.0.1:$port_gw"
+public_url = "$origin"
+shutdown_timeout = "2s"
+threads = 1
+
+[session]
+secret_env = "PORTCULLIS_SECRET"
+
+[login]
+allow_domains = ["example.com"]
+address_rate = "1000000/1m"
+ip_rate = "1000000/1m"
+resend_delay = "0s"
+
+[mail]
+from = "Portcullis callgrind <callgrind@localhost>"
+transport = "file"
+
+[mail.file]
+dir = "$tmp/mail"
+
+[store]
+backend = "memory"
+
+[[route]]
+name = "public"
+path = "/public"
+upstream = "http://127.0.0.1:$port_up"
+access = "public"
+
+[[route]]
+name = "signed-in"
+path = "/"
+upstream = "http://127.0.0.1:$port_up"
+access = "authenticated"
+EOF
+PORTCULLIS_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
+export PORTCULLIS_SECRET
+"$bin" check --config "$tmp/gateway.toml" >"$tmp/check.txt" 2>&1 ||
+    die "portcullis check rejects the generated configuration: $(cat "$tmp/check.txt")"
+
+# valgrind execs the tool in its own process: $! is the gateway's pid, the
+# one callgrind_control talks to (through vgdb, which --vgdb=yes allows).
+# --dump-instr=no --compress-strings=no: small dumps, any annotator reads them.
+echo "== starting $bin under callgrind (slow: a few seconds to a minute)"
+RUST_LOG=warn valgrind --tool=callgrind --vgdb=yes \
+    --callgrind-out-file="$tmp/callgrind.out" --log-file="$tmp/valgrind.log" \
+    "$bin" --config "$tmp/gateway.toml" 2>"$tmp/portcullis.log" &
+gw_pid=$!
+pids+=("$gw_pid")
+
+# Ready when /.portcullis/ready answers 200 (polled: valgrind's start-up
+# time depends on the machine).
+deadline=$((SECONDS + 300))
+until [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$origin/.portcullis/ready" 2>/dev/null) == 200 ]]; do
+    kill -0 "$gw_pid" 2>/dev/null || die "the gateway under valgrind exited"
+    ((SECONDS < deadline)) || die "the gateway is not ready after 300s"
+    sleep 0.2
+done
+echo "   ready after $((SECONDS - started))s"
+
+# === 3. a session, by the real sign-in flow ===
+
+page="$tmp/page.html"
+jar="$tmp/cookies.txt"
+
+# The hidden field $1 of the form in $page.
+field() {
+    sed -n "s/.*name=\"$1\" value=\"\([^\"]*\)\".*/\1/p" "$page" | head -n 1
+}
+
+# mail_link DIR ORIGIN: the sign-in link of ORIGIN in a mail in DIR.
+mail_link() {
+    python3 - "$1" "$2" <<'EOF'
+import email, email.policy, pathlib, re, sys
+dir, origin = sys.argv[1], sys.argv[2]
+pattern = re.compile(re.escape(origin) + r"/\.portcullis/verify\?token=[A-Za-z0-9_-]{43}")
+for f in sorted(pathlib.Path(dir).iterdir()):
+    msg = email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
+    for part in msg.walk():
+        if part.get_content_maintype() == "text":
+            m = pattern.search(part.get_content())
+            if m:
+                print(m.group(0))
+                sys.exit(0)
+EOF
+}
+
+status=$(curl -sS -o "$page" -w '%{http_code}' -c "$jar" -b "$jar" "$origin/.portcullis/login?rd=/")
+[[ $status == 200 ]] || die "GET /.portcullis/login answered $status"
+csrf=$(field csrf)
+[[ -n $csrf ]] || die "the login page has no csrf field"
+
+status=$(curl -sS -o "$page" -w '%{http_code}' -c "$jar" -b "$jar" -H "Origin: $origin" \
+    --data-urlencode "email=callgrind@example.com" --data-urlencode "rd=/" --data-urlencode "csrf=$csrf" \
+    "$origin/.portcullis/login")
+[[ $status == 200 ]] || die "POST /.portcullis/login answered $status"
+
+# The mail is written by a background queue: wait for it (longer than
+# bench.sh does: everything is slow under valgrind).
+deadline=$((SECONDS + 60))
+link=""
+while [[ -z $link ]]; do
+    # A file may still be being written: retry until the link parses.
+    if compgen -G "$tmp/mail/*" >/dev/null; then
+        link=$(mail_link "$tmp/mail" "$origin") || link=""
+    fi
+    if [[ -z $link ]]; then
+        ((SECONDS < deadline)) || die "no mail with a sign-in link in $tmp/mail after 60s"
+        sleep 0.1
+    fi
+done
+
+status=$(curl -sS -o "$page" -w '%{http_code}' -c "$jar" -b "$jar" "$link")
+[[ $status == 200 ]] || die "GET of the sign-in link answered $status"
+token=$(field token)
+csrf=$(field csrf)
+[[ -n $token && -n $csrf ]] || die "the verify page has no confirm form (not the same browser?)"
+
+status=$(curl -sS -o /dev/null -D "$tmp/verify.headers" -w '%{http_code}' -c "$jar" -b "$jar" \
+    -H "Origin: $origin" --data-urlencode "token=$token" --data-urlencode "csrf=$csrf" \
+    "$origin/.portcullis/verify")
+[[ $status == 303 ]] || die "POST /.portcullis/verify answered $status, not 303"
+session=$(sed -n 's/^[Ss]et-[Cc]ookie: portcullis=\([^;[:space:]]*\).*/\1/p' "$tmp/verify.headers" | head -n 1)
+[[ $session == v1.* ]] || die "POST /.portcullis/verify set no portcullis=v1... session cookie"
+# In a file, so that it is on no command line.
+printf 'Cookie: portcullis=%s\n' "$session" >"$tmp/cookie.header"
+chmod 600 "$tmp/cookie.header"
+
+# Both routes answer "hello"; the signed-in one only with the cookie.
+expect_hello() {
+    local name=$1 url=$2 got
+    shift 2
+    got=$(curl -sS -w '|%{http_code}' "$@" "$url") || die "$name ($url) did not answer"
+    [[ $got == $'hello\n|200' ]] || die "$name ($url) answered ${got##*|} with another body, not 200 \"hello\""
+}
+expect_hello "public route" "$origin/public"
+expect_hello "signed-in route" "$origin/" -H "@$tmp/cookie.header"
+status=$(curl -sS -o /dev/null -w '%{http_code}' "$origin/")
+[[ $status == 401 ]] || die "the signed-in route without a cookie answered $status, not 401"
+
+# === 4. the batches ===
+
+# batch COUNT URL [CURL ARGS...]: COUNT GETs of URL, one after another on
+# one keep-alive connection (one curl, COUNT URLs); dies unless every one
+# answered 200 and only the first connected.
+batch() {
+    local count=$1 url=$2 cfg="$tmp/batch.curlrc" out="$tmp/batch.out" i
+    shift 2
+    for ((i = 0; i < count; i++)); do
+        printf 'url = "%s"\noutput = "/dev/null"\n' "$url"
+    done >"$cfg"
+    curl -s -K "$cfg" -w '%{http_code} %{num_connects}\n' "$@" >"$out" ||
+        die "curl failed in a batch of $url"
+    awk -v n="$count" '
+        $1 != 200 { bad++ }
+        { connects += $2; lines++ }
+        END { exit !(lines == n && bad == 0 && connects == 1) }' "$out" ||
+        die "a batch of $count GETs of $url: not $count answers 200 on one connection ($(sort "$out" | uniq -c | tr -s ' \n' ' '))"
+}
+
+dumps=0
+# counted LABEL COMMAND...: zeroes callgrind's counters, runs COMMAND,
+# dumps them; leaves the dump's total Ir in $ir.
+counted() {
+    local label=$1 file
+    shift
+    callgrind_control -z "$gw_pid" >"$tmp/control.out" 2>&1 ||
+        die "callgrind_control -z failed: $(cat "$tmp/control.out")"
+    "$@"
+    callgrind_control -d "$label" "$gw_pid" >"$tmp/control.out" 2>&1 ||
+        die "callgrind_control -d failed: $(cat "$tmp/control.out")"
+    dumps=$((dumps + 1))
+    file="$tmp/callgrind.out.$dumps"
+    [[ -s $file ]] || die "no callgrind dump at $file after callgrind_control -d"
+    # "totals:" (or, in older dumps, "summary:") holds the events in the
+    # order of "events:", Ir first.
+    ir=$(awk '/^(totals|summary):/ { print $2; exit }' "$file")
+    [[ $ir =~ ^[0-9]+$ ]] || die "no total in $file"
+}
+
+# The figures, with thousands separators.
+thousands() {
+    LC_ALL=C awk -v x="$1" 'BEGIN {
+        s = sprintf("%.0f", x); out = ""
+        while (length(s) > 3) { out = "," substr(s, length(s) - 2) out; s = substr(s, 1, length(s) - 3) }
+        print s out
+    }'
+}
+
+warm=$((requests < 200 ? requests : 200))
+echo "== $requests requests per batch, one connection, after $warm to warm up"
+
+cookie=(-H "@$tmp/cookie.header")
+results=()
+for kind in signed-in public; do
+    if [[ $kind == signed-in ]]; then
+        url="$origin/"
+        args=("${cookie[@]}")
+    else
+        url="$origin/public"
+        args=()
+    fi
+    batch "$warm" "$url" "${args[@]}"
+    t0=$SECONDS
+    counted "$kind" batch "$requests" "$url" "${args[@]}"
+    secs=$((SECONDS - t0))
+    per=$(awk -v ir="$ir" -v n="$requests" 'BEGIN { printf "%.0f", ir / n }')
+    results+=("$kind|$per|$ir|$secs")
+done
+
+# An idle gateway's own work (timers) over as long as a batch took.
+idle_secs=1
+for r in "${results[@]}"; do
+    IFS='|' read -r _ _ _ secs <<<"$r"
+    ((secs > idle_secs)) && idle_secs=$secs
+done
+counted idle sleep "$idle_secs"
+idle_ir=$ir
+
+# The session must still be good after the runs.
+expect_hello "signed-in route (after the batches)" "$origin/" -H "@$tmp/cookie.header"
+
+echo
+for r in "${results[@]}"; do
+    IFS='|' read -r kind per ir secs <<<"$r"
+    printf '%-10s %s instructions/request   (%s in %s requests, ~%ss)\n' \
+        "$kind:" "$(thousands "$per")" "$(thousands "$ir")" "$(thousands "$requests")" "$secs"
+done
+printf '%-10s %s instructions in %ss with no request (included above)\n' "idle:" "$(thousands "$idle_ir")" "$idle_secs"
+echo
+echo "binary: $bin; $(valgrind --version), one worker thread, memory store; $((SECONDS - started))s in all"
+ok=1
