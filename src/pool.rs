@@ -173,13 +173,33 @@ impl<T: Reusable> IdleList<T> {
 }
 
 /// The idle upstream connections of one worker.
-#[derive(Default)]
 pub struct Pool {
     hyper: IdleList<HyperConn>,
     raw: IdleList<RawConn>,
+    /// `[server] fast_path`: body-less requests may go over raw connections.
+    fast_path: bool,
+}
+
+impl Default for Pool {
+    fn default() -> Pool {
+        Pool::new(true)
+    }
 }
 
 impl Pool {
+    pub fn new(fast_path: bool) -> Pool {
+        Pool {
+            hyper: IdleList::default(),
+            raw: IdleList::default(),
+            fast_path,
+        }
+    }
+
+    /// Whether body-less requests go over raw connections ([`crate::h1`]).
+    pub fn fast_path(&self) -> bool {
+        self.fast_path
+    }
+
     /// Sends `req` (origin-form URI, `Host` set) to `upstream` and returns
     /// its answer, whose body gives the connection back when read to the
     /// end. `upgrades` keeps the connection open for a WebSocket tunnel

@@ -108,7 +108,7 @@ pub async fn forward(
     };
     // No body (nearly every page load): the request goes out and its
     // answer comes back in this task. Otherwise hyper's client streams it.
-    let direct = !websocket && hyper::body::Body::is_end_stream(&incoming);
+    let direct = pool.fast_path() && !websocket && hyper::body::Body::is_end_stream(&incoming);
     // The route timeout bounds the wait for the answer's head: the raw
     // connection keeps a timer of its own for that (see `h1::RawConn`).
     let sent = if direct {

@@ -153,7 +153,7 @@ impl Worker {
     ) -> Worker {
         let limits = app.limits();
         Worker {
-            pools: Arc::new(Pool::default()),
+            pools: Arc::new(Pool::new(limits.fast_path)),
             builder: Arc::new(builder(&limits)),
             tls: tls.map(TlsAcceptor::from),
             limits,
@@ -315,6 +315,11 @@ async fn serve_plain(
     mut stop: watch::Receiver<bool>,
     limits: &Limits,
 ) {
+    if !limits.fast_path {
+        let stream = Watched::new(stream, conn.framing.clone());
+        Box::pin(serve_io(stream, conn, app, builder, stop)).await;
+        return;
+    }
     let Some(handover) = h1_server::serve(stream, &conn, &app, limits, &mut stop).await else {
         return;
     };
