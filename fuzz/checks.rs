@@ -594,7 +594,7 @@ pub fn config(data: &[u8]) {
 /// input at once, one byte at a time, and cut at every `\n`); and a stream
 /// is called ambiguous only if both header names occur in it.
 pub fn framing(data: &[u8]) {
-    use portcullis::framing::Scanner;
+    use portcullis::transport::downstream::framing::Scanner;
     let verdict = |s: &Scanner| (s.ambiguous(), s.watching());
     let mut whole = Scanner::default();
     whole.feed(data);
@@ -623,7 +623,7 @@ pub fn framing(data: &[u8]) {
 /// is never served before it is whole).
 pub fn h1_request(data: &[u8]) {
     use bytes::BytesMut;
-    use portcullis::h1_server::{take_request, Taken, MAX_HEADERS};
+    use portcullis::transport::downstream::h1::{take_request, Taken, MAX_HEADERS};
     let mut buf = BytesMut::from(data);
     let Taken::Request(req, _) = take_request(&mut buf, MAX_HEADERS) else {
         assert_eq!(&buf[..], data, "the buffer changed for a head not taken");
@@ -659,7 +659,7 @@ pub fn h1_request(data: &[u8]) {
 /// Returns whether the connection was reused (for the property test's
 /// count).
 pub fn h1_answer(data: &[u8]) -> bool {
-    use portcullis::h1::{read_answer, Verdict};
+    use portcullis::transport::upstream::raw::{read_answer, Verdict};
     let (Some(&flags), Some(&step)) = (data.first(), data.get(1)) else {
         return false;
     };

@@ -8,16 +8,21 @@
 #     obtained by the real email sign-in flow (curl + the mail file);
 #   - public:    GET /public on the public route, no cookie.
 # Each batch is N keep-alive requests on ONE connection (curl with N URLs),
-# after a warm-up batch on that kind; the counters are zeroed just before
-# it and dumped just after it (callgrind_control -z / -d), so start-up,
-# sign-in and warm-up are not counted. The count includes the little
-# work an idle gateway does while the batch runs (timers): about a
-# second's worth per batch, which is also printed.
+# shaped like wrk's in scripts/bench.sh: Host, and Cookie when signed in
+# (curl's User-Agent and Accept are left out; they cost about 1,000
+# instructions each). A warm-up batch of the same kind (200 requests)
+# goes first; the counters are zeroed just before the batch and dumped
+# just after it (callgrind_control -z / -d), so start-up, sign-in and
+# warm-up are not counted. The work an idle gateway does meanwhile
+# (timers) is counted too; it is measured and printed as well (about a
+# thousand instructions a second: nothing).
 #
-# Instruction counts are nearly deterministic (unlike time): a change of
-# 1% is real. They are not time: valgrind's virtual CPU has no SHA
-# extensions, so HMAC-SHA256 (the session check) runs the portable code
-# here, with several times the instructions it takes on a CPU with SHA-NI.
+# Instruction counts hardly move from run to run (here within 0.1%), so
+# a change of 1% is real. They are not time, and not quite the native
+# figure: valgrind's virtual CPU has no SHA extensions (it hides SHA-NI
+# from CPUID), so the session check's HMAC-SHA256 runs the portable code,
+# about 7,000 instructions of every signed-in request here against a
+# small fraction of that on a CPU with SHA-NI.
 #
 # Usage: scripts/callgrind.sh [--bin PATH] [--requests N] [--keep-tmp]
 #   defaults: target/release/portcullis (not built here: cargo build
@@ -316,7 +321,8 @@ status=$(curl -sS -o /dev/null -w '%{http_code}' "$origin/")
 # === 4. the batches ===
 
 # batch COUNT URL [CURL ARGS...]: COUNT GETs of URL, one after another on
-# one keep-alive connection (one curl, COUNT URLs); dies unless every one
+# one keep-alive connection (one curl, COUNT URLs), with no header but Host
+# and those in CURL ARGS (as wrk sends them); dies unless every one
 # answered 200 and only the first connected.
 batch() {
     local count=$1 url=$2 cfg="$tmp/batch.curlrc" out="$tmp/batch.out" i
@@ -324,7 +330,7 @@ batch() {
     for ((i = 0; i < count; i++)); do
         printf 'url = "%s"\noutput = "/dev/null"\n' "$url"
     done >"$cfg"
-    curl -s -K "$cfg" -w '%{http_code} %{num_connects}\n' "$@" >"$out" ||
+    curl -s -K "$cfg" -H "User-Agent:" -H "Accept:" -w '%{http_code} %{num_connects}\n' "$@" >"$out" ||
         die "curl failed in a batch of $url"
     awk -v n="$count" '
         $1 != 200 { bad++ }

@@ -1,21 +1,27 @@
-//! The application: shared state built once, and [`App::handle`], the one
-//! place that sequences a request.
+//! The request hub: [`App`] as the transport's [`Handler`], and the one
+//! function that sequences a request, in named phases that read top to
+//! bottom (as pingora's proxy phases):
 //!
 //! ```text
-//! handle ─ limits (414/431) ─ Host (400) ─ path::normalize (400)
-//!        ─ forwarded::client_info (trusted proxies)
-//!        ─ /.portcullis/ready ────────────────────────────▶ 200 / 503 (store)
-//!        ─ /.portcullis/* ─────────────────────────────▶ login::serve
-//!        ─ routes.find (404): the matching view and the literal path
-//!        ─ public under both readings, exact case? ── yes ─▶ forward (no identity)
-//!        ─ session cookie → SessionCache (store at most every few s)
-//!             none ─▶ 303 to sign-in (browser navigation) or 401
-//!             store down past grace ─▶ 503
-//!        ─ allow lists of both readings (403 page) ───────▶ forward (identity)
+//! serve ─ 1 request checks: limits (414/431), Host (400), path (400),
+//!         │                 client info (trusted proxies)
+//!         ─ 2 own endpoints: /.portcullis/ready ───────▶ 200 / 503 (store)
+//!         │                  /.portcullis/* ───────────▶ signin::serve
+//!         ─ 3 routing: routes.find (404), the matching view and the literal path
+//!         ─ 4 authorization: the session if needed (SessionCache; store down
+//!         │   past grace ─▶ 503), then authorize::authorize:
+//!         │     unauthenticated ─▶ 303 to sign-in (browser navigation) or 401
+//!         │     forbidden ───────▶ 403 page
+//!         ─ 5 upstream request: identity and X-Forwarded-* (outgoing), the
+//!         │   WebSocket origin check ─▶ Upstream::send (the transport cleans
+//!         │   the answer: 6 response filter)
+//!         ─ 7 log: one line per request; the gateway's own 5xx at warn
 //! ```
 //! Leaf modules return values; errors become responses in one place
-//! ([`App::error_response`]) and each request is logged once.
+//! ([`App::error_response`]). The hub never touches a socket: it sees a
+//! [`ConnInfo`] and an [`Upstream`] handle.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,26 +29,63 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode};
 
+use crate::authorize::{self, Decision};
 use crate::body::{self, Body, RequestBody};
-use crate::config::{Scheme, Upstream};
+use crate::config::{Limits, Scheme};
 use crate::cookies::{self, Kind};
 use crate::crypto;
 use crate::error::Error;
 use crate::forwarded::{self, ClientInfo};
-use crate::proxy;
-use crate::server::Conn;
+use crate::outgoing::{self, Added};
 use crate::state::{Ctx, Live};
 use crate::store::Store;
+use crate::transport::{ConnInfo, Handler, Outgoing, Refusal, Upstream};
 use crate::{demo, login, path, request_checks};
 
 pub use crate::state::App;
 
-impl App {
-    /// The one entry point for every request.
-    pub async fn handle(
+impl Handler for App {
+    fn handle(
         self: &Arc<Self>,
         req: Request<RequestBody>,
-        conn: &Conn,
+        conn: &ConnInfo,
+        upstream: &Upstream,
+    ) -> impl Future<Output = Response<Body>> + Send {
+        self.serve(req, conn, upstream)
+    }
+
+    fn refuse(&self, req: &Request<RequestBody>, conn: &ConnInfo, why: Refusal) -> Response<Body> {
+        let e = match why {
+            Refusal::AmbiguousFraming => {
+                Error::BadRequest("The request has both Content-Length and Transfer-Encoding.")
+            }
+        };
+        tracing::debug!(error = %e, "request refused");
+        let live = self.live.load();
+        self.error_response(&live, &e, wants_html(req.headers()), conn.tls)
+    }
+
+    fn limits(&self) -> Limits {
+        self.live.load().config.server.limits
+    }
+}
+
+/// What phase 1 learnt about a request.
+struct Checked {
+    host: String,
+    /// The canonical path: both matched and forwarded.
+    path: String,
+    client: ClientInfo,
+    https: bool,
+}
+
+impl App {
+    /// One request: its phases, then phase 7, the log line.
+    pub async fn serve(
+        self: &Arc<Self>,
+        req: Request<RequestBody>,
+        conn: &ConnInfo,
+        upstream: &Upstream,
     ) -> Response<Body> {
         let logging = tracing::enabled!(tracing::Level::INFO);
         // A clock read only for the log line.
@@ -57,7 +100,7 @@ impl App {
         let mut route_name = String::new();
         let mut https = conn.tls;
         let result = self
-            .handle_inner(&live, req, conn, &mut route_name, &mut https)
+            .phases(&live, req, conn, upstream, &mut route_name, &mut https)
             .await;
         let (resp, failed) = match result {
             Ok(r) => (r, None),
@@ -103,54 +146,33 @@ impl App {
         resp
     }
 
-    async fn handle_inner(
+    /// Phases 1 to 6, in order.
+    async fn phases(
         self: &Arc<Self>,
         live: &Live,
         req: Request<RequestBody>,
-        conn: &Conn,
+        conn: &ConnInfo,
+        upstream: &Upstream,
         route_name: &mut String,
         https_out: &mut bool,
     ) -> Result<Response<Body>, Error> {
-        let limits = &live.config.server.limits;
-        request_checks::check_limits(&req, limits)?;
-        if conn.framing.raised() {
-            return Err(Error::BadRequest(
-                "The request has both Content-Length and Transfer-Encoding.",
-            ));
-        }
-        request_checks::check_framing(&req)?;
-        let host = request_checks::host(&req)?;
-        let path = path::normalize(req.uri().path()).map_err(Error::BadPath)?;
-        let client = forwarded::client_info(
-            conn.peer.ip(),
-            conn.tls,
-            Some(&host),
-            req.headers(),
-            &live.config.server.trusted_proxies,
-        )
-        .map_err(|_| Error::BadHost)?;
-        let https = client.scheme == Scheme::Https;
-        *https_out = https;
+        // 1. Request checks.
+        let checked = check(live, &req, conn)?;
+        *https_out = checked.https;
 
-        if path == READY_PATH {
-            *route_name = "portcullis".into();
-            return ready(&self.store, req.method()).await;
-        }
-        if path == "/.portcullis" || path.starts_with("/.portcullis/") {
-            *route_name = "portcullis".into();
-            let cx = Ctx {
-                app: self,
-                live,
-                client: &client,
-                https,
-                origin: visible_origin(&client, &host),
-                host_for_links: host.clone(),
-            };
-            // Boxed: the sign-in flow's future is large and would
-            // otherwise make every proxied request's future as large.
-            return Box::pin(login::serve(&cx, req, &path)).await;
+        // 2. The gateway's own endpoints.
+        if is_own(&checked.path) {
+            route_name.push_str("portcullis");
+            return self.own_endpoint(live, req, &checked).await;
         }
 
+        // 3. Routing.
+        let Checked {
+            host,
+            path,
+            client,
+            https,
+        } = checked;
         let m = live
             .routes
             .find(&host, client.scheme, &path)
@@ -158,28 +180,28 @@ impl App {
         let route = &m.route.config;
         route_name.push_str(&route.name);
 
-        // Public only when every reading of the path is (see routes).
-        let public = m.public();
-        let identity = if public {
-            None
+        // 4. Authorization.
+        let session = if authorize::needs_identity(&m) {
+            self.identity(live, req.headers(), https).await?
         } else {
-            match self.identity(live, req.headers(), https).await? {
-                Some(identity) => Some(identity),
-                None => return Ok(unauthenticated(&req, &path, https)),
+            None
+        };
+        let identity = match authorize::authorize(&live.config, &m, session.as_ref()) {
+            Decision::Allow(identity) => identity,
+            Decision::Unauthenticated => return Ok(unauthenticated(&req, &path, https)),
+            Decision::Forbidden(identity) => {
+                return Ok(self.forbidden(live, &req, &identity.email, https))
             }
         };
-        if let Some(identity) = &identity {
-            let allowed =
-                live.config.login.allow.allows(&identity.email) && m.allows(&identity.email);
-            if !allowed {
-                return Ok(self.forbidden(live, &req, &identity.email, https));
-            }
-        }
+
+        // 5. The upstream request.
         // A signed-in WebSocket: the browser's Origin must be this site
         // (cross-site WebSocket hijacking), and the tunnel lives only as
         // long as the session.
         let websocket = crate::headers::is_websocket_upgrade(req.headers());
-        let session_ends = match (&identity, websocket) {
+        let tunnel = match (identity, websocket) {
+            (_, false) => None,
+            (None, true) => Some(None),
             (Some(identity), true) => {
                 if !same_origin(
                     req.headers(),
@@ -188,11 +210,12 @@ impl App {
                 ) {
                     return Err(Error::CrossOriginWebSocket);
                 }
-                Some(self.session_ends(identity.tag, live.config.session.idle_timeout))
+                Some(Some(self.session_ends(
+                    identity.tag,
+                    live.config.session.idle_timeout,
+                )))
             }
-            _ => None,
         };
-
         let path_and_query = match req.uri().path_and_query() {
             // Already in normal form (nearly always): the target as it came.
             Some(pq) if pq.path() == path => pq.clone(),
@@ -205,48 +228,63 @@ impl App {
                     .map_err(|_| Error::BadRequest("The request target is not valid."))?
             }
         };
-        let email = identity.as_ref().map(|i| &*i.email);
-        match &route.upstream {
-            Upstream::Demo => {
-                let (parts, _) = req.into_parts();
-                let mut demo_req = Request::from_parts(parts, body::empty());
-                let authority = http::uri::Authority::from_static("demo.invalid");
-                let f = proxy::Forward {
-                    authority: &authority,
-                    path_and_query,
-                    identity: email,
-                    client: &client,
-                    gateway_cookies: cookies::ALL_NAMES,
-                    timeout: route.timeout,
-                    connect_timeout: route.connect_timeout,
-                    websocket: false,
-                    session_ends: None,
-                    strip_headers: &live.config.server.strip_headers,
-                    route: &m.route,
-                    body_read_timeout: live.config.server.limits.body_read_timeout,
-                };
-                proxy::rewrite_request(&mut demo_req, &f, false);
-                Ok(demo::respond(&demo_req))
+        let added = Added {
+            client: &client,
+            identity: identity.map(|i| &*i.email),
+            gateway_cookies: cookies::ALL_NAMES,
+            websocket: false,
+            strip: &live.config.server.strip_headers,
+        };
+        let authority = match &route.upstream {
+            crate::config::Upstream::Http { authority } => authority,
+            crate::config::Upstream::Demo => {
+                // The demo page shows the headers an upstream would get.
+                let mut shown = Request::new(());
+                *shown.headers_mut() = outgoing::map(req.headers(), req.uri().authority(), &added);
+                *shown.uri_mut() = http::Uri::from(path_and_query);
+                return Ok(demo::respond(&shown));
             }
-            Upstream::Http { authority } => {
-                let f = proxy::Forward {
-                    authority,
-                    path_and_query,
-                    identity: email,
-                    client: &client,
-                    gateway_cookies: cookies::ALL_NAMES,
-                    timeout: route.timeout,
-                    connect_timeout: route.connect_timeout,
-                    websocket,
-                    session_ends,
-                    strip_headers: &live.config.server.strip_headers,
-                    route: &m.route,
-                    body_read_timeout: live.config.server.limits.body_read_timeout,
-                };
-                proxy::forward(&conn.worker, req, f).await
-            }
-        }
+        };
+        let (head, body) = req.into_parts();
+        let out = Outgoing {
+            head,
+            body,
+            authority,
+            path_and_query,
+            added,
+            timeout: route.timeout,
+            connect_timeout: route.connect_timeout,
+            body_read_timeout: live.config.server.limits.body_read_timeout,
+            tunnel,
+            route: &m.route,
+        };
+        // 6. The answer, cleaned once by the transport.
+        Ok(upstream.send(out).await?)
     }
+
+    /// Phase 2: `/.portcullis/ready` and the sign-in flow.
+    async fn own_endpoint(
+        self: &Arc<Self>,
+        live: &Live,
+        req: Request<RequestBody>,
+        checked: &Checked,
+    ) -> Result<Response<Body>, Error> {
+        if checked.path == READY_PATH {
+            return ready(&self.store, req.method()).await;
+        }
+        let cx = Ctx {
+            app: self,
+            live,
+            client: &checked.client,
+            https: checked.https,
+            origin: visible_origin(&checked.client, &checked.host),
+            host_for_links: checked.host.clone(),
+        };
+        // Boxed: the sign-in flow's future is large and would otherwise
+        // make every proxied request's future as large.
+        Box::pin(login::serve(&cx, req, &checked.path)).await
+    }
+
     fn forbidden(
         &self,
         live: &Live,
@@ -320,6 +358,36 @@ impl App {
         }
         resp
     }
+}
+
+/// Phase 1: the limits, the framing headers, the one host, the canonical
+/// path and who the client is (trusted proxies), before anything else
+/// looks at the request.
+fn check(live: &Live, req: &Request<RequestBody>, conn: &ConnInfo) -> Result<Checked, Error> {
+    request_checks::check_limits(req, &live.config.server.limits)?;
+    request_checks::check_framing(req)?;
+    let host = request_checks::host(req)?;
+    let path = path::normalize(req.uri().path()).map_err(Error::BadPath)?;
+    let client = forwarded::client_info(
+        conn.peer.ip(),
+        conn.tls,
+        Some(&host),
+        req.headers(),
+        &live.config.server.trusted_proxies,
+    )
+    .map_err(|_| Error::BadHost)?;
+    let https = client.scheme == Scheme::Https;
+    Ok(Checked {
+        host,
+        path,
+        client,
+        https,
+    })
+}
+
+/// Whether `path` is one of the gateway's own (`/.portcullis/…`).
+fn is_own(path: &str) -> bool {
+    path == "/.portcullis" || path.starts_with("/.portcullis/")
 }
 
 /// The readiness probe, on every host of the main listener.

@@ -8,6 +8,7 @@ use http::StatusCode;
 
 use crate::path::PathError;
 use crate::store::StoreError;
+use crate::transport::{Fault, UpstreamError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -45,6 +46,22 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// The one reading of an upstream fault as a request error (and so as a
+/// status): 504 when time ran out, 502 otherwise; the client's own body
+/// trouble met on the way is 408 or 400.
+impl From<UpstreamError> for Error {
+    fn from(e: UpstreamError) -> Error {
+        match e.fault {
+            Fault::Timeout => Error::UpstreamTimeout,
+            Fault::Failed => Error::UpstreamFailed(e.detail),
+            Fault::ClientBodyStalled => Error::RequestTimeout,
+            Fault::ClientBodyBroken => {
+                Error::BadRequest("The request body is malformed or was cut off.")
+            }
+        }
+    }
 }
 
 impl Error {

@@ -6,30 +6,36 @@
 //!
 //! # Layout
 //!
-//! Leaf modules return values; only [`app`] sequences a request.
+//! The request's path through the modules, where state lives and the
+//! rules are in `docs/architecture.md`. In short: the transport moves
+//! bytes, the hub sequences a request, leaf modules return values.
 //!
+//! - `transport`: everything on a socket. `downstream` (listeners, TLS,
+//!   the own HTTP/1.1 loop and hyper's server, the CL+TE watch),
+//!   `upstream` (`Upstream::send`: the raw client or hyper's, one pool,
+//!   answer hygiene, `UpstreamError`), `codec` (head spans, `Date`).
+//! - `app`: the hub, the one place that sequences a request, in phases.
+//! - `state`: the shared state behind one `Arc`, and the live config.
+//! - `authorize`: the one decision whether a request may pass.
 //! - `config`: `gateway.toml` → typed values; errors name file and key.
-//! - `server`, `tls`: listeners, TLS, hyper connection settings, shutdown.
-//! - `app`: shared state and the request hub.
-//! - `routes`: which route a request belongs to.
-//! - `path`: the one canonical path that is both matched and forwarded.
-//! - `request_checks`: limits, `Transfer-Encoding` and the one host of a
-//!   request, before anything else looks at it.
-//! - `framing`: the CL+TE watch on HTTP/1 client bytes.
-//! - `proxy`, `pool`, `h1`, `outgoing`, `headers`, `forwarded`: forwarding,
-//!   upstream connections, the upstream's headers and header hygiene.
+//! - `request_checks`, `path`, `routes`, `forwarded`: limits, the one
+//!   host, the canonical path and its matching view, routes, trusted
+//!   proxies.
+//! - `outgoing`, `headers`: the upstream's request headers, header names.
 //! - `login`, `code`, `cookies`, `session`, `crypto`: the sign-in flow.
 //! - `address`: strict parsing of one email address.
 //! - `redirect`: the `rd` check.
 //! - `user_agent`: the browser-family label shown with a sign-in code.
 //! - `store`: attempts, sessions and counters in memory or Redis.
 //! - `mail`: the mail queue and its transports.
-//! - `pages`, `body`, `demo`: what the gateway answers itself.
+//! - `theme`, `pages`, `body`, `demo`: templates and colours, what the
+//!   gateway answers itself.
 //! - `error`: the request error type and its one mapping to HTTP status.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod address;
 pub mod app;
+pub mod authorize;
 pub mod body;
 pub mod code;
 pub mod config;
@@ -38,25 +44,20 @@ pub mod crypto;
 pub mod demo;
 pub mod error;
 pub mod forwarded;
-pub mod framing;
-pub mod h1;
-pub mod h1_server;
 pub mod headers;
 pub mod login;
 pub mod mail;
 pub mod outgoing;
 pub mod pages;
 pub mod path;
-pub mod pool;
-pub mod proxy;
 pub mod redirect;
 pub mod request_checks;
 pub mod routes;
-pub mod server;
 pub mod session;
 pub mod state;
 pub mod store;
-pub mod tls;
+pub mod theme;
+pub mod transport;
 pub mod user_agent;
 
 pub use app::App;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 use portcullis::app::App;
 use portcullis::config::{self, Config};
-use portcullis::server::{self, StdListeners};
 use portcullis::store::Store;
+use portcullis::transport::{self as server, StdListeners};
 
 #[derive(Parser)]
 #[command(
@@ -234,7 +234,7 @@ fn tls_config(config: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, conf
     let Some(t) = &config.server.tls else {
         return Ok(None);
     };
-    portcullis::tls::server_config(&t.cert, &t.key)
+    portcullis::transport::tls::server_config(&t.cert, &t.key)
         .map(Some)
         .map_err(|e| config::ConfigError::single(&config.source, e.key(), e.detail()))
 }

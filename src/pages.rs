@@ -33,39 +33,20 @@ use base64::Engine as _;
 
 use crate::config::UiConfig;
 
-pub mod palette;
-pub mod template;
 pub mod when;
 
-pub use palette::{contrast, Palette, Rgb};
-pub use template::{check_override, override_files, Spec, TemplateError, FRAGMENTS, GLOBAL, SPECS};
-use template::{spec, Piece, Template, Value};
+pub use crate::theme::palette::{contrast, Palette, Rgb};
+pub use crate::theme::template::{
+    check_override, override_files, Spec, TemplateError, FRAGMENTS, GLOBAL, SPECS,
+};
+use crate::theme::template::{spec, Piece, Template, Value};
+pub use crate::theme::{escape, DEFAULT_ACCENT, STYLESHEET_FILE};
 
 /// The built-in stylesheet, with the default palette (`:root`) first.
 pub const STYLESHEET: &str = include_str!("assets/style.css");
 pub const STYLESHEET_PATH: &str = "/.portcullis/style.css";
-/// File name of the stylesheet in an override folder.
-pub const STYLESHEET_FILE: &str = "style.css";
-/// `[ui] accent` when none is configured.
-pub const DEFAULT_ACCENT: &str = "#1f5fbf";
 /// The product's own name, shown small in the footer.
 pub const PRODUCT: &str = "Portcullis";
-
-/// HTML-escapes text for element content and quoted attributes.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 // === the pages ===
 

@@ -230,7 +230,7 @@ impl App {
         self: &Arc<Self>,
         tag: [u8; 32],
         idle: Duration,
-    ) -> crate::proxy::SessionEnds {
+    ) -> crate::transport::SessionEnds {
         let app = Arc::downgrade(self);
         Box::pin(async move {
             loop {

@@ -541,7 +541,7 @@ async fn http2_over_tls_with_alpn() {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
     let cert_der = cert.cert.der().clone();
     let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
-    let tls = portcullis::tls::from_der(vec![cert_der.clone()], key_der).unwrap();
+    let tls = portcullis::transport::tls::from_der(vec![cert_der.clone()], key_der).unwrap();
     let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tls_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = tls_listener.local_addr().unwrap().port();

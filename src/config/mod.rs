@@ -282,7 +282,7 @@ pub struct UiConfig {
     pub templates_dir: Option<PathBuf>,
     /// Overrides read from that folder, by file name (`login.html`,
     /// `style.css`, …), each already checked with
-    /// [`crate::pages::check_override`].
+    /// [`crate::theme::template::check_override`].
     pub templates: BTreeMap<String, String>,
 }
 

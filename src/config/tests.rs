@@ -190,7 +190,7 @@ fn public_url_origins() {
 fn ui_defaults_look_after_themselves() {
     let c = parse("").unwrap();
     assert_eq!(c.ui.title, "Portcullis");
-    assert_eq!(c.ui.accent, crate::pages::DEFAULT_ACCENT);
+    assert_eq!(c.ui.accent, crate::theme::DEFAULT_ACCENT);
     assert_eq!(c.ui.logo, None);
     assert_eq!(c.ui.templates_dir, None);
     assert!(c.ui.templates.is_empty());

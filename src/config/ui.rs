@@ -3,7 +3,7 @@
 //! `templates` override folder, so that `portcullis check` reports a bad
 //! template before any page is served.
 //!
-//! Does not own: what the templates may contain ([`crate::pages::check_override`])
+//! Does not own: what the templates may contain ([`crate::theme::template::check_override`])
 //! or how pages are drawn (`pages`).
 
 use std::collections::BTreeMap;
@@ -26,8 +26,8 @@ pub(super) fn ui_config(raw: RawUi, p: &mut Problems) -> Option<UiConfig> {
     if title.trim().is_empty() || title.chars().count() > 100 {
         p.add("ui.title", "must be 1 to 100 characters");
     }
-    let accent = accent.unwrap_or_else(|| crate::pages::DEFAULT_ACCENT.into());
-    if crate::pages::Rgb::parse(&accent).is_none() {
+    let accent = accent.unwrap_or_else(|| crate::theme::DEFAULT_ACCENT.into());
+    if crate::theme::palette::Rgb::parse(&accent).is_none() {
         p.add(
             "ui.accent",
             format!("{accent:?} is not a colour like \"#1f5fbf\""),
@@ -123,7 +123,7 @@ fn logo_data_url(path: &str, p: &mut Problems) -> Option<String> {
 }
 
 /// Reads the `[ui] templates` folder: every file named like a built-in
-/// template replaces it, after [`crate::pages::check_override`]. Other
+/// template replaces it, after [`crate::theme::template::check_override`]. Other
 /// `.html` and `.css` files are reported (a misspelt name would otherwise
 /// be ignored without a word); other files are left alone.
 fn template_overrides(dir: &Path, p: &mut Problems) -> BTreeMap<String, String> {
@@ -145,9 +145,9 @@ fn template_overrides(dir: &Path, p: &mut Problems) -> BTreeMap<String, String> 
     names.sort();
     for name in names {
         let path = dir.join(&name);
-        if !crate::pages::override_files().any(|f| f == name) {
+        if !crate::theme::template::override_files().any(|f| f == name) {
             if name.ends_with(".html") || name.ends_with(".css") {
-                let known: Vec<&str> = crate::pages::override_files().collect();
+                let known: Vec<&str> = crate::theme::template::override_files().collect();
                 p.add(
                     "ui.templates",
                     format!(
@@ -167,7 +167,7 @@ fn template_overrides(dir: &Path, p: &mut Problems) -> BTreeMap<String, String> 
             _ => std::fs::read_to_string(&path).map_err(|e| format!("cannot be read: {e}")),
         };
         match text {
-            Ok(text) => match crate::pages::check_override(&name, &text) {
+            Ok(text) => match crate::theme::template::check_override(&name, &text) {
                 Ok(()) => {
                     found.insert(name, text);
                 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use portcullis::config::Config;
-use portcullis::server::{self, Listeners};
+use portcullis::transport::{self as server, Listeners};
 use portcullis::App;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;

@@ -1,7 +1,7 @@
 //! Upstream HTTP/1.1 connections of one worker thread: connecting (with the
 //! route's connect timeout), sending one request on a connection, and
 //! keeping idle keep-alive connections for the next request. A request
-//! without a body goes over a raw connection with [`crate::h1`] in the
+//! without a body goes over a raw connection with [`super::raw`] in the
 //! task that serves the client; one with a body (or a WebSocket upgrade)
 //! over a connection driven by hyper's client.
 //!
@@ -43,8 +43,8 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use super::raw::{self as h1, RawConn};
 use crate::body::{Body, BoxError};
-use crate::h1::{self, RawConn};
 
 /// How long an idle upstream connection is kept.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -195,7 +195,7 @@ impl Pool {
         }
     }
 
-    /// Whether body-less requests go over raw connections ([`crate::h1`]).
+    /// Whether body-less requests go over raw connections ([`super::raw`]).
     pub fn fast_path(&self) -> bool {
         self.fast_path
     }
@@ -236,7 +236,7 @@ impl Pool {
     }
 
     /// Sends the head of a request that has no body (see
-    /// [`crate::outgoing::head`]) over a raw connection ([`crate::h1`]). A
+    /// [`crate::outgoing::head`]) over a raw connection ([`super::raw`]). A
     /// pooled connection is only taken when nothing is readable on it (see
     /// [`h1::quiet`]); one the upstream closes after that check costs
     /// nothing: an idempotent request goes again on a fresh connection.

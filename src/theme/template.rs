@@ -37,24 +37,24 @@ pub enum TemplateError {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Piece {
+pub(crate) enum Piece {
     Text(String),
     Slot(String),
 }
 
 /// A parsed template: literal text and `{{name}}` slots.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Template(pub(super) Vec<Piece>);
+pub(crate) struct Template(pub(crate) Vec<Piece>);
 
 /// A value for a slot: text is escaped, a fragment (built here) is not.
 #[derive(Clone, Copy)]
-pub(super) enum Value<'a> {
+pub(crate) enum Value<'a> {
     Text(&'a str),
     Html(&'a str),
 }
 
 impl Template {
-    pub(super) fn parse(text: &str) -> Result<Template, TemplateError> {
+    pub(crate) fn parse(text: &str) -> Result<Template, TemplateError> {
         let mut pieces = Vec::new();
         let mut rest = text;
         while let Some((literal, after)) = rest.split_once("{{") {
@@ -84,7 +84,7 @@ impl Template {
     }
 
     /// Fills the slots; a slot without a value stays empty.
-    pub(super) fn render(&self, values: &[(&str, Value<'_>)]) -> String {
+    pub(crate) fn render(&self, values: &[(&str, Value<'_>)]) -> String {
         let mut out = String::with_capacity(4096);
         for piece in &self.0 {
             match piece {
@@ -103,7 +103,7 @@ impl Template {
 /// One template: its file name, built-in text and placeholders.
 pub struct Spec {
     pub file: &'static str,
-    pub(super) builtin: &'static str,
+    pub(crate) builtin: &'static str,
     /// Without these the page does not work (form fields, the message).
     pub required: &'static [&'static str],
     pub optional: &'static [&'static str],
@@ -153,7 +153,7 @@ pub const SPECS: [Spec; 12] = [
     ),
 ];
 
-pub(super) fn spec(file: &str) -> Option<&'static Spec> {
+pub(crate) fn spec(file: &str) -> Option<&'static Spec> {
     SPECS.iter().find(|s| s.file == file)
 }
 

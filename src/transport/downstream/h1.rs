@@ -9,7 +9,7 @@
 //! malformed or oversized head) hands the connection over, with the bytes
 //! read so far ([`Handover`]), to hyper for the rest of its life: its
 //! limits, its error answers (400, 414, 431) and the CL+TE watch of
-//! [`crate::framing`] apply there exactly as before.
+//! [`super::framing`] apply there exactly as before.
 //!
 //! Why: hyper's server keeps an 8 KiB read and an 8 KiB write buffer for
 //! the whole life of each connection and spends about 12,000 instructions
@@ -33,7 +33,6 @@
 
 use std::io::Write as _;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
@@ -46,11 +45,12 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::app::App;
+use super::Conn;
 use crate::body::{Body, RequestBody};
 use crate::config::Limits;
-use crate::headers::{self, Span};
-use crate::server::Conn;
+use crate::headers;
+use crate::transport::codec::{DateCache, Span};
+use crate::transport::Handler;
 
 /// Largest request head served here; a longer one goes to hyper (whose
 /// limits then answer it).
@@ -71,10 +71,10 @@ pub struct Handover {
 
 /// Serves requests on `stream` until the connection ends (`None`) or a
 /// request needs hyper (`Some`).
-pub async fn serve(
+pub(crate) async fn serve<H: Handler>(
     mut stream: TcpStream,
     conn: &Conn,
-    app: &Arc<App>,
+    app: &Arc<H>,
     limits: &Limits,
     stop: &mut watch::Receiver<bool>,
 ) -> Option<Handover> {
@@ -132,7 +132,7 @@ pub async fn serve(
         };
         let is_head = req.method() == Method::HEAD;
         // Boxed: the connection's task stays small while it is idle.
-        let resp = Box::pin(app.handle(req, conn)).await;
+        let resp = Box::pin(app.handle(req, &conn.info, &conn.upstream)).await;
         let keep_alive = !wants_close && !*stop.borrow();
         match write_response(&mut stream, resp, is_head, keep_alive, &mut date).await {
             Ok(true) => {}
@@ -272,7 +272,7 @@ fn parse(buf: &[u8], max_headers: usize, spans: &mut [Span; MAX_HEADERS]) -> Par
     let mut head = Head {
         len,
         method,
-        target: headers::offsets(buf, path.as_bytes()),
+        target: crate::transport::codec::offsets(buf, path.as_bytes()),
         count: req.headers.len(),
         close: false,
     };
@@ -292,7 +292,7 @@ fn parse(buf: &[u8], max_headers: usize, spans: &mut [Span; MAX_HEADERS]) -> Par
         {
             head.close = true;
         }
-        *slot = headers::span(buf, name, h.value);
+        *slot = crate::transport::codec::span(buf, name, h.value);
     }
     Parsed::Head(head)
 }
@@ -307,7 +307,8 @@ impl Head {
         spans: &[Span; MAX_HEADERS],
     ) -> Option<(Request<RequestBody>, bool)> {
         let bytes = buf.split_to(self.len).freeze();
-        let Some(headers) = headers::map_from_spans(&bytes, &spans[..self.count]) else {
+        let Some(headers) = crate::transport::codec::map_from_spans(&bytes, &spans[..self.count])
+        else {
             restore(buf, &bytes);
             return None;
         };
@@ -492,31 +493,6 @@ async fn write_response(
         stream.write_all(&out).await?;
     }
     Ok(keep)
-}
-
-/// The `Date` value, formatted once a second per connection.
-#[derive(Default)]
-struct DateCache {
-    second: u64,
-    text: [u8; 29],
-}
-
-impl DateCache {
-    fn now(&mut self) -> &[u8] {
-        let now = SystemTime::now();
-        let second = now
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        if second != self.second || self.text[0] == 0 {
-            let text = httpdate::fmt_http_date(now);
-            if text.len() == self.text.len() {
-                self.text.copy_from_slice(text.as_bytes());
-                self.second = second;
-            }
-        }
-        &self.text
-    }
 }
 
 pin_project_lite::pin_project! {

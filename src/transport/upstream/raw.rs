@@ -7,7 +7,7 @@
 //! is written and the answer's head read in place, and the body is read
 //! from the socket when the server side asks for it ([`RawBody`]), so one
 //! request is one task. Requests with a body, and WebSocket upgrades, go
-//! through hyper's client ([`crate::pool`]).
+//! through hyper's client ([`super::pool`]).
 //!
 //! Reading follows RFC 9112 §6.3: no body after HEAD, 1xx, 204 and 304;
 //! `Transfer-Encoding` ending in `chunked` is decoded (trailers are passed
@@ -40,7 +40,7 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use crate::body::BoxError;
-use crate::headers::Span;
+use crate::transport::codec::{self, Span};
 
 /// Largest answer head (status line and headers) accepted.
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -300,7 +300,7 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, Excha
                 }
             }
         }
-        *span = crate::headers::span(buf, name, h_value);
+        *span = codec::span(buf, name, h_value);
     }
     if transfer_encoding && length.is_some() {
         return Err(ExchangeError::Malformed(
@@ -326,7 +326,7 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, Excha
         }
     }
     let head = buf.split_to(len).freeze();
-    let headers = crate::headers::map_from_spans(&head, &spans[..kept])
+    let headers = codec::map_from_spans(&head, &spans[..kept])
         .ok_or(ExchangeError::Malformed("header name or value"))?;
     let framing = if *method == Method::HEAD
         || status.is_informational()

@@ -1,9 +1,11 @@
 //! Listeners and connections: the accept loops, the TLS handshake (with a
 //! timeout), hyper's HTTP/1.1 and HTTP/2 connection settings (limits and
-//! timers), and graceful shutdown. Plain-TCP connections start in
-//! [`crate::h1_server`] and move to hyper when a request needs it; TLS
-//! connections are hyper's. Knows nothing about routes or sign-in: every
-//! request goes to [`App::handle`].
+//! timers), and graceful shutdown. Plain-TCP connections start in [`h1`]
+//! (the own loop) and move to hyper when a request needs it; TLS
+//! connections, and every connection when `[server] fast_path` is off, are
+//! hyper's. A request with both framing headers ([`framing`]) is refused
+//! here. Knows nothing about routes or sign-in: every request goes to the
+//! [`Handler`].
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,22 +22,25 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
-use crate::app::App;
 use crate::body::RequestBody;
 use crate::config::Limits;
-use crate::framing::{Flag, Watched};
-use crate::h1_server::{self, Replay};
-use crate::pool::Pool;
+use crate::transport::{ConnInfo, Handler, Refusal, Upstream};
+use framing::{Flag, Watched};
+use h1::Replay;
 
-/// How one connection reached us, and the worker serving it.
+pub mod framing;
+pub mod h1;
+pub mod tls;
+
+/// One connection as the transport keeps it: how it reached us, the
+/// worker's way upstream, and the connection's CL+TE flag.
 #[derive(Clone)]
-pub struct Conn {
-    pub peer: SocketAddr,
-    pub tls: bool,
+pub(crate) struct Conn {
+    pub info: ConnInfo,
     /// The upstream pool of the worker thread this connection lives on.
-    pub worker: Arc<Pool>,
+    pub upstream: Upstream,
     /// Raised when an HTTP/1 request on this connection carried both
-    /// `Content-Length` and `Transfer-Encoding` (see [`crate::framing`]).
+    /// `Content-Length` and `Transfer-Encoding` (see [`framing`]).
     pub framing: Arc<Flag>,
 }
 
@@ -71,7 +76,11 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 /// Serves until `shutdown` resolves, then stops accepting, lets requests
 /// in flight finish (at most `limits.shutdown_timeout`) and returns. One
 /// worker: every connection is served on the calling runtime.
-pub async fn serve(listeners: Listeners, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+pub async fn serve<H: Handler>(
+    listeners: Listeners,
+    app: Arc<H>,
+    shutdown: impl Future<Output = ()>,
+) {
     let tls = listeners.tls.as_ref().map(|(_, cfg)| cfg.clone());
     let worker = Worker::new(app, tls, Loads::new(1), 0);
     worker
@@ -131,9 +140,9 @@ struct Dispatch {
 
 /// One worker's share of the server: its runtime's upstream pool, hyper's
 /// settings, the shutdown signal its connections watch, and its load.
-struct Worker {
-    app: Arc<App>,
-    pools: Arc<Pool>,
+struct Worker<H> {
+    app: Arc<H>,
+    upstream: Upstream,
     builder: Arc<auto::Builder<TokioExecutor>>,
     tls: Option<TlsAcceptor>,
     limits: Limits,
@@ -144,16 +153,16 @@ struct Worker {
     stopping: watch::Sender<bool>,
 }
 
-impl Worker {
+impl<H: Handler> Worker<H> {
     fn new(
-        app: Arc<App>,
+        app: Arc<H>,
         tls: Option<Arc<rustls::ServerConfig>>,
         loads: Loads,
         index: usize,
-    ) -> Worker {
+    ) -> Worker<H> {
         let limits = app.limits();
         Worker {
-            pools: Arc::new(Pool::new(limits.fast_path)),
+            upstream: Upstream::new(limits.fast_path),
             builder: Arc::new(builder(&limits)),
             tls: tls.map(TlsAcceptor::from),
             limits,
@@ -254,24 +263,24 @@ impl Worker {
     fn spawn(&self, stream: TcpStream, peer: SocketAddr, tls: bool, counted: Counted) {
         let tls = if tls { self.tls.clone() } else { None };
         let app = self.app.clone();
-        let pools = self.pools.clone();
+        let upstream = self.upstream.clone();
         let builder = self.builder.clone();
         let stop = self.stopping.subscribe();
         let limits = self.limits;
         tokio::spawn(async move {
             let _counted = counted;
-            handle_connection(stream, peer, tls, app, pools, builder, stop, limits).await;
+            handle_connection(stream, peer, tls, app, upstream, builder, stop, limits).await;
         });
     }
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn handle_connection(
+async fn handle_connection<H: Handler>(
     stream: TcpStream,
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
-    app: Arc<App>,
-    pools: Arc<Pool>,
+    app: Arc<H>,
+    upstream: Upstream,
     builder: Arc<auto::Builder<TokioExecutor>>,
     stop: watch::Receiver<bool>,
     limits: Limits,
@@ -280,9 +289,8 @@ async fn handle_connection(
     match tls {
         None => {
             let conn = Conn {
-                peer,
-                tls: false,
-                worker: pools,
+                info: ConnInfo { peer, tls: false },
+                upstream,
                 framing,
             };
             serve_plain(stream, conn, app, &builder, stop, &limits).await;
@@ -293,9 +301,8 @@ async fn handle_connection(
         // them.
         Some(acceptor) => {
             let conn = Conn {
-                peer,
-                tls: true,
-                worker: pools,
+                info: ConnInfo { peer, tls: true },
+                upstream,
                 framing,
             };
             Box::pin(serve_tls(
@@ -306,11 +313,11 @@ async fn handle_connection(
     }
 }
 
-/// A plain-TCP connection: [`h1_server`] first, hyper if a request needs it.
-async fn serve_plain(
+/// A plain-TCP connection: [`h1`] first, hyper if a request needs it.
+async fn serve_plain<H: Handler>(
     stream: TcpStream,
     conn: Conn,
-    app: Arc<App>,
+    app: Arc<H>,
     builder: &auto::Builder<TokioExecutor>,
     mut stop: watch::Receiver<bool>,
     limits: &Limits,
@@ -320,7 +327,7 @@ async fn serve_plain(
         Box::pin(serve_io(stream, conn, app, builder, stop)).await;
         return;
     }
-    let Some(handover) = h1_server::serve(stream, &conn, &app, limits, &mut stop).await else {
+    let Some(handover) = h1::serve(stream, &conn, &app, limits, &mut stop).await else {
         return;
     };
     let stream = Watched::new(Replay::new(handover), conn.framing.clone());
@@ -340,16 +347,16 @@ async fn serve_plain(
 }
 
 /// A TLS connection: the handshake (with its timeout), then hyper.
-async fn serve_tls(
+async fn serve_tls<H: Handler>(
     stream: TcpStream,
     acceptor: TlsAcceptor,
     conn: Conn,
-    app: Arc<App>,
+    app: Arc<H>,
     builder: &auto::Builder<TokioExecutor>,
     stop: watch::Receiver<bool>,
     limits: &Limits,
 ) {
-    let peer = conn.peer;
+    let peer = conn.info.peer;
     let stream =
         match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream)).await {
             Ok(Ok(s)) => s,
@@ -373,10 +380,10 @@ async fn serve_tls(
 }
 
 /// Serves HTTP/1.1 or HTTP/2 (and upgrades) on one plain or TLS stream.
-async fn serve_io<I>(
+async fn serve_io<I, H: Handler>(
     io: I,
     conn: Conn,
-    app: Arc<App>,
+    app: Arc<H>,
     builder: &auto::Builder<TokioExecutor>,
     mut stop: watch::Receiver<bool>,
 ) where
@@ -388,7 +395,15 @@ async fn serve_io<I>(
         // Boxed: hyper keeps one future slot per connection, idle ones
         // included; a box keeps that slot pointer-sized.
         Box::pin(async move {
-            Ok::<_, std::convert::Infallible>(app.handle(req.map(RequestBody::Hyper), &conn).await)
+            let req = req.map(RequestBody::Hyper);
+            if conn.framing.raised() {
+                return Ok::<_, std::convert::Infallible>(app.refuse(
+                    &req,
+                    &conn.info,
+                    Refusal::AmbiguousFraming,
+                ));
+            }
+            Ok(app.handle(req, &conn.info, &conn.upstream).await)
         })
     });
     let c = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
@@ -461,10 +476,10 @@ impl StdListeners {
 /// worker with the fewest open ([`Dispatch`]), and it also runs the shared
 /// tasks (store, mailer). Returns when `shutdown` turns true and every
 /// worker has drained.
-pub async fn run_workers(
+pub async fn run_workers<H: Handler>(
     threads: usize,
     listeners: StdListeners,
-    app: Arc<App>,
+    app: Arc<H>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let threads = threads.max(1);

@@ -1,0 +1,336 @@
+//! The one way a request reaches an application: [`Upstream::send`].
+//!
+//! It picks the path: a request without a body (nearly every page load)
+//! goes over a raw connection ([`raw`], in the task that serves the
+//! client); one with a body, or a WebSocket upgrade, goes through hyper's
+//! client. `[server] fast_path = false` sends everything through hyper.
+//! Both paths share the worker's [`pool`] and its one reuse rule (a
+//! connection with any byte readable after its answer is never reused),
+//! and both answers are cleaned by one function ([`clean_answer`]): an
+//! answer with both `Content-Length` and `Transfer-Encoding` is 502, the
+//! status line is HTTP/1.1 whatever the upstream spoke, hop-by-hop headers
+//! and the gateway's own cookies never reach the client. Every failure is
+//! one [`UpstreamError`] whose [`Fault`] decides 502 or 504 in one place
+//! ([`crate::error`]).
+//!
+//! An answer whose body breaks off (a reset, a close, garbled framing) is
+//! logged as a warning naming the route ([`CutShort`]): its access-log
+//! line, written when the head went out, says 200.
+//!
+//! Which request headers go upstream is policy, not transport: the caller
+//! hands [`crate::outgoing::Added`] in the [`Outgoing`], and the head is
+//! written from it here, once, in the form the chosen path needs.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::uri::{Authority, PathAndQuery};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper_util::rt::TokioIo;
+
+use crate::body::{self, Body, RequestBody};
+use crate::headers;
+use crate::outgoing::{self, Added};
+use crate::routes::Route;
+
+pub mod pool;
+pub mod raw;
+
+use pool::{Pool, SendError};
+
+/// The worker's way to the applications: a handle on its pool.
+#[derive(Clone)]
+pub struct Upstream {
+    pool: Arc<Pool>,
+}
+
+/// Resolves when the session behind a signed-in WebSocket ends (logout,
+/// revocation, expiry): its tunnel is closed then.
+pub type SessionEnds = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// One request on its way to an application.
+pub struct Outgoing<'a> {
+    /// The client's request head (method, headers, its URI as it came).
+    pub head: http::request::Parts,
+    pub body: RequestBody,
+    pub authority: &'a Authority,
+    /// The canonical target, sent in origin form.
+    pub path_and_query: PathAndQuery,
+    /// Which client headers pass and what the gateway adds.
+    pub added: Added<'a>,
+    /// The wait for the answer's head (connecting included).
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// The longest wait for the next bytes of the request body.
+    pub body_read_timeout: Duration,
+    /// `Some` for a WebSocket upgrade: when the tunnel must close.
+    pub tunnel: Option<Option<SessionEnds>>,
+    /// The route, for the warning about an answer cut short.
+    pub route: &'a Arc<Route>,
+}
+
+/// What went wrong on the way to the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// No connection, or no answer's head, in time: 504.
+    Timeout,
+    /// Refused, reset, closed or garbled: 502.
+    Failed,
+    /// The client's body stalled past `body_read_timeout`: 408.
+    ClientBodyStalled,
+    /// The client's body was malformed or cut off: 400.
+    ClientBodyBroken,
+}
+
+/// Why no answer came from the application.
+#[derive(Debug)]
+pub struct UpstreamError {
+    pub fault: Fault,
+    /// For the log line; never shown to the client.
+    pub detail: String,
+}
+
+impl UpstreamError {
+    fn new(fault: Fault, detail: impl Into<String>) -> UpstreamError {
+        UpstreamError {
+            fault,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+impl Upstream {
+    pub fn new(fast_path: bool) -> Upstream {
+        Upstream {
+            pool: Arc::new(Pool::new(fast_path)),
+        }
+    }
+
+    /// Sends `out` and returns the answer to give the client.
+    pub async fn send(&self, out: Outgoing<'_>) -> Result<Response<Body>, UpstreamError> {
+        let Outgoing {
+            head: mut parts,
+            body: incoming,
+            authority,
+            path_and_query,
+            mut added,
+            timeout,
+            connect_timeout,
+            body_read_timeout,
+            tunnel,
+            route,
+        } = out;
+        let websocket = tunnel.is_some();
+        added.websocket = websocket;
+        let client_upgrade = if websocket {
+            let mut probe = Request::from_parts(parts, ());
+            let on = hyper::upgrade::on(&mut probe);
+            parts = probe.into_parts().0;
+            Some(on)
+        } else {
+            None
+        };
+        let raw =
+            self.pool.fast_path() && !websocket && hyper::body::Body::is_end_stream(&incoming);
+        let gateway_cookies = added.gateway_cookies;
+        // The route timeout bounds the wait for the answer's head: the raw
+        // connection keeps a timer of its own for that (see `raw::RawConn`).
+        let sent = if raw {
+            // The head is written straight from the client's headers: no
+            // second header map.
+            let head = outgoing::head(
+                &parts.method,
+                path_and_query.as_str(),
+                &parts.headers,
+                parts.uri.authority(),
+                &added,
+            );
+            self.pool
+                .send_direct(authority, connect_timeout, timeout, &head, &parts.method)
+                .await
+        } else {
+            parts.headers = outgoing::map(&parts.headers, parts.uri.authority(), &added);
+            // Origin-form, as HTTP/1.1 sends it to a server (the host is in Host).
+            parts.uri = Uri::from(path_and_query);
+            parts.version = Version::HTTP_11;
+            let req = Request::from_parts(parts, body::client_body(incoming, body_read_timeout));
+            // Boxed: hyper's client future is large, and only requests with a
+            // body or an upgrade take this way.
+            let sending = Box::pin(self.pool.send(authority, connect_timeout, req, websocket));
+            match tokio::time::timeout(timeout, sending).await {
+                Err(_) => return Err(UpstreamError::new(Fault::Timeout, "no answer in time")),
+                Ok(sent) => sent.map(|resp| {
+                    let streamed = !hyper::body::Body::is_end_stream(resp.body());
+                    (resp, streamed)
+                }),
+            }
+        };
+        let (mut resp, streamed) = sent.map_err(classify)?;
+        clean_answer(&mut resp, gateway_cookies, websocket, raw)?;
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let (Some(client_upgrade), Some(session_ends)) = (client_upgrade, tunnel) else {
+                return Err(UpstreamError::new(
+                    Fault::Failed,
+                    "upgrade that was not asked for",
+                ));
+            };
+            let (rparts, rbody) = resp.into_parts();
+            let mut probe = Response::from_parts(rparts, rbody);
+            let upstream_upgrade = hyper::upgrade::on(&mut probe);
+            let (rparts, _) = probe.into_parts();
+            tokio::spawn(splice(client_upgrade, upstream_upgrade, session_ends));
+            return Ok(Response::from_parts(rparts, body::empty()));
+        }
+        if !streamed {
+            return Ok(resp);
+        }
+        Ok(resp.map(|inner| {
+            http_body_util::BodyExt::boxed(CutShort {
+                inner,
+                route: Arc::clone(route),
+            })
+        }))
+    }
+}
+
+/// The one cleaning of an answer before it goes to the client. The raw
+/// client has already refused both framing headers, answered HTTP/1.1 and
+/// left out the hop-by-hop headers while it read the head ([`raw`]); hyper's
+/// answers get the same here.
+fn clean_answer(
+    resp: &mut Response<Body>,
+    gateway_cookies: &[&str],
+    websocket: bool,
+    raw: bool,
+) -> Result<(), UpstreamError> {
+    if !raw {
+        // RFC 9112 §6.3: both framing headers are an error; the client
+        // talks HTTP/1.1 to us, whatever the upstream spoke.
+        let h = resp.headers();
+        if h.contains_key(http::header::CONTENT_LENGTH)
+            && h.contains_key(http::header::TRANSFER_ENCODING)
+        {
+            return Err(UpstreamError::new(
+                Fault::Failed,
+                "malformed answer: both Content-Length and Transfer-Encoding",
+            ));
+        }
+        *resp.version_mut() = Version::HTTP_11;
+        headers::remove_hop_by_hop(resp.headers_mut(), websocket);
+    }
+    headers::strip_upstream_set_cookie(resp.headers_mut(), gateway_cookies);
+    Ok(())
+}
+
+/// Copies a WebSocket tunnel both ways until either side closes or the
+/// session ends.
+async fn splice(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    session_ends: Option<SessionEnds>,
+) {
+    let (Ok(client_io), Ok(upstream_io)) = tokio::join!(client, upstream) else {
+        tracing::debug!("websocket upgrade did not complete");
+        return;
+    };
+    let mut a = TokioIo::new(client_io);
+    let mut b = TokioIo::new(upstream_io);
+    let ends = async move {
+        match session_ends {
+            Some(ends) => ends.await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut a, &mut b) => {}
+        _ = ends => tracing::debug!("websocket closed: the session ended"),
+    }
+}
+
+fn classify(e: SendError) -> UpstreamError {
+    use std::error::Error as _;
+    let e = match e {
+        SendError::ConnectTimeout => {
+            return UpstreamError::new(Fault::Timeout, "connect timed out")
+        }
+        SendError::Connect(e) => {
+            return UpstreamError::new(Fault::Failed, format!("connect failed: {e}"))
+        }
+        SendError::Exchange(raw::ExchangeError::TimedOut) => {
+            return UpstreamError::new(Fault::Timeout, "no answer in time")
+        }
+        SendError::Exchange(raw::ExchangeError::Io { error, .. })
+            if error.kind() == std::io::ErrorKind::TimedOut =>
+        {
+            return UpstreamError::new(Fault::Timeout, format!("{error}"))
+        }
+        SendError::Exchange(e) => {
+            return UpstreamError::new(
+                Fault::Failed,
+                format!("connection closed, reset or garbled: {e}"),
+            )
+        }
+        SendError::Http(e) => e,
+    };
+    let mut source = e.source();
+    while let Some(s) = source {
+        if s.downcast_ref::<body::ClientBodyTimeout>().is_some() {
+            return UpstreamError::new(Fault::ClientBodyStalled, format!("{e}"));
+        }
+        if s.downcast_ref::<body::ClientBodyError>().is_some() {
+            return UpstreamError::new(Fault::ClientBodyBroken, format!("{e}"));
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return UpstreamError::new(Fault::Timeout, format!("{e}"));
+            }
+        }
+        source = s.source();
+    }
+    UpstreamError::new(Fault::Failed, format!("connection closed or reset: {e}"))
+}
+
+/// An answer's body on its way to the client. A failure in its middle
+/// (the upstream reset or closed the connection, or broke the framing)
+/// cuts the client's answer short: logged here as what it is, since the
+/// access-log line already went out with the status of the head.
+struct CutShort {
+    inner: Body,
+    route: Arc<Route>,
+}
+
+impl hyper::body::Body for CutShort {
+    type Data = bytes::Bytes;
+    type Error = body::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, body::BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Err(e))) = &polled {
+            tracing::warn!(
+                route = %self.route.name(),
+                error = %e,
+                "the upstream broke off its answer in the middle of the body (reset, close or bad framing): the client's answer was cut short"
+            );
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
