@@ -33,7 +33,7 @@ use crate::proxy;
 use crate::server::Conn;
 use crate::state::{Ctx, Live};
 use crate::store::Store;
-use crate::{demo, login, path, request_checks};
+use crate::{demo, path, request_checks, signin};
 
 pub use crate::state::App;
 
@@ -148,7 +148,7 @@ impl App {
             };
             // Boxed: the sign-in flow's future is large and would
             // otherwise make every proxied request's future as large.
-            return Box::pin(login::serve(&cx, req, &path)).await;
+            return Box::pin(signin::serve(&cx, req, &path)).await;
         }
 
         let m = live

@@ -18,7 +18,8 @@
 //! - `framing`: the CL+TE watch on HTTP/1 client bytes.
 //! - `proxy`, `pool`, `h1`, `outgoing`, `headers`, `forwarded`: forwarding,
 //!   upstream connections, the upstream's headers and header hygiene.
-//! - `login`, `code`, `cookies`, `session`, `crypto`: the sign-in flow.
+//! - `signin`, `code`, `cookies`, `session`, `crypto`: the sign-in flow
+//!   (`signin` holds the `/.portcullis/*` endpoints, one step per file).
 //! - `address`: strict parsing of one email address.
 //! - `redirect`: the `rd` check.
 //! - `user_agent`: the browser-family label shown with a sign-in code.
@@ -42,7 +43,6 @@ pub mod framing;
 pub mod h1;
 pub mod h1_server;
 pub mod headers;
-pub mod login;
 pub mod mail;
 pub mod outgoing;
 pub mod pages;
@@ -54,6 +54,7 @@ pub mod request_checks;
 pub mod routes;
 pub mod server;
 pub mod session;
+pub mod signin;
 pub mod state;
 pub mod store;
 pub mod tls;
