@@ -23,7 +23,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::PathAndQuery;
@@ -32,15 +32,14 @@ use http::{Method, Request, Response, StatusCode};
 use crate::authorize::{self, Decision};
 use crate::body::{self, Body, RequestBody};
 use crate::config::{Limits, Scheme};
-use crate::cookies::{self, Kind};
-use crate::crypto;
+use crate::cookies;
 use crate::error::Error;
 use crate::forwarded::{self, ClientInfo};
 use crate::outgoing::{self, Added};
 use crate::state::{Ctx, Live};
 use crate::store::Store;
 use crate::transport::{ConnInfo, Handler, Outgoing, Refusal, Upstream};
-use crate::{demo, login, path, request_checks};
+use crate::{demo, path, request_checks, signin};
 
 pub use crate::state::App;
 
@@ -282,7 +281,7 @@ impl App {
         };
         // Boxed: the sign-in flow's future is large and would otherwise
         // make every proxied request's future as large.
-        Box::pin(login::serve(&cx, req, &checked.path)).await
+        Box::pin(signin::serve(&cx, req, &checked.path)).await
     }
 
     fn forbidden(
@@ -299,25 +298,7 @@ impl App {
             );
         }
         // The sign-out form needs a CSRF field bound to the browser's cookie.
-        let existing =
-            crate::headers::cookie(req.headers(), cookies::name(Kind::Csrf, https, None))
-                .filter(|v| v.len() == 43)
-                .map(String::from);
-        let (value, set) = match existing {
-            Some(v) => (v, None),
-            None => {
-                let v = crypto::random_token();
-                let set = cookies::set(
-                    Kind::Csrf,
-                    &v,
-                    https,
-                    None,
-                    Some(Duration::from_secs(30 * 86_400)),
-                );
-                (v, set)
-            }
-        };
-        let csrf = crypto::b64(&self.key.tag("csrf", value.as_bytes()));
+        let (csrf, set) = signin::csrf::token(&self.key, req.headers(), https);
         let mut resp = body::html(
             StatusCode::FORBIDDEN,
             live.pages.forbidden(email, &csrf),

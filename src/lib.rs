@@ -22,7 +22,8 @@
 //!   host, the canonical path and its matching view, routes, trusted
 //!   proxies.
 //! - `outgoing`, `headers`: the upstream's request headers, header names.
-//! - `login`, `code`, `cookies`, `session`, `crypto`: the sign-in flow.
+//! - `signin`, `code`, `cookies`, `session`, `crypto`: the sign-in flow
+//!   (`signin` holds the `/.portcullis/*` endpoints, one step per file).
 //! - `address`: strict parsing of one email address.
 //! - `redirect`: the `rd` check.
 //! - `user_agent`: the browser-family label shown with a sign-in code.
@@ -45,7 +46,6 @@ pub mod demo;
 pub mod error;
 pub mod forwarded;
 pub mod headers;
-pub mod login;
 pub mod mail;
 pub mod outgoing;
 pub mod pages;
@@ -54,6 +54,7 @@ pub mod redirect;
 pub mod request_checks;
 pub mod routes;
 pub mod session;
+pub mod signin;
 pub mod state;
 pub mod store;
 pub mod theme;

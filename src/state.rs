@@ -73,7 +73,7 @@ pub struct App {
     pub(crate) sessions: SessionCache,
 }
 
-/// Per-request context handed to [`login`].
+/// Per-request context handed to [`signin`](crate::signin).
 pub struct Ctx<'a> {
     pub app: &'a App,
     pub live: &'a Live,

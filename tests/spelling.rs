@@ -168,6 +168,75 @@ async fn every_spelling_of_a_protected_path_is_401_anonymous_403_outside_the_all
     assert_eq!(send(&e, "/admin/panel", "x.test", &outsider).await.0, 403);
 }
 
+/// What `/.portcullis/auth` answers about `target` on `host` (the way
+/// nginx's `auth_request` asks), with the client's cookie.
+async fn forward_auth(e: &Env, target: &str, host: &str, cookie: &str) -> u16 {
+    let req = format!(
+        "GET /.portcullis/auth HTTP/1.1\r\nHost: gw.test\r\nX-Original-URL: http://{host}{target}\r\n{cookie}Connection: close\r\n\r\n"
+    );
+    status_of(&raw(e.gw.addr, req.as_bytes(), T).await)
+}
+
+/// The one decision (architecture issue): forward-auth answers exactly as
+/// the proxy path for every spelling, every user and the edge cases
+/// (public paths, dot segments, bad hosts), so another proxy in front
+/// can never let through what the gateway itself would refuse.
+#[tokio::test]
+async fn forward_auth_decides_as_the_proxy_path_for_every_spelling() {
+    let e = spelling_env().await;
+    let boss = cookie_of(&e, "boss@example.com").await;
+    let outsider = cookie_of(&e, "outsider@example.com").await;
+    let mut targets: Vec<String> = spellings().into_iter().map(|(t, _)| t).collect();
+    targets.extend(
+        [
+            "/",
+            "/public/page",
+            "/admin",
+            "/admin/panel?x=1",
+            "/x/../admin/panel",
+            "/x/..;/admin",
+            "/admin/...",
+            "/%2e%2e/admin",
+            "/a/b/secret/x",
+            "/a/b/secretx",
+        ]
+        .map(String::from),
+    );
+    let mut failures = Vec::new();
+    let mut seen = std::collections::BTreeMap::new();
+    for target in &targets {
+        for (who, cookie) in [
+            ("anonymous", ""),
+            ("outsider", &*outsider),
+            ("boss", &*boss),
+        ] {
+            let proxy = send(&e, target, "x.test", cookie).await.0;
+            let auth = forward_auth(&e, target, "x.test", cookie).await;
+            *seen.entry(proxy).or_insert(0) += 1;
+            if proxy != auth {
+                failures.push(format!(
+                    "{target} as {who}: proxy {proxy}, forward-auth {auth}"
+                ));
+            }
+        }
+    }
+    for host in ["x.test:", "x.test:abc", "x.test:65536", "bad host"] {
+        let proxy = send(&e, "/admin", host, &boss).await.0;
+        let auth = forward_auth(&e, "/admin", host, &boss).await;
+        assert_eq!((proxy, auth), (400, 400), "host {host:?}");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Every kind of answer was compared.
+    for status in [200, 400, 401, 403] {
+        assert!(seen.contains_key(&status), "{status}: {seen:?}");
+    }
+    // Without the original URL there is nothing to decide: 400.
+    let req = format!(
+        "GET /.portcullis/auth HTTP/1.1\r\nHost: gw.test\r\n{boss}Connection: close\r\n\r\n"
+    );
+    assert_eq!(status_of(&raw(e.gw.addr, req.as_bytes(), T).await), 400);
+}
+
 #[tokio::test]
 async fn segments_an_upstream_reads_as_dot_segments_are_400() {
     let e = spelling_env().await;

@@ -1,0 +1,98 @@
+//! The sign-in flow: the gateway's own endpoints under `/.portcullis/`.
+//!
+//! Threat model (each point has a test in `tests/signin.rs`):
+//! - `POST /login` gives the same page, byte for byte apart from the CSRF
+//!   field, for every address, and does the same store work for each:
+//!   allowed, unknown, blocked and rate-limited addresses alike. Only when
+//!   every check passes is a real attempt stored and a mail queued; other
+//!   requests store a decoy with the same keys and TTL, bound to the asking
+//!   browser, so the code and verify endpoints answer it exactly like a
+//!   real attempt (wrong codes count down, then lock); its address is
+//!   empty, so no code can start a session with it. The address limit and
+//!   the resend delay only decide whether mail is sent: they change nothing
+//!   a client can see (`tests/signin_abuse.rs`).
+//! - Bounded state (`tests/signin_abuse.rs`): a request over the client's
+//!   IP rate, over `max_pending_per_ip` or over `max_pending` stores
+//!   nothing at all (same answer; it tells a client only about its own IP,
+//!   or that the gateway is flooded). An IPv6 client is its /64, for rate
+//!   keys and failure counts. A stored `rd` is at most
+//!   [`redirect::MAX_LEN`](crate::redirect::MAX_LEN) bytes (a longer one is
+//!   refused by the check and becomes `/`). Send limits count the address
+//!   without its `+tag`.
+//! - Tokens are 256 random bits; the store holds only keyed hashes of the
+//!   token, the code and the asking browser's verifier.
+//! - `GET /verify` never changes state. Only the browser that asked (its
+//!   verifier cookie matches) gets a sign-in button; a POST from that
+//!   browser takes the attempt atomically, so of many concurrent posts one
+//!   wins. Anywhere else (another device, a mail scanner) a GET or HEAD
+//!   shows nothing that completes a sign-in, only a button: its POST
+//!   (`action=show-code`, CSRF-checked, refused and counted like every
+//!   link check) shows the code to type in the browser that asked, with
+//!   that browser's family, IP and time, so a person can tell a sign-in
+//!   someone else started. Nothing is consumed.
+//! - Every POST needs a same-origin `Origin` (or `Sec-Fetch-Site`, or
+//!   `Referer`) and a CSRF field bound to a cookie.
+//! - Links are built from configured values only, never from the request's
+//!   Host or `X-Forwarded-Host`. `rd` is checked before it is stored.
+//!
+//! This file only routes; each step lives in a file of its own:
+//! - `request`: asking for a link (`/login`), the admission, the decoy.
+//! - `verify`: the link page, the same-browser button, show-code.
+//! - `code_entry`: typing the code in the browser that asked.
+//! - `session_start`: a taken attempt becomes a session cookie.
+//! - `logout`: the sign-out page and its POST.
+//! - `forward_auth`: `/.portcullis/auth` for other proxies.
+//! - [`csrf`]: the double-submit cookie and the check every POST passes.
+//! - `browser`: the flow's cookies, the verifier, the same-browser check.
+//! - `limits`: client buckets and the failed-check limit.
+//! - `form`: the form body and query parameters.
+//! - `shared_pages`: the check-email and invalid-link pages, the stylesheet.
+
+use http::{Method, Request, Response, StatusCode};
+
+use crate::body::{Body, RequestBody};
+use crate::error::Error;
+use crate::pages;
+use crate::state::Ctx;
+
+mod browser;
+mod code_entry;
+pub mod csrf;
+mod form;
+mod forward_auth;
+mod limits;
+mod logout;
+mod request;
+mod session_start;
+mod shared_pages;
+mod verify;
+
+pub use form::Form;
+
+pub async fn serve(
+    cx: &Ctx<'_>,
+    req: Request<RequestBody>,
+    path: &str,
+) -> Result<Response<Body>, Error> {
+    let method = req.method().clone();
+    let get = method == Method::GET || method == Method::HEAD;
+    let post = method == Method::POST;
+    match path {
+        "/.portcullis/login" if get => Ok(request::login_page(cx, &req, None, StatusCode::OK)),
+        "/.portcullis/login" if post => request::request_link(cx, req).await,
+        "/.portcullis/verify" if get => verify::verify_page(cx, &req).await,
+        "/.portcullis/verify" if post => verify::verify_submit(cx, req).await,
+        "/.portcullis/code" if post => code_entry::code_submit(cx, req).await,
+        "/.portcullis/logout" if get => logout::logout_page(cx, &req).await,
+        "/.portcullis/logout" if post => logout::logout_submit(cx, req).await,
+        "/.portcullis/auth" if get => forward_auth::forward_auth(cx, &req).await,
+        pages::STYLESHEET_PATH if get => Ok(shared_pages::stylesheet(cx)),
+        "/.portcullis/login"
+        | "/.portcullis/verify"
+        | "/.portcullis/code"
+        | "/.portcullis/logout"
+        | "/.portcullis/auth"
+        | pages::STYLESHEET_PATH => Err(Error::MethodNotAllowed),
+        _ => Err(Error::NoRoute),
+    }
+}

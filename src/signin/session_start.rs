@@ -1,0 +1,69 @@
+//! The end of a successful sign-in: a taken attempt becomes a new session
+//! (stored, cached, and set as the session cookie) and the browser is sent
+//! to the attempt's `rd`. A session the browser already had is ended: one
+//! browser, one session. Session cookies themselves are [`crate::session`]'s.
+
+use http::header::HeaderMap;
+use http::Response;
+
+use super::browser::cookie_value;
+use crate::address;
+use crate::body::{self, Body};
+use crate::cookies::{self, Kind};
+use crate::crypto;
+use crate::error::Error;
+use crate::session::{self, now_unix};
+use crate::state::Ctx;
+use crate::store::{Attempt, SessionRecord};
+
+/// Starts a session for a taken attempt (never a decoy: its address is
+/// not empty) and answers 303 to its `rd`.
+pub(super) async fn start_session(
+    cx: &Ctx<'_>,
+    headers: &HeaderMap,
+    attempt: Attempt,
+) -> Result<Response<Body>, Error> {
+    let cfg = &cx.live.config.session;
+    let now = now_unix();
+    let record = SessionRecord {
+        email: attempt.email.clone(),
+        created_at: now,
+        expires_at: now.saturating_add(cfg.lifetime.as_secs()),
+    };
+    let new = session::new_session(&cx.app.key);
+    let email_hash = cx.app.key.hash_hex("email", record.email.as_bytes());
+    cx.app
+        .store
+        .put_session(
+            &crypto::hex(&new.tag),
+            &email_hash,
+            &record,
+            cfg.idle_timeout,
+        )
+        .await?;
+    cx.app.sessions.remember(new.tag, &record);
+    // A session cookie the browser already had is ended: one browser, one session.
+    if let Some(old) = cookie_value(cx, headers, Kind::Session)
+        .and_then(|v| session::verify_cookie(&cx.app.key, v))
+    {
+        cx.app.sessions.forget(&old);
+        let _ = cx
+            .app
+            .store
+            .delete_session(&crypto::hex(&old), &email_hash)
+            .await;
+    }
+    tracing::info!(to = %address::mask(&record.email), "signed in");
+    let mut resp = body::see_other(&attempt.rd, cx.https);
+    cookies::append(
+        resp.headers_mut(),
+        cookies::set(
+            Kind::Session,
+            &new.cookie,
+            cx.https,
+            cfg.cookie_domain.as_deref(),
+            Some(cfg.lifetime),
+        ),
+    );
+    Ok(resp)
+}
