@@ -6,6 +6,7 @@
 //! The graph is read from `crate::…` paths in `src/` (comments left out):
 //! a node is a top-level module, or `transport/<part>` inside the
 //! transport.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
