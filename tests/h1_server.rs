@@ -1,5 +1,5 @@
 //! The gateway's own HTTP/1.1 loop for plain-TCP connections
-//! (src/h1_server.rs): keep-alive, pipelining, the handover to hyper in the
+//! (src/transport/downstream/h1.rs): keep-alive, pipelining, the handover to hyper in the
 //! middle of a connection, the framing of answers it writes (length,
 //! chunked, none for HEAD and 204), `Connection: close`, `Date`, and
 //! shutdown. Everything over raw TCP against a real gateway, with an

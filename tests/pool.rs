@@ -1,5 +1,5 @@
 //! The upstream connection pool and the direct HTTP/1.1 client
-//! (`src/h1.rs`), seen from a raw-TCP upstream that counts the connections
+//! (`src/transport/upstream/raw.rs`), seen from a raw-TCP upstream that counts the connections
 //! it accepts: keep-alive reuse (bodies with a length, chunked with
 //! trailers, empty, HEAD, after a 103, requests with a body), answers
 //! delimited by the close, a connection the upstream closed after its

@@ -140,7 +140,7 @@ fn post(headers: &str, body: &str) -> Vec<u8> {
 // ---- Item 37: the CL/TE matrix (hyper's role.rs inputs) ----
 
 /// hyper drops the Content-Length before the gateway sees the request;
-/// the framing watch on the raw bytes (`src/framing.rs`) sees both.
+/// the framing watch on the raw bytes (`src/transport/downstream/framing.rs`) sees both.
 #[tokio::test]
 async fn g37_cl_then_te_is_400() {
     let body = format!("0\r\n\r\n{SMUGGLED}");

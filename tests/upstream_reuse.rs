@@ -6,7 +6,7 @@
 //! the answer to the next request: after each, two other clients on the
 //! same worker (the in-process gateway has one) each get their own answer.
 //! Both upstream paths are covered: body-less requests over the raw client
-//! (`src/h1.rs`) and requests with a body over hyper's client.
+//! (`src/transport/upstream/raw.rs`) and requests with a body over hyper's client.
 //!
 //! Also the property behind it, for the raw client's reading of an answer
 //! (`h1::read_answer`, the same state machine the socket code runs): for
