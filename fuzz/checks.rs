@@ -408,7 +408,7 @@ fn cookie_headers(data: &[u8]) {
     let all_visible = headers.get_all(COOKIE).iter().all(|v| v.to_str().is_ok());
     let before: Vec<Option<String>> = LOOKUP
         .iter()
-        .map(|n| portcullis::headers::cookie(&headers, n).map(String::from))
+        .map(|n| portcullis::cookie_header::cookie(&headers, n).map(String::from))
         .collect();
     let joined: Vec<String> = headers
         .get_all(COOKIE)
@@ -425,23 +425,23 @@ fn cookie_headers(data: &[u8]) {
         }
     }
     let ours = &LOOKUP[..3];
-    // The `Cookie` the upstream would get (`headers::kept_cookies`).
+    // The `Cookie` the upstream would get (`cookie_header::kept_cookies`).
     let mut stripped = HeaderMap::new();
-    if let Some(kept) = portcullis::headers::kept_cookies(&headers, ours) {
+    if let Some(kept) = portcullis::cookie_header::kept_cookies(&headers, ours) {
         let kept = HeaderValue::from_bytes(&kept)
             .unwrap_or_else(|e| panic!("kept cookies of {joined:?} are no header value: {e}"));
         stripped.append(COOKIE, kept);
     }
     for name in ours {
         assert_eq!(
-            portcullis::headers::cookie(&stripped, name),
+            portcullis::cookie_header::cookie(&stripped, name),
             None,
             "{name} survives kept_cookies of {joined:?}"
         );
     }
     assert!(stripped.get_all(COOKIE).iter().count() <= 1);
     if all_visible {
-        let after = portcullis::headers::cookie(&stripped, "a").map(String::from);
+        let after = portcullis::cookie_header::cookie(&stripped, "a").map(String::from);
         assert_eq!(
             after, before[3],
             "kept_cookies changed the stranger cookie in {joined:?}"

@@ -76,6 +76,9 @@ ok=0
 cleanup() {
     local pid deadline log
     trap - EXIT INT TERM
+    # Everything below runs even if a step fails (stderr may be a pipe
+    # that is gone).
+    set +e
     for pid in "${pids[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
     done
@@ -103,8 +106,11 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
-trap 'echo "callgrind: interrupted" >&2; exit 130' INT
-trap 'echo "callgrind: terminated" >&2; exit 143' TERM
+# SIGPIPE ignored from there on: when the reader of stderr is gone too
+# (Ctrl-C on `scripts/callgrind.sh | tee`), the message must not kill the
+# shell before it cleans up.
+trap 'trap "" PIPE; echo "callgrind: interrupted" >&2; exit 130' INT
+trap 'trap "" PIPE; echo "callgrind: terminated" >&2; exit 143' TERM
 
 # Two distinct free ports, chosen by the OS (held open together so that
 # they differ; released just before the servers bind them).
@@ -228,12 +234,16 @@ RUST_LOG=warn valgrind --tool=callgrind --vgdb=yes \
 gw_pid=$!
 pids+=("$gw_pid")
 
-# Ready when /.portcullis/ready answers 200 (polled: valgrind's start-up
-# time depends on the machine).
+# Ready when GET /.portcullis/ready answers (polled: valgrind's start-up
+# time depends on the machine): 200, or any answer but 503 (store not
+# ready), as builds older than that endpoint send it to the signed-in
+# route, which answers 401.
 deadline=$((SECONDS + 300))
-until [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$origin/.portcullis/ready" 2>/dev/null) == 200 ]]; do
+while :; do
+    status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$origin/.portcullis/ready" 2>/dev/null) || true
+    [[ $status != 000 && $status != 503 && -n $status ]] && break
     kill -0 "$gw_pid" 2>/dev/null || die "the gateway under valgrind exited"
-    ((SECONDS < deadline)) || die "the gateway is not ready after 300s"
+    ((SECONDS < deadline)) || die "the gateway is not ready after 300s (last answer: $status)"
     sleep 0.2
 done
 echo "   ready after $((SECONDS - started))s"

@@ -21,7 +21,8 @@
 //! - `request_checks`, `path`, `routes`, `forwarded`: limits, the one
 //!   host, the canonical path and its matching view, routes, trusted
 //!   proxies.
-//! - `outgoing`, `headers`: the upstream's request headers, header names.
+//! - `outgoing`, `headers`, `cookie_header`: the upstream's request
+//!   headers, header names, the `Cookie` and `Set-Cookie` headers.
 //! - `signin`, `code`, `cookies`, `session`, `crypto`: the sign-in flow
 //!   (`signin` holds the `/.portcullis/*` endpoints, one step per file).
 //! - `address`: strict parsing of one email address.
@@ -40,6 +41,7 @@ pub mod authorize;
 pub mod body;
 pub mod code;
 pub mod config;
+pub mod cookie_header;
 pub mod cookies;
 pub mod crypto;
 pub mod demo;

@@ -12,7 +12,7 @@
 //! [`forwarded::from_client`]), or when `[server] strip_headers` names it
 //! (in any case, `_` for `-`). `Host` is sent once, as the client sent it
 //! first; `Cookie` loses the gateway's own cookies
-//! ([`headers::kept_cookies`]). The gateway's headers come last and are
+//! ([`crate::cookie_header::kept_cookies`]). The gateway's headers come last and are
 //! never subject to the client's `Connection`: so `Connection: close,
 //! X-Forwarded-For` cannot remove what the gateway adds, and no spelling of
 //! `X-Forwarded-Email` from the client reaches the upstream.
@@ -96,7 +96,9 @@ pub fn each(
         emit(name, value.as_bytes());
     }
     if !named_by(&connection, &header::COOKIE) {
-        if let Some(kept) = headers::kept_cookies(client_headers, added.gateway_cookies) {
+        if let Some(kept) =
+            crate::cookie_header::kept_cookies(client_headers, added.gateway_cookies)
+        {
             if valid_value(&kept) {
                 emit(&header::COOKIE, &kept);
             }

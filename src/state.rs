@@ -253,7 +253,7 @@ impl App {
     ) -> Result<Option<Identity>, StoreError> {
         let domain = live.config.session.cookie_domain.as_deref();
         let name = cookies::name(Kind::Session, https, domain);
-        let Some(tag) = crate::headers::cookie(headers, name)
+        let Some(tag) = crate::cookie_header::cookie(headers, name)
             .and_then(|v| session::verify_cookie(&self.key, v))
         else {
             return Ok(None);

@@ -48,7 +48,8 @@ fn reference(
         .or_else(|| authority.and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
     headers::remove_hop_by_hop(&mut h, added.websocket);
     headers::remove_where(&mut h, |n| headers::is_identity_header(n.as_str()));
-    let kept = headers::kept_cookies(&h, added.gateway_cookies).map(|c| c.into_owned());
+    let kept =
+        crate::cookie_header::kept_cookies(&h, added.gateway_cookies).map(|c| c.into_owned());
     h.remove(header::COOKIE);
     if let Some(Ok(v)) = kept.map(|k| HeaderValue::from_bytes(&k)) {
         h.insert(header::COOKIE, v);

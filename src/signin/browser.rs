@@ -41,7 +41,8 @@ pub(super) fn cookie_value<'h>(
     kind: Kind,
 ) -> Option<&'h str> {
     let domain = cx.live.config.session.cookie_domain.as_deref();
-    crate::headers::cookie(headers, cookies::name(kind, cx.https, domain)).filter(|v| !v.is_empty())
+    crate::cookie_header::cookie(headers, cookies::name(kind, cx.https, domain))
+        .filter(|v| !v.is_empty())
 }
 
 /// The browser's verifier, or a new one to set.

@@ -82,7 +82,7 @@ fn field_for(key: &Key, cookie: &str) -> String {
 /// The browser's CSRF cookie, when it sent a non-empty one. Its name never
 /// depends on `session.cookie_domain`.
 fn cookie(headers: &HeaderMap, https: bool) -> Option<&str> {
-    crate::headers::cookie(headers, cookies::name(Kind::Csrf, https, None))
+    crate::cookie_header::cookie(headers, cookies::name(Kind::Csrf, https, None))
         .filter(|v| !v.is_empty())
 }
 

@@ -226,7 +226,7 @@ fn clean_answer(
         *resp.version_mut() = Version::HTTP_11;
         headers::remove_hop_by_hop(resp.headers_mut(), websocket);
     }
-    headers::strip_upstream_set_cookie(resp.headers_mut(), gateway_cookies);
+    crate::cookie_header::strip_upstream_set_cookie(resp.headers_mut(), gateway_cookies);
     Ok(())
 }
 
