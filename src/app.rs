@@ -61,7 +61,21 @@ impl Handler for App {
         };
         tracing::debug!(error = %e, "request refused");
         let live = self.live.load();
-        self.error_response(&live, &e, wants_html(req.headers()), conn.tls)
+        let resp = self.error_response(&live, &e, wants_html(req.headers()), conn.tls);
+        // Its access-log line, like any other request's.
+        if tracing::enabled!(tracing::Level::INFO) {
+            let (log_host, log_path) = log_fields(req.uri(), req.headers().get(header::HOST));
+            tracing::info!(
+                method = %req.method(),
+                host = %log_host,
+                path = %log_path,
+                status = resp.status().as_u16(),
+                ms = "0.000",
+                route = "",
+                "request"
+            );
+        }
+        resp
     }
 
     fn limits(&self) -> Limits {
