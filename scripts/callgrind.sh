@@ -71,6 +71,7 @@ started=$SECONDS
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-callgrind.XXXXXX")
 pids=()
+client_pid=""
 ok=0
 
 cleanup() {
@@ -79,12 +80,13 @@ cleanup() {
     # Everything below runs even if a step fails (stderr may be a pipe
     # that is gone).
     set +e
-    for pid in "${pids[@]}"; do
+    local all=(${client_pid:+"$client_pid"} "${pids[@]}")
+    for pid in "${all[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
     done
     # The gateway under valgrind takes a while to drain and exit.
     deadline=$((SECONDS + 15))
-    for pid in "${pids[@]}"; do
+    for pid in "${all[@]}"; do
         while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
             sleep 0.1
         done
@@ -333,15 +335,20 @@ status=$(curl -sS -o /dev/null -w '%{http_code}' "$origin/")
 # batch COUNT URL [CURL ARGS...]: COUNT GETs of URL, one after another on
 # one keep-alive connection (one curl, COUNT URLs), with no header but Host
 # and those in CURL ARGS (as wrk sends them); dies unless every one
-# answered 200 and only the first connected.
+# answered 200 and only the first connected. curl runs in the background
+# and the shell waits for it, so that Ctrl-C reaches the INT trap at once
+# rather than after the batch.
 batch() {
-    local count=$1 url=$2 cfg="$tmp/batch.curlrc" out="$tmp/batch.out" i
+    local count=$1 url=$2 cfg="$tmp/batch.curlrc" out="$tmp/batch.out" i rc=0
     shift 2
     for ((i = 0; i < count; i++)); do
         printf 'url = "%s"\noutput = "/dev/null"\n' "$url"
     done >"$cfg"
-    curl -s -K "$cfg" -H "User-Agent:" -H "Accept:" -w '%{http_code} %{num_connects}\n' "$@" >"$out" ||
-        die "curl failed in a batch of $url"
+    curl -s -K "$cfg" -H "User-Agent:" -H "Accept:" -w '%{http_code} %{num_connects}\n' "$@" >"$out" &
+    client_pid=$!
+    wait "$client_pid" || rc=$?
+    client_pid=""
+    ((rc == 0)) || die "curl failed (exit $rc) in a batch of $url"
     awk -v n="$count" '
         $1 != 200 { bad++ }
         { connects += $2; lines++ }
@@ -418,7 +425,7 @@ for r in "${results[@]}"; do
     printf '%-10s %s instructions/request   (%s in %s requests, ~%ss)\n' \
         "$kind:" "$(thousands "$per")" "$(thousands "$ir")" "$(thousands "$requests")" "$secs"
 done
-printf '%-10s %s instructions in %ss with no request (included above)\n' "idle:" "$(thousands "$idle_ir")" "$idle_secs"
+printf '%-10s %s instructions in %ss with no request (the batches include their share of this)\n' "idle:" "$(thousands "$idle_ir")" "$idle_secs"
 echo
 echo "binary: $bin; $(valgrind --version), one worker thread, memory store; $((SECONDS - started))s in all"
 ok=1
