@@ -25,10 +25,13 @@
 # small fraction of that on a CPU with SHA-NI.
 #
 # Usage: scripts/callgrind.sh [--bin PATH] [--requests N] [--keep-tmp]
+#          [--fast-path off]
 #   defaults: target/release/portcullis (not built here: cargo build
 #   --release first), N = 2000. --keep-tmp keeps the temporary directory
 #   (the configuration, the logs and the callgrind dumps, which
-#   callgrind_annotate reads) and prints its path.
+#   callgrind_annotate reads) and prints its path. --fast-path off runs
+#   the gateway with `[server] fast_path = false` (hyper on both sides):
+#   the difference is what the own HTTP/1 loop and raw client buy.
 # Needs: valgrind (with callgrind_control), nginx, curl, python3.
 
 set -euo pipefail
@@ -38,6 +41,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin="${CARGO_TARGET_DIR:-$repo/target}/release/portcullis"
 requests=2000
 keep_tmp=0
+fast_path=true
 
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
@@ -53,6 +57,14 @@ while [[ $# -gt 0 ]]; do
     --bin) bin=${2:?--bin needs a value}; shift ;;
     --requests) requests=${2:?--requests needs a value}; shift ;;
     --keep-tmp) keep_tmp=1 ;;
+    --fast-path)
+        case ${2:?--fast-path needs on or off} in
+        on) fast_path=true ;;
+        off) fast_path=false ;;
+        *) die "--fast-path takes on or off" ;;
+        esac
+        shift
+        ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
     esac
@@ -189,6 +201,7 @@ listen = "127.0.0.1:$port_gw"
 public_url = "$origin"
 shutdown_timeout = "2s"
 threads = 1
+fast_path = $fast_path
 
 [session]
 secret_env = "PORTCULLIS_SECRET"
