@@ -23,6 +23,7 @@ use support::browser::{Browser, Page};
 use support::client::{body_of, raw, status_of};
 use support::faulty::{FaultyUpstream, Mode, ANNOUNCED, HEALTHY_BODY};
 use support::gateway::{GatewayProcess, TestGateway, SECRET};
+use support::mode::cookie;
 use support::redis::RedisServer;
 use support::smtp::{wait_until, Script, SmtpServer};
 
@@ -143,7 +144,7 @@ async fn sign_in(b: &mut Browser, smtp: &SmtpServer, origin: &str, email: &str, 
     let token = token_for(smtp, email, nth).await;
     let done = click(b, origin, &token).await;
     assert_eq!(done.status, 303, "{}", done.body);
-    assert!(b.jar.contains_key("portcullis"), "{:?}", b.jar);
+    assert!(b.jar.contains_key(&cookie("portcullis")), "{:?}", b.jar);
 }
 
 /// A cookie that passes no HMAC check, and one signed with the right key
@@ -176,11 +177,11 @@ async fn no_pass_without_session(origin: &str) {
     );
     let [forged, unknown] = forged_cookies();
     let mut b = Browser::new();
-    b.jar.insert("portcullis".into(), forged);
+    b.jar.insert(cookie("portcullis"), forged);
     let p = b.get(&url).await;
     assert_eq!(p.status, 303, "forged cookie: {}", p.body);
     let mut b = Browser::new();
-    b.jar.insert("portcullis".into(), unknown);
+    b.jar.insert(cookie("portcullis"), unknown);
     let p = b.fetch(&url).await;
     assert!(
         p.status == 401 || p.status == 503,
@@ -237,7 +238,7 @@ impl UpEnv {
         let smtp = SmtpServer::start(Script::Accept);
         let dir = tempfile::tempdir().unwrap();
         let gw = GatewayProcess::start(dir.path(), &config(&up.url(), smtp.port(), MEMORY, ""));
-        let origin = format!("http://127.0.0.1:{}", gw.port);
+        let origin = gw.origin();
         let mut b = Browser::new();
         sign_in(&mut b, &smtp, &origin, "user@example.com", 1).await;
         let env = UpEnv {
@@ -268,13 +269,14 @@ impl UpEnv {
     /// A raw HTTP/1.1 GET with the session cookie; everything read until
     /// the gateway closes, and how long that took.
     async fn raw_get(&self, path: &str) -> (String, Duration) {
-        let cookie = self.b.jar.get("portcullis").unwrap();
+        let name = cookie("portcullis");
+        let cookie = self.b.jar.get(&name).unwrap();
         let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nCookie: portcullis={cookie}\r\n\
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nCookie: {name}={cookie}\r\n\
              Accept: text/html\r\nConnection: close\r\n\r\n",
             self.gw.port
         );
-        let addr = format!("127.0.0.1:{}", self.gw.port).parse().unwrap();
+        let addr = self.gw.addr();
         let started = Instant::now();
         let text = raw(addr, request.as_bytes(), Duration::from_secs(10)).await;
         (text, started.elapsed())
@@ -496,7 +498,8 @@ async fn half_a_body_from_the_upstream_never_looks_complete() {
             "{mode:?}: the gateway kept the client waiting {took:?}"
         );
         // The same through an HTTP client: a 2xx must fail while reading the body.
-        let cookie = format!("portcullis={}", env.b.jar.get("portcullis").unwrap());
+        let name = cookie("portcullis");
+        let cookie = format!("{name}={}", env.b.jar.get(&name).unwrap());
         let r = support::client::http()
             .get(format!("{}/half", env.origin))
             .header("cookie", cookie)
@@ -551,7 +554,7 @@ impl RedisEnv {
             &session,
         );
         let gw = GatewayProcess::start(dir.path(), &text);
-        let origin = format!("http://127.0.0.1:{}", gw.port);
+        let origin = gw.origin();
         RedisEnv {
             gw,
             smtp,
@@ -717,7 +720,7 @@ async fn redis_stopped_then_restarted_never_passes_and_recovers() {
     no_pass_without_session(&env.origin).await;
     let [_, unknown] = forged_cookies();
     let mut b = Browser::new();
-    b.jar.insert("portcullis".into(), unknown);
+    b.jar.insert(cookie("portcullis"), unknown);
     assert_eq!(
         b.fetch(&env.url("/x")).await.status,
         401,

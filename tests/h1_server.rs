@@ -140,14 +140,14 @@ impl Answer {
 
 /// Reads answers from one connection, keeping bytes that belong to the next.
 struct Reader {
-    s: TcpStream,
+    s: support::client::Stream,
     buf: Vec<u8>,
 }
 
 impl Reader {
     async fn connect(gw: &TestGateway) -> Reader {
         Reader {
-            s: TcpStream::connect(gw.addr).await.unwrap(),
+            s: support::client::connect(gw.addr).await,
             buf: Vec::new(),
         }
     }
@@ -430,13 +430,13 @@ async fn shutdown_answers_requests_that_already_arrived() {
         format!("POST /late{i} HTTP/1.1\r\nHost: x.test\r\nContent-Length: 5\r\n\r\nhello")
             .into_bytes()
     };
-    for (i, c) in conns.iter().enumerate() {
+    for (i, c) in conns.iter_mut().enumerate() {
         let req = if i % 2 == 0 {
             get(&format!("/late{i}"))
         } else {
             post(i)
         };
-        assert_eq!(c.s.try_write(&req).unwrap(), req.len());
+        assert_eq!(c.s.try_write_now(&req).unwrap(), req.len());
     }
     let stopping = tokio::spawn(gw.stop());
     let (mut answered, mut dropped) = (0, 0);

@@ -16,12 +16,11 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::client::status_of;
+use support::client::{connect, connect_h2, status_of, Stream};
 use support::gateway::TestGateway;
 use support::h2raw;
 use support::raw_upstream::{Framing, RawUpstream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// header_read_timeout of the gateway under test.
 const HEADER_TIMEOUT: Duration = Duration::from_millis(500);
@@ -77,13 +76,13 @@ impl Exchange {
 
 /// Writes `bytes`, then reads until the gateway closes or `wait` passes.
 async fn exchange(addr: std::net::SocketAddr, bytes: &[u8], wait: Duration) -> Exchange {
-    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut s = connect(addr).await;
     // The gateway may answer and close before everything is written.
     let _ = s.write_all(bytes).await;
     read_until_closed(&mut s, wait).await
 }
 
-async fn read_until_closed(s: &mut TcpStream, wait: Duration) -> Exchange {
+async fn read_until_closed(s: &mut Stream, wait: Duration) -> Exchange {
     let mut out = Vec::new();
     let deadline = tokio::time::Instant::now() + wait;
     let closed = loop {
@@ -285,7 +284,7 @@ async fn g37_request_hidden_in_a_body_is_not_a_second_request() {
     let (gw, up) = setup().await;
     let hidden = SMUGGLED.to_string();
     let req = post(&format!("Content-Length: {}\r\n", hidden.len()), &hidden);
-    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let mut s = connect(gw.addr).await;
     s.write_all(&req).await.unwrap();
     // Keep-alive: the connection stays open, with one answer on it.
     let ex = read_until_closed(&mut s, Duration::from_millis(700)).await;
@@ -481,7 +480,7 @@ async fn g40_70_kb_uri_is_414() {
 }
 
 async fn login_post(gw: &TestGateway, head: &str, body: &[u8]) -> Exchange {
-    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let mut s = connect(gw.addr).await;
     let req = format!(
         "POST /.portcullis/login HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nOrigin: {}\r\n\
          Content-Type: application/x-www-form-urlencoded\r\n{head}\r\n",
@@ -489,7 +488,7 @@ async fn login_post(gw: &TestGateway, head: &str, body: &[u8]) -> Exchange {
         gw.origin()
     );
     s.write_all(req.as_bytes()).await.unwrap();
-    let (mut rd, mut wr) = s.into_split();
+    let (mut rd, mut wr) = tokio::io::split(s);
     let body = body.to_vec();
     // Write the body while reading: the gateway may answer before it ends.
     let writer = tokio::spawn(async move {
@@ -537,7 +536,7 @@ async fn g41_one_megabyte_sign_in_post_is_413() {
 #[tokio::test]
 async fn g42_trickled_head_is_closed_by_the_header_timeout() {
     let (gw, up) = setup().await;
-    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let mut s = connect(gw.addr).await;
     s.write_all(b"GET / HTTP/1.1\r\nHost: x.test\r\n")
         .await
         .unwrap();
@@ -569,7 +568,7 @@ async fn g42_trickled_head_is_closed_by_the_header_timeout() {
 #[tokio::test]
 async fn g42_idle_keep_alive_connection_is_closed() {
     let (gw, _up) = setup().await;
-    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let mut s = connect(gw.addr).await;
     s.write_all(b"GET / HTTP/1.1\r\nHost: x.test\r\n\r\n")
         .await
         .unwrap();
@@ -598,7 +597,7 @@ async fn g42_missing_body_on_a_gateway_endpoint_is_408() {
 async fn g42_missing_body_on_a_proxied_route_ends_at_the_route_timeout() {
     // The route timeout (1 s) bounds the wait: 504, never a hang.
     let (gw, up) = setup().await;
-    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let mut s = connect(gw.addr).await;
     s.write_all(b"POST /slow HTTP/1.1\r\nHost: x.test\r\nContent-Length: 10\r\n\r\nabc")
         .await
         .unwrap();
@@ -614,7 +613,7 @@ async fn g42_missing_body_on_a_proxied_route_ends_at_the_route_timeout() {
 #[tokio::test]
 async fn i52_h2c_upgrade_is_not_passed_on() {
     let (gw, up) = setup().await;
-    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let mut s = connect(gw.addr).await;
     s.write_all(
         b"GET /public HTTP/1.1\r\nHost: x.test\r\nConnection: Upgrade, HTTP2-Settings\r\n\
           Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n",
@@ -639,12 +638,13 @@ async fn i52_h2c_upgrade_is_not_passed_on() {
     assert_eq!(up.occurrences(b"PRI *"), 0);
 }
 
-// ---- Item 43 (partly): HTTP/2 without TLS (prior knowledge) ----
+// ---- Item 43 (partly): HTTP/2 without TLS (prior knowledge; on the TLS
+// listener, with ALPN h2) ----
 
 fn h2_request(path: &str, extra: &[(&str, &str)]) -> Vec<u8> {
     let mut fields = vec![
         (":method", "POST"),
-        (":scheme", "http"),
+        (":scheme", support::mode::scheme()),
         (":path", path),
         (":authority", "x.test"),
     ];
@@ -727,11 +727,11 @@ async fn g43_h2_continuation_flood_is_cut_off() {
     let value = "a".repeat(100);
     let fields: Vec<(&str, &str)> = (0..150).map(|_| ("x-a", value.as_str())).collect();
     let piece = h2raw::block(&fields);
-    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let mut s = connect_h2(gw.addr).await;
     let mut first = h2raw::start();
     first.extend(h2raw::frame(h2raw::HEADERS, 0, 1, &h2_request("/h2", &[])));
     s.write_all(&first).await.unwrap();
-    let (mut rd, mut wr) = s.into_split();
+    let (mut rd, mut wr) = tokio::io::split(s);
     let writer = tokio::spawn(async move {
         let frame = h2raw::frame(h2raw::CONTINUATION, 0, 1, &piece);
         let mut sent = 0usize;
@@ -755,9 +755,9 @@ async fn g43_h2_continuation_flood_is_cut_off() {
 async fn g43_h2_rapid_reset_flood_is_cut_off() {
     // HEADERS then RST_STREAM(CANCEL) on stream after stream (CVE-2023-44487).
     let (gw, up) = setup().await;
-    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let mut s = connect_h2(gw.addr).await;
     s.write_all(&h2raw::start()).await.unwrap();
-    let (mut rd, mut wr) = s.into_split();
+    let (mut rd, mut wr) = tokio::io::split(s);
     let block = h2_request("/h2", &[]);
     let writer = tokio::spawn(async move {
         let mut pairs = 0u32;

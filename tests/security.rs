@@ -19,6 +19,7 @@ use support::flow::{
     Env, Opts,
 };
 use support::gateway::SECRET;
+use support::mode::cookie;
 use support::redis::RedisServer;
 use support::smtp::Script;
 use support::upstream::Seen;
@@ -64,7 +65,8 @@ async fn a01_get_never_consumes_the_token() {
     assert_eq!(head.status(), 200);
     let cookies: Vec<_> = head.headers().get_all("set-cookie").iter().collect();
     assert_eq!(cookies.len(), 1, "only the CSRF cookie of the button");
-    assert!(cookies[0].to_str().unwrap().starts_with("portcullis-csrf="));
+    let csrf_cookie = format!("{}=", cookie("portcullis-csrf"));
+    assert!(cookies[0].to_str().unwrap().starts_with(&csrf_cookie));
     let mut scanner = Browser::new();
     for _ in 0..2 {
         let p = scanner.get(&link).await;
@@ -156,7 +158,7 @@ async fn a04_tokens_are_32_random_bytes_base64url() {
     // The session cookie carries a 32-byte id and a 32-byte tag as well.
     let mut b = Browser::new();
     sign_in(&e, &mut b, "entropy2@example.com", "/", 1).await;
-    let cookie = b.jar.get("portcullis").unwrap();
+    let cookie = b.jar.get(&cookie("portcullis")).unwrap();
     let parts: Vec<&str> = cookie.split('.').collect();
     assert_eq!(parts[0], "v1");
     for p in &parts[1..] {
@@ -303,10 +305,11 @@ async fn a08_the_link_never_comes_from_the_request() {
     let body = format!("email=host%40example.com&rd=%2F&csrf={}", urlenc(&csrf));
     let cookie = cookie_header(&b);
     let port = e.gw.addr.port();
+    let scheme = support::mode::scheme();
     let requests = [
-        "POST /.portcullis/login HTTP/1.1\r\nHost: evil.example\r\nOrigin: http://evil.example\r\n".to_string(),
+        format!("POST /.portcullis/login HTTP/1.1\r\nHost: evil.example\r\nOrigin: {scheme}://evil.example\r\n"),
         format!("POST /.portcullis/login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Forwarded-Host: evil.example\r\nOrigin: {}\r\n", e.origin),
-        "POST http://evil.example/.portcullis/login HTTP/1.1\r\nHost: evil.example\r\nOrigin: http://evil.example\r\n".to_string(),
+        format!("POST http://evil.example/.portcullis/login HTTP/1.1\r\nHost: evil.example\r\nOrigin: {scheme}://evil.example\r\n"),
     ];
     for (i, head) in requests.iter().enumerate() {
         let req = format!(
@@ -372,7 +375,7 @@ async fn a10_no_token_in_logs() {
     let dir = tempfile::tempdir().unwrap();
     let text = flow::config_text(&Opts::default(), &up.url(), smtp.port(), "");
     let gw = support::gateway::GatewayProcess::start(dir.path(), &text);
-    let o = format!("http://127.0.0.1:{}", gw.port);
+    let o = gw.origin();
     let smtp_env = smtp.clone();
     let mut b = Browser::new();
     let email = "secret.person@example.com";
@@ -974,21 +977,21 @@ async fn c19_session_ids_rotate_and_unknown_ids_are_never_adopted() {
     let mut stranger = Browser::new();
     stranger
         .jar
-        .insert("portcullis".into(), forged_valid_cookie());
+        .insert(cookie("portcullis"), forged_valid_cookie());
     assert_eq!(stranger.get(&e.url("/x")).await.status, 303);
     // An id planted before sign-in is replaced, never adopted.
     let planted = forged_valid_cookie();
     let mut b = Browser::new();
-    b.jar.insert("portcullis".into(), planted.clone());
+    b.jar.insert(cookie("portcullis"), planted.clone());
     sign_in(&e, &mut b, "fix@example.com", "/", 1).await;
-    let s1 = b.jar.get("portcullis").unwrap().clone();
+    let s1 = b.jar.get(&cookie("portcullis")).unwrap().clone();
     assert_ne!(s1, planted);
     sign_in(&e, &mut b, "fix@example.com", "/", 2).await;
-    let s2 = b.jar.get("portcullis").unwrap().clone();
+    let s2 = b.jar.get(&cookie("portcullis")).unwrap().clone();
     assert_ne!(s1, s2);
     assert_eq!(e.gw.app.session_count("fix@example.com").await.unwrap(), 1);
     let mut old = Browser::new();
-    old.jar.insert("portcullis".into(), s1);
+    old.jar.insert(cookie("portcullis"), s1);
     assert_eq!(old.get(&e.url("/x")).await.status, 303, "the old id ended");
 }
 
@@ -1047,7 +1050,8 @@ async fn c21_logout_deletes_expires_and_clears() {
     );
     let expired = session_cookie(&done).unwrap();
     assert!(
-        expired.starts_with("portcullis=;") && expired.contains("Max-Age=0"),
+        expired.starts_with(&format!("{}=;", cookie("portcullis")))
+            && expired.contains("Max-Age=0"),
         "{expired}"
     );
     assert_eq!(e.gw.app.session_count("out@example.com").await.unwrap(), 0);
@@ -1063,11 +1067,18 @@ async fn c22_gateway_cookie_never_forwarded() {
     let e = env(Opts::default()).await;
     let mut b = Browser::new();
     sign_in(&e, &mut b, "jar@example.com", "/", 1).await;
-    let session = b.jar.get("portcullis").unwrap().clone();
-    // The checklist's vector with our names, plus every name we use.
+    let session = b.jar.get(&cookie("portcullis")).unwrap().clone();
+    // The checklist's vector with our names, plus every name we use (the
+    // session under this mode's name, the other name with junk).
+    let (ours, other) = if support::mode::tls() {
+        ("__Host-portcullis", "portcullis")
+    } else {
+        ("portcullis", "__Host-portcullis")
+    };
     let vector = format!(
-        "cookieA=aaa_portcullis=123; cookieb=bbb; portcullis={session};portcullis_x=stay ; portcullis_y=stay; \
-         __Host-portcullis=x; __Secure-portcullis=x; portcullis-csrf=y; portcullis-verifier=z"
+        "cookieA=aaa_portcullis=123; cookieb=bbb; {ours}={session};portcullis_x=stay ; portcullis_y=stay; \
+         {other}=x; __Secure-portcullis=x; portcullis-csrf=y; portcullis-verifier=z; \
+         __Host-portcullis-csrf=y; __Host-portcullis-verifier=z"
     );
     for path in ["/app", "/public/p"] {
         let req = format!(
@@ -1300,7 +1311,7 @@ async fn e29_an_attackers_link_does_not_sign_the_victim_in() {
         .await;
     assert_eq!(p.status, 200);
     assert_eq!(session_cookie(&p), None);
-    assert!(!victim.jar.contains_key("portcullis"));
+    assert!(!victim.jar.contains_key(&cookie("portcullis")));
     assert_eq!(victim.get(&e.url("/x")).await.status, 303);
     assert_eq!(
         e.gw.app
@@ -1402,7 +1413,10 @@ async fn f32_connection_cannot_remove_gateway_headers() {
             Some("conn@example.com")
         );
         assert_eq!(seen.one("x-forwarded-for").as_deref(), Some("127.0.0.1"));
-        assert_eq!(seen.one("x-forwarded-proto").as_deref(), Some("http"));
+        assert_eq!(
+            seen.one("x-forwarded-proto").as_deref(),
+            Some(support::mode::scheme())
+        );
         assert_eq!(
             seen.one("x-forwarded-host").as_deref(),
             Some(&*format!("127.0.0.1:{}", e.gw.addr.port()))
@@ -1474,14 +1488,22 @@ async fn f34_forwarded_headers_are_trusted_only_from_trusted_proxies() {
         ..Opts::default()
     })
     .await;
-    let spoof = "X-Forwarded-For: 10.9.9.9\r\nX-Forwarded-Host: admin.internal\r\nX-Forwarded-Proto: https\r\n\
-                 X-Forwarded-Uri: /public\r\nX-Forwarded-Prefix: https://evil\r\nForwarded: for=9.9.9.9\r\nX-Real-IP: 1.1.1.1\r\n";
+    // The spoofed scheme is the one this connection does not have.
+    let spoof = format!(
+        "X-Forwarded-For: 10.9.9.9\r\nX-Forwarded-Host: admin.internal\r\nX-Forwarded-Proto: {}\r\n\
+         X-Forwarded-Uri: /public\r\nX-Forwarded-Prefix: https://evil\r\nForwarded: for=9.9.9.9\r\nX-Real-IP: 1.1.1.1\r\n",
+        support::mode::other_scheme()
+    );
+    let spoof = spoof.as_str();
     let (status, _) = raw_get(&e, &Browser::new(), "/admin", spoof).await;
     assert_eq!(status, 401, "X-Forwarded-Uri changed the route");
     let (_, body) = raw_get(&e, &Browser::new(), "/public/fw", spoof).await;
     let seen = seen_from(&body);
     assert_eq!(seen.one("x-forwarded-for").as_deref(), Some("127.0.0.1"));
-    assert_eq!(seen.one("x-forwarded-proto").as_deref(), Some("http"));
+    assert_eq!(
+        seen.one("x-forwarded-proto").as_deref(),
+        Some(support::mode::scheme())
+    );
     for gone in [
         "x-forwarded-uri",
         "x-forwarded-prefix",
@@ -1918,7 +1940,7 @@ async fn h51_fail_closed_on_parse_config_and_store_errors() {
     .await;
     redis.stop();
     let mut b = Browser::new();
-    b.jar.insert("portcullis".into(), forged_valid_cookie());
+    b.jar.insert(cookie("portcullis"), forged_valid_cookie());
     let p = b.get(&e.url("/x")).await;
     assert_eq!(p.status, 503);
     assert_eq!(p.header("retry-after").as_deref(), Some("5"));
@@ -1932,10 +1954,7 @@ async fn ws_handshake(
     e: &Env,
     b: &Browser,
     origin: Option<&str>,
-) -> Result<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    u16,
-> {
+) -> Result<tokio_tungstenite::WebSocketStream<support::client::Stream>, u16> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Error as WsError;
     let mut req = format!("ws://127.0.0.1:{}/ws", e.gw.addr.port())
@@ -1946,7 +1965,8 @@ async fn ws_handshake(
     if let Some(o) = origin {
         h.insert("origin", o.parse().unwrap());
     }
-    match tokio_tungstenite::connect_async(req).await {
+    let stream = support::client::connect(e.gw.addr).await;
+    match tokio_tungstenite::client_async(req, stream).await {
         Ok((ws, resp)) => {
             assert_eq!(resp.status(), 101);
             Ok(ws)
@@ -1977,7 +1997,11 @@ async fn i53_websocket_origin_is_checked() {
     }
     // The page's own origin (any case, default port or not), and a client
     // that sends no Origin (not a browser), are let through.
-    let own = e.origin.to_ascii_uppercase().replace("HTTP://", "http://");
+    let own = e
+        .origin
+        .to_ascii_uppercase()
+        .replace("HTTP://", "http://")
+        .replace("HTTPS://", "https://");
     for origin in [Some(e.origin.as_str()), Some(own.as_str()), None] {
         let mut ws = ws_handshake(&e, &b, origin).await.unwrap();
         ws.send(Message::text("ping")).await.unwrap();
@@ -2324,10 +2348,14 @@ async fn l62_security_headers_on_gateway_pages() {
         https.header("strict-transport-security").as_deref(),
         Some("max-age=31536000")
     );
+    // `plain` is a request without X-Forwarded-Proto: over plain HTTP no
+    // HSTS; on the TLS listener it is an https request like the other.
+    let hsts = support::mode::tls().then_some("max-age=31536000");
     assert_eq!(
-        plain.header("strict-transport-security"),
-        None,
-        "HSTS over plain HTTP"
+        plain.header("strict-transport-security").as_deref(),
+        hsts,
+        "HSTS over {}",
+        support::mode::scheme()
     );
     // Error pages too.
     let missing = b.get(&e.url("/.portcullis/nothing")).await;

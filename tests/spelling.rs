@@ -432,7 +432,7 @@ async fn trusted_x_forwarded_host_with_a_bad_port_or_name_is_400() {
 async fn h2_status(e: &Env, authority: &str) -> Result<u16, String> {
     let block = h2raw::block(&[
         (":method", "GET"),
-        (":scheme", "http"),
+        (":scheme", support::mode::scheme()),
         (":path", "/p"),
         (":authority", authority),
     ]);

@@ -57,9 +57,7 @@ access = "public"
 
 /// A client of its own (its own connection to the gateway).
 fn client() -> reqwest::Client {
-    support::gateway::install_crypto();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
+    support::client::for_mode(reqwest::Client::builder().timeout(Duration::from_secs(10)))
         .build()
         .unwrap()
 }

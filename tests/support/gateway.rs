@@ -1,5 +1,8 @@
 //! A gateway in this process, on a port from the OS, or the real binary
-//! as a child process (for RSS, signals and the CLI).
+//! as a child process (for RSS, signals and the CLI). Both follow the test
+//! mode ([`super::mode`]): `fast_path = false` in every configuration made
+//! here when the fast paths are off, and a TLS listener (with the URLs
+//! saying `https`) on the TLS listener.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,10 +23,19 @@ pub fn install_crypto() {
 }
 
 /// Parses a test config; `$PORT` in the text becomes the gateway's port.
+/// Follows the test mode ([`super::mode::config_text`]).
 pub fn config(text: &str, port: u16) -> Config {
-    let text = text.replace("$PORT", &port.to_string());
-    Config::from_toml_str(&text, "test.toml", &[("PORTCULLIS_SECRET", SECRET)])
-        .unwrap_or_else(|e| panic!("test config invalid:\n{e}\n{text}"))
+    let text = super::mode::config_text(&text.replace("$PORT", &port.to_string()));
+    let config = Config::from_toml_str(&text, "test.toml", &[("PORTCULLIS_SECRET", SECRET)])
+        .unwrap_or_else(|e| panic!("test config invalid:\n{e}\n{text}"));
+    if !super::mode::sets_fast_path(&text) {
+        assert_eq!(
+            config.server.limits.fast_path,
+            super::mode::fast_path(),
+            "the mode's fast_path is not in:\n{text}"
+        );
+    }
+    config
 }
 
 pub struct TestGateway {
@@ -34,10 +46,17 @@ pub struct TestGateway {
 }
 
 impl TestGateway {
-    /// Starts a gateway for `text` (plain HTTP on 127.0.0.1:0).
+    /// Starts a gateway for `text` on 127.0.0.1:0: plain HTTP, or in the
+    /// TLS mode a TLS listener (`addr`, `$PORT`) besides a plain one that
+    /// the tests do not use.
     pub async fn start(text: &str) -> TestGateway {
         install_crypto();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        if super::mode::tls() {
+            let tls = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let config = config(text, tls.local_addr().unwrap().port());
+            return Self::start_on(listener, Some((tls, super::mode::server_tls())), config).await;
+        }
         let addr = listener.local_addr().unwrap();
         let config = config(text, addr.port());
         Self::start_on(listener, None, config).await
@@ -77,12 +96,13 @@ impl TestGateway {
         }
     }
 
+    /// `http://127.0.0.1:<port><path>` (`https` on the TLS listener).
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.addr.port(), path)
+        format!("{}{path}", self.origin())
     }
 
     pub fn origin(&self) -> String {
-        format!("http://127.0.0.1:{}", self.addr.port())
+        format!("{}://127.0.0.1:{}", super::mode::scheme(), self.addr.port())
     }
 
     pub async fn stop(mut self) {
@@ -117,9 +137,11 @@ pub fn binary() -> &'static str {
 impl GatewayProcess {
     /// Writes `text` (with `$PORT` replaced by a free port) to `dir` and
     /// starts the binary on it; returns once the port accepts connections.
+    /// Follows the test mode: on the TLS listener `listen` becomes
+    /// `tls_listen` (the port then speaks TLS), with a certificate in `dir`.
     pub fn start(dir: &Path, text: &str) -> GatewayProcess {
         let port = free_port();
-        let text = text.replace("$PORT", &port.to_string());
+        let text = super::mode::process_config_text(&text.replace("$PORT", &port.to_string()), dir);
         let config_path = dir.join("gateway.toml");
         std::fs::write(&config_path, text).unwrap();
         let log = dir.join("gateway.log");
@@ -145,8 +167,17 @@ impl GatewayProcess {
         GatewayProcess { child, port, log }
     }
 
+    /// `http://127.0.0.1:<port><path>` (`https` on the TLS listener).
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.port, path)
+        format!("{}{path}", self.origin())
+    }
+
+    pub fn origin(&self) -> String {
+        format!("{}://127.0.0.1:{}", super::mode::scheme(), self.port)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
     /// Peak resident set size (VmHWM) in KiB.

@@ -9,7 +9,8 @@
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+use super::client::Stream;
 
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 pub const DATA: u8 = 0;
@@ -123,9 +124,10 @@ pub async fn outcome<R: AsyncRead + Unpin>(s: &mut R, stream: u32, wait: Duratio
     }
 }
 
-/// Connects, sends the preface, SETTINGS and `frames`.
-pub async fn send(addr: std::net::SocketAddr, frames: &[Vec<u8>]) -> TcpStream {
-    let mut s = TcpStream::connect(addr).await.unwrap();
+/// Connects (over TLS with ALPN `h2` on the TLS listener), sends the
+/// preface, SETTINGS and `frames`.
+pub async fn send(addr: std::net::SocketAddr, frames: &[Vec<u8>]) -> Stream {
+    let mut s = super::client::connect_h2(addr).await;
     let mut all = start();
     for f in frames {
         all.extend_from_slice(f);

@@ -11,6 +11,7 @@ pub mod flow;
 pub mod gateway;
 pub mod h2raw;
 pub mod misbehaving;
+pub mod mode;
 pub mod raw_upstream;
 pub mod redis;
 pub mod smtp;
