@@ -110,6 +110,23 @@ impl DateCache {
     }
 }
 
+/// Whether a connection is open and silent: no byte readable and no end
+/// of stream. For an idle upstream connection: A byte that arrives on a connection
+/// between answers is the rest of an answer that was longer than its
+/// framing said (a body on a `HEAD` answer or on a 204, a second answer):
+/// sent with the next request, it would be read as that request's answer.
+///
+/// One `recv(MSG_PEEK)` on the socket itself: tokio's `try_read` answers
+/// from the readiness it last saw, and on a busy worker that can be older
+/// than the bytes that have arrived since.
+pub fn quiet<S: std::os::fd::AsFd>(stream: &S) -> bool {
+    let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    matches!(
+        socket2::SockRef::from(stream).peek(&mut probe),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

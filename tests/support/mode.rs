@@ -291,7 +291,7 @@ pub fn cert() -> &'static TestCert {
 pub fn server_tls() -> Arc<rustls::ServerConfig> {
     let c = cert();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(c.key_pkcs8.clone().into());
-    portcullis::tls::from_der(vec![c.cert_der.clone()], key).unwrap()
+    portcullis::transport::tls::from_der(vec![c.cert_der.clone()], key).unwrap()
 }
 
 /// A client configuration that trusts only the test certificate and

@@ -24,7 +24,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::body::RequestBody;
 use crate::config::Limits;
-use crate::transport::{ConnInfo, Handler, Refusal, Upstream};
+use crate::transport::{codec, ConnInfo, Handler, Refusal, Upstream};
 use framing::{Flag, Watched};
 use h1::Replay;
 
@@ -323,13 +323,15 @@ async fn serve_plain<H: Handler>(
     limits: &Limits,
 ) {
     if !limits.fast_path {
+        let probe = probe_of(&stream);
         let stream = Watched::new(stream, conn.framing.clone());
-        Box::pin(serve_io(stream, conn, app, builder, stop)).await;
+        Box::pin(serve_io(stream, probe, conn, app, builder, stop, limits)).await;
         return;
     }
     let Some(handover) = h1::serve(stream, &conn, &app, limits, &mut stop).await else {
         return;
     };
+    let probe = probe_of(&handover.stream);
     let stream = Watched::new(Replay::new(handover), conn.framing.clone());
     if *stop.borrow() {
         // Handed over during the shutdown (a request with a body reached
@@ -340,10 +342,10 @@ async fn serve_plain<H: Handler>(
         let mut once = builder.clone();
         once.http1().keep_alive(false);
         let (_held, never) = watch::channel(false);
-        Box::pin(serve_io(stream, conn, app, &once, never)).await;
+        Box::pin(serve_io(stream, probe, conn, app, &once, never, limits)).await;
         return;
     }
-    Box::pin(serve_io(stream, conn, app, builder, stop)).await;
+    Box::pin(serve_io(stream, probe, conn, app, builder, stop, limits)).await;
 }
 
 /// A TLS connection: the handshake (with its timeout), then hyper.
@@ -357,6 +359,7 @@ async fn serve_tls<H: Handler>(
     limits: &Limits,
 ) {
     let peer = conn.info.peer;
+    let probe = probe_of(&stream);
     let stream =
         match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream)).await {
             Ok(Ok(s)) => s,
@@ -372,24 +375,40 @@ async fn serve_tls<H: Handler>(
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
         // HTTP/2 frames its own messages; there is no Content-Length
         // against Transfer-Encoding to watch for.
-        serve_io(stream, conn, app, builder, stop).await;
+        serve_io(stream, probe, conn, app, builder, stop, limits).await;
     } else {
         let framing = conn.framing.clone();
-        serve_io(Watched::new(stream, framing), conn, app, builder, stop).await;
+        serve_io(
+            Watched::new(stream, framing),
+            probe,
+            conn,
+            app,
+            builder,
+            stop,
+            limits,
+        )
+        .await;
     }
 }
 
 /// Serves HTTP/1.1 or HTTP/2 (and upgrades) on one plain or TLS stream.
 async fn serve_io<I, H: Handler>(
     io: I,
+    probe: Option<socket2::Socket>,
     conn: Conn,
     app: Arc<H>,
     builder: &auto::Builder<TokioExecutor>,
     mut stop: watch::Receiver<bool>,
+    limits: &Limits,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    // Counts the requests hyper has taken on this connection, and says so.
+    let taken = Arc::new((AtomicUsize::new(0), tokio::sync::Notify::new()));
+    let counter = taken.clone();
     let service = service_fn(move |req: Request<Incoming>| {
+        counter.0.fetch_add(1, Ordering::Relaxed);
+        counter.1.notify_waiters();
         let app = app.clone();
         let conn = conn.clone();
         // Boxed: hyper keeps one future slot per connection, idle ones
@@ -412,9 +431,36 @@ async fn serve_io<I, H: Handler>(
         _ = c.as_mut() => return,
         _ = stop.wait_for(|stopping| *stopping) => {}
     }
-    // Shutting down: finish the request in flight, take no more.
+    // Shutting down. hyper closes a connection it sees idle at once, even
+    // when a request has already reached its socket; so while bytes wait
+    // there, hyper reads on until it has taken a request (or the header
+    // timeout passes), and that request is answered with `Connection:
+    // close`, as on the own loop.
+    if probe.as_ref().is_some_and(|p| !codec::quiet(p)) {
+        let before = taken.0.load(Ordering::Relaxed);
+        let deadline = tokio::time::sleep(limits.header_read_timeout);
+        tokio::pin!(deadline);
+        loop {
+            let notified = taken.1.notified();
+            if taken.0.load(Ordering::Relaxed) != before {
+                break;
+            }
+            tokio::select! {
+                _ = c.as_mut() => return,
+                _ = &mut deadline => break,
+                _ = notified => {}
+            }
+        }
+    }
+    // Finish the request in flight, take no more.
     c.as_mut().graceful_shutdown();
     let _ = c.await;
+}
+
+/// A second handle on a connection's socket, to peek at it while hyper
+/// owns the stream.
+fn probe_of(stream: &TcpStream) -> Option<socket2::Socket> {
+    socket2::SockRef::from(stream).try_clone().ok()
 }
 
 /// Accept failures come in floods (out of file descriptors: every retry

@@ -196,6 +196,7 @@ impl Upstream {
             http_body_util::BodyExt::boxed(CutShort {
                 inner,
                 route: Arc::clone(route),
+                failed: None,
             })
         }))
     }
@@ -302,9 +303,17 @@ fn classify(e: SendError) -> UpstreamError {
 /// (the upstream reset or closed the connection, or broke the framing)
 /// cuts the client's answer short: logged here as what it is, since the
 /// access-log line already went out with the status of the head.
+///
+/// The error reaches the server one poll late: first the body says
+/// "not yet" (and asks to be polled again), so that hyper's server writes
+/// out the head and the bytes it has framed so far, as the own loop does;
+/// given at once, the error made hyper drop them unwritten and the client
+/// got nothing at all.
 struct CutShort {
     inner: Body,
     route: Arc<Route>,
+    /// The upstream's error, held for one poll.
+    failed: Option<body::BoxError>,
 }
 
 impl hyper::body::Body for CutShort {
@@ -315,19 +324,26 @@ impl hyper::body::Body for CutShort {
         mut self: Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, body::BoxError>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let std::task::Poll::Ready(Some(Err(e))) = &polled {
-            tracing::warn!(
-                route = %self.route.name(),
-                error = %e,
-                "the upstream broke off its answer in the middle of the body (reset, close or bad framing): the client's answer was cut short"
-            );
+        if let Some(e) = self.failed.take() {
+            return std::task::Poll::Ready(Some(Err(e)));
         }
-        polled
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            std::task::Poll::Ready(Some(Err(e))) => {
+                tracing::warn!(
+                    route = %self.route.name(),
+                    error = %e,
+                    "the upstream broke off its answer in the middle of the body (reset, close or bad framing): the client's answer was cut short"
+                );
+                self.failed = Some(e);
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }
+            polled => polled,
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.failed.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {

@@ -414,8 +414,10 @@ impl HttpBody for Pooled {
             }
             Poll::Ready(Some(Ok(frame))) => {
                 // With a known length the server stops polling after the
-                // last bytes; this is the last chance to give it back.
-                if this.inner.is_end_stream() {
+                // last bytes, and after trailers (always the last frame of
+                // a chunked answer); this is the last chance to give it
+                // back.
+                if frame.is_trailers() || this.inner.is_end_stream() {
                     this.give_back();
                 }
                 Poll::Ready(Some(Ok(frame)))
