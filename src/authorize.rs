@@ -48,3 +48,88 @@ pub fn authorize<'a>(config: &Config, m: &Match, identity: Option<&'a Identity>)
         Decision::Forbidden(identity)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Scheme;
+    use crate::routes::RouteTable;
+    use std::sync::Arc;
+
+    const CONFIG: &str = r#"
+[session]
+secret_env = "S"
+[login]
+allow_domains = ["example.com"]
+[[route]]
+path = "/"
+upstream = "demo"
+access = "public"
+[[route]]
+path = "/docs"
+upstream = "demo"
+access = "public"
+[[route]]
+path = "/app"
+upstream = "demo"
+[[route]]
+path = "/admin"
+upstream = "demo"
+allow_emails = ["boss@example.com"]
+"#;
+
+    fn who(email: &str) -> Identity {
+        Identity {
+            email: Arc::from(email),
+            tag: [0; 32],
+        }
+    }
+
+    /// The decision for `path` as `identity`, in words.
+    fn decide(path: &str, identity: Option<&Identity>) -> &'static str {
+        let env = [("S", "0123456789abcdef0123456789abcdef0123")];
+        let config = Config::from_toml_str(CONFIG, "t.toml", &env).unwrap();
+        let table = RouteTable::new(&config.routes);
+        let m = table.find("x.test", Scheme::Http, path).unwrap();
+        match authorize(&config, &m, identity) {
+            Decision::Allow(None) => "public",
+            Decision::Allow(Some(_)) => "allow",
+            Decision::Unauthenticated => "sign in",
+            Decision::Forbidden(_) => "forbidden",
+        }
+    }
+
+    #[test]
+    fn public_protected_and_allow_lists() {
+        let boss = who("boss@example.com");
+        let staff = who("staff@example.com");
+        let stranger = who("someone@elsewhere.org");
+        // A public route never carries an identity, signed in or not.
+        assert_eq!(decide("/", None), "public");
+        assert_eq!(decide("/", Some(&boss)), "public");
+        // A protected route: a session, and the global allow list.
+        assert_eq!(decide("/app/x", None), "sign in");
+        assert_eq!(decide("/app/x", Some(&staff)), "allow");
+        assert_eq!(decide("/app/x", Some(&stranger)), "forbidden");
+        // The route's own allow list on top of the global one.
+        assert_eq!(decide("/admin", Some(&boss)), "allow");
+        assert_eq!(decide("/admin", Some(&staff)), "forbidden");
+        // Every reading of the path: `/admin;x` is `/admin` to Tomcat.
+        assert_eq!(decide("/admin;x/panel", Some(&staff)), "forbidden");
+        assert_eq!(decide("/admin;x/panel", None), "sign in");
+        // The case of a public prefix must match exactly to stay public.
+        assert_eq!(decide("/docs/x", None), "public");
+        assert_eq!(decide("/DOCS/x", None), "sign in");
+    }
+
+    #[test]
+    fn a_session_is_read_only_where_it_decides() {
+        let env = [("S", "0123456789abcdef0123456789abcdef0123")];
+        let config = Config::from_toml_str(CONFIG, "t.toml", &env).unwrap();
+        let table = RouteTable::new(&config.routes);
+        let find = |p: &str| table.find("x.test", Scheme::Http, p).unwrap();
+        assert!(!needs_identity(&find("/public")));
+        assert!(needs_identity(&find("/app")));
+        assert!(needs_identity(&find("/admin;x")));
+    }
+}
