@@ -250,6 +250,8 @@ impl App {
         };
         let authority = match &route.upstream {
             crate::config::Upstream::Http { authority } => authority,
+            // A route for forward-auth only: nothing to forward to here.
+            crate::config::Upstream::None => return Err(Error::NoRoute),
             crate::config::Upstream::Demo => {
                 // The demo page shows the headers an upstream would get.
                 let mut shown = Request::new(());

@@ -29,6 +29,11 @@ pub struct ClientInfo {
     pub forwarded_host: Option<String>,
 }
 
+/// Whether `ip` (a connection's peer) is one of `[server] trusted_proxies`.
+pub fn is_trusted(ip: IpAddr, nets: &[IpNet]) -> bool {
+    trusted(ip, nets)
+}
+
 fn trusted(ip: IpAddr, nets: &[IpNet]) -> bool {
     let ip = canonical_ip(ip);
     nets.iter().any(|n| n.contains(&ip))

@@ -83,7 +83,7 @@ pub struct RedirectPolicy {
 
 impl RedirectPolicy {
     /// Whether `host` (a DNS name from a parsed URL) is allowed.
-    fn allows_host(&self, host: &str) -> bool {
+    pub fn allows_host(&self, host: &str) -> bool {
         let host = normalize_host(host);
         if host.is_empty() {
             return false;

@@ -115,13 +115,13 @@ fn spellings() -> Vec<(String, String)> {
 
 /// Routes: a public catch-all, `/admin` and `/a/b/secret` protected with
 /// an allow list; boss@ is on it, outsider@ is not (both may sign in).
+const ROUTES: &str = "[[route]]\npath = \"/\"\nupstream = \"{up}\"\naccess = \"public\"\n\n\
+     [[route]]\npath = \"/admin\"\nupstream = \"{up}\"\nallow_emails = [\"boss@example.com\"]\n\n\
+     [[route]]\npath = \"/a/b/secret\"\nupstream = \"{up}\"\nallow_emails = [\"boss@example.com\"]\n";
+
 async fn spelling_env() -> Env {
     env(Opts {
-        only_routes: Some(
-            "[[route]]\npath = \"/\"\nupstream = \"{up}\"\naccess = \"public\"\n\n\
-             [[route]]\npath = \"/admin\"\nupstream = \"{up}\"\nallow_emails = [\"boss@example.com\"]\n\n\
-             [[route]]\npath = \"/a/b/secret\"\nupstream = \"{up}\"\nallow_emails = [\"boss@example.com\"]\n",
-        ),
+        only_routes: Some(ROUTES),
         ..Opts::default()
     })
     .await
@@ -171,6 +171,11 @@ async fn every_spelling_of_a_protected_path_is_401_anonymous_403_outside_the_all
 /// What `/.portcullis/auth` answers about `target` on `host` (the way
 /// nginx's `auth_request` asks), with the client's cookie.
 async fn forward_auth(e: &Env, target: &str, host: &str, cookie: &str) -> u16 {
+    let host = if host == "gateway" {
+        format!("127.0.0.1:{}", e.gw.addr.port())
+    } else {
+        host.to_string()
+    };
     let req = format!(
         "GET /.portcullis/auth HTTP/1.1\r\nHost: gw.test\r\nX-Original-URL: http://{host}{target}\r\n{cookie}Connection: close\r\n\r\n"
     );
@@ -183,7 +188,13 @@ async fn forward_auth(e: &Env, target: &str, host: &str, cookie: &str) -> u16 {
 /// can never let through what the gateway itself would refuse.
 #[tokio::test]
 async fn forward_auth_decides_as_the_proxy_path_for_every_spelling() {
-    let e = spelling_env().await;
+    // The same routes; the forward-auth questions come from a trusted proxy.
+    let e = env(Opts {
+        server: "trusted_proxies = [\"127.0.0.1/32\"]",
+        only_routes: Some(ROUTES),
+        ..Opts::default()
+    })
+    .await;
     let boss = cookie_of(&e, "boss@example.com").await;
     let outsider = cookie_of(&e, "outsider@example.com").await;
     let mut targets: Vec<String> = spellings().into_iter().map(|(t, _)| t).collect();
@@ -211,7 +222,7 @@ async fn forward_auth_decides_as_the_proxy_path_for_every_spelling() {
             ("boss", &*boss),
         ] {
             let proxy = send(&e, target, "x.test", cookie).await.0;
-            let auth = forward_auth(&e, target, "x.test", cookie).await;
+            let auth = forward_auth(&e, target, "gateway", cookie).await;
             *seen.entry(proxy).or_insert(0) += 1;
             if proxy != auth {
                 failures.push(format!(
@@ -230,6 +241,9 @@ async fn forward_auth_decides_as_the_proxy_path_for_every_spelling() {
     for status in [200, 400, 401, 403] {
         assert!(seen.contains_key(&status), "{status}: {seen:?}");
     }
+    // A host the gateway does not serve is 400 even when the path would
+    // pass: the sign-in link would point there.
+    assert_eq!(forward_auth(&e, "/", "x.test", &boss).await, 400);
     // Without the original URL there is nothing to decide: 400.
     let req = format!(
         "GET /.portcullis/auth HTTP/1.1\r\nHost: gw.test\r\n{boss}Connection: close\r\n\r\n"

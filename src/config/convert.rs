@@ -762,10 +762,7 @@ fn route_configs(raw: Vec<RawRoute>, p: &mut Problems) -> Option<Vec<RouteConfig
             }
         };
         let upstream = match upstream.as_deref() {
-            None => {
-                p.add(k("upstream"), "is missing");
-                continue;
-            }
+            None => Upstream::None,
             Some("demo") => Upstream::Demo,
             Some(u) => match upstream_uri(u) {
                 Ok(a) => Upstream::Http { authority: a },

@@ -298,6 +298,9 @@ pub enum Upstream {
     Http { authority: http::uri::Authority },
     /// The built-in demo app, answered in process.
     Demo,
+    /// No upstream: the route only answers forward-auth questions
+    /// (`/.portcullis/auth`) for another proxy; requests to it here are 404.
+    None,
 }
 
 impl fmt::Display for Upstream {
@@ -305,6 +308,7 @@ impl fmt::Display for Upstream {
         match self {
             Upstream::Http { authority } => write!(f, "http://{authority}"),
             Upstream::Demo => f.write_str("demo"),
+            Upstream::None => f.write_str("none (forward-auth only)"),
         }
     }
 }

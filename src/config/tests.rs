@@ -131,7 +131,6 @@ fn each_value_error_names_its_key() {
         ("[ui]\nlogo_file = \"/nonexistent/logo.png\"", "ui.logo_file"),
         ("[ui]\nlogo_file = \"/etc/hostname\"", "ui.logo_file"),
         ("[ui]\ntemplates = \"/nonexistent/templates\"", "ui.templates"),
-        ("[[route]]\npath = \"/\"", "route[0].upstream"),
         ("[[route]]\nupstream = \"https://10.0.0.1\"", "route[0].upstream"),
         ("[[route]]\nupstream = \"http://10.0.0.1/base\"", "route[0].upstream"),
         ("[[route]]\nupstream = \"demo\"\npath = \"app\"", "route[0].path"),
@@ -150,8 +149,18 @@ fn each_value_error_names_its_key() {
 }
 
 #[test]
+fn a_route_without_an_upstream_answers_forward_auth_only() {
+    let env = [("S", "0123456789abcdef0123456789abcdef0123")];
+    let text =
+        "[session]\nsecret_env = \"S\"\n[[route]]\nhost = \"app.example.com\"\npath = \"/\"\n";
+    let c = Config::from_toml_str(text, "t.toml", &env).unwrap();
+    assert_eq!(c.routes[0].upstream, Upstream::None);
+    assert_eq!(c.routes[0].upstream.to_string(), "none (forward-auth only)");
+}
+
+#[test]
 fn every_problem_is_reported_at_once() {
-    let e = err("[server]\nlisten = \"x\"\n[session]\nlifetime = \"y\"\n[[route]]\npath = \"/\"\n");
+    let e = err("[server]\nlisten = \"x\"\n[session]\nlifetime = \"y\"\n[[route]]\npath = \"/\"\nupstream = \"ftp://x\"\n");
     assert!(
         e.names("server.listen") && e.names("session.lifetime") && e.names("route[0].upstream"),
         "{e}"

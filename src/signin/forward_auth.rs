@@ -1,20 +1,34 @@
-//! `GET /.portcullis/auth`, the forward-auth endpoint for another proxy in
-//! front of the app (nginx `auth_request`, Traefik `forwardAuth`, Caddy
-//! `forward_auth`): the same decision as the proxy path
-//! ([`crate::authorize`]), for the request the other proxy is about to
-//! serve.
+//! Forward-auth: the gateway answering another proxy's question "may this
+//! request pass?", with the proxy path's own decision
+//! ([`crate::authorize`]) so the two can never disagree.
 //!
-//! That request is named by `X-Original-URL` (an absolute URL, as nginx
-//! configurations send `$scheme://$http_host$request_uri`) or by
-//! `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Forwarded-Uri` (Traefik,
-//! Caddy). Its path is read exactly as the proxy path reads a request
+//! - `GET|HEAD /.portcullis/auth` (nginx `auth_request`, ingress-nginx):
+//!   200 allowed, with the identity headers; 401 with an absolute
+//!   `Location` to the sign-in page when there is no session (nginx turns
+//!   it into a redirect with `error_page 401 =302 $location`); 403 signed
+//!   in but not allowed (never a redirect: that would loop).
+//! - `GET|HEAD /.portcullis/forward-auth` (Traefik, Caddy, which pass the
+//!   answer on as it is): the same, but a browser navigation without a
+//!   session gets the redirect itself, 302 for GET and HEAD, 303 for other
+//!   methods; an XHR or a client that does not ask for HTML gets 401.
+//! - 400 when the original request is not known: it comes from
+//!   `X-Original-URL` and `X-Original-Method` (nginx), else
+//!   `X-Forwarded-Proto`, `-Host`, `-Uri` and `-Method` (Traefik, Caddy),
+//!   believed only from `[server] trusted_proxies`; its host must be a
+//!   configured route host, under `cookie_domain` or `public_url`'s host
+//!   (a forged host could otherwise pick where the sign-in link points).
+//!   The query of the auth request itself is ignored (Caddy 2.6 forwards
+//!   the client's).
+//!
+//! The original target is read exactly as the proxy path reads a request
 //! target (`path::normalize`, then the routes with the matching view), so
-//! no spelling is judged differently here. Answers: 200 (with the identity
-//! headers when signed in), 401, 403, 404 (no route), or 400 when the
-//! original URL is missing or malformed.
+//! no spelling is judged differently. Every 2xx carries every identity
+//! header, empty on public routes, so that a proxy copying them always
+//! overwrites a client's copy. Answers are `Cache-Control: no-store` and
+//! never set a cookie.
 
-use http::header::{HeaderMap, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
 
 use crate::authorize::{self, Decision};
 use crate::body::{self, Body, RequestBody};
@@ -22,14 +36,34 @@ use crate::config::Scheme;
 use crate::error::Error;
 use crate::state::Ctx;
 
-/// The request another proxy asks about: scheme, host and raw target.
+/// The two answer shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Shape {
+    /// `/.portcullis/auth`: never a redirect.
+    AuthRequest,
+    /// `/.portcullis/forward-auth`: redirects browser navigations.
+    ForwardAuth,
+}
+
+/// The identity headers of a 2xx, all of them always.
+const IDENTITY_HEADERS: [&str; 4] = [
+    "x-forwarded-email",
+    "x-forwarded-user",
+    "x-auth-request-email",
+    "x-auth-request-user",
+];
+
+/// The request another proxy asks about.
 struct Original<'h> {
+    method: Method,
     scheme: Scheme,
+    /// As sent (checked with `routes::valid_host`), port included.
     host: &'h str,
+    /// The raw target: path and query.
     target: &'h str,
 }
 
-fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+fn one<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     let mut values = headers.get_all(name).iter();
     let first = values.next()?;
     if values.next().is_some() {
@@ -46,46 +80,87 @@ fn scheme(s: &str) -> Option<Scheme> {
     }
 }
 
+/// The original method: the header when there is one, else GET (nginx's
+/// `auth_request` asks with GET whatever the client's method was).
+fn method(value: Option<&str>) -> Option<Method> {
+    match value {
+        None | Some("") => Some(Method::GET),
+        Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes()).ok(),
+    }
+}
+
 /// The original request, from `X-Original-URL` or the `X-Forwarded-*`
-/// triple; `None` when neither is there whole and well-formed.
+/// set; `None` when neither is there whole and well-formed.
 fn original(headers: &HeaderMap) -> Option<Original<'_>> {
-    if let Some(url) = header(headers, "x-original-url") {
+    if let Some(url) = one(headers, "x-original-url") {
         let (s, rest) = url.split_once("://")?;
         let split = rest.find(['/', '?']).unwrap_or(rest.len());
         let (host, target) = rest.split_at(split);
         let target = if target.is_empty() { "/" } else { target };
         return Some(Original {
+            method: method(one(headers, "x-original-method"))?,
             scheme: scheme(s)?,
             host,
             target,
         });
     }
     Some(Original {
-        scheme: scheme(header(headers, "x-forwarded-proto")?)?,
-        host: header(headers, "x-forwarded-host")?,
-        target: header(headers, "x-forwarded-uri")?,
+        method: method(one(headers, "x-forwarded-method"))?,
+        scheme: scheme(one(headers, "x-forwarded-proto")?)?,
+        host: one(headers, "x-forwarded-host")?,
+        target: one(headers, "x-forwarded-uri")?,
     })
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut resp = body::plain(status, text);
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// Whether the asking client is a browser navigating (not an XHR, asking
+/// for HTML).
+fn navigation(headers: &HeaderMap) -> bool {
+    let xhr =
+        one(headers, "x-requested-with").is_some_and(|v| v.eq_ignore_ascii_case("xmlhttprequest"));
+    let html = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.contains("text/html")));
+    html && !xhr
 }
 
 pub(super) async fn forward_auth(
     cx: &Ctx<'_>,
     req: &Request<RequestBody>,
+    shape: Shape,
 ) -> Result<Response<Body>, Error> {
-    let Some(o) = original(req.headers()) else {
-        return Ok(body::plain(
+    let config = &cx.live.config;
+    let trusted = crate::forwarded::is_trusted(cx.client.peer, &config.server.trusted_proxies);
+    let Some(o) = original(req.headers()).filter(|_| trusted) else {
+        return Ok(plain(
             StatusCode::BAD_REQUEST,
-            "Send the original URL in X-Original-URL, or X-Forwarded-Proto, -Host and -Uri.",
+            "Send the original request in X-Original-URL, or X-Forwarded-Proto, -Host and -Uri, from a trusted proxy.",
         ));
     };
     if !o.target.starts_with('/') || !crate::routes::valid_host(o.host) {
-        return Ok(body::plain(
+        return Ok(plain(
             StatusCode::BAD_REQUEST,
             "The original URL is not valid.",
         ));
     }
+    let host = o.host.to_ascii_lowercase();
+    let name = crate::config::strip_port(&host);
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if !(cx.live.redirect.allows_host(name) || name == config.server.public_url.host) {
+        return Ok(plain(
+            StatusCode::BAD_REQUEST,
+            "The original host is not one this gateway serves.",
+        ));
+    }
     let raw_path = o.target.split_once('?').map_or(o.target, |(p, _)| p);
     let path = crate::path::normalize(raw_path).map_err(Error::BadPath)?;
-    let host = o.host.to_ascii_lowercase();
     let m = cx
         .live
         .routes
@@ -96,29 +171,36 @@ pub(super) async fn forward_auth(
     } else {
         None
     };
-    let identity = match authorize::authorize(&cx.live.config, &m, session.as_ref()) {
-        Decision::Allow(identity) => identity,
+    match authorize::authorize(config, &m, session.as_ref()) {
+        Decision::Allow(identity) => {
+            let mut resp = plain(StatusCode::OK, "ok");
+            let value = identity
+                .and_then(|i| HeaderValue::from_str(&i.email).ok())
+                .unwrap_or_else(|| HeaderValue::from_static(""));
+            let h = resp.headers_mut();
+            for name in IDENTITY_HEADERS {
+                h.insert(name, value.clone());
+            }
+            Ok(resp)
+        }
+        Decision::Forbidden(_) => Ok(plain(
+            StatusCode::FORBIDDEN,
+            "This address may not open this page.",
+        )),
         Decision::Unauthenticated => {
-            return Ok(body::plain(StatusCode::UNAUTHORIZED, "Sign in first."))
-        }
-        Decision::Forbidden(_) => {
-            return Ok(body::plain(
-                StatusCode::FORBIDDEN,
-                "This address may not open this page.",
-            ))
-        }
-    };
-    let mut resp = body::plain(StatusCode::OK, "ok");
-    if let Some(v) = identity.and_then(|i| HeaderValue::from_str(&i.email).ok()) {
-        let h = resp.headers_mut();
-        for name in [
-            "x-forwarded-email",
-            "x-forwarded-user",
-            "x-auth-request-email",
-            "x-auth-request-user",
-        ] {
-            h.insert(name, v.clone());
+            let rd: String = url::form_urlencoded::byte_serialize(o.target.as_bytes()).collect();
+            let location = format!("{}://{host}/.portcullis/login?rd={rd}", o.scheme.as_str());
+            let redirect = shape == Shape::ForwardAuth && navigation(req.headers());
+            let status = match (redirect, &o.method) {
+                (false, _) => StatusCode::UNAUTHORIZED,
+                (true, &Method::GET | &Method::HEAD) => StatusCode::FOUND,
+                (true, _) => StatusCode::SEE_OTHER,
+            };
+            let mut resp = plain(status, "Sign in first.");
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            Ok(resp)
         }
     }
-    Ok(resp)
 }

@@ -85,13 +85,19 @@ pub async fn serve(
         "/.portcullis/code" if post => code_entry::code_submit(cx, req).await,
         "/.portcullis/logout" if get => logout::logout_page(cx, &req).await,
         "/.portcullis/logout" if post => logout::logout_submit(cx, req).await,
-        "/.portcullis/auth" if get => forward_auth::forward_auth(cx, &req).await,
+        "/.portcullis/auth" if get => {
+            forward_auth::forward_auth(cx, &req, forward_auth::Shape::AuthRequest).await
+        }
+        "/.portcullis/forward-auth" if get => {
+            forward_auth::forward_auth(cx, &req, forward_auth::Shape::ForwardAuth).await
+        }
         pages::STYLESHEET_PATH if get => Ok(shared_pages::stylesheet(cx)),
         "/.portcullis/login"
         | "/.portcullis/verify"
         | "/.portcullis/code"
         | "/.portcullis/logout"
         | "/.portcullis/auth"
+        | "/.portcullis/forward-auth"
         | pages::STYLESHEET_PATH => Err(Error::MethodNotAllowed),
         _ => Err(Error::NoRoute),
     }
