@@ -90,7 +90,7 @@ struct Facts {
     https: bool,
     /// A trusted proxy's `X-Request-Id`, or a new one: sent upstream, in
     /// every log line of the request and on the gateway's error answers.
-    request_id: String,
+    request_id: RequestId,
     /// The signed-in user, once known.
     user: Option<Arc<str>>,
 }
@@ -106,19 +106,62 @@ impl Facts {
 
 const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
 
-/// A trusted proxy's `X-Request-Id` (1 to 128 visible characters without
-/// spaces), else a new one: 16 hex digits.
-fn request_id(live: &Live, conn: &ConnInfo, headers: &HeaderMap) -> String {
+/// A request's id: a trusted proxy's `X-Request-Id` (1 to 128 visible
+/// characters without spaces), else 16 hex digits made here. Neither
+/// allocates: a given id shares the request's header bytes.
+enum RequestId {
+    Given(HeaderValue),
+    Made([u8; 16]),
+}
+
+impl RequestId {
+    fn as_str(&self) -> &str {
+        let bytes = match self {
+            RequestId::Given(v) => v.as_bytes(),
+            RequestId::Made(b) => b,
+        };
+        std::str::from_utf8(bytes).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+thread_local! {
+    /// The next made id of this thread: a random start, then a splitmix64
+    /// step per request (unique and spread out; an id is a label, not a
+    /// secret).
+    static NEXT_ID: std::cell::Cell<u64> = std::cell::Cell::new({
+        use rand::RngExt;
+        rand::rng().random::<u64>()
+    });
+}
+
+fn request_id(live: &Live, conn: &ConnInfo, headers: &HeaderMap) -> RequestId {
     if let Some(v) = headers.get(&REQUEST_ID) {
         let ok = (1..=128).contains(&v.len()) && v.as_bytes().iter().all(|b| b.is_ascii_graphic());
         if ok && forwarded::is_trusted(conn.peer.ip(), &live.config.server.trusted_proxies) {
-            if let Ok(s) = v.to_str() {
-                return s.to_string();
-            }
+            return RequestId::Given(v.clone());
         }
     }
-    use rand::RngExt;
-    format!("{:016x}", rand::rng().random::<u64>())
+    let n = NEXT_ID.with(|c| {
+        let n = c.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        c.set(n);
+        n
+    });
+    let mut z = n;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 16];
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = HEX[((z >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    RequestId::Made(out)
 }
 
 /// What phase 1 learnt about a request.
@@ -160,7 +203,7 @@ impl App {
             Err(e) => {
                 let resp = self.error_response(&live, &e, wants_html, facts.https);
                 let mut resp = resp;
-                if let Ok(v) = HeaderValue::from_str(&facts.request_id) {
+                if let Ok(v) = HeaderValue::from_str(facts.request_id.as_str()) {
                     resp.headers_mut().insert(REQUEST_ID, v);
                 }
                 if e.status().is_server_error() {
@@ -224,7 +267,7 @@ impl App {
         if is_own(&checked.path) {
             facts.route.push_str("portcullis");
             return self
-                .own_endpoint(live, req, &checked, &facts.request_id)
+                .own_endpoint(live, req, &checked, facts.request_id.as_str())
                 .await;
         }
 
@@ -258,7 +301,7 @@ impl App {
                         .email(&identity.email)
                         .request(RequestFacts {
                             ip: client.ip,
-                            request_id: &facts.request_id,
+                            request_id: facts.request_id.as_str(),
                             method: req.method().as_str(),
                             host: &host,
                             path: &path,
@@ -313,7 +356,7 @@ impl App {
             gateway_cookies: cookies::ALL_NAMES,
             websocket: false,
             strip: &live.config.server.strip_headers,
-            request_id: Some(&facts.request_id),
+            request_id: Some(facts.request_id.as_str()),
         };
         let authority = match &route.upstream {
             crate::config::Upstream::Http { authority } => authority,

@@ -172,6 +172,26 @@ async fn forward_auth_redirects_browser_navigations_only() {
     )
     .await;
     assert_eq!(status_of(&a), 401, "{a}");
+    // A client's own X-Original-URL (Caddy and Traefik pass every client
+    // header on) is not read here: the X-Forwarded-* set decides.
+    let a = ask(
+        &e,
+        "/.portcullis/forward-auth",
+        &format!(
+            "X-Original-URL: http://127.0.0.1:{port}/welcome\r\n{}{html}",
+            xf("GET")
+        ),
+    )
+    .await;
+    assert_eq!(status_of(&a), 302, "{a}");
+    assert_eq!(header(&a, "location").as_deref(), Some(want.as_str()));
+    let a = ask(
+        &e,
+        "/.portcullis/forward-auth",
+        &format!("X-Original-URL: http://127.0.0.1:{port}/welcome\r\n"),
+    )
+    .await;
+    assert_eq!(status_of(&a), 400, "{a}");
     // The query of the auth request itself is not looked at (Caddy 2.6
     // forwards the client's).
     let a = ask(

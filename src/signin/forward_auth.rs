@@ -11,10 +11,11 @@
 //!   answer on as it is): the same, but a browser navigation without a
 //!   session gets the redirect itself, 302 for GET and HEAD, 303 for other
 //!   methods; an XHR or a client that does not ask for HTML gets 401.
-//! - 400 when the original request is not known: it comes from
+//! - 400 when the original request is not known: on `/auth` it comes from
 //!   `X-Original-URL` and `X-Original-Method` (nginx), else
-//!   `X-Forwarded-Proto`, `-Host`, `-Uri` and `-Method` (Traefik, Caddy),
-//!   believed only from `[server] trusted_proxies`; its host must be a
+//!   `X-Forwarded-Proto`, `-Host`, `-Uri` and `-Method`; on
+//!   `/forward-auth` (Traefik, Caddy) only from the latter (see
+//!   [`original`]); believed only from `[server] trusted_proxies`; its host must be a
 //!   configured route host, under `cookie_domain` or `public_url`'s host
 //!   (a forged host could otherwise pick where the sign-in link points).
 //!   The query of the auth request itself is ignored (Caddy 2.6 forwards
@@ -89,20 +90,29 @@ fn method(value: Option<&str>) -> Option<Method> {
     }
 }
 
-/// The original request, from `X-Original-URL` or the `X-Forwarded-*`
-/// set; `None` when neither is there whole and well-formed.
-fn original(headers: &HeaderMap) -> Option<Original<'_>> {
-    if let Some(url) = one(headers, "x-original-url") {
-        let (s, rest) = url.split_once("://")?;
-        let split = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (host, target) = rest.split_at(split);
-        let target = if target.is_empty() { "/" } else { target };
-        return Some(Original {
-            method: method(one(headers, "x-original-method"))?,
-            scheme: scheme(s)?,
-            host,
-            target,
-        });
+/// The original request. `/auth` (nginx, ingress-nginx) reads
+/// `X-Original-URL` first, which those configurations always set, else the
+/// `X-Forwarded-*` set; `/forward-auth` (Traefik, Caddy) reads only the
+/// `X-Forwarded-*` set, which those proxies compute themselves, because
+/// they pass every other client header on to the auth request: an
+/// `X-Original-URL` there may be the client's own (an anonymous
+/// `GET /app/secret` with `X-Original-URL: …/public` reached the app
+/// through Caddy when it was read). `None` when not there whole and
+/// well-formed.
+fn original(headers: &HeaderMap, shape: Shape) -> Option<Original<'_>> {
+    if shape == Shape::AuthRequest {
+        if let Some(url) = one(headers, "x-original-url") {
+            let (s, rest) = url.split_once("://")?;
+            let split = rest.find(['/', '?']).unwrap_or(rest.len());
+            let (host, target) = rest.split_at(split);
+            let target = if target.is_empty() { "/" } else { target };
+            return Some(Original {
+                method: method(one(headers, "x-original-method"))?,
+                scheme: scheme(s)?,
+                host,
+                target,
+            });
+        }
     }
     Some(Original {
         method: method(one(headers, "x-forwarded-method"))?,
@@ -138,7 +148,7 @@ pub(super) async fn forward_auth(
 ) -> Result<Response<Body>, Error> {
     let config = &cx.live.config;
     let trusted = crate::forwarded::is_trusted(cx.client.peer, &config.server.trusted_proxies);
-    let Some(o) = original(req.headers()).filter(|_| trusted) else {
+    let Some(o) = original(req.headers(), shape).filter(|_| trusted) else {
         return Ok(plain(
             StatusCode::BAD_REQUEST,
             "Send the original request in X-Original-URL, or X-Forwarded-Proto, -Host and -Uri, from a trusted proxy.",
