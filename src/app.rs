@@ -29,6 +29,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode};
 
+use crate::audit::{Entry, Event, Outcome, RequestFacts};
 use crate::authorize::{self, Decision};
 use crate::body::{self, Body, RequestBody};
 use crate::config::{Limits, Scheme};
@@ -83,6 +84,43 @@ impl Handler for App {
     }
 }
 
+/// What the log line says about a request, filled in by the phases.
+struct Facts {
+    route: String,
+    https: bool,
+    /// A trusted proxy's `X-Request-Id`, or a new one: sent upstream, in
+    /// every log line of the request and on the gateway's error answers.
+    request_id: String,
+    /// The signed-in user, once known.
+    user: Option<Arc<str>>,
+}
+
+impl Facts {
+    fn masked_user(&self) -> String {
+        self.user
+            .as_deref()
+            .map(crate::address::mask)
+            .unwrap_or_default()
+    }
+}
+
+const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
+/// A trusted proxy's `X-Request-Id` (1 to 128 visible characters without
+/// spaces), else a new one: 16 hex digits.
+fn request_id(live: &Live, conn: &ConnInfo, headers: &HeaderMap) -> String {
+    if let Some(v) = headers.get(&REQUEST_ID) {
+        let ok = (1..=128).contains(&v.len()) && v.as_bytes().iter().all(|b| b.is_ascii_graphic());
+        if ok && forwarded::is_trusted(conn.peer.ip(), &live.config.server.trusted_proxies) {
+            if let Ok(s) = v.to_str() {
+                return s.to_string();
+            }
+        }
+    }
+    use rand::RngExt;
+    format!("{:016x}", rand::rng().random::<u64>())
+}
+
 /// What phase 1 learnt about a request.
 struct Checked {
     host: String,
@@ -110,15 +148,21 @@ impl App {
         // formatted only when a line is written.
         let uri = req.uri().clone();
         let host_header = req.headers().get(header::HOST).cloned();
-        let mut route_name = String::new();
-        let mut https = conn.tls;
-        let result = self
-            .phases(&live, req, conn, upstream, &mut route_name, &mut https)
-            .await;
+        let mut facts = Facts {
+            route: String::new(),
+            https: conn.tls,
+            request_id: request_id(&live, conn, req.headers()),
+            user: None,
+        };
+        let result = self.phases(&live, req, conn, upstream, &mut facts).await;
         let (resp, failed) = match result {
             Ok(r) => (r, None),
             Err(e) => {
-                let resp = self.error_response(&live, &e, wants_html, https);
+                let resp = self.error_response(&live, &e, wants_html, facts.https);
+                let mut resp = resp;
+                if let Ok(v) = HeaderValue::from_str(&facts.request_id) {
+                    resp.headers_mut().insert(REQUEST_ID, v);
+                }
                 if e.status().is_server_error() {
                     (resp, Some(e))
                 } else {
@@ -137,7 +181,9 @@ impl App {
                 path = %log_path,
                 status = resp.status().as_u16(),
                 ms = %format_args!("{ms:.3}"),
-                route = %route_name,
+                route = %facts.route,
+                user = %facts.masked_user(),
+                request_id = %facts.request_id,
                 error = %e,
                 "request failed"
             );
@@ -153,7 +199,9 @@ impl App {
             path = %log_path,
             status = resp.status().as_u16(),
             ms = %format_args!("{ms:.3}"),
-            route = %route_name,
+            route = %facts.route,
+            user = %facts.masked_user(),
+            request_id = %facts.request_id,
             "request"
         );
         resp
@@ -166,17 +214,18 @@ impl App {
         req: Request<RequestBody>,
         conn: &ConnInfo,
         upstream: &Upstream,
-        route_name: &mut String,
-        https_out: &mut bool,
+        facts: &mut Facts,
     ) -> Result<Response<Body>, Error> {
         // 1. Request checks.
         let checked = check(live, &req, conn)?;
-        *https_out = checked.https;
+        facts.https = checked.https;
 
         // 2. The gateway's own endpoints.
         if is_own(&checked.path) {
-            route_name.push_str("portcullis");
-            return self.own_endpoint(live, req, &checked).await;
+            facts.route.push_str("portcullis");
+            return self
+                .own_endpoint(live, req, &checked, &facts.request_id)
+                .await;
         }
 
         // 3. Routing.
@@ -191,7 +240,7 @@ impl App {
             .find(&host, client.scheme, &path)
             .ok_or(Error::NoRoute)?;
         let route = &m.route.config;
-        route_name.push_str(&route.name);
+        facts.route.push_str(&route.name);
 
         // 4. Authorization.
         let session = if authorize::needs_identity(&m) {
@@ -203,9 +252,26 @@ impl App {
             Decision::Allow(identity) => identity,
             Decision::Unauthenticated => return Ok(unauthenticated(&req, &path, https)),
             Decision::Forbidden(identity) => {
-                return Ok(self.forbidden(live, &req, &identity.email, https))
+                facts.user = Some(identity.email.clone());
+                self.audit.record(
+                    &Entry::new(Event::AccessDenied, Outcome::Failure)
+                        .email(&identity.email)
+                        .request(RequestFacts {
+                            ip: client.ip,
+                            request_id: &facts.request_id,
+                            method: req.method().as_str(),
+                            host: &host,
+                            path: &path,
+                            user_agent: crate::audit::user_agent(req.headers()),
+                        })
+                        .reason(&route.name),
+                );
+                return Ok(self.forbidden(live, &req, &identity.email, https));
             }
         };
+        if let Some(identity) = identity {
+            facts.user = Some(identity.email.clone());
+        }
 
         // 5. The upstream request.
         // A signed-in WebSocket: the browser's Origin must be this site
@@ -247,6 +313,7 @@ impl App {
             gateway_cookies: cookies::ALL_NAMES,
             websocket: false,
             strip: &live.config.server.strip_headers,
+            request_id: Some(&facts.request_id),
         };
         let authority = match &route.upstream {
             crate::config::Upstream::Http { authority } => authority,
@@ -283,13 +350,24 @@ impl App {
         live: &Live,
         req: Request<RequestBody>,
         checked: &Checked,
+        request_id: &str,
     ) -> Result<Response<Body>, Error> {
         if checked.path == READY_PATH {
             return ready(&self.store, req.method()).await;
         }
+        let method = req.method().clone();
+        let user_agent = crate::audit::user_agent(req.headers()).map(String::from);
         let cx = Ctx {
             app: self,
             live,
+            facts: RequestFacts {
+                ip: checked.client.ip,
+                request_id,
+                method: method.as_str(),
+                host: &checked.host,
+                path: &checked.path,
+                user_agent: user_agent.as_deref(),
+            },
             client: &checked.client,
             https: checked.https,
             origin: visible_origin(&checked.client, &checked.host),

@@ -150,7 +150,7 @@ pub fn client_info(
 /// `X-Original-URL`). Every one starts with `x` or `f`: most names are
 /// decided by one byte.
 pub fn from_client(name: &HeaderName) -> bool {
-    const NAMES: [&str; 10] = [
+    const NAMES: [&str; 11] = [
         "x-forwarded-for",
         "x-forwarded-proto",
         "x-forwarded-host",
@@ -161,6 +161,8 @@ pub fn from_client(name: &HeaderName) -> bool {
         "x-forwarded-port",
         "x-original-url",
         "x-rewrite-url",
+        // The gateway sends its own (a trusted proxy's, or a new one).
+        "x-request-id",
     ];
     let n = name.as_str().as_bytes();
     matches!(n.first(), Some(b'x' | b'f')) && NAMES.iter().any(|t| crate::headers::folded_eq(n, t))

@@ -16,6 +16,7 @@
 //!   answer hygiene, `UpstreamError`), `codec` (head spans, `Date`).
 //! - `app`: the hub, the one place that sequences a request, in phases.
 //! - `state`: the shared state behind one `Arc`, and the live config.
+//! - `audit`: the audit trail (JSON lines, `[log] audit_file`).
 //! - `authorize`: the one decision whether a request may pass.
 //! - `config`: `gateway.toml` → typed values; errors name file and key.
 //! - `request_checks`, `path`, `routes`, `forwarded`: limits, the one
@@ -37,6 +38,7 @@
 
 pub mod address;
 pub mod app;
+pub mod audit;
 pub mod authorize;
 pub mod body;
 pub mod code;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use portcullis::app::App;
+use portcullis::audit;
 use portcullis::config::{self, Config};
 use portcullis::store::Store;
 use portcullis::transport::{self as server, StdListeners};
@@ -62,6 +63,17 @@ fn main() -> ExitCode {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // The audit trail carries full addresses: it stays out of the ordinary
+    // log (which masks them) unless RUST_LOG names its target.
+    let named = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("portcullis::audit"));
+    let filter = if named {
+        filter
+    } else {
+        match "portcullis::audit=off".parse() {
+            Ok(directive) => filter.add_directive(directive),
+            Err(_) => filter,
+        }
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -366,9 +378,19 @@ fn spawn_reloader(app: Arc<App>, source: Option<PathBuf>, hangups: Hangups) {
                         tracing::warn!("{note}");
                     }
                     tracing::info!(file = %path.display(), "configuration reloaded");
+                    let file = path.display().to_string();
+                    app.audit(
+                        &audit::Entry::new(audit::Event::ConfigReloaded, audit::Outcome::Success)
+                            .reason(&file),
+                    );
                 }
                 Err(e) => {
                     tracing::error!("configuration not reloaded, keeping the old one:\n{e}");
+                    let reason = e.to_string();
+                    app.audit(
+                        &audit::Entry::new(audit::Event::ConfigReloadFailed, audit::Outcome::Error)
+                            .reason(&reason),
+                    );
                 }
             }
         }

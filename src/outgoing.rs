@@ -26,6 +26,8 @@ use crate::headers::{
     self, FORWARDED_EMAIL, FORWARDED_FOR, FORWARDED_HOST, FORWARDED_PROTO, FORWARDED_USER,
 };
 
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// What the gateway adds to a request on its way upstream.
 pub struct Added<'a> {
     pub client: &'a ClientInfo,
@@ -39,6 +41,8 @@ pub struct Added<'a> {
     /// More client headers to drop (`[server] strip_headers`), lowercase
     /// with `-`; compared like the identity headers.
     pub strip: &'a [String],
+    /// `X-Request-Id` (a trusted proxy's, or the gateway's own).
+    pub request_id: Option<&'a str>,
 }
 
 /// Whether `value` may be a header value (the rule of `http`'s
@@ -117,6 +121,9 @@ pub fn each(
         if valid_value(host.as_bytes()) {
             emit(&FORWARDED_HOST, host.as_bytes());
         }
+    }
+    if let Some(id) = added.request_id.filter(|id| valid_value(id.as_bytes())) {
+        emit(&REQUEST_ID, id.as_bytes());
     }
     if let Some(email) = added.identity {
         if valid_value(email.as_bytes()) {

@@ -71,6 +71,7 @@ pub struct App {
     pub(crate) mailer: Mailer,
     pub(crate) key: Key,
     pub(crate) sessions: SessionCache,
+    pub(crate) audit: Arc<crate::audit::Audit>,
 }
 
 /// Per-request context handed to [`signin`](crate::signin).
@@ -84,6 +85,8 @@ pub struct Ctx<'a> {
     pub origin: String,
     /// The request's host, used only to pick a configured host for links.
     pub host_for_links: String,
+    /// The request, for its audit lines.
+    pub facts: crate::audit::RequestFacts<'a>,
 }
 
 impl Ctx<'_> {
@@ -106,6 +109,8 @@ pub enum StartError {
     Store { url: String, reason: String },
     #[error("mail: {0}")]
     Mail(mail::MailError),
+    #[error("log.audit_file ({path}): {reason}")]
+    AuditFile { path: String, reason: String },
 }
 
 impl From<mail::MailError> for StartError {
@@ -140,18 +145,32 @@ impl App {
                 store_reason(e)
             );
         }
-        let mailer = Mailer::start(mail::MailSettings::from(&config))?;
+
         let key = match &config.session.secret {
             Some(s) => Key::new(s.expose()),
             None => Key::random(),
         };
         let sessions = SessionCache::new(config.session.revalidate, config.session.store_grace);
+        let audit_path = config.log.audit_file.clone();
+        let audit = crate::audit::Audit::open(audit_path.as_deref()).map_err(|e| {
+            StartError::AuditFile {
+                path: audit_path
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                reason: e.to_string(),
+            }
+        })?;
+        let audit = Arc::new(audit);
+        let mailer =
+            Mailer::start_audited(mail::MailSettings::from(&config), Some(Arc::clone(&audit)))?;
         let app = Arc::new(App {
             live: ArcSwap::from_pointee(Live::new(config)),
             store,
             mailer,
             key,
             sessions,
+            audit,
         });
         let weak = Arc::downgrade(&app);
         let mut revoked = app.store.revocations();
@@ -188,6 +207,7 @@ impl App {
             .into_iter()
             .map(|key| format!("{key}: restart to apply"))
             .collect();
+        self.audit.reopen(config.log.audit_file.as_deref());
         self.live.store(Arc::new(Live::new(config)));
         notes
     }
@@ -217,9 +237,25 @@ impl App {
 
     /// Ends every session of an address, on every instance sharing the store.
     pub async fn revoke(&self, email: &str) -> Result<usize, StoreError> {
-        self.store
+        let n = self
+            .store
             .revoke_all(&self.key.hash_hex("email", email.as_bytes()))
-            .await
+            .await?;
+        let reason = format!("portcullis revoke: {n} session(s)");
+        self.audit.record(
+            &crate::audit::Entry::new(
+                crate::audit::Event::SessionRevoked,
+                crate::audit::Outcome::Success,
+            )
+            .email(email)
+            .reason(&reason),
+        );
+        Ok(n)
+    }
+
+    /// Writes one audit line (for events outside a request: reloads).
+    pub fn audit(&self, entry: &crate::audit::Entry<'_>) {
+        self.audit.record(entry);
     }
 
     /// Resolves once the session `tag` is no longer valid here: logged out

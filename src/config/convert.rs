@@ -28,6 +28,7 @@ pub(super) fn config(
         mail,
         store,
         ui,
+        log,
         routes,
     } = raw;
     let mut warnings = Vec::new();
@@ -64,6 +65,9 @@ pub(super) fn config(
         mail: mail?,
         store: store?,
         ui: ui?,
+        log: LogConfig {
+            audit_file: log.audit_file.map(std::path::PathBuf::from),
+        },
         routes: routes?,
         warnings,
     })

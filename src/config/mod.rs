@@ -61,10 +61,19 @@ pub struct Config {
     pub mail: MailConfig,
     pub store: StoreConfig,
     pub ui: UiConfig,
+    pub log: LogConfig,
     pub routes: Vec<RouteConfig>,
     /// Things that are allowed but probably not meant (printed at start and
     /// by `portcullis check`).
     pub warnings: Vec<String>,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Where the audit trail is appended (JSON lines), besides the
+    /// `portcullis::audit` tracing target; reopened on SIGHUP.
+    pub audit_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

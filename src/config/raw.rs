@@ -20,8 +20,16 @@ pub(super) struct RawConfig {
     pub store: RawStore,
     #[serde(default)]
     pub ui: RawUi,
+    #[serde(default)]
+    pub log: RawLog,
     #[serde(default, rename = "route")]
     pub routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLog {
+    pub audit_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -202,6 +202,15 @@ impl Mailer {
     /// the `transport` module) and spawns the worker. Needs a runtime
     /// ([`MailError::Settings`] if called outside one).
     pub fn start(settings: MailSettings) -> Result<Mailer, MailError> {
+        Mailer::start_audited(settings, None)
+    }
+
+    /// [`Mailer::start`], recording messages that could not be sent in
+    /// `audit`.
+    pub fn start_audited(
+        settings: MailSettings,
+        audit: Option<Arc<crate::audit::Audit>>,
+    ) -> Result<Mailer, MailError> {
         let from = message::parse_from(&settings.from)?;
         if !(1..=MAX_QUEUE_CAPACITY).contains(&settings.queue_capacity) {
             return Err(MailError::Settings(format!(
@@ -233,6 +242,7 @@ impl Mailer {
             attempt_timeout,
             slots: Semaphore::new(settings.concurrency),
             counters: Arc::clone(&counters),
+            audit,
         });
         let (tx, rx) = mpsc::unbounded_channel();
         runtime.spawn(worker::run(worker, rx));

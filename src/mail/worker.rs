@@ -86,6 +86,8 @@ pub(crate) struct Worker {
     /// One permit per simultaneous attempt.
     pub(crate) slots: Semaphore,
     pub(crate) counters: Arc<Counters>,
+    /// Where a failed message is recorded for the operator.
+    pub(crate) audit: Option<Arc<crate::audit::Audit>>,
 }
 
 /// Receives jobs until every sender is gone, delivering each in its own task.
@@ -117,6 +119,16 @@ async fn deliver(worker: Arc<Worker>, job: Job) {
     let fail = |attempts: u32, reason: &str, what: &'static str| {
         counters.failed.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(mail_id = %id, to = %to, attempts, reason, "{what}");
+        if let Some(audit) = &worker.audit {
+            audit.record(
+                &crate::audit::Entry::new(
+                    crate::audit::Event::MailFailed,
+                    crate::audit::Outcome::Error,
+                )
+                .email(&mail.to)
+                .reason(what),
+            );
+        }
     };
 
     let (message, rendered) = match render_with(&mail, &worker.from) {

@@ -188,6 +188,7 @@ fn one_pass_agrees_with_the_step_by_step_rules() {
             gateway_cookies: &cookies,
             websocket: rng.next(4) == 0,
             strip: &strips[rng.next(strips.len())],
+            request_id: None,
         };
         let authority = authorities[rng.next(authorities.len())].as_ref();
         let want = grouped_map(&reference(&client_headers, authority, &added));
@@ -216,6 +217,7 @@ fn the_head_is_origin_form_with_host_first_and_ours_last() {
         gateway_cookies: &["portcullis"],
         websocket: false,
         strip: &[],
+        request_id: None,
     };
     let bytes = head(&Method::GET, "/a/b?c=d", &client_headers, None, &added);
     assert_eq!(
@@ -253,6 +255,7 @@ fn every_incoming_copy_of_ours_is_replaced() {
         gateway_cookies: &["portcullis"],
         websocket: false,
         strip: &[],
+        request_id: None,
     };
     each(&client_headers, None, &added, |name, value| {
         seen.push(format!("{name}: {}", String::from_utf8_lossy(value)));
@@ -284,6 +287,7 @@ fn a_websocket_upgrade_gets_the_pair_and_nothing_else_hop_by_hop() {
         gateway_cookies: &["portcullis"],
         websocket: true,
         strip: &[],
+        request_id: None,
     };
     let got = map(&client_headers, None, &added);
     assert_eq!(
@@ -307,6 +311,7 @@ fn host_comes_from_the_target_when_the_client_sent_none() {
         gateway_cookies: &["portcullis"],
         websocket: false,
         strip: &[],
+        request_id: None,
     };
     let authority = Authority::from_static("app.test:8443");
     let got = map(&HeaderMap::new(), Some(&authority), &added);

@@ -13,6 +13,7 @@ use super::form::read_form;
 use super::limits::{failed_check, failure_key, refuse_if_failing};
 use super::session_start::start_session;
 use super::shared_pages::{check_email_page, invalid_link};
+use crate::audit::{Event, Outcome};
 use crate::body::{self, Body, RequestBody};
 use crate::cookies::Kind;
 use crate::crypto;
@@ -47,7 +48,7 @@ pub(super) async fn code_submit(
     });
     if matches {
         return match store.take_attempt(&token_hash).await? {
-            Some(a) if !a.email.is_empty() => start_session(cx, &headers, a).await,
+            Some(a) if !a.email.is_empty() => start_session(cx, &headers, a, "code").await,
             _ => Ok(invalid_link(cx)),
         };
     }
@@ -56,6 +57,18 @@ pub(super) async fn code_submit(
         .hit(&failure_key(cx), cx.live.config.login.ip_rate.window)
         .await?;
     let failures = store.fail_attempt(&token_hash, max).await?;
+    super::audit(
+        cx,
+        Event::SigninFailed,
+        Outcome::Failure,
+        &attempt.email,
+        None,
+        if failures >= max {
+            "wrong code, attempt ended"
+        } else {
+            "wrong code"
+        },
+    );
     if failures >= max {
         tracing::info!(to = %address::mask(&attempt.email), "sign-in attempt ended after wrong codes");
         return Ok(body::html(

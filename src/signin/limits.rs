@@ -61,6 +61,14 @@ pub(super) async fn refuse_if_failing(cx: &Ctx<'_>) -> Result<(), Error> {
 pub(super) async fn failed_check(cx: &Ctx<'_>) -> Result<Response<Body>, Error> {
     let window = cx.live.config.login.ip_rate.window;
     cx.app.store.hit(&failure_key(cx), window).await?;
+    super::audit(
+        cx,
+        crate::audit::Event::SigninFailed,
+        crate::audit::Outcome::Failure,
+        "",
+        None,
+        "unknown, used or expired link or code",
+    );
     Ok(invalid_link(cx))
 }
 

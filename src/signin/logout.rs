@@ -66,6 +66,14 @@ pub(super) async fn logout_submit(
             .await?;
         if let Some(e) = email {
             tracing::info!(to = %address::mask(&e), "signed out");
+            super::audit(
+                cx,
+                crate::audit::Event::Signout,
+                crate::audit::Outcome::Success,
+                &e,
+                Some(&crypto::hex(&tag)),
+                "",
+            );
         }
     }
     let target = form

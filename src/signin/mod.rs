@@ -69,6 +69,25 @@ mod verify;
 
 pub use form::Form;
 
+/// Writes one audit line about this request.
+pub(super) fn audit(
+    cx: &Ctx<'_>,
+    event: crate::audit::Event,
+    outcome: crate::audit::Outcome,
+    email: &str,
+    session: Option<&str>,
+    reason: &str,
+) {
+    let mut entry = crate::audit::Entry::new(event, outcome)
+        .email(email)
+        .request(cx.facts)
+        .reason(reason);
+    if let Some(s) = session {
+        entry = entry.session(s);
+    }
+    cx.app.audit.record(&entry);
+}
+
 pub async fn serve(
     cx: &Ctx<'_>,
     req: Request<RequestBody>,

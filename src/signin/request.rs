@@ -5,6 +5,7 @@
 //! check passed. Every address gets the same answer and the same store
 //! work (see the threat model in [`super`]).
 
+use crate::audit::{Event, Outcome};
 use http::header::{self, HeaderMap};
 use http::{Request, Response, StatusCode};
 
@@ -135,6 +136,7 @@ pub(super) async fn request_link(
     }
 
     let masked = address::mask(&email);
+    let audited = email.clone();
     if send {
         let origin = cx.live.link_origin(&cx.host_for_links, cx.client.scheme);
         let queued = cx.app.mailer.enqueue(LoginMail {
@@ -146,9 +148,25 @@ pub(super) async fn request_link(
             site_name: cx.live.config.ui.title.clone(),
         });
         tracing::info!(to = %masked, queued, "sign-in link requested");
+        super::audit(
+            cx,
+            Event::SigninRequested,
+            Outcome::Success,
+            &audited,
+            None,
+            if queued { "queued" } else { "mail queue full" },
+        );
     } else {
         let reason = why_not.unwrap_or_default();
         tracing::info!(to = %masked, reason, "sign-in request answered without mail");
+        super::audit(
+            cx,
+            Event::SigninRequested,
+            Outcome::Failure,
+            &audited,
+            None,
+            reason,
+        );
     }
 
     let mut resp = check_email_page(cx, &headers, None, StatusCode::OK);

@@ -8,6 +8,7 @@ use http::Response;
 
 use super::browser::cookie_value;
 use crate::address;
+use crate::audit::{Event, Outcome};
 use crate::body::{self, Body};
 use crate::cookies::{self, Kind};
 use crate::crypto;
@@ -22,6 +23,7 @@ pub(super) async fn start_session(
     cx: &Ctx<'_>,
     headers: &HeaderMap,
     attempt: Attempt,
+    how: &'static str,
 ) -> Result<Response<Body>, Error> {
     let cfg = &cx.live.config.session;
     let now = now_unix();
@@ -54,6 +56,14 @@ pub(super) async fn start_session(
             .await;
     }
     tracing::info!(to = %address::mask(&record.email), "signed in");
+    super::audit(
+        cx,
+        Event::SigninSucceeded,
+        Outcome::Success,
+        &record.email,
+        Some(&crypto::hex(&new.tag)),
+        how,
+    );
     let mut resp = body::see_other(&attempt.rd, cx.https);
     cookies::append(
         resp.headers_mut(),

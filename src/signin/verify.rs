@@ -94,7 +94,9 @@ pub(super) async fn verify_submit(
         return Ok(elsewhere_page(cx, &token, &attempt));
     }
     match cx.app.store.take_attempt(&token_hash).await? {
-        Some(attempt) if !attempt.email.is_empty() => start_session(cx, &headers, attempt).await,
+        Some(attempt) if !attempt.email.is_empty() => {
+            start_session(cx, &headers, attempt, "link").await
+        }
         _ => Ok(invalid_link(cx)),
     }
 }
