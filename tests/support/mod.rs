@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod h2raw;
 pub mod misbehaving;
 pub mod mode;
+pub mod proxies;
 pub mod raw_upstream;
 pub mod redis;
 pub mod smtp;
