@@ -398,6 +398,13 @@ impl App {
         if checked.path == READY_PATH {
             return ready(&self.store, req.method()).await;
         }
+        if checked.path == PING_PATH {
+            // Liveness: the process answers; nothing else is checked.
+            if req.method() != Method::GET && req.method() != Method::HEAD {
+                return Err(Error::MethodNotAllowed);
+            }
+            return Ok(body::plain(StatusCode::OK, "OK"));
+        }
         let method = req.method().clone();
         let user_agent = crate::audit::user_agent(req.headers()).map(String::from);
         let cx = Ctx {
@@ -507,6 +514,9 @@ fn check(live: &Live, req: &Request<RequestBody>, conn: &ConnInfo) -> Result<Che
 fn is_own(path: &str) -> bool {
     path == "/.portcullis" || path.starts_with("/.portcullis/")
 }
+
+/// The liveness probe, on every host of the main listener.
+pub const PING_PATH: &str = "/.portcullis/ping";
 
 /// The readiness probe, on every host of the main listener.
 pub const READY_PATH: &str = "/.portcullis/ready";

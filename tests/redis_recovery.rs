@@ -129,6 +129,10 @@ async fn redis_absent_at_start_serves_503_names_store_url_once_then_recovers() {
         Some("application/json")
     );
     assert_eq!(p.header("cache-control").as_deref(), Some("no-store"));
+    // Liveness is not readiness: /.portcullis/ping checks nothing.
+    let ping = probe.get(&format!("{o}/.portcullis/ping")).await;
+    assert_eq!((ping.status, ping.body.as_str()), (200, "OK\n"));
+    assert_eq!(ping.header("cache-control").as_deref(), Some("no-store"));
 
     // One warn line, naming the key and the address, saying it once.
     let log = gw.log_text();
