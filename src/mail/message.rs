@@ -24,6 +24,7 @@
 //!   logs. [`MailError`] values built here never contain the link, the code or
 //!   the full recipient address.
 
+use crate::theme::escape;
 use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
@@ -135,10 +136,10 @@ fn texts(mail: &LoginMail) -> Rendered {
         link = mail.link,
     );
 
-    let site_h = escape_html(&site);
-    let link_h = escape_html(&mail.link);
-    let code_h = escape_html(&code);
-    let valid_h = escape_html(&valid);
+    let site_h = escape(&site);
+    let link_h = escape(&mail.link);
+    let code_h = escape(&code);
+    let valid_h = escape(&valid);
     let html = format!(
         "<!DOCTYPE html>\n\
 <html lang=\"en\">\n\
@@ -182,22 +183,6 @@ Nobody can sign in with your address without the link or the code.</p>\n\
         text,
         html,
     }
-}
-
-/// Escapes the five characters that matter in HTML text and attribute values.
-pub(crate) fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + s.len() / 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Replaces control characters (CR, LF, TAB, …) with spaces so the value can
@@ -271,7 +256,7 @@ mod tests {
     #[test]
     fn escapes_all_five() {
         assert_eq!(
-            escape_html(r#"<a href="x" title='y'>&</a>"#),
+            escape(r#"<a href="x" title='y'>&</a>"#),
             "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
         );
     }
