@@ -24,7 +24,6 @@
 //!   logs. [`MailError`] values built here never contain the link, the code or
 //!   the full recipient address.
 
-use crate::theme::escape;
 use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
@@ -32,6 +31,7 @@ use lettre::Message;
 use rand::RngExt;
 
 use super::{mask_email, LoginMail, MailError};
+use crate::theme::escape;
 
 /// The three texts a sign-in email is made of (before MIME encoding).
 pub(crate) struct Rendered {
