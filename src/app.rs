@@ -515,6 +515,29 @@ fn is_own(path: &str) -> bool {
     path == "/.portcullis" || path.starts_with("/.portcullis/")
 }
 
+impl App {
+    /// The admin listener's answers: `/ping` and `/healthz` (liveness,
+    /// checking nothing), `/ready` and `/readyz` (the store answers), 404
+    /// for anything else.
+    pub async fn admin(&self, method: Method, path: &str) -> Response<Body> {
+        let result = match path {
+            "/ping" | "/healthz" => {
+                if method == Method::GET || method == Method::HEAD {
+                    Ok(body::plain(StatusCode::OK, "OK"))
+                } else {
+                    Err(Error::MethodNotAllowed)
+                }
+            }
+            "/ready" | "/readyz" => ready(&self.store, &method).await,
+            _ => Err(Error::NoRoute),
+        };
+        match result {
+            Ok(resp) => resp,
+            Err(e) => body::plain(e.status(), e.public_message()),
+        }
+    }
+}
+
 /// The liveness probe, on every host of the main listener.
 pub const PING_PATH: &str = "/.portcullis/ping";
 

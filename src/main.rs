@@ -230,7 +230,24 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config, source, listeners, started, hangups)) {
+    let admin = match config.admin.listen {
+        Some(addr) => match std::net::TcpListener::bind(addr) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!(
+                    "{}",
+                    config::ConfigError::single(
+                        &config.source,
+                        "admin.listen",
+                        format!("cannot listen on {addr}: {e}"),
+                    )
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    match runtime.block_on(run(config, source, listeners, admin, started, hangups)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("portcullis: {e:#}");
@@ -278,6 +295,7 @@ async fn run(
     config: Config,
     source: Option<PathBuf>,
     listeners: StdListeners,
+    admin: Option<std::net::TcpListener>,
     started: std::time::Instant,
     hangups: Hangups,
 ) -> anyhow::Result<()> {
@@ -293,6 +311,19 @@ async fn run(
     }
     if let Some((l, _)) = &listeners.tls {
         tracing::info!(address = %l.local_addr()?, threads, "listening (https)");
+    }
+    if let Some(l) = admin {
+        l.set_nonblocking(true)?;
+        let l = tokio::net::TcpListener::from_std(l)?;
+        tracing::info!(address = %l.local_addr()?, "listening (admin)");
+        let app = app.clone();
+        tokio::spawn(portcullis::transport::admin::serve(
+            l,
+            move |method, path| {
+                let app = app.clone();
+                async move { app.admin(method, &path).await }
+            },
+        ));
     }
     tracing::info!(ms = started.elapsed().as_millis() as u64, "ready");
     if embedded {

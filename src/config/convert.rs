@@ -29,6 +29,7 @@ pub(super) fn config(
         store,
         ui,
         log,
+        admin,
         routes,
     } = raw;
     let mut warnings = Vec::new();
@@ -67,6 +68,12 @@ pub(super) fn config(
         ui: ui?,
         log: LogConfig {
             audit_file: log.audit_file.map(std::path::PathBuf::from),
+        },
+        admin: AdminConfig {
+            listen: match admin.listen {
+                Some(l) => Some(socket_addr(p, "admin.listen", &l)?),
+                None => None,
+            },
         },
         routes: routes?,
         warnings,

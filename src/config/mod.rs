@@ -62,10 +62,17 @@ pub struct Config {
     pub store: StoreConfig,
     pub ui: UiConfig,
     pub log: LogConfig,
+    pub admin: AdminConfig,
     pub routes: Vec<RouteConfig>,
     /// Things that are allowed but probably not meant (printed at start and
     /// by `portcullis check`).
     pub warnings: Vec<String>,
+}
+
+/// `[admin]`: a listener of its own for probes (absent = off).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdminConfig {
+    pub listen: Option<SocketAddr>,
 }
 
 /// `[log]`.

@@ -22,6 +22,8 @@ pub(super) struct RawConfig {
     pub ui: RawUi,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub admin: RawAdmin,
     #[serde(default, rename = "route")]
     pub routes: Vec<RawRoute>,
 }
@@ -30,6 +32,12 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLog {
     pub audit_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAdmin {
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

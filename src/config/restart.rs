@@ -62,6 +62,7 @@ impl Config {
             la.shutdown_timeout != lb.shutdown_timeout,
         );
         check("server.threads", a.threads != b.threads);
+        check("admin.listen", self.admin.listen != new.admin.listen);
         check("server.fast_path", la.fast_path != lb.fast_path);
 
         let (sa, sb) = (&self.session, &new.session);

@@ -9,6 +9,7 @@
 //!   [`UpstreamError`].
 //! - [`codec`]: what both directions share on the wire (head spans,
 //!   `Date`).
+//! - [`admin`]: the probes' own listener (`[admin] listen`).
 //!
 //! The hub ([`crate::app`]) sees only a [`ConnInfo`] and an [`Upstream`]
 //! handle, through [`Handler`]: it never touches a socket, a pool or a
@@ -26,6 +27,7 @@ use http::{Request, Response};
 use crate::body::{Body, RequestBody};
 use crate::config::Limits;
 
+pub mod admin;
 pub mod codec;
 pub mod downstream;
 pub mod upstream;
