@@ -292,35 +292,13 @@ fi
 PORTCULLIS_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
 export PORTCULLIS_SECRET
 
-# The hidden field $1 of the form in $page.
-field() {
-    sed -n "s/.*name=\"$1\" value=\"\([^\"]*\)\".*/\1/p" "$page" | head -n 1
-}
-
-# mail_link DIR ORIGIN: the sign-in link of ORIGIN in a mail in DIR.
-mail_link() {
-    python3 - "$1" "$2" <<'EOF'
-import email, email.policy, pathlib, re, sys
-dir, origin = sys.argv[1], sys.argv[2]
-pattern = re.compile(re.escape(origin) + r"/\.portcullis/verify\?token=[A-Za-z0-9_-]{43}")
-for f in sorted(pathlib.Path(dir).iterdir()):
-    msg = email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
-    for part in msg.walk():
-        if part.get_content_maintype() == "text":
-            m = pattern.search(part.get_content())
-            if m:
-                print(m.group(0))
-                sys.exit(0)
-EOF
-}
 
 # gateway NAME BIN PORT: starts BIN on PORT with its own config, mail
 # directory (and key prefix in Redis), signs in through the real email
 # flow, and leaves the origin in $tmp/NAME/origin and the session cookie
 # in $tmp/NAME/cookie.header (a file, so it is on no command line).
 gateway() {
-    local name=$1 gw_bin=$2 port=$3 dir="$tmp/$1" origin jar page email status csrf
-    local deadline link token session block=$store_block
+    local name=$1 gw_bin=$2 port=$3 dir="$tmp/$1" origin block=$store_block
     mkdir -p "$dir/mail"
     origin="http://127.0.0.1:$port"
     if [[ $store == redis ]]; then
@@ -373,49 +351,7 @@ EOF
     wait_port "$port" "${pids[-1]}" 20
 
     # The sign-in flow, as a browser does it.
-    jar="$dir/cookies.txt"
-    page="$dir/page.html"
-    email="bench@example.com"
-    status=$(curl -sS -o "$page" -w '%{http_code}' -c "$jar" -b "$jar" "$origin/.portcullis/login?rd=/")
-    [[ $status == 200 ]] || die "GET /.portcullis/login answered $status"
-    csrf=$(field csrf)
-    [[ -n $csrf ]] || die "the login page has no csrf field"
-
-    status=$(curl -sS -o "$page" -w '%{http_code}' -c "$jar" -b "$jar" -H "Origin: $origin" \
-        --data-urlencode "email=$email" --data-urlencode "rd=/" --data-urlencode "csrf=$csrf" \
-        "$origin/.portcullis/login")
-    [[ $status == 200 ]] || die "POST /.portcullis/login answered $status"
-
-    # The mail is written by a background queue: wait for it.
-    deadline=$((SECONDS + 10))
-    until compgen -G "$dir/mail/*" >/dev/null; do
-        ((SECONDS < deadline)) || die "no mail in $dir/mail after 10s"
-        sleep 0.05
-    done
-    link=""
-    while [[ -z $link ]]; do
-        # A file may still be being written: retry until the link parses.
-        link=$(mail_link "$dir/mail" "$origin") || link=""
-        if [[ -z $link ]]; then
-            ((SECONDS < deadline)) || die "the mail in $dir/mail has no sign-in link"
-            sleep 0.05
-        fi
-    done
-
-    status=$(curl -sS -o "$page" -w '%{http_code}' -c "$jar" -b "$jar" "$link")
-    [[ $status == 200 ]] || die "GET of the sign-in link answered $status"
-    token=$(field token)
-    csrf=$(field csrf)
-    [[ -n $token && -n $csrf ]] || die "the verify page has no confirm form (not the same browser?)"
-
-    status=$(curl -sS -o /dev/null -D "$dir/verify.headers" -w '%{http_code}' -c "$jar" -b "$jar" \
-        -H "Origin: $origin" --data-urlencode "token=$token" --data-urlencode "csrf=$csrf" \
-        "$origin/.portcullis/verify")
-    [[ $status == 303 ]] || die "POST /.portcullis/verify answered $status, not 303"
-    session=$(sed -n 's/^[Ss]et-[Cc]ookie: portcullis=\([^;[:space:]]*\).*/\1/p' "$dir/verify.headers" | head -n 1)
-    [[ $session == v1.* ]] || die "POST /.portcullis/verify set no portcullis=v1... session cookie"
-    printf 'Cookie: portcullis=%s\n' "$session" >"$dir/cookie.header"
-    chmod 600 "$dir/cookie.header"
+    curl_sign_in "$origin" "$dir" bench@example.com 10
     echo "$origin" >"$dir/origin"
 }
 

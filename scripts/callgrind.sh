@@ -51,6 +51,8 @@ die() {
     echo "callgrind: $*" >&2
     exit 1
 }
+# shellcheck source=bench/lib.sh
+. "$repo/scripts/bench/lib.sh"
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -265,71 +267,8 @@ echo "   ready after $((SECONDS - started))s"
 
 # === 3. a session, by the real sign-in flow ===
 
-page="$tmp/page.html"
-jar="$tmp/cookies.txt"
-
-# The hidden field $1 of the form in $page.
-field() {
-    sed -n "s/.*name=\"$1\" value=\"\([^\"]*\)\".*/\1/p" "$page" | head -n 1
-}
-
-# mail_link DIR ORIGIN: the sign-in link of ORIGIN in a mail in DIR.
-mail_link() {
-    python3 - "$1" "$2" <<'EOF'
-import email, email.policy, pathlib, re, sys
-dir, origin = sys.argv[1], sys.argv[2]
-pattern = re.compile(re.escape(origin) + r"/\.portcullis/verify\?token=[A-Za-z0-9_-]{43}")
-for f in sorted(pathlib.Path(dir).iterdir()):
-    msg = email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
-    for part in msg.walk():
-        if part.get_content_maintype() == "text":
-            m = pattern.search(part.get_content())
-            if m:
-                print(m.group(0))
-                sys.exit(0)
-EOF
-}
-
-status=$(curl -sS -o "$page" -w '%{http_code}' -c "$jar" -b "$jar" "$origin/.portcullis/login?rd=/")
-[[ $status == 200 ]] || die "GET /.portcullis/login answered $status"
-csrf=$(field csrf)
-[[ -n $csrf ]] || die "the login page has no csrf field"
-
-status=$(curl -sS -o "$page" -w '%{http_code}' -c "$jar" -b "$jar" -H "Origin: $origin" \
-    --data-urlencode "email=callgrind@example.com" --data-urlencode "rd=/" --data-urlencode "csrf=$csrf" \
-    "$origin/.portcullis/login")
-[[ $status == 200 ]] || die "POST /.portcullis/login answered $status"
-
-# The mail is written by a background queue: wait for it (longer than
-# bench.sh does: everything is slow under valgrind).
-deadline=$((SECONDS + 60))
-link=""
-while [[ -z $link ]]; do
-    # A file may still be being written: retry until the link parses.
-    if compgen -G "$tmp/mail/*" >/dev/null; then
-        link=$(mail_link "$tmp/mail" "$origin") || link=""
-    fi
-    if [[ -z $link ]]; then
-        ((SECONDS < deadline)) || die "no mail with a sign-in link in $tmp/mail after 60s"
-        sleep 0.1
-    fi
-done
-
-status=$(curl -sS -o "$page" -w '%{http_code}' -c "$jar" -b "$jar" "$link")
-[[ $status == 200 ]] || die "GET of the sign-in link answered $status"
-token=$(field token)
-csrf=$(field csrf)
-[[ -n $token && -n $csrf ]] || die "the verify page has no confirm form (not the same browser?)"
-
-status=$(curl -sS -o /dev/null -D "$tmp/verify.headers" -w '%{http_code}' -c "$jar" -b "$jar" \
-    -H "Origin: $origin" --data-urlencode "token=$token" --data-urlencode "csrf=$csrf" \
-    "$origin/.portcullis/verify")
-[[ $status == 303 ]] || die "POST /.portcullis/verify answered $status, not 303"
-session=$(sed -n 's/^[Ss]et-[Cc]ookie: portcullis=\([^;[:space:]]*\).*/\1/p' "$tmp/verify.headers" | head -n 1)
-[[ $session == v1.* ]] || die "POST /.portcullis/verify set no portcullis=v1... session cookie"
-# In a file, so that it is on no command line.
-printf 'Cookie: portcullis=%s\n' "$session" >"$tmp/cookie.header"
-chmod 600 "$tmp/cookie.header"
+# Longer than bench.sh waits for the mail: everything is slow under valgrind.
+curl_sign_in "$origin" "$tmp" callgrind@example.com 60
 
 # Both routes answer "hello"; the signed-in one only with the cookie.
 expect_hello() {
