@@ -13,9 +13,8 @@ mod support;
 
 use std::time::Duration;
 
-use support::browser::Browser;
 use support::client::{raw, status_of};
-use support::flow::{cookie_header, env, sign_in, Env, Opts};
+use support::flow::{cookie_line, env, Env, Opts};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -35,13 +34,6 @@ async fn gateway(trusted: bool) -> Env {
         ..Opts::default()
     })
     .await
-}
-
-async fn cookie_of(e: &Env, email: &str) -> String {
-    let mut b = Browser::new();
-    let done = sign_in(e, &mut b, email, "/", 1).await;
-    assert_eq!(done.status, 303, "{}", done.body);
-    format!("Cookie: {}\r\n", cookie_header(&b))
 }
 
 /// The whole answer (head and body) to a forward-auth question.
@@ -74,7 +66,7 @@ fn original(e: &Env, target: &str) -> String {
 #[tokio::test]
 async fn auth_answers_each_decision_with_its_headers() {
     let e = gateway(true).await;
-    let staff = cookie_of(&e, "staff@example.com").await;
+    let staff = cookie_line(&e, "staff@example.com").await;
     let port = e.gw.addr.port();
 
     // No session: 401 with an absolute Location to the sign-in page, the
@@ -207,7 +199,7 @@ async fn forward_auth_redirects_browser_navigations_only() {
 #[tokio::test]
 async fn the_original_request_is_believed_only_from_trusted_proxies_and_known_hosts() {
     let trusted = gateway(true).await;
-    let boss = cookie_of(&trusted, "boss@example.com").await;
+    let boss = cookie_line(&trusted, "boss@example.com").await;
     // Nothing to decide about: 400.
     assert_eq!(
         status_of(&ask(&trusted, "/.portcullis/auth", &boss).await),
@@ -241,7 +233,7 @@ async fn the_original_request_is_believed_only_from_trusted_proxies_and_known_ho
 
     // The same question from an address that is not a trusted proxy: 400.
     let untrusted = gateway(false).await;
-    let boss = cookie_of(&untrusted, "boss@example.com").await;
+    let boss = cookie_line(&untrusted, "boss@example.com").await;
     let a = ask(
         &untrusted,
         "/.portcullis/auth",
@@ -254,7 +246,7 @@ async fn the_original_request_is_believed_only_from_trusted_proxies_and_known_ho
 #[tokio::test]
 async fn a_route_without_an_upstream_answers_forward_auth_only() {
     let e = gateway(true).await;
-    let staff = cookie_of(&e, "staff@example.com").await;
+    let staff = cookie_line(&e, "staff@example.com").await;
     // Through the gateway itself: nothing to forward to.
     let req =
         format!("GET /x HTTP/1.1\r\nHost: tools.example.com\r\n{staff}Connection: close\r\n\r\n");

@@ -21,9 +21,8 @@ mod support;
 
 use std::time::Duration;
 
-use support::browser::Browser;
 use support::client::{body_of, raw, status_of};
-use support::flow::{cookie_header, env, sign_in, Env, Opts};
+use support::flow::{cookie_line, env, Env, Opts};
 use support::gateway::SECRET;
 use support::h2raw;
 use support::upstream::Seen;
@@ -127,18 +126,11 @@ async fn spelling_env() -> Env {
     .await
 }
 
-async fn cookie_of(e: &Env, email: &str) -> String {
-    let mut b = Browser::new();
-    let done = sign_in(e, &mut b, email, "/", 1).await;
-    assert_eq!(done.status, 303, "{}", done.body);
-    format!("Cookie: {}\r\n", cookie_header(&b))
-}
-
 #[tokio::test]
 async fn every_spelling_of_a_protected_path_is_401_anonymous_403_outside_the_allow_list() {
     let e = spelling_env().await;
-    let boss = cookie_of(&e, "boss@example.com").await;
-    let outsider = cookie_of(&e, "outsider@example.com").await;
+    let boss = cookie_line(&e, "boss@example.com").await;
+    let outsider = cookie_line(&e, "outsider@example.com").await;
     let cases = spellings();
     assert_eq!(cases.len(), 4 * DECORATIONS.len() * 3 * 4);
     let mut failures = Vec::new();
@@ -195,8 +187,8 @@ async fn forward_auth_decides_as_the_proxy_path_for_every_spelling() {
         ..Opts::default()
     })
     .await;
-    let boss = cookie_of(&e, "boss@example.com").await;
-    let outsider = cookie_of(&e, "outsider@example.com").await;
+    let boss = cookie_line(&e, "boss@example.com").await;
+    let outsider = cookie_line(&e, "outsider@example.com").await;
     let mut targets: Vec<String> = spellings().into_iter().map(|(t, _)| t).collect();
     targets.extend(
         [
@@ -254,7 +246,7 @@ async fn forward_auth_decides_as_the_proxy_path_for_every_spelling() {
 #[tokio::test]
 async fn segments_an_upstream_reads_as_dot_segments_are_400() {
     let e = spelling_env().await;
-    let boss = cookie_of(&e, "boss@example.com").await;
+    let boss = cookie_line(&e, "boss@example.com").await;
     for target in [
         "/x/..;/admin",
         "/x/..;x=1/admin",
@@ -583,9 +575,7 @@ async fn rewrite_and_configured_identity_headers_never_reach_the_upstream() {
         ..Opts::default()
     })
     .await;
-    let mut b = Browser::new();
-    sign_in(&e, &mut b, "someone@example.com", "/", 1).await;
-    let cookie = format!("Cookie: {}\r\n", cookie_header(&b));
+    let cookie = cookie_line(&e, "someone@example.com").await;
     let forbidden = [
         "x-original-url",
         "x-rewrite-url",

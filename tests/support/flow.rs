@@ -232,6 +232,15 @@ pub async fn sign_in(e: &Env, b: &mut Browser, email: &str, rd: &str, nth_mail: 
     confirm(b, &e.origin, &token).await
 }
 
+/// Signs `email` in (its first mail) and returns the browser's cookies as
+/// a raw `Cookie:` header line, for raw-socket requests.
+pub async fn cookie_line(e: &Env, email: &str) -> String {
+    let mut b = Browser::new();
+    let done = sign_in(e, &mut b, email, "/", 1).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    format!("Cookie: {}\r\n", cookie_header(&b))
+}
+
 /// The browser's cookies as one `Cookie` header value.
 pub fn cookie_header(b: &Browser) -> String {
     b.jar
