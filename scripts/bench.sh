@@ -26,13 +26,18 @@
 # Usage: scripts/bench.sh [--no-build] [--connections "32 256"]
 #          [--duration 10s] [--warmup 2s] [--threads 2] [--rounds 1]
 #          [--store memory|redis] [--bin PATH] [--keep-tmp]
-#          [--pgo] [--bolt] [--pgo-bin PATH]
+#          [--pgo] [--bolt] [--pgo-bin PATH] [--metrics]
 # --pgo also runs the profile-guided build (scripts/build-pgo.sh, built
 # unless --no-build; or the binary --pgo-bin names) beside the plain
 # release build, as two more targets in the same rounds. --bolt does the
 # same with the PGO build laid out again by BOLT (scripts/build-pgo.sh
 # --bolt, target/pgo-bolt/portcullis); the targets are then named
 # "PGO+BOLT".
+# --metrics also runs the same binary with `[admin] listen` set, so that
+# it counts the request metrics (portcullis_requests_total, the duration
+# histogram, in flight), as two more targets ("+metrics") in the same
+# rounds: the cost of the metrics is the difference to the plain targets,
+# to be read against the spread.
 # --rounds N runs the whole set of targets N times, interleaved, and reports
 # for each target the run with the median requests/s (and the spread), which
 # evens out other work that comes and goes on a shared machine, and each
@@ -59,6 +64,7 @@ keep_tmp=0
 pgo=0
 bolt=0
 pgo_bin=""
+metrics=0
 
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
@@ -85,6 +91,7 @@ while [[ $# -gt 0 ]]; do
     --pgo) pgo=1 ;;
     --bolt) pgo=1; bolt=1 ;;
     --pgo-bin) pgo_bin=${2:?--pgo-bin needs a value}; pgo=1; shift ;;
+    --metrics) metrics=1 ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
     esac
@@ -131,7 +138,7 @@ cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     if ((ok == 0)); then
-        for log in "$tmp"/release/portcullis.log "$tmp"/pgo/portcullis.log "$tmp"/nginx/*-error.log "$tmp/redis.log"; do
+        for log in "$tmp"/release/portcullis.log "$tmp"/pgo/portcullis.log "$tmp"/metrics/portcullis.log "$tmp"/nginx/*-error.log "$tmp/redis.log"; do
             if [[ -s $log ]]; then
                 echo "--- last lines of $log" >&2
                 tail -n 20 "$log" >&2
@@ -160,11 +167,11 @@ wait_port() {
     done
 }
 
-# Four distinct free ports, chosen by the OS (held open together so that
+# Six distinct free ports, chosen by the OS (held open together so that
 # they differ; released just before the servers bind them).
-read -r port_up port_proxy port_gw port_pgo < <(python3 -c '
+read -r port_up port_proxy port_gw port_pgo port_met port_met_admin < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(4)]
+socks = [socket.socket() for _ in range(6)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])
@@ -298,7 +305,7 @@ export PORTCULLIS_SECRET
 # flow, and leaves the origin in $tmp/NAME/origin and the session cookie
 # in $tmp/NAME/cookie.header (a file, so it is on no command line).
 gateway() {
-    local name=$1 gw_bin=$2 port=$3 dir="$tmp/$1" origin block=$store_block
+    local name=$1 gw_bin=$2 port=$3 extra=${4:-} dir="$tmp/$1" origin block=$store_block
     mkdir -p "$dir/mail"
     origin="http://127.0.0.1:$port"
     if [[ $store == redis ]]; then
@@ -342,6 +349,7 @@ name = "signed-in"
 path = "/"
 upstream = "http://127.0.0.1:$port_up"
 access = "authenticated"
+$extra
 EOF
     "$gw_bin" check --config "$dir/gateway.toml" >"$dir/check.txt" 2>&1 ||
         die "portcullis check rejects the generated configuration: $(cat "$dir/check.txt")"
@@ -360,6 +368,11 @@ gateway release "$bin" "$port_gw"
 if ((pgo)); then
     gateways+=(pgo)
     gateway pgo "$pgo_bin" "$port_pgo"
+fi
+if ((metrics)); then
+    gateways+=(metrics)
+    gateway metrics "$bin" "$port_met" "[admin]
+listen = \"127.0.0.1:$port_met_admin\""
 fi
 
 # === checks before the runs ===
@@ -404,6 +417,13 @@ if ((pgo)); then
     targets+=(
         "portcullis $pgo_name public|$pgo_origin/public||$tmp/pgo/pid"
         "portcullis $pgo_name signed-in|$pgo_origin/|pgo|$tmp/pgo/pid"
+    )
+fi
+if ((metrics)); then
+    met_origin=$(cat "$tmp/metrics/origin")
+    targets+=(
+        "portcullis +metrics public|$met_origin/public||$tmp/metrics/pid"
+        "portcullis +metrics signed-in|$met_origin/|metrics|$tmp/metrics/pid"
     )
 fi
 
@@ -582,6 +602,9 @@ outfile="$repo/bench-results/bench-$stamp.md"
         echo "- portcullis PGO+BOLT: binary $pgo_bin (scripts/build-pgo.sh --bolt: the same source, built with -Cprofile-use after a training run, then laid out by llvm-bolt after a second one)"
     elif ((pgo)); then
         echo "- portcullis PGO: binary $pgo_bin (scripts/build-pgo.sh: the same source, built with -Cprofile-use after a training run)"
+    fi
+    if ((metrics)); then
+        echo "- portcullis +metrics: the same binary with \`[admin] listen\` set (request metrics counted)"
     fi
     echo "- nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //'), worker_processes auto ($(nproc) workers), access_log off, upstream keepalive 64"
     echo "- load: $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2), $threads threads, ${duration} per run after a ${warmup} warm-up, keep-alive connections, $rounds round(s) (the median run is shown)"

@@ -25,13 +25,15 @@
 # small fraction of that on a CPU with SHA-NI.
 #
 # Usage: scripts/callgrind.sh [--bin PATH] [--requests N] [--keep-tmp]
-#          [--fast-path off]
+#          [--fast-path off] [--metrics on]
 #   defaults: target/release/portcullis (not built here: cargo build
 #   --release first), N = 2000. --keep-tmp keeps the temporary directory
 #   (the configuration, the logs and the callgrind dumps, which
 #   callgrind_annotate reads) and prints its path. --fast-path off runs
 #   the gateway with `[server] fast_path = false` (hyper on both sides):
 #   the difference is what the own HTTP/1 loop and raw client buy.
+#   --metrics on sets `[admin] listen`, so the request metrics are counted
+#   (their cost is the difference to a run without).
 # Needs: valgrind (with callgrind_control), nginx, curl, python3.
 
 set -euo pipefail
@@ -42,6 +44,7 @@ bin="${CARGO_TARGET_DIR:-$repo/target}/release/portcullis"
 requests=2000
 keep_tmp=0
 fast_path=true
+metrics=off
 
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
@@ -64,6 +67,13 @@ while [[ $# -gt 0 ]]; do
         on) fast_path=true ;;
         off) fast_path=false ;;
         *) die "--fast-path takes on or off" ;;
+        esac
+        shift
+        ;;
+    --metrics)
+        case ${2:?--metrics needs on or off} in
+        on | off) metrics=$2 ;;
+        *) die "--metrics takes on or off" ;;
         esac
         shift
         ;;
@@ -128,11 +138,11 @@ trap cleanup EXIT
 trap 'trap "" PIPE; echo "callgrind: interrupted" >&2; exit 130' INT
 trap 'trap "" PIPE; echo "callgrind: terminated" >&2; exit 143' TERM
 
-# Two distinct free ports, chosen by the OS (held open together so that
+# Three distinct free ports, chosen by the OS (held open together so that
 # they differ; released just before the servers bind them).
-read -r port_up port_gw < <(python3 -c '
+read -r port_up port_gw port_admin < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(2)]
+socks = [socket.socket() for _ in range(3)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])
@@ -197,6 +207,11 @@ wait_port "$port_up" "${pids[-1]}" 10
 # === 2. the gateway under callgrind ===
 
 origin="http://127.0.0.1:$port_gw"
+admin_block=""
+if [[ $metrics == on ]]; then
+    admin_block="[admin]
+listen = \"127.0.0.1:$port_admin\""
+fi
 cat >"$tmp/gateway.toml" <<EOF
 [server]
 listen = "127.0.0.1:$port_gw"
@@ -235,6 +250,7 @@ name = "signed-in"
 path = "/"
 upstream = "http://127.0.0.1:$port_up"
 access = "authenticated"
+$admin_block
 EOF
 PORTCULLIS_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
 export PORTCULLIS_SECRET

@@ -36,6 +36,7 @@ use crate::config::{Limits, Scheme};
 use crate::cookies;
 use crate::error::Error;
 use crate::forwarded::{self, ClientInfo};
+use crate::metrics::AuthzEndpoint;
 use crate::outgoing::{self, Added};
 use crate::state::{Ctx, Live};
 use crate::store::Store;
@@ -63,6 +64,9 @@ impl Handler for App {
         tracing::debug!(error = %e, "request refused");
         let live = self.live.load();
         let resp = self.error_response(&live, &e, wants_html(req.headers()), conn.tls);
+        if let Some(counted) = self.metrics.request() {
+            counted.done(req.method(), resp.status());
+        }
         // Its access-log line, like any other request's.
         if tracing::enabled!(tracing::Level::INFO) {
             let (log_host, log_path) = log_fields(req.uri(), req.headers().get(header::HOST));
@@ -182,8 +186,13 @@ impl App {
         upstream: &Upstream,
     ) -> Response<Body> {
         let logging = tracing::enabled!(tracing::Level::INFO);
-        // A clock read only for the log line.
-        let started = logging.then(Instant::now);
+        // In flight (for the metrics) until answered or dropped.
+        let counted = self.metrics.request();
+        // A clock read only for the log line or the metrics.
+        let started = match &counted {
+            Some(c) => Some(c.started()),
+            None => logging.then(Instant::now),
+        };
         let live = self.live.load_full();
         let method = req.method().clone();
         let wants_html = wants_html(req.headers());
@@ -214,6 +223,9 @@ impl App {
                 }
             }
         };
+        if let Some(counted) = counted {
+            counted.done(&method, resp.status());
+        }
         let ms = started.map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0);
         if let Some(e) = failed {
             // The gateway's own 5xx: one line, at warn, whatever the level.
@@ -291,7 +303,9 @@ impl App {
         } else {
             None
         };
-        let identity = match authorize::authorize(&live.config, &m, session.as_ref()) {
+        let decision = authorize::authorize(&live.config, &m, session.as_ref());
+        self.metrics.authz(AuthzEndpoint::Proxy, decision.metric());
+        let identity = match decision {
             Decision::Allow(identity) => identity,
             Decision::Unauthenticated => return Ok(unauthenticated(&req, &path, https)),
             Decision::Forbidden(identity) => {
@@ -517,10 +531,18 @@ fn is_own(path: &str) -> bool {
 
 impl App {
     /// The admin listener's answers: `/ping` and `/healthz` (liveness,
-    /// checking nothing), `/ready` and `/readyz` (the store answers), 404
-    /// for anything else.
+    /// checking nothing), `/ready` and `/readyz` (the store answers),
+    /// `/metrics` (unless `[admin] metrics = false`), 404 for anything
+    /// else.
     pub async fn admin(&self, method: Method, path: &str) -> Response<Body> {
         let result = match path {
+            "/metrics" if self.live.load().config.admin.metrics => {
+                if method == Method::GET || method == Method::HEAD {
+                    Ok(metrics_answer(self.metrics_text()))
+                } else {
+                    Err(Error::MethodNotAllowed)
+                }
+            }
             "/ping" | "/healthz" => {
                 if method == Method::GET || method == Method::HEAD {
                     Ok(body::plain(StatusCode::OK, "OK"))
@@ -536,6 +558,18 @@ impl App {
             Err(e) => body::plain(e.status(), e.public_message()),
         }
     }
+}
+
+/// A scrape's answer: Prometheus text, never cached.
+fn metrics_answer(text: String) -> Response<Body> {
+    let mut resp = Response::new(body::full(text));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 /// The liveness probe, on every host of the main listener.

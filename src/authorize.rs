@@ -27,6 +27,18 @@ pub enum Decision<'a> {
     Forbidden(&'a Identity),
 }
 
+impl Decision<'_> {
+    /// The decision's name in the metrics.
+    pub fn metric(&self) -> crate::metrics::AuthzDecision {
+        use crate::metrics::AuthzDecision;
+        match self {
+            Decision::Allow(_) => AuthzDecision::Allow,
+            Decision::Unauthenticated => AuthzDecision::Unauthenticated,
+            Decision::Forbidden(_) => AuthzDecision::Forbidden,
+        }
+    }
+}
+
 /// Whether the decision depends on a session (else there is no need to
 /// read one).
 pub fn needs_identity(m: &Match) -> bool {

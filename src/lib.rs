@@ -51,6 +51,7 @@ pub mod error;
 pub mod forwarded;
 pub mod headers;
 pub mod mail;
+pub mod metrics;
 pub mod outgoing;
 pub mod pages;
 pub mod path;

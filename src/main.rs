@@ -409,6 +409,7 @@ fn spawn_reloader(app: Arc<App>, source: Option<PathBuf>, hangups: Hangups) {
                         tracing::warn!("{note}");
                     }
                     tracing::info!(file = %path.display(), "configuration reloaded");
+                    app.reloaded(true);
                     let file = path.display().to_string();
                     app.audit(
                         &audit::Entry::new(audit::Event::ConfigReloaded, audit::Outcome::Success)
@@ -417,6 +418,7 @@ fn spawn_reloader(app: Arc<App>, source: Option<PathBuf>, hangups: Hangups) {
                 }
                 Err(e) => {
                     tracing::error!("configuration not reloaded, keeping the old one:\n{e}");
+                    app.reloaded(false);
                     let reason = e.to_string();
                     app.audit(
                         &audit::Entry::new(audit::Event::ConfigReloadFailed, audit::Outcome::Error)

@@ -72,6 +72,7 @@ pub struct App {
     pub(crate) key: Key,
     pub(crate) sessions: SessionCache,
     pub(crate) audit: Arc<crate::audit::Audit>,
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 /// Per-request context handed to [`signin`](crate::signin).
@@ -164,7 +165,9 @@ impl App {
         let audit = Arc::new(audit);
         let mailer =
             Mailer::start_audited(mail::MailSettings::from(&config), Some(Arc::clone(&audit)))?;
+        let metrics = crate::metrics::Metrics::new(config.admin.counts_requests());
         let app = Arc::new(App {
+            metrics,
             live: ArcSwap::from_pointee(Live::new(config)),
             store,
             mailer,
@@ -241,6 +244,7 @@ impl App {
             .store
             .revoke_all(&self.key.hash_hex("email", email.as_bytes()))
             .await?;
+        self.metrics.sessions_revoked(n as u64);
         let reason = format!("portcullis revoke: {n} session(s)");
         self.audit.record(
             &crate::audit::Entry::new(
@@ -251,6 +255,20 @@ impl App {
             .reason(&reason),
         );
         Ok(n)
+    }
+
+    /// Counts a configuration reload that worked (`ok`) or failed.
+    pub fn reloaded(&self, ok: bool) {
+        self.metrics.reloaded(ok);
+    }
+
+    /// The text of one `/metrics` scrape.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.render(crate::metrics::Others {
+            mail: self.mailer.stats(),
+            store_errors: self.store.error_counts(),
+            store_up: self.store.is_up(),
+        })
     }
 
     /// Writes one audit line (for events outside a request: reloads).

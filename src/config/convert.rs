@@ -74,6 +74,7 @@ pub(super) fn config(
                 Some(l) => Some(socket_addr(p, "admin.listen", &l)?),
                 None => None,
             },
+            metrics: admin.metrics.unwrap_or(true),
         },
         routes: routes?,
         warnings,

@@ -69,10 +69,21 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
-/// `[admin]`: a listener of its own for probes (absent = off).
+/// `[admin]`: a listener of its own for probes and metrics (absent = off).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AdminConfig {
     pub listen: Option<SocketAddr>,
+    /// Whether `/metrics` is served there and requests are counted for it
+    /// (default true; only with `listen`).
+    pub metrics: bool,
+}
+
+impl AdminConfig {
+    /// Whether the per-request metrics are counted: only when someone can
+    /// scrape them.
+    pub fn counts_requests(&self) -> bool {
+        self.listen.is_some() && self.metrics
+    }
 }
 
 /// `[log]`.

@@ -38,6 +38,7 @@ pub(super) struct RawLog {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAdmin {
     pub listen: Option<String>,
+    pub metrics: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -63,6 +63,7 @@ impl Config {
         );
         check("server.threads", a.threads != b.threads);
         check("admin.listen", self.admin.listen != new.admin.listen);
+        check("admin.metrics", self.admin.metrics != new.admin.metrics);
         check("server.fast_path", la.fast_path != lb.fast_path);
 
         let (sa, sb) = (&self.session, &new.session);

@@ -18,6 +18,7 @@ use crate::body::{self, Body, RequestBody};
 use crate::cookies::Kind;
 use crate::crypto;
 use crate::error::Error;
+use crate::metrics::SigninMethod;
 use crate::state::Ctx;
 use crate::{address, code};
 
@@ -34,10 +35,10 @@ pub(super) async fn code_submit(
     let Some(browser) =
         cookie_value(cx, &headers, Kind::Verifier).map(|v| key.hash_hex("verifier", v.as_bytes()))
     else {
-        return failed_check(cx).await;
+        return failed_check(cx, SigninMethod::Code).await;
     };
     let Some((token_hash, attempt)) = store.attempt_for_browser(&browser).await? else {
-        return failed_check(cx).await;
+        return failed_check(cx, SigninMethod::Code).await;
     };
     let typed = form.one("code")?.and_then(code::normalize);
     let matches = typed.is_some_and(|c| {
@@ -48,8 +49,13 @@ pub(super) async fn code_submit(
     });
     if matches {
         return match store.take_attempt(&token_hash).await? {
-            Some(a) if !a.email.is_empty() => start_session(cx, &headers, a, "code").await,
-            _ => Ok(invalid_link(cx)),
+            Some(a) if !a.email.is_empty() => {
+                start_session(cx, &headers, a, SigninMethod::Code).await
+            }
+            _ => {
+                cx.app.metrics.signin(SigninMethod::Code, false);
+                Ok(invalid_link(cx))
+            }
         };
     }
     let max = cx.live.config.login.code_attempts;
@@ -57,6 +63,7 @@ pub(super) async fn code_submit(
         .hit(&failure_key(cx), cx.live.config.login.ip_rate.window)
         .await?;
     let failures = store.fail_attempt(&token_hash, max).await?;
+    cx.app.metrics.signin(SigninMethod::Code, false);
     super::audit(
         cx,
         Event::SigninFailed,

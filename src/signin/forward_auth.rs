@@ -35,6 +35,7 @@ use crate::authorize::{self, Decision};
 use crate::body::{self, Body, RequestBody};
 use crate::config::Scheme;
 use crate::error::Error;
+use crate::metrics::AuthzEndpoint;
 use crate::state::Ctx;
 
 /// The two answer shapes.
@@ -181,7 +182,13 @@ pub(super) async fn forward_auth(
     } else {
         None
     };
-    match authorize::authorize(config, &m, session.as_ref()) {
+    let decision = authorize::authorize(config, &m, session.as_ref());
+    let endpoint = match shape {
+        Shape::AuthRequest => AuthzEndpoint::Auth,
+        Shape::ForwardAuth => AuthzEndpoint::ForwardAuth,
+    };
+    cx.app.metrics.authz(endpoint, decision.metric());
+    match decision {
         Decision::Allow(identity) => {
             let mut resp = plain(StatusCode::OK, "ok");
             let value = identity
@@ -193,10 +200,28 @@ pub(super) async fn forward_auth(
             }
             Ok(resp)
         }
-        Decision::Forbidden(_) => Ok(plain(
-            StatusCode::FORBIDDEN,
-            "This address may not open this page.",
-        )),
+        Decision::Forbidden(identity) => {
+            // As on the proxy path, with the original request's host and
+            // path (the method and client are the auth request's).
+            let facts = crate::audit::RequestFacts {
+                host: &host,
+                path: &path,
+                ..cx.facts
+            };
+            cx.app.audit.record(
+                &crate::audit::Entry::new(
+                    crate::audit::Event::AccessDenied,
+                    crate::audit::Outcome::Failure,
+                )
+                .email(&identity.email)
+                .request(facts)
+                .reason(&m.route.config.name),
+            );
+            Ok(plain(
+                StatusCode::FORBIDDEN,
+                "This address may not open this page.",
+            ))
+        }
         Decision::Unauthenticated => {
             let rd: String = url::form_urlencoded::byte_serialize(o.target.as_bytes()).collect();
             let location = format!("{}://{host}/.portcullis/login?rd={rd}", o.scheme.as_str());

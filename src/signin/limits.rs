@@ -13,6 +13,7 @@ use http::Response;
 use super::shared_pages::invalid_link;
 use crate::body::Body;
 use crate::error::Error;
+use crate::metrics::SigninMethod;
 use crate::state::Ctx;
 
 /// Failed link and code checks allowed per client IP per `ip_rate` window
@@ -58,9 +59,13 @@ pub(super) async fn refuse_if_failing(cx: &Ctx<'_>) -> Result<(), Error> {
 }
 
 /// Counts one failed check and answers with the invalid-link page.
-pub(super) async fn failed_check(cx: &Ctx<'_>) -> Result<Response<Body>, Error> {
+pub(super) async fn failed_check(
+    cx: &Ctx<'_>,
+    method: SigninMethod,
+) -> Result<Response<Body>, Error> {
     let window = cx.live.config.login.ip_rate.window;
     cx.app.store.hit(&failure_key(cx), window).await?;
+    cx.app.metrics.signin(method, false);
     super::audit(
         cx,
         crate::audit::Event::SigninFailed,

@@ -65,6 +65,7 @@ pub(super) async fn logout_submit(
             .delete_session(&crypto::hex(&tag), &email_hash)
             .await?;
         if let Some(e) = email {
+            cx.app.metrics.sessions_revoked(1);
             tracing::info!(to = %address::mask(&e), "signed out");
             super::audit(
                 cx,

@@ -6,6 +6,7 @@
 //! work (see the threat model in [`super`]).
 
 use crate::audit::{Event, Outcome};
+use crate::metrics::SigninRequest::{NotAllowed, Queued, RateLimited};
 use http::header::{self, HeaderMap};
 use http::{Request, Response, StatusCode};
 
@@ -101,18 +102,24 @@ pub(super) async fn request_link(
         } => (
             true,
             if !allowed {
-                Some("address not allowed")
+                Some(("address not allowed", NotAllowed))
             } else if address_count > login.address_rate.count {
-                Some("address rate limit")
+                Some(("address rate limit", RateLimited))
             } else if !fresh {
-                Some("resend delay")
+                Some(("resend delay", RateLimited))
             } else {
                 None
             },
         ),
-        Admission::IpRate => (false, Some("ip rate limit, nothing stored")),
-        Admission::IpFull => (false, Some("pending cap per ip, nothing stored")),
-        Admission::TotalFull => (false, Some("pending cap in total, nothing stored")),
+        Admission::IpRate => (false, Some(("ip rate limit, nothing stored", RateLimited))),
+        Admission::IpFull => (
+            false,
+            Some(("pending cap per ip, nothing stored", RateLimited)),
+        ),
+        Admission::TotalFull => (
+            false,
+            Some(("pending cap in total, nothing stored", RateLimited)),
+        ),
     };
     let send = why_not.is_none();
 
@@ -148,6 +155,10 @@ pub(super) async fn request_link(
             site_name: cx.live.config.ui.title.clone(),
         });
         tracing::info!(to = %masked, queued, "sign-in link requested");
+        if queued {
+            // (A full queue is counted as a dropped mail.)
+            cx.app.metrics.signin_request(Queued);
+        }
         super::audit(
             cx,
             Event::SigninRequested,
@@ -157,7 +168,8 @@ pub(super) async fn request_link(
             if queued { "queued" } else { "mail queue full" },
         );
     } else {
-        let reason = why_not.unwrap_or_default();
+        let (reason, outcome) = why_not.unwrap_or(("", RateLimited));
+        cx.app.metrics.signin_request(outcome);
         tracing::info!(to = %masked, reason, "sign-in request answered without mail");
         super::audit(
             cx,

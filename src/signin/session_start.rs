@@ -13,6 +13,7 @@ use crate::body::{self, Body};
 use crate::cookies::{self, Kind};
 use crate::crypto;
 use crate::error::Error;
+use crate::metrics::SigninMethod;
 use crate::session::{self, now_unix};
 use crate::state::Ctx;
 use crate::store::{Attempt, SessionRecord};
@@ -23,7 +24,7 @@ pub(super) async fn start_session(
     cx: &Ctx<'_>,
     headers: &HeaderMap,
     attempt: Attempt,
-    how: &'static str,
+    how: SigninMethod,
 ) -> Result<Response<Body>, Error> {
     let cfg = &cx.live.config.session;
     let now = now_unix();
@@ -56,13 +57,14 @@ pub(super) async fn start_session(
             .await;
     }
     tracing::info!(to = %address::mask(&record.email), "signed in");
+    cx.app.metrics.signin(how, true);
     super::audit(
         cx,
         Event::SigninSucceeded,
         Outcome::Success,
         &record.email,
         Some(&crypto::hex(&new.tag)),
-        how,
+        how.as_str(),
     );
     let mut resp = body::see_other(&attempt.rd, cx.https);
     cookies::append(

@@ -17,6 +17,7 @@ use super::shared_pages::invalid_link;
 use crate::body::{self, Body, RequestBody};
 use crate::cookies;
 use crate::error::Error;
+use crate::metrics::SigninMethod;
 use crate::session::now_unix;
 use crate::state::Ctx;
 use crate::store::Attempt;
@@ -29,11 +30,11 @@ pub(super) async fn verify_page(
 ) -> Result<Response<Body>, Error> {
     refuse_if_failing(cx).await?;
     let Some(token) = query_param(req, "token").filter(|t| plausible_token(t)) else {
-        return failed_check(cx).await;
+        return failed_check(cx, SigninMethod::Link).await;
     };
     let token_hash = cx.app.key.hash_hex("token", token.as_bytes());
     let Some(attempt) = cx.app.store.peek_attempt(&token_hash).await? else {
-        return failed_check(cx).await;
+        return failed_check(cx, SigninMethod::Link).await;
     };
     let (csrf, set) = csrf::token(&cx.app.key, req.headers(), cx.https);
     let page = if same_browser(cx, req.headers(), &attempt) {
@@ -84,19 +85,23 @@ pub(super) async fn verify_submit(
         .filter(|t| plausible_token(t))
         .map(String::from)
     else {
-        return failed_check(cx).await;
+        return failed_check(cx, SigninMethod::Link).await;
     };
     let token_hash = cx.app.key.hash_hex("token", token.as_bytes());
     let Some(attempt) = cx.app.store.peek_attempt(&token_hash).await? else {
-        return failed_check(cx).await;
+        return failed_check(cx, SigninMethod::Link).await;
     };
     if show_code || !same_browser(cx, &headers, &attempt) {
         return Ok(elsewhere_page(cx, &token, &attempt));
     }
     match cx.app.store.take_attempt(&token_hash).await? {
         Some(attempt) if !attempt.email.is_empty() => {
-            start_session(cx, &headers, attempt, "link").await
+            start_session(cx, &headers, attempt, SigninMethod::Link).await
         }
-        _ => Ok(invalid_link(cx)),
+        _ => {
+            // A decoy, or taken by a concurrent request a moment ago.
+            cx.app.metrics.signin(SigninMethod::Link, false);
+            Ok(invalid_link(cx))
+        }
     }
 }

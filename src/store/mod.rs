@@ -56,6 +56,7 @@
 mod health;
 mod keyspace;
 mod memory;
+mod op_errors;
 mod redis;
 mod subscriber;
 
@@ -65,6 +66,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio::sync::broadcast;
+
+use op_errors::{Op, OpErrors};
 
 /// Which backend to use, and how to reach it.
 #[derive(Clone, PartialEq, Eq)]
@@ -263,6 +266,7 @@ const MAX_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 #[derive(Clone)]
 pub struct Store {
     backend: Arc<Backend>,
+    errors: Arc<OpErrors>,
 }
 
 enum Backend {
@@ -305,6 +309,7 @@ impl Store {
         };
         Ok(Store {
             backend: Arc::new(backend),
+            errors: Arc::default(),
         })
     }
 
@@ -331,6 +336,7 @@ impl Store {
         };
         Ok(Store {
             backend: Arc::new(backend),
+            errors: Arc::default(),
         })
     }
 
@@ -383,10 +389,11 @@ impl Store {
     /// new counter is not created and `u64::MAX` (over every limit) is
     /// returned.
     pub async fn hit(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
-        match &*self.backend {
+        let result = match &*self.backend {
             Backend::Memory(m) => m.hit(key, window),
             Backend::Redis(r) => r.hit(key, window).await,
-        }
+        };
+        self.counted(Op::Hit, result)
     }
 
     /// Admits one sign-in request, in one atomic step (one round trip on
@@ -397,37 +404,41 @@ impl Store {
     /// has stored anything new, and the caller then stores an attempt
     /// (real or decoy) with [`Store::put_attempt`].
     pub async fn admit_sign_in(&self, limits: &SignInLimits<'_>) -> Result<Admission, StoreError> {
-        match &*self.backend {
+        let result = match &*self.backend {
             Backend::Memory(m) => m.admit_sign_in(limits),
             Backend::Redis(r) => r.admit_sign_in(limits).await,
-        }
+        };
+        self.counted(Op::AdmitSignIn, result)
     }
 
     /// Number of live keys this store holds (memory: entries; Redis: keys
     /// under the prefix, by SCAN). For tests and diagnostics: O(keys).
     pub async fn key_count(&self) -> Result<usize, StoreError> {
-        match &*self.backend {
+        let result = match &*self.backend {
             Backend::Memory(m) => m.key_count(),
             Backend::Redis(r) => r.key_count().await,
-        }
+        };
+        self.counted(Op::KeyCount, result)
     }
 
     /// The current count of a [`Store::hit`] counter (0 when absent or
     /// expired), without counting.
     pub async fn count(&self, key: &str) -> Result<u64, StoreError> {
-        match &*self.backend {
+        let result = match &*self.backend {
             Backend::Memory(m) => m.count(key),
             Backend::Redis(r) => r.count(key).await,
-        }
+        };
+        self.counted(Op::Count, result)
     }
 
     /// Takes `key` for `ttl` if it is free (SET NX): true if it was free
     /// (the caller may go ahead), false if it is taken.
     pub async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
-        match &*self.backend {
+        let result = match &*self.backend {
             Backend::Memory(m) => m.claim(key, ttl),
             Backend::Redis(r) => r.claim(key, ttl).await,
-        }
+        };
+        self.counted(Op::Claim, result)
     }
 
     /// Stores `attempt` under `token_hash` with `ttl` and points the browser
@@ -440,28 +451,31 @@ impl Store {
         attempt: &Attempt,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        match &*self.backend {
+        let result = match &*self.backend {
             Backend::Memory(m) => m.put_attempt(token_hash, attempt, ttl),
             Backend::Redis(r) => r.put_attempt(token_hash, attempt, ttl).await,
-        }
+        };
+        self.counted(Op::PutAttempt, result)
     }
 
     /// Reads an attempt without consuming it (the GET landing page).
     pub async fn peek_attempt(&self, token_hash: &str) -> Result<Option<Attempt>, StoreError> {
-        match &*self.backend {
+        let result = match &*self.backend {
             Backend::Memory(m) => m.peek_attempt(token_hash),
             Backend::Redis(r) => r.peek_attempt(token_hash).await,
-        }
+        };
+        self.counted(Op::PeekAttempt, result)
     }
 
     /// Atomically takes an attempt: of N concurrent callers exactly one gets
     /// `Some`. Also removes the browser index entry if it still points at
     /// this token, and the failure counter.
     pub async fn take_attempt(&self, token_hash: &str) -> Result<Option<Attempt>, StoreError> {
-        match &*self.backend {
+        let result = match &*self.backend {
             Backend::Memory(m) => m.take_attempt(token_hash),
             Backend::Redis(r) => r.take_attempt(token_hash).await,
-        }
+        };
+        self.counted(Op::TakeAttempt, result)
     }
 
     /// The pending attempt of a browser (by verifier hash):
@@ -470,10 +484,11 @@ impl Store {
         &self,
         browser: &str,
     ) -> Result<Option<(String, Attempt)>, StoreError> {
-        match &*self.backend {
+        let result = match &*self.backend {
             Backend::Memory(m) => m.attempt_for_browser(browser),
             Backend::Redis(r) => r.attempt_for_browser(browser).await,
-        }
+        };
+        self.counted(Op::AttemptForBrowser, result)
     }
 
     /// Records one wrong code for the attempt and returns the number of
@@ -482,10 +497,11 @@ impl Store {
     /// exist (taken, expired, already exhausted) nothing is recorded and
     /// `max` is returned, so callers fail closed.
     pub async fn fail_attempt(&self, token_hash: &str, max: u32) -> Result<u32, StoreError> {
-        match &*self.backend {
+        let result = match &*self.backend {
             Backend::Memory(m) => m.fail_attempt(token_hash, max),
             Backend::Redis(r) => r.fail_attempt(token_hash, max).await,
-        }
+        };
+        self.counted(Op::FailAttempt, result)
     }
 
     /// Stores the session under `id_hash` with key TTL = `idle` capped by the
@@ -500,10 +516,11 @@ impl Store {
         record: &SessionRecord,
         idle: Duration,
     ) -> Result<(), StoreError> {
-        match &*self.backend {
+        let result = match &*self.backend {
             Backend::Memory(m) => m.put_session(id_hash, email_hash, record, idle),
             Backend::Redis(r) => r.put_session(id_hash, email_hash, record, idle).await,
-        }
+        };
+        self.counted(Op::PutSession, result)
     }
 
     /// Reads a session. If found and `now` (unix seconds, from the caller) is
@@ -516,40 +533,44 @@ impl Store {
         idle: Duration,
         now: u64,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        match &*self.backend {
+        let result = match &*self.backend {
             Backend::Memory(m) => m.get_session(id_hash, idle, now),
             // Boxed: the Redis round trip's future is large, and without
             // the box its room would be part of every request's future
             // (signed-in requests await this), also on the memory store.
             Backend::Redis(r) => Box::pin(r.get_session(id_hash, idle, now)).await,
-        }
+        };
+        self.counted(Op::GetSession, result)
     }
 
     /// Deletes one session, removes it from its index and publishes `id_hash`
     /// on the revocation channel (also when it was already gone, so other
     /// instances drop any cached copy).
     pub async fn delete_session(&self, id_hash: &str, email_hash: &str) -> Result<(), StoreError> {
-        match &*self.backend {
+        let result = match &*self.backend {
             Backend::Memory(m) => m.delete_session(id_hash, email_hash),
             Backend::Redis(r) => r.delete_session(id_hash, email_hash).await,
-        }
+        };
+        self.counted(Op::DeleteSession, result)
     }
 
     /// Deletes every session of the address (its index) and publishes each
     /// id; returns how many live sessions were deleted.
     pub async fn revoke_all(&self, email_hash: &str) -> Result<usize, StoreError> {
-        match &*self.backend {
+        let result = match &*self.backend {
             Backend::Memory(m) => m.revoke_all(email_hash),
             Backend::Redis(r) => r.revoke_all(email_hash).await,
-        }
+        };
+        self.counted(Op::RevokeAll, result)
     }
 
     /// Number of live sessions in the index (dead entries are pruned).
     pub async fn count_sessions(&self, email_hash: &str) -> Result<usize, StoreError> {
-        match &*self.backend {
+        let result = match &*self.backend {
             Backend::Memory(m) => m.count_sessions(email_hash),
             Backend::Redis(r) => r.count_sessions(email_hash).await,
-        }
+        };
+        self.counted(Op::CountSessions, result)
     }
 
     /// Revoked session id hashes from any instance sharing this store (Redis
@@ -563,12 +584,26 @@ impl Store {
         }
     }
 
+    /// `(operation, failures)` for every operation since start.
+    pub fn error_counts(&self) -> Vec<(&'static str, u64)> {
+        self.errors.snapshot()
+    }
+
+    /// Counts `result` against `op` when it is an error.
+    fn counted<T>(&self, op: Op, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if result.is_err() {
+            self.errors.failed(op);
+        }
+        result
+    }
+
     /// Health probe: PING on Redis, always ok in memory.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        match &*self.backend {
+        let result = match &*self.backend {
             Backend::Memory(_) => Ok(()),
             Backend::Redis(r) => r.ping().await,
-        }
+        };
+        self.counted(Op::Ping, result)
     }
 }
 
