@@ -59,8 +59,13 @@ impl Default for Browser {
 
 impl Browser {
     pub fn new() -> Browser {
+        Browser::with_client(super::client::http())
+    }
+
+    /// A browser on `client` (e.g. one that resolves test host names).
+    pub fn with_client(client: reqwest::Client) -> Browser {
         Browser {
-            client: super::client::http(),
+            client,
             jar: BTreeMap::new(),
         }
     }

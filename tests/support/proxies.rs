@@ -143,10 +143,16 @@ impl Proxy {
     /// of the gateway at `gateway` and the app at `app`, and waits until
     /// `/.portcullis/login` answers 200 through it.
     pub async fn start(kind: Kind, port: u16, gateway: u16, app: u16) -> Proxy {
+        Proxy::start_for(kind, port, gateway, app, "127.0.0.1").await
+    }
+
+    /// Like [`Proxy::start`], with nginx serving the host names `hosts`
+    /// (space-separated, in place of `app.example.com`).
+    pub async fn start_for(kind: Kind, port: u16, gateway: u16, app: u16, hosts: &str) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("proxy.log");
         let mut cmd = match kind {
-            Kind::Nginx => nginx(dir.path(), &nginx_site(port, gateway, app), false),
+            Kind::Nginx => nginx(dir.path(), &nginx_site(port, gateway, app, hosts), false),
             Kind::IngressNginx => nginx(dir.path(), &ingress_site(port, gateway, app), true),
             Kind::Caddy => caddy(dir.path(), port, gateway, app),
             Kind::Traefik => traefik(dir.path(), port, gateway, app),
@@ -263,14 +269,14 @@ fn nginx(dir: &Path, site: &str, ingress: bool) -> Command {
     cmd
 }
 
-/// `deploy/nginx/portcullis.conf` on the test's addresses.
-pub fn nginx_site(port: u16, gateway: u16, app: u16) -> String {
+/// `deploy/nginx/portcullis.conf` on the test's addresses, for `hosts`.
+pub fn nginx_site(port: u16, gateway: u16, app: u16, hosts: &str) -> String {
     fill(
         "nginx/portcullis.conf",
         &deploy_file("nginx/portcullis.conf"),
         &[
             ("listen 80;", format!("listen 127.0.0.1:{port};")),
-            ("app.example.com", "127.0.0.1".into()),
+            ("app.example.com", hosts.into()),
             ("127.0.0.1:8080", format!("127.0.0.1:{gateway}")),
             ("127.0.0.1:3000", format!("127.0.0.1:{app}")),
         ],
