@@ -502,6 +502,7 @@ fn array_name(line: &str) -> Option<&str> {
 }
 
 mod convert;
+mod demo;
 pub mod redis_url;
 mod restart;
 mod ui;
