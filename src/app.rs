@@ -75,7 +75,7 @@ impl Handler for App {
                 host = %log_host,
                 path = %log_path,
                 status = resp.status().as_u16(),
-                ms = "0.000",
+                ms = 0.0_f64,
                 route = "",
                 "request"
             );
@@ -226,7 +226,9 @@ impl App {
         if let Some(counted) = counted {
             counted.done(&method, resp.status());
         }
-        let ms = started.map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0);
+        // A number in milliseconds, to the microsecond (a JSON number in
+        // `--log-format json`, as `status` is).
+        let ms = started.map_or(0.0, |t| (t.elapsed().as_secs_f64() * 1e6).round() / 1e3);
         if let Some(e) = failed {
             // The gateway's own 5xx: one line, at warn, whatever the level.
             let (log_host, log_path) = log_fields(&uri, host_header.as_ref());
@@ -235,7 +237,7 @@ impl App {
                 host = %log_host,
                 path = %log_path,
                 status = resp.status().as_u16(),
-                ms = %format_args!("{ms:.3}"),
+                ms,
                 route = %facts.route,
                 user = %facts.masked_user(),
                 request_id = %facts.request_id,
@@ -253,7 +255,7 @@ impl App {
             host = %log_host,
             path = %log_path,
             status = resp.status().as_u16(),
-            ms = %format_args!("{ms:.3}"),
+            ms,
             route = %facts.route,
             user = %facts.masked_user(),
             request_id = %facts.request_id,

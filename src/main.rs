@@ -2,6 +2,7 @@
 //! address's sessions. The only place that prints to the terminal and
 //! the only user of `anyhow`.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -47,6 +48,26 @@ enum Command {
         /// The email address.
         email: String,
     },
+    /// Serve the embedded demo configuration (the demo app behind email
+    /// sign-in, mail printed here, everything in memory), whatever the
+    /// configuration file. `portcullis` with no configuration file does
+    /// the same.
+    Demo {
+        /// Where to listen (default 127.0.0.1:8080); the links in the
+        /// mail point at it. Port 0 takes a free port.
+        #[arg(long, env = "PORTCULLIS_LISTEN", value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+    /// Print the embedded demo configuration, to start a gateway.toml from.
+    DemoConfig,
+}
+
+/// What `serve` serves.
+enum Source {
+    /// A configuration file.
+    File(PathBuf),
+    /// The embedded demo configuration, perhaps on another address.
+    Demo { listen: Option<SocketAddr> },
 }
 
 fn main() -> ExitCode {
@@ -56,7 +77,44 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Check) => check(cli.config.as_deref()),
         Some(Command::Revoke { email }) => run_async(revoke(cli.config, email)),
-        None => serve(cli.config),
+        Some(Command::Demo { listen }) => serve(Source::Demo { listen }),
+        Some(Command::DemoConfig) => demo_config(),
+        None => match resolve(cli.config.as_deref()) {
+            Some(path) => serve(Source::File(path)),
+            None => match demo_listen_from_env() {
+                Ok(listen) => serve(Source::Demo { listen }),
+                Err(e) => {
+                    eprintln!("portcullis: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+        },
+    }
+}
+
+/// `PORTCULLIS_LISTEN` for the demo served when there is no configuration
+/// file (`portcullis demo` reads it through clap).
+fn demo_listen_from_env() -> Result<Option<SocketAddr>, String> {
+    match std::env::var("PORTCULLIS_LISTEN") {
+        Ok(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("PORTCULLIS_LISTEN: {v:?} is not an address like 127.0.0.1:9000")),
+        Err(_) => Ok(None),
+    }
+}
+
+/// `portcullis demo-config`: the embedded configuration as it is compiled in.
+fn demo_config() -> ExitCode {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(config::EMBEDDED_DEFAULT.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portcullis: cannot write the configuration: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -199,7 +257,7 @@ async fn revoke(path: Option<PathBuf>, email: String) -> anyhow::Result<()> {
 /// must not); then the configuration is loaded and the sockets bound
 /// (errors name the file and the key); then worker 0 runs on this thread
 /// in a current-thread runtime and starts the others.
-fn serve(path: Option<PathBuf>) -> ExitCode {
+fn serve(source: Source) -> ExitCode {
     let started = std::time::Instant::now();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -215,8 +273,11 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
         let _entered = runtime.enter();
         catch_hangups()
     };
-    let source = resolve(path.as_deref());
-    let config = match load(path.as_deref()) {
+    let loaded = match &source {
+        Source::File(path) => Config::load(path),
+        Source::Demo { listen } => Config::demo(*listen),
+    };
+    let mut config = match loaded {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -229,6 +290,20 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
             eprintln!("{e}");
             return ExitCode::FAILURE;
         }
+    };
+    // The demo's links point at the address it got (port 0 included).
+    if let (Source::Demo { listen: Some(_) }, Some(l)) = (&source, &listeners.plain) {
+        match l.local_addr() {
+            Ok(addr) => config.server.public_url = config::PublicUrl::for_listener(addr),
+            Err(e) => {
+                eprintln!("portcullis: server.listen: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let source = match source {
+        Source::File(path) => Some(path),
+        Source::Demo { .. } => None,
     };
     let admin = match config.admin.listen {
         Some(addr) => match std::net::TcpListener::bind(addr) {
@@ -325,10 +400,13 @@ async fn run(
             },
         ));
     }
-    tracing::info!(ms = started.elapsed().as_millis() as u64, "ready");
+    tracing::info!(
+        ms = started.elapsed().as_millis() as u64,
+        "ready: open {public}/"
+    );
     if embedded {
         eprintln!(
-            "\n  Portcullis is running with its embedded demo configuration.\n  Open {public} , sign in with any email address,\n  and follow the link printed here (mail is also written to ./mail).\n"
+            "\n  Portcullis is running its demo (the embedded configuration).\n  Open {public}/ , sign in with any email address,\n  and follow the link printed here (mail is also written to ./mail).\n  Another address: portcullis demo --listen 127.0.0.1:9000\n  A configuration to start from: portcullis demo-config > gateway.toml\n"
         );
     }
     spawn_reloader(app.clone(), source, hangups);

@@ -28,6 +28,8 @@
 //!   (config error naming `ui.templates`), and should one ever fail to
 //!   parse here, the built-in template is used instead. Nothing panics.
 
+use std::time::Duration;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
@@ -173,16 +175,29 @@ impl Pages {
     }
 
     /// The answer to every sign-in request, whatever the address: it must
-    /// not say anything about the address.
-    pub fn check_email(&self, csrf: &str, ttl_minutes: u64, message: Option<&str>) -> String {
-        let notice = notice(message);
-        let valid_for = minutes(ttl_minutes);
+    /// not say anything about the address. It repeats the address typed
+    /// (which the person knows), and says how long a link lives and when a
+    /// new one can be sent.
+    pub fn check_email(&self, page: &CheckEmail<'_>) -> String {
+        let notice = notice(page.notice);
+        let valid_for = minutes(page.link_ttl.as_secs().div_ceil(60));
+        let address = match page.address {
+            Some(a) => format!("<strong class=\"address\">{}</strong>", escape(a)),
+            None => "this address".to_string(),
+        };
+        let resend_wait = if page.resend_delay.is_zero() {
+            "at once".to_string()
+        } else {
+            format!("{} after the last", span(page.resend_delay))
+        };
         self.page(
             &self.t.check_email,
             "Check your email",
             &[
-                ("csrf", Value::Text(csrf)),
+                ("csrf", Value::Text(page.csrf)),
+                ("address", Value::Html(&address)),
                 ("valid_for", Value::Text(&valid_for)),
+                ("resend_wait", Value::Text(&resend_wait)),
                 ("notice", Value::Html(&notice)),
             ],
         )
@@ -297,6 +312,20 @@ impl Pages {
     }
 }
 
+/// What [`Pages::check_email`] says.
+pub struct CheckEmail<'a> {
+    pub csrf: &'a str,
+    /// The address asked for (normalised), on the answer to the request;
+    /// `None` after a wrong code (the page then says "this address").
+    pub address: Option<&'a str>,
+    /// `[login] link_ttl`.
+    pub link_ttl: Duration,
+    /// `[login] resend_delay`.
+    pub resend_delay: Duration,
+    /// A notice above the code form (after a wrong code).
+    pub notice: Option<&'a str>,
+}
+
 /// Where a sign-in was asked from, for [`Pages::verify_elsewhere`].
 pub struct Asked<'a> {
     /// Browser family ("Firefox on Windows"); empty if not known.
@@ -323,6 +352,16 @@ fn minutes(n: u64) -> String {
         60 => "1 hour".into(),
         n if n >= 120 && n % 60 == 0 => format!("{} hours", n / 60),
         n => format!("{n} minutes"),
+    }
+}
+
+/// "30 seconds", "1 minute", "90 seconds", "2 hours": whole minutes as
+/// [`minutes`] says them, anything else in seconds.
+fn span(d: Duration) -> String {
+    match d.as_secs() {
+        1 => "1 second".into(),
+        s if s >= 60 && s % 60 == 0 => minutes(s / 60),
+        s => format!("{s} seconds"),
     }
 }
 
@@ -416,6 +455,60 @@ mod tests {
         }
     }
 
+    /// The check-email page for `a<b>@example.com`, a resend delay of 60 s.
+    fn check<'a>(csrf: &'a str, ttl_minutes: u64, notice: Option<&'a str>) -> CheckEmail<'a> {
+        CheckEmail {
+            csrf,
+            address: Some("a<b>@example.com"),
+            link_ttl: Duration::from_secs(ttl_minutes * 60),
+            resend_delay: Duration::from_secs(60),
+            notice,
+        }
+    }
+
+    #[test]
+    fn check_email_repeats_the_address_and_says_what_to_do() {
+        let p = Pages::new(&ui());
+        let page = p.check_email(&check("c", 15, None));
+        assert!(
+            page.contains(
+                "If <strong class=\"address\">a&lt;b&gt;@example.com</strong> may sign in"
+            ),
+            "{page}"
+        );
+        assert!(
+            page.contains(
+                "one can be sent 1 minute after the last, and each works for 15 minutes."
+            ),
+            "{page}"
+        );
+        let later = p.check_email(&CheckEmail {
+            address: None,
+            resend_delay: Duration::from_secs(90),
+            ..check("c", 60, Some("That code is not right."))
+        });
+        assert!(later.contains("If this address may sign in"), "{later}");
+        assert!(
+            later.contains("one can be sent 90 seconds after the last, and each works for 1 hour.")
+        );
+        let at_once = p.check_email(&CheckEmail {
+            resend_delay: Duration::ZERO,
+            ..check("c", 15, None)
+        });
+        assert!(at_once.contains("one can be sent at once, and each works for 15 minutes."));
+    }
+
+    #[test]
+    fn spans_read_as_people_say_them() {
+        let s = |n| span(Duration::from_secs(n));
+        assert_eq!(s(1), "1 second");
+        assert_eq!(s(30), "30 seconds");
+        assert_eq!(s(60), "1 minute");
+        assert_eq!(s(90), "90 seconds");
+        assert_eq!(s(300), "5 minutes");
+        assert_eq!(s(7200), "2 hours");
+    }
+
     fn every_page(p: &Pages) -> Vec<(&'static str, String)> {
         vec![
             ("login", p.login("/", "c", None)),
@@ -423,10 +516,13 @@ mod tests {
                 "login with notice",
                 p.login("/", "c", Some("Enter one email address.")),
             ),
-            ("check_email", p.check_email("c", 15, None)),
+            ("check_email", p.check_email(&check("c", 15, None))),
             (
                 "check_email with notice",
-                p.check_email("c", 15, Some("1 try left.")),
+                p.check_email(&CheckEmail {
+                    address: None,
+                    ..check("c", 15, Some("1 try left."))
+                }),
             ),
             ("verify_confirm", p.verify_confirm("t", "c", "a***@b.c")),
             ("verify_reveal", p.verify_reveal("t", "c")),
@@ -530,9 +626,15 @@ mod tests {
     #[test]
     fn the_words_that_matter() {
         let p = Pages::new(&ui());
-        assert!(p.check_email("c", 15, None).contains("Check your email"));
-        assert!(p.check_email("c", 15, None).contains("for 15 minutes"));
-        assert!(p.check_email("c", 120, None).contains("for 2 hours"));
+        assert!(p
+            .check_email(&check("c", 15, None))
+            .contains("Check your email"));
+        assert!(p
+            .check_email(&check("c", 15, None))
+            .contains("for 15 minutes"));
+        assert!(p
+            .check_email(&check("c", 120, None))
+            .contains("for 2 hours"));
         assert!(p.link_invalid().contains("can no longer be used"));
         let shown = p.verify_elsewhere("ABCD-EFGH", &ASKED);
         assert!(shown.contains(">ABCD-EFGH<"));

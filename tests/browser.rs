@@ -217,6 +217,12 @@ fn is_fault(e: &chrome::LogEntry) -> bool {
 /// Everything every gateway page must get right, checked in the browser
 /// at both widths, with a screenshot of each.
 async fn audit(b: &Chrome, name: &str) {
+    audit_as(b, name, SITE).await
+}
+
+/// [`audit`] for a page that names `site` (the demo app names Portcullis,
+/// not the gateway's `[ui] title`).
+async fn audit_as(b: &Chrome, name: &str, site: &str) {
     let url = b.url().await;
     // The page's own status (403, 410, 502…) is logged as a failed load;
     // anything else (the stylesheet, an image, the CSP, a console message)
@@ -235,7 +241,7 @@ async fn audit(b: &Chrome, name: &str) {
     );
     for (w, h) in [PHONE, DESKTOP] {
         b.resize(w, h).await;
-        let problems = b.execute(AUDIT_JS, json!([SITE])).await;
+        let problems = b.execute(AUDIT_JS, json!([site])).await;
         assert_eq!(problems, json!([]), "{name} at {w}px ({url})");
         b.screenshot(&screenshots().join(format!("{name}-{w}.png")))
             .await;
@@ -303,6 +309,14 @@ async fn ask_for_link(b: &Chrome, e: &Env, protected: &str, email: &str, shots: 
          `Origin: null` on posts from a page with `Referrer-Policy: no-referrer`"
     );
     assert_eq!(h1, "Check your email", "{}", b.source().await);
+    // The address typed, and what to do if nothing arrives.
+    assert_eq!(b.text("strong.address").await, email);
+    // (resend_delay = "0s" here; link_ttl varies by test.)
+    let aside = b.text(".aside").await;
+    assert!(
+        aside.contains("one can be sent at once, and each works for "),
+        "{aside}"
+    );
     if shots {
         audit(b, "check-email").await;
     }
@@ -342,6 +356,23 @@ async fn the_link_signs_in_the_browser_that_asked_and_sign_out_ends_it() {
     assert_eq!(path_of(&b.url().await), "/inbox?folder=2");
     assert_eq!(b.text("#email").await, "alice@example.com");
     assert!(has_session(&b.cookies().await));
+    // The demo app, where a newcomer lands: the identity first, and on a
+    // phone in the first screenful.
+    let identity = b
+        .execute(
+            "const d = document.querySelector('.identity dt'); \
+             return [d.innerText, d.nextElementSibling.innerText, \
+                     Math.round(d.getBoundingClientRect().bottom)]",
+            json!([]),
+        )
+        .await;
+    assert_eq!(identity[0], "x-forwarded-email");
+    assert_eq!(identity[1], "alice@example.com");
+    assert!(
+        identity[2].as_f64().unwrap() < f64::from(PHONE.1),
+        "x-forwarded-email is below the first screen: {identity}"
+    );
+    audit_as(&b, "demo-app", "Portcullis").await;
 
     // The link is spent.
     b.goto(&link).await;

@@ -767,7 +767,10 @@ async fn smtp_rejecting_with_550_changes_nothing_the_person_sees() {
     let mut other = Browser::new();
     let no_mail = ask(&mut other, &o, "someone@elsewhere.org").await;
     assert_eq!(no_mail.status, 200);
-    assert_eq!(without_csrf(&rejected), without_csrf(&no_mail));
+    assert_eq!(
+        without_csrf(&rejected).replace("alice@example.com", "ADDRESS"),
+        without_csrf(&no_mail).replace("someone@elsewhere.org", "ADDRESS")
+    );
 
     let mailer = gw.app.mailer().clone();
     wait_until(

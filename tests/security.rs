@@ -2227,14 +2227,16 @@ async fn k59_mail_is_sent_off_the_request_path() {
     let mut bodies = Vec::new();
     for i in 0..4 {
         let started = Instant::now();
-        let p = ask_link(&mut b, &e.origin, &format!("q{i}@example.com"), "/").await;
+        let who = format!("q{i}@example.com");
+        let p = ask_link(&mut b, &e.origin, &who, "/").await;
         assert_eq!(p.status, 200);
         assert!(
             started.elapsed() < Duration::from_secs(1),
             "{:?}",
             started.elapsed()
         );
-        bodies.push(p.body);
+        // The same page but for the address it repeats.
+        bodies.push(p.body_without_address(&who));
     }
     assert!(
         bodies.iter().all(|body| *body == bodies[0]),

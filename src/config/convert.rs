@@ -700,8 +700,10 @@ fn store_config(raw: RawStore, p: &mut Problems) -> Option<StoreConfig> {
             if !ok {
                 p.add(
                     "store.url",
-                    "must start with redis://, rediss://, redis+unix:// or unix://",
+                    "must start with redis://, redis+unix:// or unix://",
                 );
+            } else if let Err(why) = super::redis_url::check(&url) {
+                p.add("store.url", why);
             }
             Some(StoreConfig::Redis {
                 url,

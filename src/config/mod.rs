@@ -513,6 +513,8 @@ fn array_name(line: &str) -> Option<&str> {
 }
 
 mod convert;
+mod demo;
+pub mod redis_url;
 mod restart;
 mod ui;
 

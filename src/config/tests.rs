@@ -123,6 +123,8 @@ fn each_value_error_names_its_key() {
         ("[mail]\ntransport = \"smtp\"\n[mail.smtp]\nhost = \"h\"\npassword_env = \"SMTP_PASSWORD\"", "mail.smtp.username"),
         ("[store]\nbackend = \"postgres\"", "store.backend"),
         ("[store]\nbackend = \"redis\"\nurl = \"http://x\"", "store.url"),
+        ("[store]\nbackend = \"redis\"\nurl = \"rediss://x:6380/0\"", "store.url"),
+        ("[store]\nbackend = \"redis\"\nurl = \"redis://x:6379/db\"", "store.url"),
         ("[ui]\naccent = \"blue\"", "ui.accent"),
         ("[ui]\naccent = \"#12345\"", "ui.accent"),
         ("[ui]\ntitle = \" \"", "ui.title"),

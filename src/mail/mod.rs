@@ -4,7 +4,8 @@
 //! ([`Mailer::enqueue`] never blocks and never fails visibly), the counters
 //! ([`MailStats`]) and the public message builder ([`render`]).
 //! Submodules: `message` (the email's text and HTML), `transport` (SMTP, file,
-//! console), `worker` (attempts, retries, deadlines, logs).
+//! console), `console` (what the console transport prints), `worker`
+//! (attempts, retries, deadlines, logs).
 //!
 //! Does not own: making the link, the token or the code, validating the
 //! recipient (the `address` module does; we get a normalised address), rate
@@ -33,6 +34,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, Semaphore};
 
+mod console;
 mod message;
 mod settings;
 mod transport;
@@ -90,7 +92,9 @@ impl fmt::Debug for SmtpSettings {
 /// Which transport delivers the mail.
 #[derive(Debug, Clone)]
 pub enum TransportSettings {
-    /// Print the whole message to stdout (developer mode); if dir is Some, also write it there like File.
+    /// Print the message to stdout (developer mode): a decoded summary, and
+    /// the raw message with `RUST_LOG=debug`; if dir is Some, also write it
+    /// there like File.
     Console {
         dir: Option<PathBuf>,
     },

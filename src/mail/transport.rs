@@ -38,7 +38,7 @@
 //! - lettre's own `tracing` feature must stay off: it logs every line written
 //!   to the server at debug level, message body (and so the link) included.
 //! - The console transport prints the link on stdout on purpose (developer
-//!   mode); it is the operator's choice to enable it.
+//!   mode, see `console`); it is the operator's choice to enable it.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -47,8 +47,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use tokio::io::AsyncWriteExt;
 
+use super::console::Printout;
 use super::{MailError, SmtpSettings, SmtpTls, TransportSettings};
 
 /// Why one attempt failed, sorted for the retry decision. The text is fixed
@@ -90,13 +90,12 @@ impl Transport {
         }
     }
 
-    /// Sends one message. `readable` is the plain-text part, printed by the
-    /// console transport after the raw message so a developer can copy the
-    /// link. `name` is a short id used in the file name.
+    /// Sends one message. `printout` is what the console transport prints
+    /// (see `console`). `name` is a short id used in the file name.
     pub(crate) async fn send(
         &self,
         message: &Message,
-        readable: &str,
+        printout: &Printout<'_>,
         name: &str,
     ) -> Result<(), SendError> {
         match self {
@@ -107,7 +106,7 @@ impl Transport {
                 .map_err(classify),
             Transport::File { dir, fsync } => write_file(dir, message, name, *fsync).await,
             Transport::Console { dir } => {
-                print_console(message, readable).await?;
+                printout.print(|| message.formatted()).await?;
                 match dir {
                     Some(dir) => write_file(dir, message, name, false).await,
                     None => Ok(()),
@@ -282,19 +281,6 @@ fn write_file_blocking(
         let _ = std::fs::remove_file(&tmp);
     }
     written
-}
-
-async fn print_console(message: &Message, readable: &str) -> Result<(), SendError> {
-    let mut out = Vec::new();
-    out.extend_from_slice(b"----- portcullis: email (console transport) -----\n");
-    out.extend_from_slice(&message.formatted());
-    out.extend_from_slice(b"\n----- the plain-text part, decoded -----\n");
-    out.extend_from_slice(readable.as_bytes());
-    out.extend_from_slice(b"----- end of email -----\n");
-    let mut stdout = tokio::io::stdout();
-    let io_err = |e: std::io::Error| SendError::Temporary(format!("stdout: {}", e.kind()));
-    stdout.write_all(&out).await.map_err(io_err)?;
-    stdout.flush().await.map_err(io_err)
 }
 
 #[cfg(test)]

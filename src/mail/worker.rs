@@ -38,7 +38,8 @@ use rand::RngExt;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use super::message::render_with;
+use super::console::Printout;
+use super::message::{format_code, render_with};
 use super::transport::{SendError, Transport};
 use super::{mask_email, LoginMail, MailStats};
 
@@ -139,6 +140,7 @@ async fn deliver(worker: Arc<Worker>, job: Job) {
         }
     };
 
+    let code = format_code(&mail.code);
     let mut attempt: u32 = 0;
     loop {
         if Instant::now() >= mail.deadline {
@@ -169,7 +171,13 @@ async fn deliver(worker: Arc<Worker>, job: Job) {
         let limit = worker
             .attempt_timeout
             .min(mail.deadline.saturating_duration_since(Instant::now()));
-        let sending = worker.transport.send(&message, &rendered.text, &id);
+        let printout = Printout {
+            to: &mail.to,
+            subject: &rendered.subject,
+            link: &mail.link,
+            code: &code,
+        };
+        let sending = worker.transport.send(&message, &printout, &id);
         let result = match tokio::time::timeout(limit, sending).await {
             Ok(result) => result,
             Err(_) => Err(SendError::Temporary("timeout".into())),

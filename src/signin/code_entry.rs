@@ -93,6 +93,7 @@ pub(super) async fn code_submit(
     Ok(check_email_page(
         cx,
         &headers,
+        None,
         Some(&message),
         StatusCode::BAD_REQUEST,
     ))

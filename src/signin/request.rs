@@ -142,6 +142,9 @@ pub(super) async fn request_link(
             .await?;
     }
 
+    // The answer repeats the address, as typed and normalised: the same
+    // words for every address, so it tells nothing the person did not type.
+    let typed = email.clone();
     let masked = address::mask(&email);
     let audited = email.clone();
     if send {
@@ -181,7 +184,7 @@ pub(super) async fn request_link(
         );
     }
 
-    let mut resp = check_email_page(cx, &headers, None, StatusCode::OK);
+    let mut resp = check_email_page(cx, &headers, Some(&typed), None, StatusCode::OK);
     if let Some(v) = new_verifier {
         cookies::append(
             resp.headers_mut(),

@@ -9,19 +9,28 @@ use http::{Response, StatusCode};
 use super::csrf;
 use crate::body::{self, Body};
 use crate::cookies;
+use crate::pages::CheckEmail;
 use crate::state::Ctx;
 
-/// "Check your email", with the code form (after a request, and again
-/// after a wrong code).
+/// "Check your email", with the code form: after a request (with the
+/// address asked for, the same words for every address), and again after
+/// a wrong code (without it: a decoy attempt holds none).
 pub(super) fn check_email_page(
     cx: &Ctx<'_>,
     headers: &HeaderMap,
+    address: Option<&str>,
     message: Option<&str>,
     status: StatusCode,
 ) -> Response<Body> {
     let (csrf, set) = csrf::token(&cx.app.key, headers, cx.https);
-    let minutes = cx.live.config.login.link_ttl.as_secs().div_ceil(60);
-    let page = cx.live.pages.check_email(&csrf, minutes, message);
+    let login = &cx.live.config.login;
+    let page = cx.live.pages.check_email(&CheckEmail {
+        csrf: &csrf,
+        address,
+        link_ttl: login.link_ttl,
+        resend_delay: login.resend_delay,
+        notice: message,
+    });
     let mut resp = body::html(status, page, cx.https);
     cookies::append(resp.headers_mut(), set);
     resp

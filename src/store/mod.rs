@@ -76,7 +76,8 @@ pub enum StoreSettings {
     Memory,
     /// State in Redis, shared by every instance using the same URL and prefix.
     Redis {
-        /// `redis://…`, `rediss://…` or `redis+unix:///path/to/sock`.
+        /// `redis://…` or `redis+unix:///path/to/sock` (no TLS: see
+        /// [`crate::config::redis_url`]).
         url: String,
         /// Bound on establishing one connection.
         connect_timeout: Duration,

@@ -261,14 +261,11 @@ fn client_and_config(
     connect_timeout: Duration,
     response_timeout: Duration,
 ) -> Result<(Client, ConnectionManagerConfig), StoreError> {
-    let client = Client::open(url).map_err(|_| {
-        let tls = url.starts_with("rediss:") || url.starts_with("valkeys:");
-        StoreError::Unavailable(if tls {
-            "TLS Redis URLs are not supported by this build".to_owned()
-        } else {
-            "invalid Redis URL".to_owned()
-        })
-    })?;
+    // The rule `portcullis check` applies too (config conversion), so a
+    // configuration that passed it never fails here.
+    crate::config::redis_url::check(url).map_err(StoreError::Unavailable)?;
+    let client =
+        Client::open(url).map_err(|_| StoreError::Unavailable("invalid Redis URL".to_owned()))?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(connect_timeout))
         .set_response_timeout(Some(response_timeout))

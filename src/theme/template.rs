@@ -112,7 +112,7 @@ pub struct Spec {
 /// Placeholders every template may use.
 pub const GLOBAL: &[&str] = &["site", "product"];
 /// Placeholders filled with HTML the gateway built (not escaped again).
-pub const FRAGMENTS: &[&str] = &["content", "logo", "footer", "notice", "who"];
+pub const FRAGMENTS: &[&str] = &["content", "logo", "footer", "notice", "who", "address"];
 
 macro_rules! spec {
     ($file:literal, [$($r:literal),*], [$($o:literal),*]) => {
@@ -133,7 +133,11 @@ pub const SPECS: [Spec; 12] = [
         ["page_title", "stylesheet", "icon", "logo", "footer"]
     ),
     spec!("login.html", ["csrf", "rd", "notice"], []),
-    spec!("check_email.html", ["csrf", "notice"], ["valid_for"]),
+    spec!(
+        "check_email.html",
+        ["csrf", "notice"],
+        ["valid_for", "address", "resend_wait"]
+    ),
     spec!("verify_confirm.html", ["csrf", "token"], ["email"]),
     spec!("verify_reveal.html", ["csrf", "token"], []),
     spec!(

@@ -29,6 +29,20 @@ impl Page {
             .map(|v| v.to_str().unwrap().to_string())
             .collect()
     }
+    /// The body with the address that "check your email" repeats (the one
+    /// typed, `address`) made one placeholder, so the answers for
+    /// different addresses compare byte for byte. Fails if the page does
+    /// not repeat it.
+    pub fn body_without_address(&self, address: &str) -> String {
+        let shown = format!("<strong class=\"address\">{address}</strong>");
+        assert!(
+            self.body.contains(&shown),
+            "the page does not repeat {address}:\n{}",
+            self.body
+        );
+        self.body
+            .replace(&shown, "<strong class=\"address\">ADDRESS</strong>")
+    }
     /// The value of a hidden field in the page.
     pub fn field(&self, name: &str) -> Option<String> {
         let marker = format!("name=\"{name}\" value=\"");
