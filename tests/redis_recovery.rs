@@ -364,9 +364,11 @@ async fn store_opened_without_redis_comes_up_by_itself_and_each_resubscribe_move
 
 #[tokio::test]
 async fn an_unusable_store_url_is_a_start_error_naming_store_url() {
+    // Refused when the configuration is read (so `portcullis check` and a
+    // SIGHUP reload refuse it too), naming the key and never the password.
     let text = r#"
 [server]
-listen = "127.0.0.1:$PORT"
+listen = "127.0.0.1:1"
 [session]
 secret_env = "PORTCULLIS_SECRET"
 [store]
@@ -376,14 +378,26 @@ url = "redis://:hunter2@127.0.0.1:99999/"
 path = "/"
 upstream = "demo"
 "#;
-    let config = support::gateway::config(text, 1);
-    let err = App::new(config)
-        .await
-        .err()
-        .expect("no gateway on that URL");
+    let err = portcullis::config::Config::from_toml_str(
+        text,
+        "test.toml",
+        &[("PORTCULLIS_SECRET", support::gateway::SECRET)],
+    )
+    .err()
+    .expect("an unusable store.url");
     assert_eq!(
-        err.to_string(),
-        "store.url (<unparseable>): invalid Redis URL"
+        err.to_string().trim_end(),
+        "test.toml: store.url: is not a Redis URL the store can use (Redis URL did not parse); \
+         e.g. redis://127.0.0.1:6379/0 or redis+unix:///path/to/redis.sock"
     );
-    assert!(std::error::Error::source(&err).is_none());
+    assert!(!err.to_string().contains("hunter2"));
+    // The store itself refuses it the same way (for callers that skip the
+    // configuration).
+    let settings = StoreSettings::Redis {
+        url: "redis://:hunter2@127.0.0.1:99999/".into(),
+        connect_timeout: Duration::from_millis(200),
+        response_timeout: Duration::from_millis(200),
+        key_prefix: String::new(),
+    };
+    assert!(matches!(Store::open(&settings), Err(StoreError::Unavailable(_))));
 }
