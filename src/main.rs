@@ -47,6 +47,16 @@ enum Command {
         /// The email address.
         email: String,
     },
+    /// Probe a running gateway (for a container HEALTHCHECK): exit 0 if the
+    /// URL answers 200 within the timeout, 1 otherwise.
+    Health {
+        /// What to GET (plain HTTP).
+        #[arg(long, default_value = portcullis::health_probe::DEFAULT_URL)]
+        url: String,
+        /// How long to wait, in seconds.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -56,6 +66,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Check) => check(cli.config.as_deref()),
         Some(Command::Revoke { email }) => run_async(revoke(cli.config, email)),
+        Some(Command::Health { url, timeout }) => health(&url, timeout),
         None => serve(cli.config),
     }
 }
@@ -169,6 +180,17 @@ fn check(path: Option<&Path>) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+fn health(url: &str, timeout: u64) -> ExitCode {
+    let timeout = std::time::Duration::from_secs(timeout.max(1));
+    match portcullis::health_probe::probe(url, timeout) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portcullis health: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn revoke(path: Option<PathBuf>, email: String) -> anyhow::Result<()> {
