@@ -34,6 +34,8 @@
 //! - `theme`, `pages`, `body`, `demo`: templates and colours, what the
 //!   gateway answers itself.
 //! - `error`: the request error type and its one mapping to HTTP status.
+//! - `health_probe`: `portcullis health`, a probe for a container's
+//!   `HEALTHCHECK` (no shell or curl in the image).
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod address;
@@ -50,6 +52,7 @@ pub mod demo;
 pub mod error;
 pub mod forwarded;
 pub mod headers;
+pub mod health_probe;
 pub mod mail;
 pub mod metrics;
 pub mod outgoing;

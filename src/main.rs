@@ -60,6 +60,16 @@ enum Command {
     },
     /// Print the embedded demo configuration, to start a gateway.toml from.
     DemoConfig,
+    /// Probe a running gateway (for a container HEALTHCHECK): exit 0 if the
+    /// URL answers 200 within the timeout, 1 otherwise.
+    Health {
+        /// What to GET (plain HTTP).
+        #[arg(long, default_value = portcullis::health_probe::DEFAULT_URL)]
+        url: String,
+        /// How long to wait, in seconds.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
 }
 
 /// What `serve` serves.
@@ -79,6 +89,7 @@ fn main() -> ExitCode {
         Some(Command::Revoke { email }) => run_async(revoke(cli.config, email)),
         Some(Command::Demo { listen }) => serve(Source::Demo { listen }),
         Some(Command::DemoConfig) => demo_config(),
+        Some(Command::Health { url, timeout }) => health(&url, timeout),
         None => match resolve(cli.config.as_deref()) {
             Some(path) => serve(Source::File(path)),
             None => match demo_listen_from_env() {
@@ -227,6 +238,17 @@ fn check(path: Option<&Path>) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+fn health(url: &str, timeout: u64) -> ExitCode {
+    let timeout = std::time::Duration::from_secs(timeout.max(1));
+    match portcullis::health_probe::probe(url, timeout) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portcullis health: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn revoke(path: Option<PathBuf>, email: String) -> anyhow::Result<()> {

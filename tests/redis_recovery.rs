@@ -19,7 +19,6 @@ mod support;
 use std::time::{Duration, Instant};
 
 use portcullis::store::{Store, StoreError, StoreSettings};
-use portcullis::App;
 use support::browser::{Browser, Page};
 use support::flow::{ask_link, mail_for};
 use support::gateway::{GatewayProcess, TestGateway};
@@ -383,8 +382,7 @@ upstream = "demo"
         "test.toml",
         &[("PORTCULLIS_SECRET", support::gateway::SECRET)],
     )
-    .err()
-    .expect("an unusable store.url");
+    .expect_err("an unusable store.url");
     assert_eq!(
         err.to_string().trim_end(),
         "test.toml: store.url: is not a Redis URL the store can use (Redis URL did not parse); \
