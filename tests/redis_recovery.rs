@@ -397,5 +397,8 @@ upstream = "demo"
         response_timeout: Duration::from_millis(200),
         key_prefix: String::new(),
     };
-    assert!(matches!(Store::open(&settings), Err(StoreError::Unavailable(_))));
+    assert!(matches!(
+        Store::open(&settings),
+        Err(StoreError::Unavailable(_))
+    ));
 }
