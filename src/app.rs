@@ -367,6 +367,9 @@ impl App {
         let added = Added {
             client: &client,
             identity: identity.map(|i| &*i.email),
+            groups: identity
+                .and_then(|i| live.config.groups.of(&i.email))
+                .map(|g| g.header()),
             gateway_cookies: cookies::ALL_NAMES,
             websocket: false,
             strip: &live.config.server.strip_headers,

@@ -54,7 +54,11 @@ pub fn authorize<'a>(config: &Config, m: &Match, identity: Option<&'a Identity>)
     let Some(identity) = identity else {
         return Decision::Unauthenticated;
     };
-    if config.login.allow.allows(&identity.email) && m.allows(&identity.email) {
+    let groups = m
+        .needs_groups()
+        .then(|| config.groups.of(&identity.email))
+        .flatten();
+    if config.login.allow.allows(&identity.email, None) && m.allows(&identity.email, groups) {
         Decision::Allow(Some(identity))
     } else {
         Decision::Forbidden(identity)
@@ -88,6 +92,14 @@ upstream = "demo"
 path = "/admin"
 upstream = "demo"
 allow_emails = ["boss@example.com"]
+[[route]]
+path = "/ops"
+upstream = "demo"
+allow_emails = ["boss@example.com"]
+allow_groups = ["ops"]
+[groups]
+ops = ["staff@example.com", "@ops.example.com"]
+dev = ["staff@example.com"]
 "#;
 
     fn who(email: &str) -> Identity {
@@ -132,6 +144,25 @@ allow_emails = ["boss@example.com"]
         // The case of a public prefix must match exactly to stay public.
         assert_eq!(decide("/docs/x", None), "public");
         assert_eq!(decide("/DOCS/x", None), "sign in");
+    }
+
+    #[test]
+    fn allow_groups_add_to_the_route_allow_lists() {
+        let boss = who("boss@example.com");
+        let staff = who("staff@example.com");
+        let other = who("other@example.com");
+        // allow_emails OR allow_groups: boss by address, staff by group.
+        assert_eq!(decide("/ops", Some(&boss)), "allow");
+        assert_eq!(decide("/ops/x", Some(&staff)), "allow");
+        assert_eq!(decide("/ops", Some(&other)), "forbidden");
+        assert_eq!(decide("/ops", None), "sign in");
+        // Every reading of the path still applies.
+        assert_eq!(decide("/ops;x/y", Some(&other)), "forbidden");
+        // A group does not pass the global allow list: `@ops.example.com`
+        // is in `ops`, but `[login]` allows only `example.com`.
+        assert_eq!(decide("/ops", Some(&who("x@ops.example.com"))), "forbidden");
+        // Groups do not open a route without allow_groups.
+        assert_eq!(decide("/admin", Some(&staff)), "forbidden");
     }
 
     #[test]

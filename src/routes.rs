@@ -30,6 +30,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use crate::config::{Access, RouteConfig, Scheme};
+use crate::groups::Membership;
 use crate::path;
 
 /// One route, shared by reference from the table.
@@ -71,14 +72,21 @@ impl Match {
             }
     }
 
-    /// Whether `email` (normalised) passes the allow lists of the route of
-    /// every reading of the path.
-    pub fn allows(&self, email: &str) -> bool {
-        self.route.config.allow.allows(email)
+    /// Whether `email` (normalised, in `groups`) passes the allow lists of
+    /// the route of every reading of the path.
+    pub fn allows(&self, email: &str, groups: Option<&Membership>) -> bool {
+        self.route.config.allow.allows(email, groups)
             && match &self.literal {
-                Some((Some(route), _)) => route.config.allow.allows(email),
+                Some((Some(route), _)) => route.config.allow.allows(email, groups),
                 _ => true,
             }
+    }
+
+    /// Whether [`Match::allows`] looks at groups (else there is no need to
+    /// look the address's groups up).
+    pub fn needs_groups(&self) -> bool {
+        !self.route.config.allow.groups.is_empty()
+            || matches!(&self.literal, Some((Some(r), _)) if !r.config.allow.groups.is_empty())
     }
 }
 
@@ -489,8 +497,8 @@ mod tests {
                             let m = m.unwrap_or_else(|| panic!("{input}: no route"));
                             assert_eq!(m.route.name(), name, "{input} -> {canonical}");
                             assert!(!m.public(), "{input} is public");
-                            assert!(!m.allows("outsider@example.com"), "{input}");
-                            assert!(m.allows("boss@example.com"), "{input}");
+                            assert!(!m.allows("outsider@example.com", None), "{input}");
+                            assert!(m.allows("boss@example.com", None), "{input}");
                             routed += 1;
                         }
                     }
@@ -526,7 +534,8 @@ mod tests {
         let mut root = route(None, "/", "root");
         root.allow.emails.insert("boss@example.com".into());
         let t = RouteTable::new(&[root, route(None, "/a", "a")]);
-        let allows = |p: &str, who: &str| t.find("x.test", Scheme::Http, p).unwrap().allows(who);
+        let allows =
+            |p: &str, who: &str| t.find("x.test", Scheme::Http, p).unwrap().allows(who, None);
         assert!(allows("/a/b", "outsider@example.com"));
         assert!(allows("/a/b;x", "outsider@example.com"));
         // Read literally `/a;x/b` is under `/`, which only boss@ may open.

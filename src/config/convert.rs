@@ -30,6 +30,7 @@ pub(super) fn config(
         ui,
         log,
         admin,
+        groups,
         routes,
     } = raw;
     let mut warnings = Vec::new();
@@ -39,7 +40,9 @@ pub(super) fn config(
     let mail = mail_config(mail, env, p);
     let store = store_config(store, p);
     let ui = ui_config(ui, p);
-    let routes = route_configs(routes, p);
+    let groups_file = login.as_ref().and_then(|l| l.groups_file.as_deref());
+    let groups = super::groups::groups(groups, groups_file, p);
+    let routes = route_configs(routes, &groups, p);
     if let Some(routes) = &routes {
         if routes.is_empty() {
             warnings.push(format!(
@@ -76,6 +79,7 @@ pub(super) fn config(
             },
             metrics: admin.metrics.unwrap_or(true),
         },
+        groups,
         routes: routes?,
         warnings,
     })
@@ -525,6 +529,7 @@ fn login_config(raw: RawLogin, p: &mut Problems) -> Option<LoginConfig> {
         link_ttl,
         allow_emails,
         allow_domains,
+        groups_file,
         address_rate,
         ip_rate,
         resend_delay,
@@ -535,6 +540,7 @@ fn login_config(raw: RawLogin, p: &mut Problems) -> Option<LoginConfig> {
     Some(LoginConfig {
         link_ttl: duration_or(p, "login.link_ttl", link_ttl, Duration::from_secs(15 * 60)),
         allow: allow_list(p, "login.", allow_emails, allow_domains),
+        groups_file: groups_file.map(PathBuf::from),
         address_rate: rate_or(
             p,
             "login.address_rate",
@@ -730,7 +736,11 @@ fn store_config(raw: RawStore, p: &mut Problems) -> Option<StoreConfig> {
     }
 }
 
-fn route_configs(raw: Vec<RawRoute>, p: &mut Problems) -> Option<Vec<RouteConfig>> {
+fn route_configs(
+    raw: Vec<RawRoute>,
+    groups: &crate::groups::Groups,
+    p: &mut Problems,
+) -> Option<Vec<RouteConfig>> {
     let mut out = Vec::with_capacity(raw.len());
     let mut seen = BTreeSet::new();
     for (i, r) in raw.into_iter().enumerate() {
@@ -743,6 +753,7 @@ fn route_configs(raw: Vec<RawRoute>, p: &mut Problems) -> Option<Vec<RouteConfig
             access,
             allow_emails,
             allow_domains,
+            allow_groups,
             connect_timeout,
             timeout,
         } = r;
@@ -795,11 +806,21 @@ fn route_configs(raw: Vec<RawRoute>, p: &mut Problems) -> Option<Vec<RouteConfig
                 Access::Authenticated
             }
         };
-        let allow = allow_list(p, &format!("route[{i}]."), allow_emails, allow_domains);
+        let mut allow = allow_list(p, &format!("route[{i}]."), allow_emails, allow_domains);
+        for (j, name) in allow_groups.unwrap_or_default().iter().enumerate() {
+            match groups.id(name) {
+                Some(id) if !allow.groups.contains(&id) => allow.groups.push(id),
+                Some(_) => {}
+                None => p.add(
+                    format!("route[{i}].allow_groups[{j}]"),
+                    format!("no group {name:?} in [groups] or login.groups_file"),
+                ),
+            }
+        }
         if access == Access::Public && !allow.is_empty() {
             p.add(
                 k("access"),
-                "is \"public\" but allow_emails/allow_domains are set; a public route lets everyone in",
+                "is \"public\" but allow_emails/allow_domains/allow_groups are set; a public route lets everyone in",
             );
         }
         let id = (host.clone(), path.clone());

@@ -24,7 +24,8 @@
 //! The original target is read exactly as the proxy path reads a request
 //! target (`path::normalize`, then the routes with the matching view), so
 //! no spelling is judged differently. Every 2xx carries every identity
-//! header, empty on public routes, so that a proxy copying them always
+//! header (the address ones and `X-Forwarded-Groups`,
+//! `X-Auth-Request-Groups`), empty on public routes or when in no group, so that a proxy copying them always
 //! overwrites a client's copy. Answers are `Cache-Control: no-store` and
 //! never set a cookie.
 
@@ -47,13 +48,16 @@ pub(super) enum Shape {
     ForwardAuth,
 }
 
-/// The identity headers of a 2xx, all of them always.
+/// The address headers of a 2xx, all of them always.
 const IDENTITY_HEADERS: [&str; 4] = [
     "x-forwarded-email",
     "x-forwarded-user",
     "x-auth-request-email",
     "x-auth-request-user",
 ];
+
+/// The group headers of a 2xx, all of them always (empty when in none).
+const GROUP_HEADERS: [&str; 2] = ["x-forwarded-groups", "x-auth-request-groups"];
 
 /// The request another proxy asks about.
 struct Original<'h> {
@@ -197,6 +201,13 @@ pub(super) async fn forward_auth(
             let h = resp.headers_mut();
             for name in IDENTITY_HEADERS {
                 h.insert(name, value.clone());
+            }
+            let groups = identity
+                .and_then(|i| config.groups.of(&i.email))
+                .and_then(|g| HeaderValue::from_str(g.header()).ok())
+                .unwrap_or_else(|| HeaderValue::from_static(""));
+            for name in GROUP_HEADERS {
+                h.insert(name, groups.clone());
             }
             Ok(resp)
         }

@@ -1,0 +1,147 @@
+//! Groups and per-route rules through a real gateway: each decision asked
+//! three ways, through the proxy, `/.portcullis/auth` (as nginx asks) and
+//! `/.portcullis/forward-auth` (as Traefik and Caddy ask), with the same
+//! answer; `X-Forwarded-Groups` exactly as the upstream gets it, and a
+//! client's never.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use support::client::{raw, status_of};
+use support::flow::{cookie_line, env, Env, Opts};
+
+const T: Duration = Duration::from_secs(5);
+
+const ROUTES: &str = "[[route]]\npath = \"/\"\nupstream = \"{up}\"\naccess = \"public\"\n\n\
+     [[route]]\npath = \"/app\"\nupstream = \"{up}\"\n\n\
+     [[route]]\npath = \"/ops\"\nupstream = \"{up}\"\nallow_emails = [\"boss@example.com\"]\nallow_groups = [\"ops\"]\n\n\
+     [groups]\nops = [\"alice@example.com\", \"@ops.example.com\"]\ndev = [\"alice@example.com\", \"bob@example.com\"]\n";
+
+async fn gateway(routes: &str) -> Env {
+    env(Opts {
+        server: "trusted_proxies = [\"127.0.0.1/32\"]",
+        login: "allow_domains = [\"example.com\", \"ops.example.com\"]",
+        only_routes: Some(routes),
+        ..Opts::default()
+    })
+    .await
+}
+
+/// One header's value in a raw answer (`None` when absent).
+fn header(answer: &str, name: &str) -> Option<String> {
+    let head = answer.split("\r\n\r\n").next().unwrap_or("");
+    head.lines().skip(1).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_string())
+    })
+}
+
+/// `method target` through the proxy, with `extra` header lines.
+async fn proxy(e: &Env, method: &str, target: &str, extra: &str) -> String {
+    let port = e.gw.addr.port();
+    let req = format!(
+        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    raw(e.gw.addr, req.as_bytes(), T).await
+}
+
+/// The answers of `/.portcullis/auth` and `/.portcullis/forward-auth`
+/// about `method target`, asked with `extra` header lines.
+async fn ask_both(e: &Env, method: &str, target: &str, extra: &str) -> [String; 2] {
+    let port = e.gw.addr.port();
+    let auth = format!(
+        "GET /.portcullis/auth HTTP/1.1\r\nHost: auth.internal\r\n\
+         X-Original-URL: http://127.0.0.1:{port}{target}\r\nX-Original-Method: {method}\r\n\
+         {extra}Connection: close\r\n\r\n"
+    );
+    let forward = format!(
+        "GET /.portcullis/forward-auth HTTP/1.1\r\nHost: auth.internal\r\nAccept: application/json\r\n\
+         X-Forwarded-Method: {method}\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: 127.0.0.1:{port}\r\n\
+         X-Forwarded-Uri: {target}\r\n{extra}Connection: close\r\n\r\n"
+    );
+    [
+        raw(e.gw.addr, auth.as_bytes(), T).await,
+        raw(e.gw.addr, forward.as_bytes(), T).await,
+    ]
+}
+
+/// The status of `method target` through the proxy, `/auth` and
+/// `/forward-auth`, which must agree (2xx on forward-auth is 200 for
+/// anything the proxy passes).
+async fn decide(e: &Env, method: &str, target: &str, extra: &str) -> u16 {
+    let through = status_of(&proxy(e, method, target, extra).await);
+    let [auth, forward] = ask_both(e, method, target, extra).await;
+    let asked = [status_of(&auth), status_of(&forward)];
+    let expected = if through == 200 { 200 } else { through };
+    assert_eq!(
+        asked, [expected; 2],
+        "{method} {target}: proxy {through}\n{auth}\n{forward}"
+    );
+    through
+}
+
+#[tokio::test]
+async fn allow_groups_decide_alike_through_the_proxy_and_forward_auth() {
+    let e = gateway(ROUTES).await;
+    let alice = cookie_line(&e, "alice@example.com").await;
+    let bob = cookie_line(&e, "bob@example.com").await;
+    let boss = cookie_line(&e, "boss@example.com").await;
+    let carol = cookie_line(&e, "carol@ops.example.com").await;
+    // ops by address, by domain, and boss by allow_emails; dev is not ops.
+    assert_eq!(decide(&e, "GET", "/ops/x", &alice).await, 200);
+    assert_eq!(decide(&e, "GET", "/ops/x", &carol).await, 200);
+    assert_eq!(decide(&e, "GET", "/ops/x", &boss).await, 200);
+    assert_eq!(decide(&e, "GET", "/ops/x", &bob).await, 403);
+    assert_eq!(decide(&e, "GET", "/ops/x", "").await, 401);
+    // The literal reading is `/` (public); the view is `/ops`: still ops.
+    assert_eq!(decide(&e, "GET", "/ops;x/y", &bob).await, 403);
+    assert_eq!(decide(&e, "GET", "/app/x", &bob).await, 200);
+}
+
+#[tokio::test]
+async fn the_upstream_and_forward_auth_get_the_groups_exactly() {
+    let e = gateway(ROUTES).await;
+    let alice = cookie_line(&e, "alice@example.com").await;
+    let boss = cookie_line(&e, "boss@example.com").await;
+    // Every spelling a client may send, signed in or not.
+    let spoof = "X-Forwarded-Groups: admins\r\nX_Forwarded_Groups: admins\r\n\
+                 x-forwarded-GROUPS: admins\r\nRemote-Groups: admins\r\n";
+    let a = proxy(&e, "GET", "/app/a", &format!("{alice}{spoof}")).await;
+    assert_eq!(status_of(&a), 200, "{a}");
+    let got = e.up.last().unwrap();
+    assert_eq!(got.target, "/app/a");
+    assert_eq!(got.all("x-forwarded-groups"), ["dev,ops"], "{got:?}");
+    assert_eq!(got.all("x_forwarded_groups"), Vec::<String>::new());
+    assert_eq!(got.all("remote-groups"), Vec::<String>::new());
+    // In no group: no header at all, and not the client's.
+    let a = proxy(&e, "GET", "/app/b", &format!("{boss}{spoof}")).await;
+    assert_eq!(status_of(&a), 200, "{a}");
+    let got = e.up.last().unwrap();
+    assert_eq!(got.target, "/app/b");
+    assert_eq!(got.all("x-forwarded-email"), ["boss@example.com"]);
+    assert!(!got.headers.iter().any(|(_, v)| v == "admins"), "{got:?}");
+    // Public: no identity, not the client's.
+    let a = proxy(&e, "GET", "/pub", spoof).await;
+    assert_eq!(status_of(&a), 200, "{a}");
+    let got = e.up.last().unwrap();
+    assert_eq!(got.target, "/pub");
+    assert!(!got.headers.iter().any(|(_, v)| v == "admins"), "{got:?}");
+
+    // Forward-auth: both group headers on every 2xx, empty when in none.
+    for (cookie, target, want) in [
+        (alice.as_str(), "/app/a", "dev,ops"),
+        (boss.as_str(), "/app/a", ""),
+        ("", "/pub", ""),
+    ] {
+        for answer in ask_both(&e, "GET", target, cookie).await {
+            assert_eq!(status_of(&answer), 200, "{answer}");
+            for name in ["x-forwarded-groups", "x-auth-request-groups"] {
+                assert_eq!(header(&answer, name).as_deref(), Some(want), "{answer}");
+            }
+        }
+    }
+}
