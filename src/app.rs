@@ -7,9 +7,11 @@
 //!         │                 client info (trusted proxies)
 //!         ─ 2 own endpoints: /.portcullis/ready ───────▶ 200 / 503 (store)
 //!         │                  /.portcullis/* ───────────▶ signin::serve
-//!         ─ 3 routing: routes.find (404), the matching view and the literal path
+//!         ─ 3 routing: routes.find_for (404, 405 by methods), the matching
+//!         │            view and the literal path
 //!         ─ 4 authorization: the session if needed (SessionCache; store down
 //!         │   past grace ─▶ 503), then authorize::authorize:
+//!         │     denied (deny = true) ▶ 403; bypass_networks ▶ pass, audited
 //!         │     unauthenticated ─▶ 303 to sign-in (browser navigation) or 401
 //!         │     forbidden ───────▶ 403 page
 //!         ─ 5 upstream request: identity and X-Forwarded-* (outgoing), the
@@ -292,22 +294,37 @@ impl App {
         } = checked;
         let m = live
             .routes
-            .find(&host, client.scheme, &path)
-            .ok_or(Error::NoRoute)?;
+            .find_for(&host, client.scheme, req.method(), &path)?;
         let route = &m.route.config;
         facts.route.push_str(&route.name);
 
         // 4. Authorization.
-        let session = if authorize::needs_identity(&m) {
+        let session = if authorize::needs_identity(&m, client.ip) {
             self.identity(live, req.headers(), https).await?
         } else {
             None
         };
-        let decision = authorize::authorize(&live.config, &m, session.as_ref());
+        let decision = authorize::authorize(&live.config, &m, client.ip, session.as_ref());
         self.metrics.authz(AuthzEndpoint::Proxy, decision.metric());
         let identity = match decision {
             Decision::Allow(identity) => identity,
             Decision::Unauthenticated => return Ok(unauthenticated(&req, &path, https)),
+            Decision::Denied => return Err(Error::Denied),
+            Decision::Bypass => {
+                self.audit.record(
+                    &Entry::new(Event::AccessBypassed, Outcome::Success)
+                        .request(RequestFacts {
+                            ip: client.ip,
+                            request_id: facts.request_id.as_str(),
+                            method: req.method().as_str(),
+                            host: &host,
+                            path: &path,
+                            user_agent: crate::audit::user_agent(req.headers()),
+                        })
+                        .reason(&route.name),
+                );
+                None
+            }
             Decision::Forbidden(identity) => {
                 facts.user = Some(identity.email.clone());
                 self.audit.record(

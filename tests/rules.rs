@@ -145,3 +145,157 @@ async fn the_upstream_and_forward_auth_get_the_groups_exactly() {
         }
     }
 }
+
+const RULES: &str = "[[route]]\npath = \"/\"\nupstream = \"{up}\"\n\n\
+     [[route]]\npath = \"/feed\"\nupstream = \"{up}\"\naccess = \"public\"\nmethods = [\"GET\", \"HEAD\"]\n\n\
+     [[route]]\npath = \"/feed\"\nupstream = \"{up}\"\nallow_groups = [\"ops\"]\n\n\
+     [[route]]\npath = \"/hook\"\nupstream = \"{up}\"\naccess = \"public\"\nmethods = [\"POST\"]\n\n\
+     [[route]]\npath = \"/app\"\nupstream = \"{up}\"\n\n\
+     [[route]]\npath = \"/app/internal\"\nupstream = \"{up}\"\ndeny = true\n\n\
+     [[route]]\npath = \"/health\"\nupstream = \"{up}\"\nbypass_networks = [\"10.0.0.0/8\"]\n\n\
+     [groups]\nops = [\"alice@example.com\"]\n";
+
+#[tokio::test]
+async fn methods_choose_among_the_routes_of_one_path() {
+    let e = gateway(RULES).await;
+    let alice = cookie_line(&e, "alice@example.com").await;
+    let bob = cookie_line(&e, "bob@example.com").await;
+    // GET and HEAD are public: no session needed, no identity sent.
+    assert_eq!(decide(&e, "GET", "/feed/1", "").await, 200);
+    assert_eq!(
+        e.up.last().unwrap().all("x-forwarded-email"),
+        Vec::<String>::new()
+    );
+    assert_eq!(decide(&e, "HEAD", "/feed/1", "").await, 200);
+    // Any other method: the route without `methods`, for ops only.
+    assert_eq!(decide(&e, "POST", "/feed/1", "").await, 401);
+    assert_eq!(decide(&e, "DELETE", "/feed/1", &bob).await, 403);
+    assert_eq!(decide(&e, "POST", "/feed/1", &alice).await, 200);
+    let got = e.up.last().unwrap();
+    assert_eq!(
+        (got.method.as_str(), got.target.as_str()),
+        ("POST", "/feed/1")
+    );
+    assert_eq!(got.all("x-forwarded-groups"), ["ops"]);
+    // Only POST on /hook: another method is 405 (not `/`'s route), for
+    // everyone, through the proxy and forward-auth alike.
+    assert_eq!(decide(&e, "POST", "/hook", "").await, 200);
+    let before = e.up.count();
+    assert_eq!(decide(&e, "GET", "/hook/x", &alice).await, 405);
+    assert_eq!(decide(&e, "GET", "/hook/x", "").await, 405);
+    assert_eq!(e.up.count(), before, "a 405 reached the upstream");
+}
+
+#[tokio::test]
+async fn deny_closes_a_sub_path_to_everyone() {
+    let e = gateway(RULES).await;
+    let alice = cookie_line(&e, "alice@example.com").await;
+    let before = e.up.count();
+    for cookie in ["", alice.as_str()] {
+        for target in [
+            "/app/internal",
+            "/app/internal/x?y=1",
+            "/APP/Internal/x",
+            "/app/internal;x/y",
+        ] {
+            assert_eq!(decide(&e, "GET", target, cookie).await, 403, "{target}");
+        }
+        assert_eq!(decide(&e, "POST", "/app/internal/x", cookie).await, 403);
+    }
+    assert_eq!(
+        e.up.count(),
+        before,
+        "a denied request reached the upstream"
+    );
+    // Beside it, the parent route as usual.
+    assert_eq!(decide(&e, "GET", "/app/internals", &alice).await, 200);
+    assert_eq!(decide(&e, "GET", "/app/internals", "").await, 401);
+}
+
+#[tokio::test]
+async fn bypass_networks_pass_without_a_session_and_are_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let routes = format!("{RULES}\n[log]\naudit_file = {audit:?}\n");
+    let e = gateway(&routes).await;
+    let alice = cookie_line(&e, "alice@example.com").await;
+    // From 10.1.2.3 (the client behind the trusted 127.0.0.1): passes, no
+    // identity sent even with a session, and not the client's.
+    let probe = "X-Forwarded-For: 10.1.2.3\r\n";
+    assert_eq!(decide(&e, "GET", "/health/live", probe).await, 200);
+    let got = e.up.last().unwrap();
+    assert_eq!(got.target, "/health/live");
+    assert_eq!(got.all("x-forwarded-for"), ["10.1.2.3, 127.0.0.1"]);
+    let spoof = format!("{probe}{alice}X-Forwarded-Email: mallory@evil.test\r\n");
+    assert_eq!(decide(&e, "GET", "/health/x", &spoof).await, 200);
+    let got = e.up.last().unwrap();
+    assert_eq!(got.target, "/health/x");
+    assert_eq!(got.all("x-forwarded-email"), Vec::<String>::new());
+    assert_eq!(got.all("x-forwarded-groups"), Vec::<String>::new());
+    for answer in ask_both(&e, "GET", "/health", probe).await {
+        assert_eq!(status_of(&answer), 200, "{answer}");
+        assert_eq!(header(&answer, "x-forwarded-email").as_deref(), Some(""));
+        assert_eq!(header(&answer, "x-forwarded-groups").as_deref(), Some(""));
+    }
+    // From elsewhere: a session as usual.
+    for elsewhere in [
+        "X-Forwarded-For: 192.0.2.9\r\n",
+        "X-Forwarded-For: 11.0.0.1\r\n",
+        "",
+    ] {
+        assert_eq!(decide(&e, "GET", "/health/live", elsewhere).await, 401);
+    }
+    assert_eq!(decide(&e, "GET", "/health/live", &alice).await, 200);
+    // Only the route's own path: `/` is not bypassed.
+    assert_eq!(decide(&e, "GET", "/app", probe).await, 401);
+    // One audit line per bypass: each `decide` is 3 (proxy, /auth,
+    // /forward-auth), and `ask_both` 2.
+    let text = std::fs::read_to_string(&audit).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("\"event\":\"access.bypassed\""))
+        .collect();
+    assert_eq!(lines.len(), 3 + 3 + 2, "{text}");
+    assert!(lines[0].contains("\"ip\":\"10.1.2.3\""), "{}", lines[0]);
+    assert!(
+        lines[0].contains("\"path\":\"/health/live\""),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("\"reason\":\"/health\""), "{}", lines[0]);
+    assert!(lines[0].contains("\"outcome\":\"success\""), "{}", lines[0]);
+}
+
+#[test]
+fn check_prints_the_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("g.toml");
+    std::fs::write(&file, RULES.replace("{up}", "http://127.0.0.1:9")).unwrap();
+    let out = std::process::Command::new(support::gateway::binary())
+        .args(["check", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .skip(2)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let row = |path: &str, methods: &str| {
+        rows.iter()
+            .find(|r| r.get(2) == Some(&path) && r.get(3) == Some(&methods))
+            .map(|r| r[5..].join(" "))
+            .unwrap_or_else(|| panic!("{path} {methods}: {stdout}"))
+    };
+    assert_eq!(row("/feed", "GET,HEAD"), "anyone (public)");
+    assert_eq!(row("/feed", "any"), "group ops");
+    assert_eq!(row("/hook", "POST"), "anyone (public)");
+    assert_eq!(row("/app/internal", "any"), "nobody (deny: 403)");
+    assert_eq!(
+        row("/health", "any"),
+        "any signed-in user; without a session from 10.0.0.0/8"
+    );
+    assert!(stdout.ends_with("groups: ops\n"), "{stdout}");
+}

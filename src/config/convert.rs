@@ -2,7 +2,7 @@
 //! problems under the dotted key and returns `None` only when it cannot go
 //! on; defaults live here, next to the key they belong to.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -736,13 +736,19 @@ fn store_config(raw: RawStore, p: &mut Problems) -> Option<StoreConfig> {
     }
 }
 
+/// A route's host and path: routes there must not share a method.
+type Place = (Option<String>, String);
+/// A route at a place: its index and `methods`.
+type Taken = (usize, Option<Vec<http::Method>>);
+
 fn route_configs(
     raw: Vec<RawRoute>,
     groups: &crate::groups::Groups,
     p: &mut Problems,
 ) -> Option<Vec<RouteConfig>> {
     let mut out = Vec::with_capacity(raw.len());
-    let mut seen = BTreeSet::new();
+    // Host and path → the routes there so far (index, methods).
+    let mut seen: BTreeMap<Place, Vec<Taken>> = BTreeMap::new();
     for (i, r) in raw.into_iter().enumerate() {
         let k = |field: &str| format!("route[{i}].{field}");
         let RawRoute {
@@ -754,6 +760,9 @@ fn route_configs(
             allow_emails,
             allow_domains,
             allow_groups,
+            methods,
+            bypass_networks,
+            deny,
             connect_timeout,
             timeout,
         } = r;
@@ -823,16 +832,51 @@ fn route_configs(
                 "is \"public\" but allow_emails/allow_domains/allow_groups are set; a public route lets everyone in",
             );
         }
-        let id = (host.clone(), path.clone());
-        if !seen.insert(id) {
-            p.add(
-                k("path"),
-                format!(
-                    "another route already has host {} and path {path:?}",
-                    host.as_deref().unwrap_or("(any)")
+        let methods = methods.map(|list| route_methods(p, i, list));
+        let deny = deny.unwrap_or(false);
+        let mut bypass = Vec::new();
+        for (j, cidr) in bypass_networks.unwrap_or_default().iter().enumerate() {
+            match cidr
+                .parse::<IpNet>()
+                .or_else(|_| cidr.parse::<std::net::IpAddr>().map(IpNet::from))
+            {
+                Ok(n) => bypass.push(n),
+                Err(_) => p.add(
+                    format!("route[{i}].bypass_networks[{j}]"),
+                    format!("{cidr:?} is not a CIDR like \"10.0.0.0/8\""),
                 ),
+            }
+        }
+        if !bypass.is_empty() && (deny || access == Access::Public) {
+            p.add(
+                k("bypass_networks"),
+                "is set on a route that is public or denied, where it can change nothing",
             );
         }
+        // Routes on one host and path must not both take a method: the
+        // one whose `methods` has it serves, else the one without.
+        let siblings = seen.entry((host.clone(), path.clone())).or_default();
+        for (j, other) in siblings.iter() {
+            match (&methods, other) {
+                (None, None) => p.add(
+                    k("path"),
+                    format!(
+                        "route[{j}] already has host {} and path {path:?}; give one of them `methods`",
+                        host.as_deref().unwrap_or("(any)")
+                    ),
+                ),
+                (Some(mine), Some(theirs)) => {
+                    if let Some(m) = mine.iter().find(|m| theirs.contains(m)) {
+                        p.add(
+                            k("methods"),
+                            format!("{m} is also in route[{j}]'s, which has the same host and path"),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        siblings.push((i, methods.clone()));
         let name = name.unwrap_or_else(|| match &host {
             Some(h) => format!("{h}{path}"),
             None => path.clone(),
@@ -844,6 +888,9 @@ fn route_configs(
             upstream,
             access,
             allow,
+            methods,
+            bypass_networks: bypass,
+            deny,
             connect_timeout: duration_or(
                 p,
                 &k("connect_timeout"),
@@ -854,6 +901,33 @@ fn route_configs(
         });
     }
     Some(out)
+}
+
+/// `route[i].methods`: method names, uppercase (`"get"` is `GET`), none
+/// twice; an empty list is an error (the route would match nothing).
+fn route_methods(p: &mut Problems, i: usize, list: Vec<String>) -> Vec<http::Method> {
+    if list.is_empty() {
+        p.add(
+            format!("route[{i}].methods"),
+            "is empty: the route would match no request (leave it out for every method)",
+        );
+    }
+    let mut out = Vec::with_capacity(list.len());
+    for (j, name) in list.iter().enumerate() {
+        let upper = name.trim().to_ascii_uppercase();
+        match http::Method::from_bytes(upper.as_bytes()) {
+            Ok(m) if !upper.is_empty() => {
+                if !out.contains(&m) {
+                    out.push(m);
+                }
+            }
+            _ => p.add(
+                format!("route[{i}].methods[{j}]"),
+                format!("{name:?} is not an HTTP method"),
+            ),
+        }
+    }
+    out
 }
 
 fn upstream_uri(text: &str) -> Result<http::uri::Authority, String> {

@@ -360,6 +360,13 @@ pub struct RouteConfig {
     pub upstream: Upstream,
     pub access: Access,
     pub allow: AllowList,
+    /// `methods`: the route matches only these (uppercase); `None`: any.
+    pub methods: Option<Vec<http::Method>>,
+    /// `bypass_networks`: client addresses (after `trusted_proxies`) that
+    /// pass without a session, and without identity headers.
+    pub bypass_networks: Vec<IpNet>,
+    /// `deny = true`: 403 to everyone, signed in or not.
+    pub deny: bool,
     pub connect_timeout: Duration,
     pub timeout: Duration,
 }

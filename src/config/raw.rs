@@ -156,6 +156,9 @@ pub(super) struct RawRoute {
     pub allow_emails: Option<Vec<String>>,
     pub allow_domains: Option<Vec<String>>,
     pub allow_groups: Option<Vec<String>>,
+    pub methods: Option<Vec<String>>,
+    pub bypass_networks: Option<Vec<String>>,
+    pub deny: Option<bool>,
     pub connect_timeout: Option<String>,
     pub timeout: Option<String>,
 }

@@ -382,3 +382,57 @@ fn group_errors_name_their_key() {
         .to_string()
         .contains("route[0].allow_groups[1]: no group \"x\""));
 }
+
+#[test]
+fn route_rule_errors_name_their_key() {
+    let route = |extra: &str| {
+        let path = if extra.starts_with("path") {
+            ""
+        } else {
+            "path = \"/a\"\n"
+        };
+        format!("[[route]]\n{path}upstream = \"demo\"\n{extra}\n")
+    };
+    let e = err(&format!(
+        "{SECRET}{}{}{}{}{}{}",
+        route("methods = [\"GET\", \"HEAD\"]\naccess = \"public\""),
+        route("methods = [\"post\", \"head\"]"),
+        route(""),
+        route(""),
+        route("path = \"/b\"\nmethods = []\nbypass_networks = [\"10.0.0.0/8\", \"nope\"]"),
+        route(
+            "path = \"/c\"\nmethods = [\"G E T\"]\ndeny = true\nbypass_networks = [\"10.0.0.1\"]"
+        ),
+    ));
+    for key in [
+        "route[1].methods",
+        "route[3].path",
+        "route[4].methods",
+        "route[4].bypass_networks[1]",
+        "route[5].methods[0]",
+        "route[5].bypass_networks",
+    ] {
+        assert!(e.names(key), "{key}: {e}");
+    }
+    assert_eq!(e.problems.len(), 6, "{e}");
+    let shown = e.to_string();
+    assert!(
+        shown.contains("route[1].methods: HEAD is also in route[0]'s"),
+        "{e}"
+    );
+    assert!(shown.contains("route[3].path: route[2] already has host (any) and path \"/a\""));
+    // Disjoint methods on one place, and one route without: fine.
+    let c = parse(&format!(
+        "{SECRET}{}{}{}",
+        route("methods = [\"get\", \"HEAD\"]\naccess = \"public\""),
+        route("methods = [\"POST\"]\nbypass_networks = [\"10.0.0.0/8\", \"192.0.2.7\"]"),
+        route("deny = true"),
+    ))
+    .unwrap();
+    assert_eq!(
+        c.routes[0].methods,
+        Some(vec![http::Method::GET, http::Method::HEAD])
+    );
+    assert_eq!(c.routes[1].bypass_networks.len(), 2);
+    assert!(c.routes[2].deny);
+}

@@ -176,24 +176,42 @@ pub(super) async fn forward_auth(
     }
     let raw_path = o.target.split_once('?').map_or(o.target, |(p, _)| p);
     let path = crate::path::normalize(raw_path).map_err(Error::BadPath)?;
-    let m = cx
-        .live
-        .routes
-        .find(&host, o.scheme, &path)
-        .ok_or(Error::NoRoute)?;
-    let session = if authorize::needs_identity(&m) {
+    let m = cx.live.routes.find_for(&host, o.scheme, &o.method, &path)?;
+    let client = cx.client.ip;
+    let session = if authorize::needs_identity(&m, client) {
         cx.current_identity(req.headers()).await?
     } else {
         None
     };
-    let decision = authorize::authorize(config, &m, session.as_ref());
+    let decision = authorize::authorize(config, &m, client, session.as_ref());
     let endpoint = match shape {
         Shape::AuthRequest => AuthzEndpoint::Auth,
         Shape::ForwardAuth => AuthzEndpoint::ForwardAuth,
     };
     cx.app.metrics.authz(endpoint, decision.metric());
+    let facts = crate::audit::RequestFacts {
+        host: &host,
+        path: &path,
+        method: o.method.as_str(),
+        ..cx.facts
+    };
     match decision {
-        Decision::Allow(identity) => {
+        Decision::Denied => Ok(plain(StatusCode::FORBIDDEN, "This page is closed.")),
+        Decision::Allow(_) | Decision::Bypass => {
+            let identity = match decision {
+                Decision::Allow(identity) => identity,
+                _ => {
+                    cx.app.audit.record(
+                        &crate::audit::Entry::new(
+                            crate::audit::Event::AccessBypassed,
+                            crate::audit::Outcome::Success,
+                        )
+                        .request(facts)
+                        .reason(&m.route.config.name),
+                    );
+                    None
+                }
+            };
             let mut resp = plain(StatusCode::OK, "ok");
             let value = identity
                 .and_then(|i| HeaderValue::from_str(&i.email).ok())
@@ -212,13 +230,8 @@ pub(super) async fn forward_auth(
             Ok(resp)
         }
         Decision::Forbidden(identity) => {
-            // As on the proxy path, with the original request's host and
-            // path (the method and client are the auth request's).
-            let facts = crate::audit::RequestFacts {
-                host: &host,
-                path: &path,
-                ..cx.facts
-            };
+            // As on the proxy path, with the original request's host,
+            // path and method (the client is the auth request's).
             cx.app.audit.record(
                 &crate::audit::Entry::new(
                     crate::audit::Event::AccessDenied,
