@@ -25,7 +25,7 @@
 # small fraction of that on a CPU with SHA-NI.
 #
 # Usage: scripts/callgrind.sh [--bin PATH] [--requests N] [--keep-tmp]
-#          [--fast-path off] [--metrics on]
+#          [--fast-path off] [--metrics on] [--groups N]
 #   defaults: target/release/portcullis (not built here: cargo build
 #   --release first), N = 2000. --keep-tmp keeps the temporary directory
 #   (the configuration, the logs and the callgrind dumps, which
@@ -33,7 +33,11 @@
 #   the gateway with `[server] fast_path = false` (hyper on both sides):
 #   the difference is what the own HTTP/1 loop and raw client buy.
 #   --metrics on sets `[admin] listen`, so the request metrics are counted
-#   (their cost is the difference to a run without).
+#   (their cost is the difference to a run without). --groups N adds a
+#   `[groups]` table of N groups (20 addresses each; the signed-in address
+#   in g7, `@example.com` in g20) and `allow_groups = ["g7"]` on the
+#   signed-in route: what groups cost a request (the upstream then gets
+#   `X-Forwarded-Groups: g20,g7`).
 # Needs: valgrind (with callgrind_control), nginx, curl, python3.
 
 set -euo pipefail
@@ -45,6 +49,7 @@ requests=2000
 keep_tmp=0
 fast_path=true
 metrics=off
+groups=0
 
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
@@ -77,6 +82,7 @@ while [[ $# -gt 0 ]]; do
         esac
         shift
         ;;
+    --groups) groups=${2:?--groups needs a number}; shift ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
     esac
@@ -84,6 +90,8 @@ while [[ $# -gt 0 ]]; do
 done
 
 [[ $requests =~ ^[1-9][0-9]*$ ]] || die "--requests is a positive number"
+[[ $groups =~ ^[0-9]+$ ]] || die "--groups is a number"
+((groups == 0 || groups > 20)) || die "--groups needs more than 20 (g7 and g20 are used)"
 [[ -x $bin ]] || die "no portcullis binary at $bin (cargo build --release, or pass --bin)"
 for tool in valgrind callgrind_control nginx curl python3; do
     command -v "$tool" >/dev/null || die "$tool is not installed"
@@ -212,6 +220,22 @@ if [[ $metrics == on ]]; then
     admin_block="[admin]
 listen = \"127.0.0.1:$port_admin\""
 fi
+groups_route=""
+groups_block=""
+if ((groups > 0)); then
+    groups_route='allow_groups = ["g7"]'
+    groups_block=$(python3 -c '
+import sys
+print("[groups]")
+for g in range(int(sys.argv[1])):
+    members = ["u%d-g%d@example.com" % (j, g) for j in range(20)]
+    if g == 7:
+        members.append("callgrind@example.com")
+    if g == 20:
+        members.append("@example.com")
+    print("g%d = [%s]" % (g, ", ".join("\"%s\"" % m for m in members)))
+' "$groups")
+fi
 cat >"$tmp/gateway.toml" <<EOF
 [server]
 listen = "127.0.0.1:$port_gw"
@@ -250,7 +274,9 @@ name = "signed-in"
 path = "/"
 upstream = "http://127.0.0.1:$port_up"
 access = "authenticated"
+$groups_route
 $admin_block
+$groups_block
 EOF
 PORTCULLIS_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
 export PORTCULLIS_SECRET

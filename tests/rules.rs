@@ -299,3 +299,44 @@ fn check_prints_the_rules() {
     );
     assert!(stdout.ends_with("groups: ops\n"), "{stdout}");
 }
+
+/// `[login] groups_file` is read with the configuration: a reload (what
+/// SIGHUP does: `Config::load`, then `App::reload`) takes a changed file.
+#[tokio::test]
+async fn the_groups_file_is_read_again_on_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("groups.toml");
+    std::fs::write(&file, "ops = [\"alice@example.com\"]\n").unwrap();
+    let login = format!("allow_domains = [\"example.com\"]\ngroups_file = {file:?}");
+    let routes = "[[route]]\npath = \"/\"\nupstream = \"{up}\"\nallow_groups = [\"ops\"]\n";
+    let opts = || Opts {
+        server: "trusted_proxies = [\"127.0.0.1/32\"]",
+        login: &login,
+        only_routes: Some(routes),
+        ..Opts::default()
+    };
+    let e = env(opts()).await;
+    let alice = cookie_line(&e, "alice@example.com").await;
+    let bob = cookie_line(&e, "bob@example.com").await;
+    assert_eq!(decide(&e, "GET", "/x", &alice).await, 200);
+    assert_eq!(e.up.last().unwrap().all("x-forwarded-groups"), ["ops"]);
+    assert_eq!(decide(&e, "GET", "/x", &bob).await, 403);
+
+    std::fs::write(
+        &file,
+        "ops = [\"bob@example.com\"]\ndev = [\"@example.com\"]\n",
+    )
+    .unwrap();
+    let text = support::flow::config_text(&opts(), &e.up.url(), e.smtp.port(), &e.prefix);
+    let notes =
+        e.gw.app
+            .reload(support::gateway::config(&text, e.gw.addr.port()));
+    assert_eq!(notes, Vec::<String>::new());
+    assert_eq!(decide(&e, "GET", "/x", &alice).await, 403);
+    assert_eq!(decide(&e, "GET", "/y", &bob).await, 200);
+    let got = e.up.last().unwrap();
+    assert_eq!(
+        (got.target.as_str(), got.all("x-forwarded-groups")),
+        ("/y", vec!["dev,ops".to_string()])
+    );
+}
