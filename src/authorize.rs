@@ -58,6 +58,7 @@ impl Decision<'_> {
 
 /// Whether the decision for a request from `client` depends on a session
 /// (else there is no need to read one).
+#[inline]
 pub fn needs_identity(m: &Match, client: IpAddr) -> bool {
     !(m.denied() || m.public() || m.bypasses(client))
 }

@@ -127,6 +127,7 @@ impl Groups {
 
     /// The groups of `email` (normalised); `None` when in none. Free when
     /// no group is configured.
+    #[inline]
     pub fn of(&self, email: &str) -> Option<&Membership> {
         if self.names.is_empty() {
             return None;

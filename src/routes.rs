@@ -55,6 +55,7 @@ impl Route {
     }
 
     /// Whether this route takes `method`.
+    #[inline]
     fn takes(&self, method: &Method) -> bool {
         self.config
             .methods
@@ -69,6 +70,7 @@ impl Route {
             && self.config.path == other.config.path
     }
 
+    #[inline]
     fn bypasses(&self, ip: IpAddr) -> bool {
         self.config.bypass_networks.iter().any(|n| n.contains(&ip))
     }
@@ -118,12 +120,14 @@ impl Match {
     }
 
     /// Whether a route of some reading of the path is `deny = true`.
+    #[inline]
     pub fn denied(&self) -> bool {
         self.route.config.deny || matches!(&self.literal, Some((Some(r), _)) if r.config.deny)
     }
 
     /// Whether `ip` passes without a session: it is in the
     /// `bypass_networks` of the route of every reading of the path.
+    #[inline]
     pub fn bypasses(&self, ip: IpAddr) -> bool {
         if self.route.config.bypass_networks.is_empty() {
             return false;
@@ -158,6 +162,9 @@ impl Match {
 pub struct RouteTable {
     with_host: Vec<Arc<Route>>,
     without_host: Vec<Arc<Route>>,
+    /// Whether some route has `methods` (else the first fit is the route,
+    /// whatever the method: the lookup before `methods` existed).
+    methods: bool,
 }
 
 impl RouteTable {
@@ -182,6 +189,7 @@ impl RouteTable {
                 table.without_host.push(route);
             }
         }
+        table.methods = routes.iter().any(|r| r.methods.is_some());
         // Longest prefix first, so the first fit is the best fit; the
         // routes of one place next to each other, those with `methods`
         // first.
@@ -220,6 +228,7 @@ impl RouteTable {
         path: &str,
     ) -> Result<Match, Miss> {
         let view = path::matching_view(path);
+        let method = self.methods.then_some(method);
         if self.with_host.is_empty() {
             // No route names a host: the host does not matter here.
             let find = |p: &str| pick(self.without_host.iter(), p, method);
@@ -287,11 +296,17 @@ fn with_literal(
 /// The first of `routes` (in table order) whose prefix fits `path` and
 /// that takes `method`, looking no further than the place (host and path)
 /// of the first that fits.
+#[inline]
 fn pick<'r>(
-    routes: impl Iterator<Item = &'r Arc<Route>>,
+    mut routes: impl Iterator<Item = &'r Arc<Route>>,
     path: &str,
-    method: &Method,
+    method: Option<&Method>,
 ) -> Result<Match, Miss> {
+    let Some(method) = method else {
+        return routes
+            .find_map(|r| prefix_match(r, path))
+            .ok_or(Miss::NoRoute);
+    };
     let mut place: Option<&Arc<Route>> = None;
     for r in routes {
         if let Some(first) = place {

@@ -223,6 +223,7 @@ impl AllowList {
     }
     /// `email` must already be normalised; `groups` are its groups
     /// ([`crate::groups::Groups::of`]).
+    #[inline]
     pub fn allows(&self, email: &str, groups: Option<&crate::groups::Membership>) -> bool {
         if self.is_empty() || self.emails.contains(email) {
             return true;
