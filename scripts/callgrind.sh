@@ -226,15 +226,14 @@ if ((groups > 0)); then
     groups_route='allow_groups = ["g7"]'
     groups_block=$(python3 -c '
 import sys
-n = int(sys.argv[1])
 print("[groups]")
-for g in range(n):
-    members = [f"\"u{j}-g{g}@example.com\"" for j in range(20)]
+for g in range(int(sys.argv[1])):
+    members = ["u%d-g%d@example.com" % (j, g) for j in range(20)]
     if g == 7:
-        members.append("\"callgrind@example.com\"")
+        members.append("callgrind@example.com")
     if g == 20:
-        members.append("\"@example.com\"")
-    print(f"g{g} = [{", ".join(members)}]")
+        members.append("@example.com")
+    print("g%d = [%s]" % (g, ", ".join("\"%s\"" % m for m in members)))
 ' "$groups")
 fi
 cat >"$tmp/gateway.toml" <<EOF

@@ -7,9 +7,11 @@
 //!         │                 client info (trusted proxies)
 //!         ─ 2 own endpoints: /.portcullis/ready ───────▶ 200 / 503 (store)
 //!         │                  /.portcullis/* ───────────▶ signin::serve
-//!         ─ 3 routing: routes.find (404), the matching view and the literal path
+//!         ─ 3 routing: routes.find_for (404, 405 by methods), the matching
+//!         │            view and the literal path
 //!         ─ 4 authorization: the session if needed (SessionCache; store down
 //!         │   past grace ─▶ 503), then authorize::authorize:
+//!         │     denied (deny = true) ▶ 403; bypass_networks ▶ pass, audited
 //!         │     unauthenticated ─▶ 303 to sign-in (browser navigation) or 401
 //!         │     forbidden ───────▶ 403 page
 //!         ─ 5 upstream request: identity and X-Forwarded-* (outgoing), the
@@ -294,22 +296,26 @@ impl App {
         } = checked;
         let m = live
             .routes
-            .find(&host, client.scheme, &path)
-            .ok_or(Error::NoRoute)?;
+            .find_for(&host, client.scheme, req.method(), &path)?;
         let route = &m.route.config;
         facts.route.push_str(&route.name);
 
         // 4. Authorization.
-        let session = if authorize::needs_identity(&m) {
+        let session = if authorize::needs_identity(&m, client.ip) {
             self.identity(live, req.headers(), https).await?
         } else {
             None
         };
-        let decision = authorize::authorize(&live.config, &m, session.as_ref());
+        let decision = authorize::authorize(&live.config, &m, client.ip, session.as_ref());
         self.metrics.authz(AuthzEndpoint::Proxy, decision.metric());
         let identity = match decision {
             Decision::Allow(identity) => identity,
             Decision::Unauthenticated => return Ok(unauthenticated(&req, &path, https)),
+            Decision::Denied => return Err(Error::Denied),
+            Decision::Bypass => {
+                self.bypassed(&req, &client, facts, &host, &path, &route.name);
+                None
+            }
             Decision::Forbidden(identity) => {
                 facts.user = Some(identity.email.clone());
                 self.audit.record(
@@ -369,6 +375,9 @@ impl App {
         let added = Added {
             client: &client,
             identity: identity.map(|i| &*i.email),
+            groups: identity
+                .and_then(|i| live.config.groups.of(&i.email))
+                .map(|g| g.header()),
             gateway_cookies: cookies::ALL_NAMES,
             websocket: false,
             strip: &live.config.server.strip_headers,
@@ -442,6 +451,33 @@ impl App {
         // Boxed: the sign-in flow's future is large and would otherwise
         // make every proxied request's future as large.
         Box::pin(signin::serve(&cx, req, &checked.path)).await
+    }
+
+    /// The audit line of a request let through by `bypass_networks` (out
+    /// of line: the phases' future stays as small as without the rule).
+    #[cold]
+    #[inline(never)]
+    fn bypassed(
+        &self,
+        req: &Request<RequestBody>,
+        client: &ClientInfo,
+        facts: &Facts,
+        host: &str,
+        path: &str,
+        route: &str,
+    ) {
+        self.audit.record(
+            &Entry::new(Event::AccessBypassed, Outcome::Success)
+                .request(RequestFacts {
+                    ip: client.ip,
+                    request_id: facts.request_id.as_str(),
+                    method: req.method().as_str(),
+                    host,
+                    path,
+                    user_agent: crate::audit::user_agent(req.headers()),
+                })
+                .reason(route),
+        );
     }
 
     fn forbidden(

@@ -30,6 +30,8 @@ pub enum Event {
     Signout,
     SessionRevoked,
     AccessDenied,
+    /// A request let through without a session by `bypass_networks`.
+    AccessBypassed,
     MailFailed,
     ConfigReloaded,
     ConfigReloadFailed,
@@ -44,6 +46,7 @@ impl Event {
             Event::Signout => "signout",
             Event::SessionRevoked => "session.revoked",
             Event::AccessDenied => "access.denied",
+            Event::AccessBypassed => "access.bypassed",
             Event::MailFailed => "mail.failed",
             Event::ConfigReloaded => "config.reloaded",
             Event::ConfigReloadFailed => "config.reload_failed",

@@ -4,12 +4,24 @@
 //! two can never disagree (Pomerium's `authorize` makes the same single
 //! binary decision).
 //!
-//! A request is public only when every reading of its path falls on a
-//! public route with the exact case ([`Match::public`]); otherwise it needs
-//! a session, and its address must pass the global allow lists
-//! (`[login] allow_*`) and those of the route of every reading of the path
-//! ([`Match::allows`]). Reading the session is the caller's (it is the
+//! The rules, first match wins:
+//! 1. `deny = true` on the route of some reading of the path: 403 to
+//!    everyone ([`Match::denied`]).
+//! 2. Public when every reading of the path falls on a public route with
+//!    the exact case ([`Match::public`]).
+//! 3. The client's address (after `trusted_proxies`) in the
+//!    `bypass_networks` of the route of every reading: passes without a
+//!    session and without identity headers, audited ([`Match::bypasses`]).
+//! 4. Otherwise a session, and the address must pass the global allow
+//!    lists (`[login] allow_*`) and those of the route of every reading of
+//!    the path (`allow_emails` OR `allow_domains` OR `allow_groups`:
+//!    [`Match::allows`]).
+//!
+//! `methods` act before all this, in choosing the route
+//! ([`crate::routes`]). Reading the session is the caller's (it is the
 //! store's, and async); [`needs_identity`] says whether to.
+
+use std::net::IpAddr;
 
 use crate::config::Config;
 use crate::routes::Match;
@@ -25,6 +37,11 @@ pub enum Decision<'a> {
     Unauthenticated,
     /// Signed in, but this address may not open this route (403).
     Forbidden(&'a Identity),
+    /// The route is closed (`deny = true`): 403 to everyone.
+    Denied,
+    /// Passed without a session by `bypass_networks` (no identity sent;
+    /// the caller writes the audit line).
+    Bypass,
 }
 
 impl Decision<'_> {
@@ -32,29 +49,45 @@ impl Decision<'_> {
     pub fn metric(&self) -> crate::metrics::AuthzDecision {
         use crate::metrics::AuthzDecision;
         match self {
-            Decision::Allow(_) => AuthzDecision::Allow,
+            Decision::Allow(_) | Decision::Bypass => AuthzDecision::Allow,
             Decision::Unauthenticated => AuthzDecision::Unauthenticated,
-            Decision::Forbidden(_) => AuthzDecision::Forbidden,
+            Decision::Forbidden(_) | Decision::Denied => AuthzDecision::Forbidden,
         }
     }
 }
 
-/// Whether the decision depends on a session (else there is no need to
-/// read one).
-pub fn needs_identity(m: &Match) -> bool {
-    !m.public()
+/// Whether the decision for a request from `client` depends on a session
+/// (else there is no need to read one).
+#[inline]
+pub fn needs_identity(m: &Match, client: IpAddr) -> bool {
+    !(m.denied() || m.public() || m.bypasses(client))
 }
 
-/// The decision for a request that fell on `m`, with the session read from
-/// it (`None`: no valid session).
-pub fn authorize<'a>(config: &Config, m: &Match, identity: Option<&'a Identity>) -> Decision<'a> {
+/// The decision for a request from `client` that fell on `m`, with the
+/// session read from it (`None`: no valid session).
+pub fn authorize<'a>(
+    config: &Config,
+    m: &Match,
+    client: IpAddr,
+    identity: Option<&'a Identity>,
+) -> Decision<'a> {
+    if m.denied() {
+        return Decision::Denied;
+    }
     if m.public() {
         return Decision::Allow(None);
+    }
+    if m.bypasses(client) {
+        return Decision::Bypass;
     }
     let Some(identity) = identity else {
         return Decision::Unauthenticated;
     };
-    if config.login.allow.allows(&identity.email) && m.allows(&identity.email) {
+    let groups = m
+        .needs_groups()
+        .then(|| config.groups.of(&identity.email))
+        .flatten();
+    if config.login.allow.allows(&identity.email, None) && m.allows(&identity.email, groups) {
         Decision::Allow(Some(identity))
     } else {
         Decision::Forbidden(identity)
@@ -88,7 +121,69 @@ upstream = "demo"
 path = "/admin"
 upstream = "demo"
 allow_emails = ["boss@example.com"]
+[[route]]
+path = "/ops"
+upstream = "demo"
+allow_emails = ["boss@example.com"]
+allow_groups = ["ops"]
+[[route]]
+path = "/app/closed"
+upstream = "demo"
+deny = true
+[[route]]
+path = "/probe"
+upstream = "demo"
+bypass_networks = ["10.0.0.0/8"]
+[[route]]
+path = "/probe/closed"
+upstream = "demo"
+deny = true
+[[route]]
+path = "/feed"
+upstream = "demo"
+access = "public"
+methods = ["GET", "HEAD"]
+[[route]]
+path = "/feed"
+upstream = "demo"
+[[route]]
+path = "/hook"
+upstream = "demo"
+methods = ["POST"]
+access = "public"
+[groups]
+ops = ["staff@example.com", "@ops.example.com"]
+dev = ["staff@example.com"]
 "#;
+
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+    const PROBE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 1, 2, 3));
+
+    /// The decision for `method path` from `ip` as `identity`, in words.
+    fn decide_from(
+        method: &str,
+        path: &str,
+        ip: IpAddr,
+        identity: Option<&Identity>,
+    ) -> &'static str {
+        let env = [("S", "0123456789abcdef0123456789abcdef0123")];
+        let config = Config::from_toml_str(CONFIG, "t.toml", &env).unwrap();
+        let table = RouteTable::new(&config.routes);
+        let method = http::Method::from_bytes(method.as_bytes()).unwrap();
+        let m = match table.find_for("x.test", Scheme::Http, &method, path) {
+            Ok(m) => m,
+            Err(crate::routes::Miss::Method) => return "405",
+            Err(crate::routes::Miss::NoRoute) => return "404",
+        };
+        match authorize(&config, &m, ip, identity) {
+            Decision::Allow(None) => "public",
+            Decision::Allow(Some(_)) => "allow",
+            Decision::Unauthenticated => "sign in",
+            Decision::Forbidden(_) => "forbidden",
+            Decision::Denied => "denied",
+            Decision::Bypass => "bypass",
+        }
+    }
 
     fn who(email: &str) -> Identity {
         Identity {
@@ -103,11 +198,13 @@ allow_emails = ["boss@example.com"]
         let config = Config::from_toml_str(CONFIG, "t.toml", &env).unwrap();
         let table = RouteTable::new(&config.routes);
         let m = table.find("x.test", Scheme::Http, path).unwrap();
-        match authorize(&config, &m, identity) {
+        match authorize(&config, &m, IP, identity) {
             Decision::Allow(None) => "public",
             Decision::Allow(Some(_)) => "allow",
             Decision::Unauthenticated => "sign in",
             Decision::Forbidden(_) => "forbidden",
+            Decision::Denied => "denied",
+            Decision::Bypass => "bypass",
         }
     }
 
@@ -135,13 +232,75 @@ allow_emails = ["boss@example.com"]
     }
 
     #[test]
+    fn deny_then_public_then_bypass_then_session() {
+        let staff = who("staff@example.com");
+        let boss = who("boss@example.com");
+        // deny: everyone, signed in or not, every reading of the path.
+        assert_eq!(
+            decide_from("GET", "/app/closed/x", IP, Some(&boss)),
+            "denied"
+        );
+        assert_eq!(decide_from("GET", "/app/closed", IP, None), "denied");
+        assert_eq!(decide_from("GET", "/app/closed;x/y", IP, None), "denied");
+        assert_eq!(
+            decide_from("GET", "/app/closedx", IP, Some(&staff)),
+            "allow"
+        );
+        // deny beats bypass_networks.
+        assert_eq!(decide_from("GET", "/probe/closed", PROBE, None), "denied");
+        // bypass: from the network, without a session, signed in or not.
+        assert_eq!(decide_from("GET", "/probe/x", PROBE, None), "bypass");
+        assert_eq!(decide_from("POST", "/probe", PROBE, Some(&staff)), "bypass");
+        assert_eq!(decide_from("GET", "/probe/x", IP, None), "sign in");
+        assert_eq!(decide_from("GET", "/probe/x", IP, Some(&staff)), "allow");
+        // The literal reading `/` is not bypassed: neither is the request.
+        assert_eq!(decide_from("GET", "/probe;x/y", PROBE, None), "sign in");
+    }
+
+    #[test]
+    fn methods_choose_the_route_of_one_place() {
+        let staff = who("staff@example.com");
+        // GET and HEAD public; any other method the route without methods.
+        assert_eq!(decide_from("GET", "/feed/1", IP, None), "public");
+        assert_eq!(decide_from("HEAD", "/feed", IP, None), "public");
+        assert_eq!(decide_from("POST", "/feed/1", IP, None), "sign in");
+        assert_eq!(decide_from("DELETE", "/feed/1", IP, Some(&staff)), "allow");
+        // Only POST: others are 405, never the shorter prefix `/`.
+        assert_eq!(decide_from("POST", "/hook", IP, None), "public");
+        assert_eq!(decide_from("GET", "/hook/x", IP, None), "405");
+        assert_eq!(decide_from("GET", "/hookx", IP, None), "public");
+    }
+
+    #[test]
+    fn allow_groups_add_to_the_route_allow_lists() {
+        let boss = who("boss@example.com");
+        let staff = who("staff@example.com");
+        let other = who("other@example.com");
+        // allow_emails OR allow_groups: boss by address, staff by group.
+        assert_eq!(decide("/ops", Some(&boss)), "allow");
+        assert_eq!(decide("/ops/x", Some(&staff)), "allow");
+        assert_eq!(decide("/ops", Some(&other)), "forbidden");
+        assert_eq!(decide("/ops", None), "sign in");
+        // Every reading of the path still applies.
+        assert_eq!(decide("/ops;x/y", Some(&other)), "forbidden");
+        // A group does not pass the global allow list: `@ops.example.com`
+        // is in `ops`, but `[login]` allows only `example.com`.
+        assert_eq!(decide("/ops", Some(&who("x@ops.example.com"))), "forbidden");
+        // Groups do not open a route without allow_groups.
+        assert_eq!(decide("/admin", Some(&staff)), "forbidden");
+    }
+
+    #[test]
     fn a_session_is_read_only_where_it_decides() {
         let env = [("S", "0123456789abcdef0123456789abcdef0123")];
         let config = Config::from_toml_str(CONFIG, "t.toml", &env).unwrap();
         let table = RouteTable::new(&config.routes);
         let find = |p: &str| table.find("x.test", Scheme::Http, p).unwrap();
-        assert!(!needs_identity(&find("/public")));
-        assert!(needs_identity(&find("/app")));
-        assert!(needs_identity(&find("/admin;x")));
+        assert!(!needs_identity(&find("/public"), IP));
+        assert!(needs_identity(&find("/app"), IP));
+        assert!(needs_identity(&find("/admin;x"), IP));
+        assert!(!needs_identity(&find("/app/closed"), IP));
+        assert!(!needs_identity(&find("/probe"), PROBE));
+        assert!(needs_identity(&find("/probe"), IP));
     }
 }

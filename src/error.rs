@@ -32,6 +32,8 @@ pub enum Error {
     NoRoute,
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("route closed (deny)")]
+    Denied,
     #[error("cross-site or tokenless form post: {0}")]
     Csrf(&'static str),
     #[error("not signed in")]
@@ -75,6 +77,7 @@ impl Error {
             Error::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Error::NoRoute => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::Denied => StatusCode::FORBIDDEN,
             Error::Csrf(_) => StatusCode::FORBIDDEN,
             Error::Unauthenticated => StatusCode::UNAUTHORIZED,
             Error::CrossOriginWebSocket => StatusCode::FORBIDDEN,
@@ -100,6 +103,7 @@ impl Error {
             }
             Error::NoRoute => "There is nothing here.",
             Error::MethodNotAllowed => "That method is not allowed here.",
+            Error::Denied => "This page is closed.",
             Error::Csrf(_) => {
                 "This form was sent from another site or has expired. Go back, reload the page and try again."
             }
@@ -132,6 +136,7 @@ mod tests {
             (Error::TooManyRequests, 429),
             (Error::NoRoute, 404),
             (Error::MethodNotAllowed, 405),
+            (Error::Denied, 403),
             (Error::Csrf("origin"), 403),
             (Error::Unauthenticated, 401),
             (Error::CrossOriginWebSocket, 403),

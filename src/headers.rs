@@ -14,6 +14,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 /// The gateway's identity headers to the upstream.
 pub const FORWARDED_EMAIL: HeaderName = HeaderName::from_static("x-forwarded-email");
 pub const FORWARDED_USER: HeaderName = HeaderName::from_static("x-forwarded-user");
+pub const FORWARDED_GROUPS: HeaderName = HeaderName::from_static("x-forwarded-groups");
 pub const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub const FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub const FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");

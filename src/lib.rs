@@ -18,6 +18,7 @@
 //! - `state`: the shared state behind one `Arc`, and the live config.
 //! - `audit`: the audit trail (JSON lines, `[log] audit_file`).
 //! - `authorize`: the one decision whether a request may pass.
+//! - `groups`: `[groups]` resolved into address and domain lookups.
 //! - `config`: `gateway.toml` → typed values; errors name file and key.
 //! - `request_checks`, `path`, `routes`, `forwarded`: limits, the one
 //!   host, the canonical path and its matching view, routes, trusted
@@ -51,6 +52,7 @@ pub mod crypto;
 pub mod demo;
 pub mod error;
 pub mod forwarded;
+pub mod groups;
 pub mod headers;
 pub mod health_probe;
 pub mod mail;

@@ -214,28 +214,27 @@ fn check(path: Option<&Path>) -> ExitCode {
     let _ = writeln!(out, "{}: valid", config.source);
     let _ = writeln!(
         out,
-        "{:<28} {:<24} {:<14} {:<26} who",
-        "route", "host", "path", "upstream"
+        "{:<28} {:<24} {:<14} {:<12} {:<26} who",
+        "route", "host", "path", "methods", "upstream"
     );
     for r in &config.routes {
-        let who = match r.access {
-            config::Access::Public => "anyone (public)".to_string(),
-            config::Access::Authenticated if r.allow.is_empty() => "any signed-in user".to_string(),
-            config::Access::Authenticated => {
-                let mut v: Vec<String> = r.allow.emails.iter().cloned().collect();
-                v.extend(r.allow.domains.iter().map(|d| format!("@{d}")));
-                v.join(", ")
-            }
+        let methods = match &r.methods {
+            None => "any".to_string(),
+            Some(m) => m.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(","),
         };
         let _ = writeln!(
             out,
-            "{:<28} {:<24} {:<14} {:<26} {}",
+            "{:<28} {:<24} {:<14} {:<12} {:<26} {}",
             r.name,
             r.host.as_deref().unwrap_or("(any)"),
             r.path,
+            methods,
             r.upstream.to_string(),
-            who
+            who(r, &config.groups)
         );
+    }
+    if !config.groups.is_empty() {
+        let _ = writeln!(out, "groups: {}", config.groups.names().join(", "));
     }
     ExitCode::SUCCESS
 }
@@ -249,6 +248,34 @@ fn health(url: &str, timeout: u64) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Who passes a route, in the order the rules apply (`deny`, public,
+/// `bypass_networks`, then the allow lists).
+fn who(r: &config::RouteConfig, groups: &portcullis::groups::Groups) -> String {
+    if r.deny {
+        return "nobody (deny: 403)".to_string();
+    }
+    let mut who = match r.access {
+        config::Access::Public => "anyone (public)".to_string(),
+        config::Access::Authenticated if r.allow.is_empty() => "any signed-in user".to_string(),
+        config::Access::Authenticated => {
+            let mut v: Vec<String> = r.allow.emails.iter().cloned().collect();
+            v.extend(r.allow.domains.iter().map(|d| format!("@{d}")));
+            v.extend(
+                r.allow
+                    .groups
+                    .iter()
+                    .map(|&g| format!("group {}", groups.name(g))),
+            );
+            v.join(", ")
+        }
+    };
+    if !r.bypass_networks.is_empty() {
+        let nets: Vec<String> = r.bypass_networks.iter().map(|n| n.to_string()).collect();
+        who = format!("{who}; without a session from {}", nets.join(", "));
+    }
+    who
 }
 
 async fn revoke(path: Option<PathBuf>, email: String) -> anyhow::Result<()> {

@@ -23,7 +23,8 @@ use http::Method;
 
 use crate::forwarded::{self, ClientInfo};
 use crate::headers::{
-    self, FORWARDED_EMAIL, FORWARDED_FOR, FORWARDED_HOST, FORWARDED_PROTO, FORWARDED_USER,
+    self, FORWARDED_EMAIL, FORWARDED_FOR, FORWARDED_GROUPS, FORWARDED_HOST, FORWARDED_PROTO,
+    FORWARDED_USER,
 };
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -33,6 +34,9 @@ pub struct Added<'a> {
     pub client: &'a ClientInfo,
     /// The signed-in user's address, for `X-Forwarded-Email` and `-User`.
     pub identity: Option<&'a str>,
+    /// Its groups, `X-Forwarded-Groups` (sorted, comma-separated); `None`
+    /// when in none (then the header is not sent).
+    pub groups: Option<&'a str>,
     /// The gateway's cookie names, taken out of `Cookie`.
     pub gateway_cookies: &'a [&'a str],
     /// A WebSocket upgrade: `Connection: upgrade` and `Upgrade: websocket`
@@ -75,7 +79,8 @@ fn dropped(name: &HeaderName, connection: &GetAll<'_, HeaderValue>, strip: &[Str
 /// Calls `emit` with every header the upstream gets, in order: `Host`,
 /// the client's headers that pass, `Cookie` without the gateway's, the
 /// WebSocket pair, `X-Forwarded-For`, `-Proto`, `-Host`, then the identity
-/// headers of a signed-in request. `authority` is the request target's,
+/// headers of a signed-in request (`X-Forwarded-Groups` only when the
+/// address is in a group). `authority` is the request target's,
 /// used for `Host` when the client sent none (HTTP/2).
 pub fn each(
     client_headers: &HeaderMap,
@@ -129,6 +134,9 @@ pub fn each(
         if valid_value(email.as_bytes()) {
             emit(&FORWARDED_EMAIL, email.as_bytes());
             emit(&FORWARDED_USER, email.as_bytes());
+            if let Some(groups) = added.groups.filter(|g| valid_value(g.as_bytes())) {
+                emit(&FORWARDED_GROUPS, groups.as_bytes());
+            }
         }
     }
 }

@@ -19,6 +19,13 @@
 //! `/admin%20/panel` are all `/admin`, and no spelling makes a public route
 //! serve a path an upstream reads as protected.
 //!
+//! A route with `methods` matches only those methods. Routes on the same
+//! host and path (which `check` allows only when no method is in two of
+//! them, and at most one has no `methods`) are one place: the route whose
+//! `methods` has the request's method serves it, else the one without
+//! `methods`, else the request is 405 ([`Miss::Method`]); it never falls
+//! to a shorter prefix, so a method cannot dodge a route.
+//!
 //! The request's host must be a valid host ([`valid_host`]): LDH names
 //! (with `_`), a dotted IPv4 address or an IPv6 literal in brackets, and a
 //! port of 1 to 65535 in plain digits if there is a `:`. Anything else is
@@ -26,11 +33,13 @@
 //! would otherwise match no host route and fall to the host-less ones).
 
 use std::borrow::Cow;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use crate::config::{Access, RouteConfig, Scheme};
+use crate::groups::Membership;
 use crate::path;
+use http::Method;
 
 /// One route, shared by reference from the table.
 #[derive(Debug)]
@@ -43,6 +52,45 @@ pub struct Route {
 impl Route {
     pub fn name(&self) -> &str {
         &self.config.name
+    }
+
+    /// Whether this route takes `method`.
+    #[inline]
+    fn takes(&self, method: &Method) -> bool {
+        self.config
+            .methods
+            .as_ref()
+            .is_none_or(|m| m.contains(method))
+    }
+
+    /// Whether `other` is on the same host and path (one place).
+    fn same_place(&self, other: &Route) -> bool {
+        self.host_name == other.host_name
+            && self.host_port == other.host_port
+            && self.config.path == other.config.path
+    }
+
+    #[inline]
+    fn bypasses(&self, ip: IpAddr) -> bool {
+        self.config.bypass_networks.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// Why [`RouteTable::find_for`] found no route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Miss {
+    /// No route's prefix fits (404).
+    NoRoute,
+    /// Routes fit the path, none takes the method (405).
+    Method,
+}
+
+impl From<Miss> for crate::error::Error {
+    fn from(m: Miss) -> Self {
+        match m {
+            Miss::NoRoute => crate::error::Error::NoRoute,
+            Miss::Method => crate::error::Error::MethodNotAllowed,
+        }
     }
 }
 
@@ -71,14 +119,42 @@ impl Match {
             }
     }
 
-    /// Whether `email` (normalised) passes the allow lists of the route of
-    /// every reading of the path.
-    pub fn allows(&self, email: &str) -> bool {
-        self.route.config.allow.allows(email)
+    /// Whether a route of some reading of the path is `deny = true`.
+    #[inline]
+    pub fn denied(&self) -> bool {
+        self.route.config.deny || matches!(&self.literal, Some((Some(r), _)) if r.config.deny)
+    }
+
+    /// Whether `ip` passes without a session: it is in the
+    /// `bypass_networks` of the route of every reading of the path.
+    #[inline]
+    pub fn bypasses(&self, ip: IpAddr) -> bool {
+        if self.route.config.bypass_networks.is_empty() {
+            return false;
+        }
+        self.route.bypasses(ip)
             && match &self.literal {
-                Some((Some(route), _)) => route.config.allow.allows(email),
+                None => true,
+                Some((Some(route), _)) => route.bypasses(ip),
+                Some((None, _)) => false,
+            }
+    }
+
+    /// Whether `email` (normalised, in `groups`) passes the allow lists of
+    /// the route of every reading of the path.
+    pub fn allows(&self, email: &str, groups: Option<&Membership>) -> bool {
+        self.route.config.allow.allows(email, groups)
+            && match &self.literal {
+                Some((Some(route), _)) => route.config.allow.allows(email, groups),
                 _ => true,
             }
+    }
+
+    /// Whether [`Match::allows`] looks at groups (else there is no need to
+    /// look the address's groups up).
+    pub fn needs_groups(&self) -> bool {
+        !self.route.config.allow.groups.is_empty()
+            || matches!(&self.literal, Some((Some(r), _)) if !r.config.allow.groups.is_empty())
     }
 }
 
@@ -86,6 +162,9 @@ impl Match {
 pub struct RouteTable {
     with_host: Vec<Arc<Route>>,
     without_host: Vec<Arc<Route>>,
+    /// Whether some route has `methods` (else the first fit is the route,
+    /// whatever the method: the lookup before `methods` existed).
+    methods: bool,
 }
 
 impl RouteTable {
@@ -110,35 +189,59 @@ impl RouteTable {
                 table.without_host.push(route);
             }
         }
-        // Longest prefix first, so the first fit is the best fit.
-        let by_len = |a: &Arc<Route>, b: &Arc<Route>| b.config.path.len().cmp(&a.config.path.len());
+        table.methods = routes.iter().any(|r| r.methods.is_some());
+        // Longest prefix first, so the first fit is the best fit; the
+        // routes of one place next to each other, those with `methods`
+        // first.
+        let by_len = |a: &Arc<Route>, b: &Arc<Route>| {
+            let key = |r: &Route| {
+                (
+                    std::cmp::Reverse(r.config.path.len()),
+                    r.host_name.clone(),
+                    r.host_port,
+                    r.config.path.clone(),
+                    r.config.methods.is_none(),
+                )
+            };
+            key(a).cmp(&key(b))
+        };
         table.with_host.sort_by(by_len);
         table.without_host.sort_by(by_len);
         table
     }
 
+    /// The route of a GET (tests and the fuzz checks; requests use
+    /// [`RouteTable::find_for`]).
+    pub fn find(&self, host: &str, scheme: Scheme, path: &str) -> Option<Match> {
+        self.find_for(host, scheme, &Method::GET, path).ok()
+    }
+
     /// `host` is the request's Host (or :authority) as sent; `path` the
     /// normalised path ([`path::normalize`]). The route is that of the
-    /// path's [`path::matching_view`]; see [`Match::public`] and
-    /// [`Match::allows`] for the decision over both readings.
-    pub fn find(&self, host: &str, scheme: Scheme, path: &str) -> Option<Match> {
+    /// path's [`path::matching_view`] and `method`; see [`Match::public`]
+    /// and [`Match::allows`] for the decision over both readings.
+    pub fn find_for(
+        &self,
+        host: &str,
+        scheme: Scheme,
+        method: &Method,
+        path: &str,
+    ) -> Result<Match, Miss> {
         let view = path::matching_view(path);
+        let method = self.methods.then_some(method);
         if self.with_host.is_empty() {
             // No route names a host: the host does not matter here.
-            let find = |p: &str| self.without_host.iter().find_map(|r| prefix_match(r, p));
+            let find = |p: &str| pick(self.without_host.iter(), p, method);
             return with_literal(find(&view), matches!(view, Cow::Owned(_)), path, find);
         }
         let (name, port) = normalize_request_host(host, scheme);
         let port = port.unwrap_or(scheme.default_port());
-        let host_fits = |r: &Route| {
+        let host_fits = |r: &&Arc<Route>| {
             r.host_name.as_deref() == Some(name.as_str()) && r.host_port.is_none_or(|p| p == port)
         };
-        let find = |p: &str| {
-            self.with_host
-                .iter()
-                .filter(|r| host_fits(r))
-                .find_map(|r| prefix_match(r, p))
-                .or_else(|| self.without_host.iter().find_map(|r| prefix_match(r, p)))
+        let find = |p: &str| match pick(self.with_host.iter().filter(host_fits), p, method) {
+            Err(Miss::NoRoute) => pick(self.without_host.iter(), p, method),
+            found => found,
         };
         with_literal(find(&view), matches!(view, Cow::Owned(_)), path, find)
     }
@@ -169,14 +272,14 @@ impl RouteTable {
 /// Adds to the view's match `m` the route of the literal reading `path`
 /// when the view `differs` from it and the two readings land differently.
 fn with_literal(
-    m: Option<Match>,
+    m: Result<Match, Miss>,
     differs: bool,
     path: &str,
-    find: impl Fn(&str) -> Option<Match>,
-) -> Option<Match> {
+    find: impl Fn(&str) -> Result<Match, Miss>,
+) -> Result<Match, Miss> {
     let mut m = m?;
     if differs {
-        let literal = find(path);
+        let literal = find(path).ok();
         let same = literal
             .as_ref()
             .is_some_and(|l| Arc::ptr_eq(&l.route, &m.route) && l.exact_case == m.exact_case);
@@ -187,7 +290,46 @@ fn with_literal(
             });
         }
     }
-    Some(m)
+    Ok(m)
+}
+
+/// The first of `routes` (in table order) whose prefix fits `path` and
+/// that takes `method`, looking no further than the place (host and path)
+/// of the first that fits.
+#[inline]
+fn pick<'r>(
+    mut routes: impl Iterator<Item = &'r Arc<Route>>,
+    path: &str,
+    method: Option<&Method>,
+) -> Result<Match, Miss> {
+    let Some(method) = method else {
+        return routes
+            .find_map(|r| prefix_match(r, path))
+            .ok_or(Miss::NoRoute);
+    };
+    let mut place: Option<&Arc<Route>> = None;
+    for r in routes {
+        if let Some(first) = place {
+            if !r.same_place(first) {
+                return Err(Miss::Method);
+            }
+            if r.takes(method) {
+                return prefix_match(r, path).ok_or(Miss::Method);
+            }
+            continue;
+        }
+        if let Some(m) = prefix_match(r, path) {
+            if r.takes(method) {
+                return Ok(m);
+            }
+            place = Some(r);
+        }
+    }
+    Err(if place.is_some() {
+        Miss::Method
+    } else {
+        Miss::NoRoute
+    })
 }
 
 fn prefix_match(route: &Arc<Route>, path: &str) -> Option<Match> {
@@ -325,6 +467,9 @@ mod tests {
             upstream: Upstream::Demo,
             access: Access::Authenticated,
             allow: AllowList::default(),
+            methods: None,
+            bypass_networks: Vec::new(),
+            deny: false,
             connect_timeout: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
         }
@@ -489,8 +634,8 @@ mod tests {
                             let m = m.unwrap_or_else(|| panic!("{input}: no route"));
                             assert_eq!(m.route.name(), name, "{input} -> {canonical}");
                             assert!(!m.public(), "{input} is public");
-                            assert!(!m.allows("outsider@example.com"), "{input}");
-                            assert!(m.allows("boss@example.com"), "{input}");
+                            assert!(!m.allows("outsider@example.com", None), "{input}");
+                            assert!(m.allows("boss@example.com", None), "{input}");
                             routed += 1;
                         }
                     }
@@ -526,7 +671,8 @@ mod tests {
         let mut root = route(None, "/", "root");
         root.allow.emails.insert("boss@example.com".into());
         let t = RouteTable::new(&[root, route(None, "/a", "a")]);
-        let allows = |p: &str, who: &str| t.find("x.test", Scheme::Http, p).unwrap().allows(who);
+        let allows =
+            |p: &str, who: &str| t.find("x.test", Scheme::Http, p).unwrap().allows(who, None);
         assert!(allows("/a/b", "outsider@example.com"));
         assert!(allows("/a/b;x", "outsider@example.com"));
         // Read literally `/a;x/b` is under `/`, which only boss@ may open.

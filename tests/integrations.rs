@@ -13,11 +13,12 @@
 //!
 //! - a: a signed-out browser navigation ends on the sign-in page; signing
 //!   in through the proxy (link asked for, mail read from the SMTP server,
-//!   button pressed) leads back, and the app gets `X-Forwarded-Email`.
+//!   button pressed) leads back, and the app gets `X-Forwarded-Email` and
+//!   `X-Forwarded-Groups` (`dev,ops`).
 //! - b: a signed-out XHR gets 401 (ingress-nginx: its template sends every
 //!   401 to `auth-signin`, so 302).
 //! - c: a signed-in address outside the route's `allow_emails` gets 403.
-//! - d: a client's `X-Forwarded-Email`/`-User` never reach the app (signed
+//! - d: a client's `X-Forwarded-Email`/`-User`/`-Groups` never reach the app (signed
 //!   in as someone else, and on a public route), and a client's
 //!   `X-Original-URL`/`X-Forwarded-*` naming a public page never open a
 //!   protected one.
@@ -63,6 +64,10 @@ access = "public"
 host = "127.0.0.1"
 path = "/admin"
 allow_emails = ["boss@example.com"]
+
+[groups]
+ops = ["@example.com"]
+dev = ["alice@example.com"]
 "#;
 
 struct Setup {
@@ -264,6 +269,7 @@ async fn a_signin_journey(kind: Kind) {
     assert_eq!(got.method, "GET");
     assert_eq!(got.all("x-forwarded-email"), [ALICE], "{got:?}");
     assert_eq!(got.all("x-forwarded-user"), [ALICE], "{got:?}");
+    assert_eq!(got.all("x-forwarded-groups"), ["dev,ops"], "{got:?}");
     s.done("a");
 }
 
@@ -345,6 +351,8 @@ async fn d_client_identity_never_reaches_the_app(kind: Kind) {
         ("x-forwarded-user", MALLORY),
         ("x_forwarded_email", MALLORY),
         ("X_Forwarded_User", MALLORY),
+        ("x-forwarded-groups", "mallory-admins"),
+        ("X_Forwarded_Groups", "mallory-admins"),
     ];
     // Signed out, on a public route: forwarded, without mallory.
     let anonymous = Browser::new();
@@ -352,7 +360,11 @@ async fn d_client_identity_never_reaches_the_app(kind: Kind) {
     assert_eq!(public.status, 200, "{}: {}", kind.name(), public.body);
     let got = seen(&s.up, "/public/page");
     assert_no_mallory(kind, &got);
-    for name in ["x-forwarded-email", "x-forwarded-user"] {
+    for name in [
+        "x-forwarded-email",
+        "x-forwarded-user",
+        "x-forwarded-groups",
+    ] {
         let values = got.all(name);
         assert!(
             values.iter().all(String::is_empty),
@@ -396,6 +408,7 @@ async fn d_client_identity_never_reaches_the_app(kind: Kind) {
     assert_no_mallory(kind, &got);
     assert_eq!(got.all("x-forwarded-email"), [ALICE], "{got:?}");
     assert_eq!(got.all("x-forwarded-user"), [ALICE], "{got:?}");
+    assert_eq!(got.all("x-forwarded-groups"), ["dev,ops"], "{got:?}");
     s.done("d");
 }
 
@@ -596,6 +609,10 @@ fn ingress_nginx_annotations_are_the_documented_ones() {
     assert!(a.auth_signin.ends_with("/.portcullis/login"), "{a:?}");
     assert_eq!(
         a.response_headers,
-        ["X-Forwarded-Email", "X-Forwarded-User"]
+        [
+            "X-Forwarded-Email",
+            "X-Forwarded-User",
+            "X-Forwarded-Groups"
+        ]
     );
 }

@@ -2,7 +2,7 @@
 //! problems under the dotted key and returns `None` only when it cannot go
 //! on; defaults live here, next to the key they belong to.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -30,6 +30,7 @@ pub(super) fn config(
         ui,
         log,
         admin,
+        groups,
         routes,
     } = raw;
     let mut warnings = Vec::new();
@@ -39,7 +40,9 @@ pub(super) fn config(
     let mail = mail_config(mail, env, p);
     let store = store_config(store, p);
     let ui = ui_config(ui, p);
-    let routes = route_configs(routes, p);
+    let groups_file = login.as_ref().and_then(|l| l.groups_file.as_deref());
+    let groups = super::groups::groups(groups, groups_file, p);
+    let routes = route_configs(routes, &groups, p);
     if let Some(routes) = &routes {
         if routes.is_empty() {
             warnings.push(format!(
@@ -76,6 +79,7 @@ pub(super) fn config(
             },
             metrics: admin.metrics.unwrap_or(true),
         },
+        groups,
         routes: routes?,
         warnings,
     })
@@ -525,6 +529,7 @@ fn login_config(raw: RawLogin, p: &mut Problems) -> Option<LoginConfig> {
         link_ttl,
         allow_emails,
         allow_domains,
+        groups_file,
         address_rate,
         ip_rate,
         resend_delay,
@@ -535,6 +540,7 @@ fn login_config(raw: RawLogin, p: &mut Problems) -> Option<LoginConfig> {
     Some(LoginConfig {
         link_ttl: duration_or(p, "login.link_ttl", link_ttl, Duration::from_secs(15 * 60)),
         allow: allow_list(p, "login.", allow_emails, allow_domains),
+        groups_file: groups_file.map(PathBuf::from),
         address_rate: rate_or(
             p,
             "login.address_rate",
@@ -732,9 +738,19 @@ fn store_config(raw: RawStore, p: &mut Problems) -> Option<StoreConfig> {
     }
 }
 
-fn route_configs(raw: Vec<RawRoute>, p: &mut Problems) -> Option<Vec<RouteConfig>> {
+/// A route's host and path: routes there must not share a method.
+type Place = (Option<String>, String);
+/// A route at a place: its index and `methods`.
+type Taken = (usize, Option<Vec<http::Method>>);
+
+fn route_configs(
+    raw: Vec<RawRoute>,
+    groups: &crate::groups::Groups,
+    p: &mut Problems,
+) -> Option<Vec<RouteConfig>> {
     let mut out = Vec::with_capacity(raw.len());
-    let mut seen = BTreeSet::new();
+    // Host and path → the routes there so far (index, methods).
+    let mut seen: BTreeMap<Place, Vec<Taken>> = BTreeMap::new();
     for (i, r) in raw.into_iter().enumerate() {
         let k = |field: &str| format!("route[{i}].{field}");
         let RawRoute {
@@ -745,6 +761,10 @@ fn route_configs(raw: Vec<RawRoute>, p: &mut Problems) -> Option<Vec<RouteConfig
             access,
             allow_emails,
             allow_domains,
+            allow_groups,
+            methods,
+            bypass_networks,
+            deny,
             connect_timeout,
             timeout,
         } = r;
@@ -797,23 +817,68 @@ fn route_configs(raw: Vec<RawRoute>, p: &mut Problems) -> Option<Vec<RouteConfig
                 Access::Authenticated
             }
         };
-        let allow = allow_list(p, &format!("route[{i}]."), allow_emails, allow_domains);
+        let mut allow = allow_list(p, &format!("route[{i}]."), allow_emails, allow_domains);
+        for (j, name) in allow_groups.unwrap_or_default().iter().enumerate() {
+            match groups.id(name) {
+                Some(id) if !allow.groups.contains(&id) => allow.groups.push(id),
+                Some(_) => {}
+                None => p.add(
+                    format!("route[{i}].allow_groups[{j}]"),
+                    format!("no group {name:?} in [groups] or login.groups_file"),
+                ),
+            }
+        }
         if access == Access::Public && !allow.is_empty() {
             p.add(
                 k("access"),
-                "is \"public\" but allow_emails/allow_domains are set; a public route lets everyone in",
+                "is \"public\" but allow_emails/allow_domains/allow_groups are set; a public route lets everyone in",
             );
         }
-        let id = (host.clone(), path.clone());
-        if !seen.insert(id) {
-            p.add(
-                k("path"),
-                format!(
-                    "another route already has host {} and path {path:?}",
-                    host.as_deref().unwrap_or("(any)")
+        let methods = methods.map(|list| route_methods(p, i, list));
+        let deny = deny.unwrap_or(false);
+        let mut bypass = Vec::new();
+        for (j, cidr) in bypass_networks.unwrap_or_default().iter().enumerate() {
+            match cidr
+                .parse::<IpNet>()
+                .or_else(|_| cidr.parse::<std::net::IpAddr>().map(IpNet::from))
+            {
+                Ok(n) => bypass.push(n),
+                Err(_) => p.add(
+                    format!("route[{i}].bypass_networks[{j}]"),
+                    format!("{cidr:?} is not a CIDR like \"10.0.0.0/8\""),
                 ),
+            }
+        }
+        if !bypass.is_empty() && (deny || access == Access::Public) {
+            p.add(
+                k("bypass_networks"),
+                "is set on a route that is public or denied, where it can change nothing",
             );
         }
+        // Routes on one host and path must not both take a method: the
+        // one whose `methods` has it serves, else the one without.
+        let siblings = seen.entry((host.clone(), path.clone())).or_default();
+        for (j, other) in siblings.iter() {
+            match (&methods, other) {
+                (None, None) => p.add(
+                    k("path"),
+                    format!(
+                        "route[{j}] already has host {} and path {path:?}; give one of them `methods`",
+                        host.as_deref().unwrap_or("(any)")
+                    ),
+                ),
+                (Some(mine), Some(theirs)) => {
+                    if let Some(m) = mine.iter().find(|m| theirs.contains(m)) {
+                        p.add(
+                            k("methods"),
+                            format!("{m} is also in route[{j}]'s, which has the same host and path"),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        siblings.push((i, methods.clone()));
         let name = name.unwrap_or_else(|| match &host {
             Some(h) => format!("{h}{path}"),
             None => path.clone(),
@@ -825,6 +890,9 @@ fn route_configs(raw: Vec<RawRoute>, p: &mut Problems) -> Option<Vec<RouteConfig
             upstream,
             access,
             allow,
+            methods,
+            bypass_networks: bypass,
+            deny,
             connect_timeout: duration_or(
                 p,
                 &k("connect_timeout"),
@@ -835,6 +903,33 @@ fn route_configs(raw: Vec<RawRoute>, p: &mut Problems) -> Option<Vec<RouteConfig
         });
     }
     Some(out)
+}
+
+/// `route[i].methods`: method names, uppercase (`"get"` is `GET`), none
+/// twice; an empty list is an error (the route would match nothing).
+fn route_methods(p: &mut Problems, i: usize, list: Vec<String>) -> Vec<http::Method> {
+    if list.is_empty() {
+        p.add(
+            format!("route[{i}].methods"),
+            "is empty: the route would match no request (leave it out for every method)",
+        );
+    }
+    let mut out = Vec::with_capacity(list.len());
+    for (j, name) in list.iter().enumerate() {
+        let upper = name.trim().to_ascii_uppercase();
+        match http::Method::from_bytes(upper.as_bytes()) {
+            Ok(m) if !upper.is_empty() => {
+                if !out.contains(&m) {
+                    out.push(m);
+                }
+            }
+            _ => p.add(
+                format!("route[{i}].methods[{j}]"),
+                format!("{name:?} is not an HTTP method"),
+            ),
+        }
+    }
+    out
 }
 
 fn upstream_uri(text: &str) -> Result<http::uri::Authority, String> {

@@ -63,6 +63,8 @@ pub struct Config {
     pub ui: UiConfig,
     pub log: LogConfig,
     pub admin: AdminConfig,
+    /// `[groups]` and `[login] groups_file`, resolved into lookups.
+    pub groups: crate::groups::Groups,
     pub routes: Vec<RouteConfig>,
     /// Things that are allowed but probably not meant (printed at start and
     /// by `portcullis check`).
@@ -205,26 +207,32 @@ pub struct SessionConfig {
     pub store_grace: Duration,
 }
 
-/// Who may pass: exact addresses and whole domains. Empty = anyone.
+/// Who may pass: exact addresses, whole domains and groups (any one
+/// suffices). Empty = anyone.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AllowList {
     pub emails: BTreeSet<String>,
     pub domains: BTreeSet<String>,
+    /// `allow_groups` (routes only), by number ([`crate::groups::Groups::id`]).
+    pub groups: Vec<crate::groups::GroupId>,
 }
 
 impl AllowList {
     pub fn is_empty(&self) -> bool {
-        self.emails.is_empty() && self.domains.is_empty()
+        self.emails.is_empty() && self.domains.is_empty() && self.groups.is_empty()
     }
-    /// `email` must already be normalised.
-    pub fn allows(&self, email: &str) -> bool {
+    /// `email` must already be normalised; `groups` are its groups
+    /// ([`crate::groups::Groups::of`]).
+    #[inline]
+    pub fn allows(&self, email: &str, groups: Option<&crate::groups::Membership>) -> bool {
         if self.is_empty() || self.emails.contains(email) {
             return true;
         }
-        match email.rsplit_once('@') {
-            Some((_, domain)) => self.domains.contains(domain),
-            None => false,
+        let domain = email.rsplit_once('@').map(|(_, d)| d);
+        if domain.is_some_and(|d| self.domains.contains(d)) {
+            return true;
         }
+        !self.groups.is_empty() && groups.is_some_and(|g| g.any_of(&self.groups))
     }
 }
 
@@ -232,6 +240,9 @@ impl AllowList {
 pub struct LoginConfig {
     pub link_ttl: Duration,
     pub allow: AllowList,
+    /// `[login] groups_file`: more groups, in the format of `[groups]`
+    /// (read at load, so again on every reload).
+    pub groups_file: Option<PathBuf>,
     pub address_rate: Rate,
     pub ip_rate: Rate,
     pub resend_delay: Duration,
@@ -350,6 +361,13 @@ pub struct RouteConfig {
     pub upstream: Upstream,
     pub access: Access,
     pub allow: AllowList,
+    /// `methods`: the route matches only these (uppercase); `None`: any.
+    pub methods: Option<Vec<http::Method>>,
+    /// `bypass_networks`: client addresses (after `trusted_proxies`) that
+    /// pass without a session, and without identity headers.
+    pub bypass_networks: Vec<IpNet>,
+    /// `deny = true`: 403 to everyone, signed in or not.
+    pub deny: bool,
     pub connect_timeout: Duration,
     pub timeout: Duration,
 }
@@ -514,6 +532,7 @@ fn array_name(line: &str) -> Option<&str> {
 
 mod convert;
 mod demo;
+mod groups;
 pub mod redis_url;
 mod restart;
 mod ui;

@@ -24,9 +24,14 @@ pub(super) struct RawConfig {
     pub log: RawLog,
     #[serde(default)]
     pub admin: RawAdmin,
+    #[serde(default)]
+    pub groups: RawGroups,
     #[serde(default, rename = "route")]
     pub routes: Vec<RawRoute>,
 }
+
+/// `[groups]`, and the whole of a `groups_file`: group name → members.
+pub(super) type RawGroups = std::collections::BTreeMap<String, Vec<String>>;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,6 +86,7 @@ pub(super) struct RawLogin {
     pub link_ttl: Option<String>,
     pub allow_emails: Option<Vec<String>>,
     pub allow_domains: Option<Vec<String>>,
+    pub groups_file: Option<String>,
     pub address_rate: Option<String>,
     pub ip_rate: Option<String>,
     pub resend_delay: Option<String>,
@@ -149,6 +155,10 @@ pub(super) struct RawRoute {
     pub access: Option<String>,
     pub allow_emails: Option<Vec<String>>,
     pub allow_domains: Option<Vec<String>>,
+    pub allow_groups: Option<Vec<String>>,
+    pub methods: Option<Vec<String>>,
+    pub bypass_networks: Option<Vec<String>>,
+    pub deny: Option<bool>,
     pub connect_timeout: Option<String>,
     pub timeout: Option<String>,
 }

@@ -35,8 +35,10 @@ fn the_example_parses_with_every_key() {
     assert!(matches!(c.store, StoreConfig::Redis { .. }));
     assert_eq!(c.routes.len(), 3);
     assert_eq!(c.routes[1].path, "/admin");
-    assert!(c.routes[1].allow.allows("ops@example.com"));
-    assert!(!c.routes[1].allow.allows("dev@example.com"));
+    let allows = |email: &str| c.routes[1].allow.allows(email, c.groups.of(email));
+    assert!(allows("ops@example.com"));
+    assert!(allows("x@sre.example.com"));
+    assert!(!allows("dev@example.com"));
     assert_eq!(c.routes[2].access, Access::Public);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
@@ -307,4 +309,132 @@ fn a_value_of_the_wrong_type_names_its_key() {
         assert!(e.names(key), "{text:?} should name {key}, got: {e}");
         assert_eq!(e.problems[0].line, Some(*line), "{e}");
     }
+}
+
+const SECRET: &str = "[session]\nsecret_env = \"PORTCULLIS_SECRET\"\n";
+
+#[test]
+fn groups_resolve_from_the_table_and_the_file() {
+    let dir = std::env::temp_dir().join(format!("pc-groups-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("groups.toml");
+    std::fs::write(&file, "dev = [\"a@example.com\", \"@dev.example.com\"]\n").unwrap();
+    let text = format!(
+        "{SECRET}[login]\ngroups_file = {file:?}\n[groups]\nops = [\"A@Example.com\", \"@ops.example.com\"]\n\
+         [[route]]\npath = \"/\"\nupstream = \"demo\"\nallow_groups = [\"ops\", \"dev\"]\n"
+    );
+    let c = parse(&text).unwrap();
+    assert_eq!(c.groups.names(), ["dev", "ops"]);
+    assert_eq!(c.groups.of("a@example.com").unwrap().header(), "dev,ops");
+    assert_eq!(c.groups.of("z@ops.example.com").unwrap().header(), "ops");
+    assert_eq!(c.groups.of("z@dev.example.com").unwrap().header(), "dev");
+    let allow = &c.routes[0].allow;
+    assert!(allow.allows("z@dev.example.com", c.groups.of("z@dev.example.com")));
+    assert!(!allow.allows("z@example.com", c.groups.of("z@example.com")));
+
+    // A group in both places, and a bad member in the file.
+    std::fs::write(
+        &file,
+        "ops = [\"b@example.com\"]\nqa = [\"not an address\"]\n",
+    )
+    .unwrap();
+    let e = err(&text);
+    assert_eq!(e.problems.len(), 3, "{e}");
+    assert!(e.names("login.groups_file"), "{e}");
+    let shown = e.to_string();
+    assert!(
+        shown.contains("group \"ops\" is also defined in [groups]"),
+        "{e}"
+    );
+    assert!(
+        shown.contains(": qa[0]: \"not an address\" is not one email address"),
+        "{e}"
+    );
+    // `dev` is gone from the file: the route's reference is named.
+    assert!(e.names("route[0].allow_groups[1]"), "{e}");
+    assert!(shown.contains("no group \"dev\""), "{e}");
+    std::fs::remove_file(&file).unwrap();
+    let e = err(&text);
+    assert!(e.names("login.groups_file"), "{e}");
+    assert!(e.to_string().contains("cannot read"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn group_errors_name_their_key() {
+    let e = err(&format!(
+        "{SECRET}[groups]\nops = [\"a@example.com\", \"nobody\", \"@bad domain\", \"@x.example:80\"]\n\
+         empty = []\n\"a,b\" = [\"a@example.com\"]\n\
+         [[route]]\npath = \"/\"\nupstream = \"demo\"\nallow_groups = [\"ops\", \"x\"]\n\
+         [[route]]\npath = \"/p\"\nupstream = \"demo\"\naccess = \"public\"\nallow_groups = [\"ops\"]\n"
+    ));
+    for key in [
+        "groups.ops[1]",
+        "groups.ops[2]",
+        "groups.ops[3]",
+        "groups.empty",
+        "groups.a,b",
+        "route[0].allow_groups[1]",
+        "route[1].access",
+    ] {
+        assert!(e.names(key), "{key}: {e}");
+    }
+    assert_eq!(e.problems.len(), 7, "{e}");
+    assert!(e
+        .to_string()
+        .contains("route[0].allow_groups[1]: no group \"x\""));
+}
+
+#[test]
+fn route_rule_errors_name_their_key() {
+    let route = |extra: &str| {
+        let path = if extra.starts_with("path") {
+            ""
+        } else {
+            "path = \"/a\"\n"
+        };
+        format!("[[route]]\n{path}upstream = \"demo\"\n{extra}\n")
+    };
+    let e = err(&format!(
+        "{SECRET}{}{}{}{}{}{}",
+        route("methods = [\"GET\", \"HEAD\"]\naccess = \"public\""),
+        route("methods = [\"post\", \"head\"]"),
+        route(""),
+        route(""),
+        route("path = \"/b\"\nmethods = []\nbypass_networks = [\"10.0.0.0/8\", \"nope\"]"),
+        route(
+            "path = \"/c\"\nmethods = [\"G E T\"]\ndeny = true\nbypass_networks = [\"10.0.0.1\"]"
+        ),
+    ));
+    for key in [
+        "route[1].methods",
+        "route[3].path",
+        "route[4].methods",
+        "route[4].bypass_networks[1]",
+        "route[5].methods[0]",
+        "route[5].bypass_networks",
+    ] {
+        assert!(e.names(key), "{key}: {e}");
+    }
+    assert_eq!(e.problems.len(), 6, "{e}");
+    let shown = e.to_string();
+    assert!(
+        shown.contains("route[1].methods: HEAD is also in route[0]'s"),
+        "{e}"
+    );
+    assert!(shown.contains("route[3].path: route[2] already has host (any) and path \"/a\""));
+    // Disjoint methods on one place, and one route without: fine.
+    let c = parse(&format!(
+        "{SECRET}{}{}{}",
+        route("methods = [\"get\", \"HEAD\"]\naccess = \"public\""),
+        route("methods = [\"POST\"]\nbypass_networks = [\"10.0.0.0/8\", \"192.0.2.7\"]"),
+        route("deny = true"),
+    ))
+    .unwrap();
+    assert_eq!(
+        c.routes[0].methods,
+        Some(vec![http::Method::GET, http::Method::HEAD])
+    );
+    assert_eq!(c.routes[1].bypass_networks.len(), 2);
+    assert!(c.routes[2].deny);
 }

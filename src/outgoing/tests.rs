@@ -185,6 +185,7 @@ fn one_pass_agrees_with_the_step_by_step_rules() {
         let added = Added {
             client: &clients[rng.next(clients.len())],
             identity: identities[rng.next(identities.len())],
+            groups: None,
             gateway_cookies: &cookies,
             websocket: rng.next(4) == 0,
             strip: &strips[rng.next(strips.len())],
@@ -214,6 +215,7 @@ fn the_head_is_origin_form_with_host_first_and_ours_last() {
     let added = Added {
         client: &info,
         identity: Some("user@example.com"),
+        groups: None,
         gateway_cookies: &["portcullis"],
         websocket: false,
         strip: &[],
@@ -252,6 +254,7 @@ fn every_incoming_copy_of_ours_is_replaced() {
     let added = Added {
         client: &info,
         identity: Some("user@example.com"),
+        groups: None,
         gateway_cookies: &["portcullis"],
         websocket: false,
         strip: &[],
@@ -284,6 +287,7 @@ fn a_websocket_upgrade_gets_the_pair_and_nothing_else_hop_by_hop() {
     let added = Added {
         client: &info,
         identity: None,
+        groups: None,
         gateway_cookies: &["portcullis"],
         websocket: true,
         strip: &[],
@@ -308,6 +312,7 @@ fn host_comes_from_the_target_when_the_client_sent_none() {
     let added = Added {
         client: &info,
         identity: None,
+        groups: None,
         gateway_cookies: &["portcullis"],
         websocket: false,
         strip: &[],

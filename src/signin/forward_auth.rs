@@ -24,7 +24,8 @@
 //! The original target is read exactly as the proxy path reads a request
 //! target (`path::normalize`, then the routes with the matching view), so
 //! no spelling is judged differently. Every 2xx carries every identity
-//! header, empty on public routes, so that a proxy copying them always
+//! header (the address ones and `X-Forwarded-Groups`,
+//! `X-Auth-Request-Groups`), empty on public routes or when in no group, so that a proxy copying them always
 //! overwrites a client's copy. Answers are `Cache-Control: no-store` and
 //! never set a cookie.
 
@@ -47,13 +48,16 @@ pub(super) enum Shape {
     ForwardAuth,
 }
 
-/// The identity headers of a 2xx, all of them always.
+/// The address headers of a 2xx, all of them always.
 const IDENTITY_HEADERS: [&str; 4] = [
     "x-forwarded-email",
     "x-forwarded-user",
     "x-auth-request-email",
     "x-auth-request-user",
 ];
+
+/// The group headers of a 2xx, all of them always (empty when in none).
+const GROUP_HEADERS: [&str; 2] = ["x-forwarded-groups", "x-auth-request-groups"];
 
 /// The request another proxy asks about.
 struct Original<'h> {
@@ -172,24 +176,42 @@ pub(super) async fn forward_auth(
     }
     let raw_path = o.target.split_once('?').map_or(o.target, |(p, _)| p);
     let path = crate::path::normalize(raw_path).map_err(Error::BadPath)?;
-    let m = cx
-        .live
-        .routes
-        .find(&host, o.scheme, &path)
-        .ok_or(Error::NoRoute)?;
-    let session = if authorize::needs_identity(&m) {
+    let m = cx.live.routes.find_for(&host, o.scheme, &o.method, &path)?;
+    let client = cx.client.ip;
+    let session = if authorize::needs_identity(&m, client) {
         cx.current_identity(req.headers()).await?
     } else {
         None
     };
-    let decision = authorize::authorize(config, &m, session.as_ref());
+    let decision = authorize::authorize(config, &m, client, session.as_ref());
     let endpoint = match shape {
         Shape::AuthRequest => AuthzEndpoint::Auth,
         Shape::ForwardAuth => AuthzEndpoint::ForwardAuth,
     };
     cx.app.metrics.authz(endpoint, decision.metric());
+    let facts = crate::audit::RequestFacts {
+        host: &host,
+        path: &path,
+        method: o.method.as_str(),
+        ..cx.facts
+    };
     match decision {
-        Decision::Allow(identity) => {
+        Decision::Denied => Ok(plain(StatusCode::FORBIDDEN, "This page is closed.")),
+        Decision::Allow(_) | Decision::Bypass => {
+            let identity = match decision {
+                Decision::Allow(identity) => identity,
+                _ => {
+                    cx.app.audit.record(
+                        &crate::audit::Entry::new(
+                            crate::audit::Event::AccessBypassed,
+                            crate::audit::Outcome::Success,
+                        )
+                        .request(facts)
+                        .reason(&m.route.config.name),
+                    );
+                    None
+                }
+            };
             let mut resp = plain(StatusCode::OK, "ok");
             let value = identity
                 .and_then(|i| HeaderValue::from_str(&i.email).ok())
@@ -198,16 +220,18 @@ pub(super) async fn forward_auth(
             for name in IDENTITY_HEADERS {
                 h.insert(name, value.clone());
             }
+            let groups = identity
+                .and_then(|i| config.groups.of(&i.email))
+                .and_then(|g| HeaderValue::from_str(g.header()).ok())
+                .unwrap_or_else(|| HeaderValue::from_static(""));
+            for name in GROUP_HEADERS {
+                h.insert(name, groups.clone());
+            }
             Ok(resp)
         }
         Decision::Forbidden(identity) => {
-            // As on the proxy path, with the original request's host and
-            // path (the method and client are the auth request's).
-            let facts = crate::audit::RequestFacts {
-                host: &host,
-                path: &path,
-                ..cx.facts
-            };
+            // As on the proxy path, with the original request's host,
+            // path and method (the client is the auth request's).
             cx.app.audit.record(
                 &crate::audit::Entry::new(
                     crate::audit::Event::AccessDenied,

@@ -93,7 +93,7 @@ pub(super) async fn request_link(
             token_hash: &token_hash,
         })
         .await?;
-    let allowed = login.allow.allows(&email);
+    let allowed = login.allow.allows(&email, None);
     let (stored, why_not) = match admission {
         Admission::Admitted {
             address_count,
