@@ -383,6 +383,21 @@ fn counters<const N: usize>(
     Ok(())
 }
 
+/// The rows of a counter family kept as a grid: `values[i][j]` labelled
+/// `rows.0 = rows.1[i]`, then `cols.0 = cols.1[j]`.
+fn grid<'a, const I: usize, const J: usize>(
+    rows: (&'static str, &'a [&'static str; I]),
+    cols: (&'static str, &'a [&'static str; J]),
+    values: &'a [[u64; J]; I],
+) -> impl Iterator<Item = ([(&'static str, String); 2], u64)> + 'a {
+    rows.1.iter().zip(values).flat_map(move |(row, line)| {
+        cols.1
+            .iter()
+            .zip(line)
+            .map(move |(col, &n)| ([(rows.0, row.to_string()), (cols.0, col.to_string())], n))
+    })
+}
+
 impl Collector for Snapshot {
     fn encode(&self, mut e: DescriptorEncoder) -> Fmt {
         let e = &mut e;
@@ -429,33 +444,21 @@ impl Collector for Snapshot {
             e,
             "portcullis_authz",
             "Authorization decisions, by endpoint (proxy, auth, forward_auth) and decision.",
-            ENDPOINTS.iter().enumerate().flat_map(|(i, endpoint)| {
-                DECISIONS.iter().enumerate().map(move |(j, decision)| {
-                    (
-                        [
-                            ("decision", decision.to_string()),
-                            ("endpoint", endpoint.to_string()),
-                        ],
-                        self.authz[i][j],
-                    )
-                })
-            }),
+            grid(
+                ("endpoint", &ENDPOINTS),
+                ("decision", &DECISIONS),
+                &self.authz,
+            ),
         )?;
         counters(
             e,
             "portcullis_signin",
             "Sign-ins finished with a link or a code, by method and outcome.",
-            SIGNIN_METHODS.iter().enumerate().flat_map(|(i, method)| {
-                OUTCOMES.iter().enumerate().map(move |(j, outcome)| {
-                    (
-                        [
-                            ("method", method.to_string()),
-                            ("outcome", outcome.to_string()),
-                        ],
-                        self.signins[i][j],
-                    )
-                })
-            }),
+            grid(
+                ("method", &SIGNIN_METHODS),
+                ("outcome", &OUTCOMES),
+                &self.signins,
+            ),
         )?;
         counters(
             e,

@@ -192,7 +192,7 @@ async fn every_family_counts_what_happened() {
         ("forbidden", "forward_auth", "1"),
     ] {
         let key =
-            format!("portcullis_authz_total{{decision=\"{decision}\",endpoint=\"{endpoint}\"}}");
+            format!("portcullis_authz_total{{endpoint=\"{endpoint}\",decision=\"{decision}\"}}");
         assert_eq!(value(&m, &key), n, "{key}");
     }
     for (method, outcome, n) in [
