@@ -192,20 +192,9 @@ dev = ["staff@example.com"]
         }
     }
 
-    /// The decision for `path` as `identity`, in words.
+    /// The decision for `GET path` from an ordinary address as `identity`.
     fn decide(path: &str, identity: Option<&Identity>) -> &'static str {
-        let env = [("S", "0123456789abcdef0123456789abcdef0123")];
-        let config = Config::from_toml_str(CONFIG, "t.toml", &env).unwrap();
-        let table = RouteTable::new(&config.routes);
-        let m = table.find("x.test", Scheme::Http, path).unwrap();
-        match authorize(&config, &m, IP, identity) {
-            Decision::Allow(None) => "public",
-            Decision::Allow(Some(_)) => "allow",
-            Decision::Unauthenticated => "sign in",
-            Decision::Forbidden(_) => "forbidden",
-            Decision::Denied => "denied",
-            Decision::Bypass => "bypass",
-        }
+        decide_from("GET", path, IP, identity)
     }
 
     #[test]
