@@ -60,6 +60,7 @@ pub mod metrics;
 pub mod outgoing;
 pub mod pages;
 pub mod path;
+pub mod policy;
 pub mod redirect;
 pub mod request_checks;
 pub mod routes;

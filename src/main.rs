@@ -60,6 +60,22 @@ enum Command {
     },
     /// Print the embedded demo configuration, to start a gateway.toml from.
     DemoConfig,
+    /// Which route a URL falls on and what the gateway decides for it
+    /// (exit 0 if it would pass, 1 if not or on an error).
+    Policy {
+        /// The URL as the browser asks for it (https://app.example.com/x).
+        #[arg(long)]
+        url: String,
+        /// Signed in as this address (absent: signed out).
+        #[arg(long)]
+        email: Option<String>,
+        /// The request's method.
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// The client's address (for bypass_networks).
+        #[arg(long, default_value = "192.0.2.1")]
+        ip: std::net::IpAddr,
+    },
     /// Probe a running gateway (for a container HEALTHCHECK): exit 0 if the
     /// URL answers 200 within the timeout, 1 otherwise.
     Health {
@@ -89,6 +105,12 @@ fn main() -> ExitCode {
         Some(Command::Revoke { email }) => run_async(revoke(cli.config, email)),
         Some(Command::Demo { listen }) => serve(Source::Demo { listen }),
         Some(Command::DemoConfig) => demo_config(),
+        Some(Command::Policy {
+            url,
+            email,
+            method,
+            ip,
+        }) => policy(cli.config.as_deref(), &url, &method, email.as_deref(), ip),
         Some(Command::Health { url, timeout }) => health(&url, timeout),
         None => match resolve(cli.config.as_deref()) {
             Some(path) => serve(Source::File(path)),
@@ -237,6 +259,43 @@ fn check(path: Option<&Path>) -> ExitCode {
         let _ = writeln!(out, "groups: {}", config.groups.names().join(", "));
     }
     ExitCode::SUCCESS
+}
+
+/// `portcullis policy`: the decision for one request, in words.
+fn policy(
+    path: Option<&Path>,
+    url: &str,
+    method: &str,
+    email: Option<&str>,
+    ip: std::net::IpAddr,
+) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let e = match portcullis::policy::explain(&config, url, method, email, ip) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("portcullis policy: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "route:    {}", e.route.as_deref().unwrap_or("(none)"));
+    let _ = writeln!(out, "decision: {} ({})", e.decision, e.status);
+    let _ = writeln!(out, "why:      {}", e.reason);
+    if !e.groups.is_empty() {
+        let _ = writeln!(out, "groups:   {}", e.groups);
+    }
+    if e.passes() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn health(url: &str, timeout: u64) -> ExitCode {

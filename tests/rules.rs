@@ -340,3 +340,111 @@ async fn the_groups_file_is_read_again_on_reload() {
         ("/y", vec!["dev,ops".to_string()])
     );
 }
+
+/// `portcullis policy` (the real binary, reading the same configuration)
+/// says what the gateway then does: same route, same status, for signed-out
+/// and signed-in requests, a method rule and a denied path; exit 0 only
+/// when the request would pass.
+#[tokio::test]
+async fn policy_says_what_the_gateway_does() {
+    let routes = "[[route]]\npath = \"/\"\nupstream = \"{up}\"\naccess = \"public\"\nmethods = [\"GET\"]\n\n\
+         [[route]]\npath = \"/\"\nupstream = \"{up}\"\n\n\
+         [[route]]\npath = \"/ops\"\nupstream = \"{up}\"\nallow_groups = [\"ops\"]\n\n\
+         [[route]]\npath = \"/ops/secret\"\nupstream = \"{up}\"\ndeny = true\n\n\
+         [groups]\nops = [\"alice@example.com\"]\n";
+    let e = gateway(routes).await;
+    let text = support::flow::config_text(
+        &Opts {
+            server: "trusted_proxies = [\"127.0.0.1/32\"]",
+            login: "allow_domains = [\"example.com\", \"ops.example.com\"]",
+            only_routes: Some(routes),
+            ..Opts::default()
+        },
+        &e.up.url(),
+        e.smtp.port(),
+        "",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gateway.toml");
+    std::fs::write(&file, text.replace("$PORT", "1")).unwrap();
+    let bob = cookie_line(&e, "bob@example.com").await;
+    let alice = cookie_line(&e, "alice@example.com").await;
+    for (method, path, who, cookie, status, decision) in [
+        ("GET", "/x", None, "", 200, "public"),
+        ("POST", "/x", None, "", 401, "unauthenticated"),
+        (
+            "POST",
+            "/x",
+            Some("bob@example.com"),
+            bob.as_str(),
+            200,
+            "allow",
+        ),
+        (
+            "GET",
+            "/ops/a",
+            Some("bob@example.com"),
+            bob.as_str(),
+            403,
+            "forbidden",
+        ),
+        (
+            "GET",
+            "/ops/a",
+            Some("alice@example.com"),
+            alice.as_str(),
+            200,
+            "allow",
+        ),
+        (
+            "GET",
+            "/ops/secret",
+            Some("alice@example.com"),
+            alice.as_str(),
+            403,
+            "denied",
+        ),
+    ] {
+        let mut cmd = std::process::Command::new(support::gateway::binary());
+        cmd.arg("--config")
+            .arg(&file)
+            .env("PORTCULLIS_SECRET", support::gateway::SECRET)
+            .args([
+                "policy",
+                "--url",
+                &format!("https://gw.test{path}"),
+                "--method",
+                method,
+            ]);
+        if let Some(who) = who {
+            cmd.args(["--email", who]);
+        }
+        let out = cmd.output().unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        let expected_status = if decision == "unauthenticated" {
+            303
+        } else {
+            status
+        };
+        assert!(
+            said.contains(&format!("decision: {decision} ({expected_status})")),
+            "{method} {path}: {said}"
+        );
+        let passes = matches!(decision, "allow" | "public");
+        assert_eq!(
+            out.status.code(),
+            Some(if passes { 0 } else { 1 }),
+            "{said}"
+        );
+        let answer = raw(
+            e.gw.addr,
+            format!(
+                "{method} {path} HTTP/1.1\r\nHost: gw.test\r\n{cookie}Content-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+            T,
+        )
+        .await;
+        assert_eq!(status_of(&answer), status, "{method} {path} as {who:?}");
+    }
+}
