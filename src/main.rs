@@ -42,7 +42,12 @@ enum LogFormat {
 enum Command {
     /// Validate a configuration and print its route table (exit 0 if valid,
     /// 1 with every error otherwise).
-    Check,
+    Check {
+        /// Also connect to the store (Redis PING) and the SMTP server
+        /// (greeting and NOOP, no message), and say whether each answers.
+        #[arg(long)]
+        connect: bool,
+    },
     /// End every session of an address (needs the redis store).
     Revoke {
         /// The email address.
@@ -101,7 +106,7 @@ fn main() -> ExitCode {
     init_tracing(cli.log_format);
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
-        Some(Command::Check) => check(cli.config.as_deref()),
+        Some(Command::Check { connect }) => check(cli.config.as_deref(), connect),
         Some(Command::Revoke { email }) => run_async(revoke(cli.config, email)),
         Some(Command::Demo { listen }) => serve(Source::Demo { listen }),
         Some(Command::DemoConfig) => demo_config(),
@@ -213,7 +218,7 @@ fn load(path: Option<&Path>) -> Result<Config, config::ConfigError> {
     }
 }
 
-fn check(path: Option<&Path>) -> ExitCode {
+fn check(path: Option<&Path>, connect: bool) -> ExitCode {
     let config = match load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -258,7 +263,62 @@ fn check(path: Option<&Path>) -> ExitCode {
     if !config.groups.is_empty() {
         let _ = writeln!(out, "groups: {}", config.groups.names().join(", "));
     }
+    drop(out);
+    if connect {
+        return check_connections(&config);
+    }
     ExitCode::SUCCESS
+}
+
+/// `check --connect`: the store and the mail server, each answering or
+/// not; exit 1 if either does not.
+fn check_connections(config: &Config) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("portcullis: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (store, mail) = runtime.block_on(async {
+        let settings = portcullis::store::StoreSettings::from(&config.store);
+        let store = match &config.store {
+            config::StoreConfig::Memory => Ok("store: memory, nothing to reach".to_string()),
+            _ => {
+                let url = settings.redacted_url().unwrap_or_default();
+                match Store::connect(&settings).await {
+                    Ok(s) => match s.ping().await {
+                        Ok(()) => Ok(format!("store.url ({url}): answers PING")),
+                        Err(e) => Err(format!("store.url ({url}): {e}")),
+                    },
+                    Err(e) => Err(format!("store.url ({url}): {e}")),
+                }
+            }
+        };
+        let mail =
+            portcullis::mail::check_reachable(&portcullis::mail::MailSettings::from(config)).await;
+        (store, mail)
+    });
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let mut ok = true;
+    for result in [store, mail] {
+        let _ = match result {
+            Ok(line) => writeln!(out, "ok: {line}"),
+            Err(line) => {
+                ok = false;
+                writeln!(out, "FAILED: {line}")
+            }
+        };
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// `portcullis policy`: the decision for one request, in words.

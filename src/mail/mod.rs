@@ -199,6 +199,27 @@ impl fmt::Debug for Mailer {
     }
 }
 
+/// `portcullis check --connect`: whether `settings` can send mail now
+/// (see `Transport::reachable`), as a sentence for the operator.
+pub async fn check_reachable(settings: &MailSettings) -> Result<String, String> {
+    let transport = transport::Transport::build(&settings.transport).map_err(|e| e.to_string())?;
+    match &settings.transport {
+        TransportSettings::Smtp(s) => {
+            let place = format!("mail.smtp ({}:{})", s.host, s.port);
+            match transport.reachable().await {
+                Ok(()) => Ok(format!("{place}: connected, greeted and answered NOOP")),
+                Err(transport::SendError::Temporary(r)) => Err(format!("{place}: {r}")),
+                Err(transport::SendError::Permanent(r)) => Err(format!("{place}: refused: {r}")),
+            }
+        }
+        TransportSettings::Console { .. } => Ok("mail: console transport, nothing to reach".into()),
+        TransportSettings::File { dir, .. } => Ok(format!(
+            "mail: file transport, {} is writable",
+            dir.display()
+        )),
+    }
+}
+
 impl Mailer {
     /// Validates settings (parses `from` as a lettre Mailbox → BadFrom naming the value), builds the
     /// transport once (lettre `AsyncSmtpTransport<Tokio1Executor>` with timeout and credentials,

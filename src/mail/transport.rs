@@ -90,6 +90,22 @@ impl Transport {
         }
     }
 
+    /// Whether mail can leave: SMTP connects, greets, authenticates when
+    /// configured and says NOOP (no message is sent); console and file
+    /// need nothing. The error holds only reply codes and fixed words.
+    pub(crate) async fn reachable(&self) -> Result<(), SendError> {
+        match self {
+            Transport::Smtp(smtp) => match smtp.test_connection().await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(SendError::Temporary(
+                    "the server did not answer NOOP".into(),
+                )),
+                Err(e) => Err(classify(e)),
+            },
+            Transport::Console { .. } | Transport::File { .. } => Ok(()),
+        }
+    }
+
     /// Sends one message. `printout` is what the console transport prints
     /// (see `console`). `name` is a short id used in the file name.
     pub(crate) async fn send(

@@ -1,0 +1,96 @@
+//! The admin command line against real parts: `portcullis check --connect`
+//! with a real Redis and a real SMTP server (each answering, then each
+//! gone), with exact lines and exit codes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::Command;
+
+use support::gateway::{binary, free_port, SECRET};
+use support::redis::RedisServer;
+use support::smtp::{Script, SmtpServer};
+
+fn config(redis_url: &str, smtp_port: u16) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:1\"\n[session]\nsecret_env = \"PORTCULLIS_SECRET\"\n\
+         [mail]\nfrom = \"Portcullis <login@example.com>\"\ntransport = \"smtp\"\n\
+         [mail.smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\ntls = \"none\"\ntimeout = \"2s\"\n\
+         [store]\nbackend = \"redis\"\nurl = \"{redis_url}\"\nconnect_timeout = \"500ms\"\nresponse_timeout = \"500ms\"\n\
+         [[route]]\npath = \"/\"\nupstream = \"demo\"\n"
+    )
+}
+
+/// `check --connect` on `text`: exit code and the lines after the route table.
+fn check_connect(text: &str) -> (i32, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gateway.toml");
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(binary())
+        .arg("--config")
+        .arg(&file)
+        .args(["check", "--connect"])
+        .env("PORTCULLIS_SECRET", SECRET)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines = stdout
+        .lines()
+        .filter(|l| l.starts_with("ok: ") || l.starts_with("FAILED: "))
+        .map(String::from)
+        .collect();
+    (out.status.code().unwrap(), lines)
+}
+
+#[test]
+fn check_connect_says_what_answers() {
+    let redis = RedisServer::start();
+    let smtp = SmtpServer::start(Script::Accept);
+    let url = redis.url();
+    let (code, lines) = check_connect(&config(&url, smtp.port()));
+    assert_eq!(code, 0, "{lines:?}");
+    assert_eq!(
+        lines,
+        [
+            format!("ok: store.url ({url}): answers PING"),
+            format!(
+                "ok: mail.smtp (127.0.0.1:{}): connected, greeted and answered NOOP",
+                smtp.port()
+            ),
+        ]
+    );
+    // No message was sent.
+    assert_eq!(smtp.attempts(), 0);
+}
+
+#[test]
+fn check_connect_fails_naming_what_does_not_answer() {
+    let (redis_port, smtp_port) = (free_port(), free_port());
+    let url = format!("redis://127.0.0.1:{redis_port}/0");
+    let (code, lines) = check_connect(&config(&url, smtp_port));
+    assert_eq!(code, 1, "{lines:?}");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with(&format!("FAILED: store.url ({url}): store unavailable")),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("FAILED: mail.smtp (127.0.0.1:{smtp_port}): ")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn check_connect_on_the_memory_store_and_console_mail_reaches_nothing() {
+    let text = "[session]\nsecret_env = \"PORTCULLIS_SECRET\"\n[mail]\ntransport = \"console\"\n\
+                [[route]]\npath = \"/\"\nupstream = \"demo\"\n";
+    let (code, lines) = check_connect(text);
+    assert_eq!(code, 0);
+    assert_eq!(
+        lines,
+        [
+            "ok: store: memory, nothing to reach",
+            "ok: mail: console transport, nothing to reach"
+        ]
+    );
+}
