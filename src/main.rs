@@ -48,11 +48,15 @@ enum Command {
         #[arg(long)]
         connect: bool,
     },
-    /// End every session of an address (needs the redis store).
+    /// End every session of an address (needs the redis store; the same
+    /// as `sessions revoke --email`).
     Revoke {
         /// The email address.
         email: String,
     },
+    /// List or end the sessions of an address (needs the redis store).
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
     /// Serve the embedded demo configuration (the demo app behind email
     /// sign-in, mail printed here, everything in memory), whatever the
     /// configuration file. `portcullis` with no configuration file does
@@ -93,6 +97,21 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// Each live session of the address: when it started, when it ends,
+    /// and the first 12 hex digits of its id hash (as in the audit log).
+    List {
+        #[arg(long)]
+        email: String,
+    },
+    /// End every session of the address, on every instance.
+    Revoke {
+        #[arg(long)]
+        email: String,
+    },
+}
+
 /// What `serve` serves.
 enum Source {
     /// A configuration file.
@@ -107,7 +126,13 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
         Some(Command::Check { connect }) => check(cli.config.as_deref(), connect),
-        Some(Command::Revoke { email }) => run_async(revoke(cli.config, email)),
+        Some(Command::Revoke { email })
+        | Some(Command::Sessions(SessionsCommand::Revoke { email })) => {
+            run_async(revoke(cli.config, email))
+        }
+        Some(Command::Sessions(SessionsCommand::List { email })) => {
+            run_async(list_sessions(cli.config, email))
+        }
         Some(Command::Demo { listen }) => serve(Source::Demo { listen }),
         Some(Command::DemoConfig) => demo_config(),
         Some(Command::Policy {
@@ -397,26 +422,63 @@ fn who(r: &config::RouteConfig, groups: &portcullis::groups::Groups) -> String {
     who
 }
 
-async fn revoke(path: Option<PathBuf>, email: String) -> anyhow::Result<()> {
-    let config = load(path.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let email = portcullis::address::parse(&email)
+/// The shared Redis store and the key naming an address's index, for the
+/// commands that work on sessions from outside the gateway; `what` names
+/// the command in the errors.
+async fn session_store(
+    path: Option<&Path>,
+    email: &str,
+    what: &str,
+) -> anyhow::Result<(String, String, Store, String)> {
+    let config = load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let email = portcullis::address::parse(email)
         .map_err(|e| anyhow::anyhow!("{email:?} is not one email address ({e})"))?;
     if matches!(config.store, config::StoreConfig::Memory) {
-        anyhow::bail!("the memory store lives inside the running gateway; revoke needs [store] backend = \"redis\"");
+        anyhow::bail!("the memory store lives inside the running gateway; {what} needs [store] backend = \"redis\"");
     }
     let Some(secret) = &config.session.secret else {
-        anyhow::bail!("revoke needs session.secret_env or session.secret_file (the key names the address's index)");
+        anyhow::bail!("{what} needs session.secret_env or session.secret_file (the key names the address's index)");
     };
     let key = portcullis::crypto::Key::new(secret.expose());
     let settings = portcullis::store::StoreSettings::from(&config.store);
     let url = settings.redacted_url().unwrap_or_default();
-    let unreachable = |e| anyhow::anyhow!("store.url ({url}): {e}");
-    let store = Store::connect(&settings).await.map_err(unreachable)?;
-    let n = store
-        .revoke_all(&key.hash_hex("email", email.as_bytes()))
+    let store = Store::connect(&settings)
         .await
-        .map_err(unreachable)?;
+        .map_err(|e| anyhow::anyhow!("store.url ({url}): {e}"))?;
+    let index = key.hash_hex("email", email.as_bytes());
+    Ok((email, index, store, url))
+}
+
+async fn revoke(path: Option<PathBuf>, email: String) -> anyhow::Result<()> {
+    let (email, index, store, url) = session_store(path.as_deref(), &email, "revoke").await?;
+    let n = store
+        .revoke_all(&index)
+        .await
+        .map_err(|e| anyhow::anyhow!("store.url ({url}): {e}"))?;
     println!("ended {n} session(s) of {email}");
+    Ok(())
+}
+
+/// `portcullis sessions list --email E`.
+async fn list_sessions(path: Option<PathBuf>, email: String) -> anyhow::Result<()> {
+    let (email, index, store, url) =
+        session_store(path.as_deref(), &email, "sessions list").await?;
+    let list = store
+        .list_sessions(&index)
+        .await
+        .map_err(|e| anyhow::anyhow!("store.url ({url}): {e}"))?;
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{} session(s) of {email}", list.len());
+    for (id, record) in &list {
+        let _ = writeln!(
+            out,
+            "{}  started {}  ends {}",
+            id.get(..12).unwrap_or(id),
+            portcullis::pages::when::utc(record.created_at),
+            portcullis::pages::when::utc(record.expires_at),
+        );
+    }
     Ok(())
 }
 

@@ -94,3 +94,96 @@ fn check_connect_on_the_memory_store_and_console_mail_reaches_nothing() {
         ]
     );
 }
+
+/// `portcullis ARGS` on the configuration `text`: exit code and stdout,
+/// stderr.
+fn run(text: &str, args: &[&str]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gateway.toml");
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(binary())
+        .arg("--config")
+        .arg(&file)
+        .args(args)
+        .env("PORTCULLIS_SECRET", SECRET)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn sessions_are_listed_and_ended_from_the_command_line() {
+    use support::browser::Browser;
+    use support::flow::{env, sign_in, Opts};
+    let redis = std::sync::Arc::new(RedisServer::start());
+    let e = env(Opts {
+        redis: Some(std::sync::Arc::clone(&redis)),
+        ..Opts::default()
+    })
+    .await;
+    let (mut one, mut two) = (Browser::new(), Browser::new());
+    assert_eq!(
+        sign_in(&e, &mut one, "ann@example.com", "/", 1)
+            .await
+            .status,
+        303
+    );
+    assert_eq!(
+        sign_in(&e, &mut two, "ann@example.com", "/", 2)
+            .await
+            .status,
+        303
+    );
+    // The CLI's configuration: the gateway's store and key.
+    let text = support::flow::config_text(
+        &Opts {
+            redis: Some(std::sync::Arc::clone(&redis)),
+            ..Opts::default()
+        },
+        &e.up.url(),
+        e.smtp.port(),
+        &e.prefix,
+    )
+    .replace("$PORT", "1");
+
+    let (code, out, err) = run(&text, &["sessions", "list", "--email", "Ann@Example.com"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "2 session(s) of ann@example.com", "{out}");
+    assert_eq!(lines.len(), 3, "{out}");
+    for l in &lines[1..] {
+        let (id, rest) = l.split_once("  started ").unwrap();
+        assert!(
+            id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{l}"
+        );
+        assert!(
+            rest.contains(" UTC  ends ") && rest.ends_with(" UTC"),
+            "{l}"
+        );
+    }
+
+    let (code, out, _) = run(&text, &["sessions", "revoke", "--email", "ann@example.com"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "ended 2 session(s) of ann@example.com\n")
+    );
+    assert_eq!(e.gw.app.session_count("ann@example.com").await.unwrap(), 0);
+    let (_, out, _) = run(&text, &["sessions", "list", "--email", "ann@example.com"]);
+    assert_eq!(out, "0 session(s) of ann@example.com\n");
+}
+
+#[test]
+fn session_commands_say_they_need_redis() {
+    let text = "[session]\nsecret_env = \"PORTCULLIS_SECRET\"\n[[route]]\npath = \"/\"\nupstream = \"demo\"\n";
+    let (code, out, err) = run(text, &["sessions", "list", "--email", "a@example.com"]);
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert!(
+        err.contains("the memory store lives inside the running gateway; sessions list needs [store] backend = \"redis\""),
+        "{err}"
+    );
+}

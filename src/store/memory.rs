@@ -369,6 +369,26 @@ impl MemoryStore {
         Ok(count)
     }
 
+    pub(super) fn list_sessions(
+        &self,
+        email_hash: &str,
+    ) -> Result<Vec<(String, SessionRecord)>, StoreError> {
+        let now = Instant::now();
+        let mut ks = self.lock();
+        let members = match ks.get(&key::index(email_hash), now) {
+            Some(Value::Set(members)) => members.clone(),
+            _ => return Ok(Vec::new()),
+        };
+        let mut out = Vec::new();
+        for id in members {
+            if let Some(Value::Str(raw)) = ks.get(&key::session(&id), now) {
+                let record = decode("session", raw)?;
+                out.push((id, record));
+            }
+        }
+        Ok(out)
+    }
+
     pub(super) fn revocations(&self) -> broadcast::Receiver<String> {
         self.revoked.subscribe()
     }

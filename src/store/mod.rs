@@ -574,6 +574,21 @@ impl Store {
         self.counted(Op::CountSessions, result)
     }
 
+    /// The live sessions in the index `email_hash`: `(id hash, record)`,
+    /// sorted by creation. Reads only (no session's idle time is renewed).
+    pub async fn list_sessions(
+        &self,
+        email_hash: &str,
+    ) -> Result<Vec<(String, SessionRecord)>, StoreError> {
+        let result = match &*self.backend {
+            Backend::Memory(m) => m.list_sessions(email_hash),
+            Backend::Redis(r) => r.list_sessions(email_hash).await,
+        };
+        let mut list = self.counted(Op::ListSessions, result)?;
+        list.sort_by_key(|(_, r)| r.created_at);
+        Ok(list)
+    }
+
     /// Revoked session id hashes from any instance sharing this store (Redis
     /// pub/sub; memory: this process). Messages published while the
     /// subscriber is reconnecting are lost, and a slow receiver lags; callers

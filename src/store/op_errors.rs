@@ -22,11 +22,12 @@ pub(super) enum Op {
     DeleteSession,
     RevokeAll,
     CountSessions,
+    ListSessions,
     Ping,
 }
 
 /// The label of each [`Op`], in declaration order.
-const NAMES: [&str; 16] = [
+const NAMES: [&str; 17] = [
     "hit",
     "admit_sign_in",
     "key_count",
@@ -42,6 +43,7 @@ const NAMES: [&str; 16] = [
     "delete_session",
     "revoke_all",
     "count_sessions",
+    "list_sessions",
     "ping",
 ];
 

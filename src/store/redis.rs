@@ -245,6 +245,26 @@ return redis.call('SCARD', KEYS[1])
     )
 });
 
+/// The live sessions of an index, as `id, record, id, record, …` (dead
+/// ids pruned as in COUNT_SESSIONS). Reads only: no TTL is refreshed.
+static LIST_SESSIONS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local v = redis.call('GET', ARGV[1] .. 'ses:' .. id)
+  if v then
+    table.insert(out, id)
+    table.insert(out, v)
+  else
+    redis.call('SREM', KEYS[1], id)
+  end
+end
+return out
+"#,
+    )
+});
+
 pub(super) struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
@@ -699,6 +719,24 @@ impl RedisStore {
         let inv = &inv;
         self.run(|mut c| async move { inv.invoke_async::<usize>(&mut c).await })
             .await
+    }
+
+    pub(super) async fn list_sessions(
+        &self,
+        email_hash: &str,
+    ) -> Result<Vec<(String, SessionRecord)>, StoreError> {
+        let mut inv = LIST_SESSIONS.prepare_invoke();
+        inv.key(self.k(&key::index(email_hash))).arg(&self.prefix);
+        let inv = &inv;
+        let flat: Vec<String> = self
+            .run(|mut c| async move { inv.invoke_async::<Vec<String>>(&mut c).await })
+            .await?;
+        flat.chunks(2)
+            .map(|pair| match pair {
+                [id, raw] => Ok((id.clone(), decode::<SessionRecord>("session", raw)?)),
+                _ => Err(StoreError::Corrupt("unexpected reply from Redis".into())),
+            })
+            .collect()
     }
 
     pub(super) fn revocations(&self) -> broadcast::Receiver<String> {
