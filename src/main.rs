@@ -105,10 +105,14 @@ enum SessionsCommand {
         #[arg(long)]
         email: String,
     },
-    /// End every session of the address, on every instance.
+    /// End every session of the address (or of everyone, with --all), on
+    /// every instance.
     Revoke {
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        email: Option<String>,
+        /// Every session of every address.
         #[arg(long)]
-        email: String,
+        all: bool,
     },
 }
 
@@ -127,8 +131,11 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Check { connect }) => check(cli.config.as_deref(), connect),
         Some(Command::Revoke { email })
-        | Some(Command::Sessions(SessionsCommand::Revoke { email })) => {
-            run_async(revoke(cli.config, email))
+        | Some(Command::Sessions(SessionsCommand::Revoke {
+            email: Some(email), ..
+        })) => run_async(revoke(cli.config, email)),
+        Some(Command::Sessions(SessionsCommand::Revoke { email: None, .. })) => {
+            run_async(revoke_everyone(cli.config))
         }
         Some(Command::Sessions(SessionsCommand::List { email })) => {
             run_async(list_sessions(cli.config, email))
@@ -430,9 +437,20 @@ async fn session_store(
     email: &str,
     what: &str,
 ) -> anyhow::Result<(String, String, Store, String)> {
-    let config = load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let email = portcullis::address::parse(email)
         .map_err(|e| anyhow::anyhow!("{email:?} is not one email address ({e})"))?;
+    let (key, store, url) = redis_store(path, what).await?;
+    let index = key.hash_hex("email", email.as_bytes());
+    Ok((email, index, store, url))
+}
+
+/// The shared Redis store, the key and the store's URL (password
+/// hidden), for the session commands.
+async fn redis_store(
+    path: Option<&Path>,
+    what: &str,
+) -> anyhow::Result<(portcullis::crypto::Key, Store, String)> {
+    let config = load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     if matches!(config.store, config::StoreConfig::Memory) {
         anyhow::bail!("the memory store lives inside the running gateway; {what} needs [store] backend = \"redis\"");
     }
@@ -445,8 +463,22 @@ async fn session_store(
     let store = Store::connect(&settings)
         .await
         .map_err(|e| anyhow::anyhow!("store.url ({url}): {e}"))?;
-    let index = key.hash_hex("email", email.as_bytes());
-    Ok((email, index, store, url))
+    Ok((key, store, url))
+}
+
+/// `portcullis sessions revoke --all`: every index, each revoked (and
+/// published) as `revoke` does.
+async fn revoke_everyone(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let (_, store, url) = redis_store(path.as_deref(), "sessions revoke --all").await?;
+    let failed = |e| anyhow::anyhow!("store.url ({url}): {e}");
+    let (mut sessions, mut addresses) = (0, 0);
+    for index in store.indexes().await.map_err(failed)? {
+        let n = store.revoke_all(&index).await.map_err(failed)?;
+        sessions += n;
+        addresses += usize::from(n > 0);
+    }
+    println!("ended {sessions} session(s) of {addresses} address(es)");
+    Ok(())
 }
 
 async fn revoke(path: Option<PathBuf>, email: String) -> anyhow::Result<()> {

@@ -175,6 +175,37 @@ async fn sessions_are_listed_and_ended_from_the_command_line() {
     assert_eq!(e.gw.app.session_count("ann@example.com").await.unwrap(), 0);
     let (_, out, _) = run(&text, &["sessions", "list", "--email", "ann@example.com"]);
     assert_eq!(out, "0 session(s) of ann@example.com\n");
+
+    // Everyone: two addresses, three sessions; the browsers are signed out.
+    assert_eq!(
+        sign_in(&e, &mut one, "ann@example.com", "/", 3)
+            .await
+            .status,
+        303
+    );
+    assert_eq!(
+        sign_in(&e, &mut two, "bob@example.com", "/", 1)
+            .await
+            .status,
+        303
+    );
+    let mut three = Browser::new();
+    assert_eq!(
+        sign_in(&e, &mut three, "bob@example.com", "/", 2)
+            .await
+            .status,
+        303
+    );
+    let (code, out, err) = run(&text, &["sessions", "revoke", "--all"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "ended 3 session(s) of 2 address(es)\n");
+    for b in [&mut one, &mut two, &mut three] {
+        let p = b.get(&e.url("/x")).await;
+        assert_eq!(p.status, 303, "signed out everywhere");
+    }
+    // --all and --email do not go together; one of them is needed.
+    let (code, _, err) = run(&text, &["sessions", "revoke"]);
+    assert_eq!(code, 2, "{err}");
 }
 
 #[test]

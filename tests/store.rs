@@ -159,8 +159,47 @@ on_both_backends!(
     session_idle_timeout_refreshes_on_use,
     session_absolute_expiry,
     session_delete_revoke_all_and_counts,
+    sessions_are_listed_and_indexes_found,
     ping_is_ok,
 );
+
+/// `list_sessions` (live ones, oldest first, dead ids left out) and
+/// `indexes` (every address index), for the command line.
+async fn sessions_are_listed_and_indexes_found(store: Store) {
+    let idle = Duration::from_secs(600);
+    let mut older = session(unix_now() + 3600);
+    older.created_at -= 60;
+    let newer = session(unix_now() + 3600);
+    store
+        .put_session("l-new", "e-list", &newer, idle)
+        .await
+        .unwrap();
+    store
+        .put_session("l-old", "e-list", &older, idle)
+        .await
+        .unwrap();
+    store
+        .put_session("l-x", "e-list2", &newer, idle)
+        .await
+        .unwrap();
+    let list = store.list_sessions("e-list").await.unwrap();
+    assert_eq!(
+        list,
+        vec![
+            ("l-old".to_string(), older.clone()),
+            ("l-new".to_string(), newer.clone())
+        ]
+    );
+    assert_eq!(store.list_sessions("e-none").await.unwrap(), vec![]);
+    let mut indexes = store.indexes().await.unwrap();
+    indexes.sort();
+    assert_eq!(indexes, ["e-list", "e-list2"]);
+    store.delete_session("l-new", "e-list").await.unwrap();
+    assert_eq!(
+        store.list_sessions("e-list").await.unwrap(),
+        vec![("l-old".to_string(), older)]
+    );
+}
 
 async fn hit_counts_in_a_fixed_window(store: Store) {
     let window = Duration::from_millis(500);

@@ -70,6 +70,17 @@ impl Keyspace {
         self.map.len()
     }
 
+    /// The live keys that start with `prefix` (O(keys): for the command
+    /// line, not for requests).
+    pub(super) fn keys_with_prefix(&mut self, prefix: &str, now: Instant) -> Vec<String> {
+        self.sweep_all(now);
+        self.map
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
     /// Number of entries written with [`Keyspace::set_limited`], live or not
     /// yet swept.
     pub(super) fn limited_len(&self) -> usize {

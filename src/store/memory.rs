@@ -369,6 +369,16 @@ impl MemoryStore {
         Ok(count)
     }
 
+    pub(super) fn indexes(&self) -> Result<Vec<String>, StoreError> {
+        let mut ks = self.lock();
+        let prefix = key::index("");
+        Ok(ks
+            .keys_with_prefix(&prefix, Instant::now())
+            .into_iter()
+            .filter_map(|k| k.strip_prefix(&prefix).map(String::from))
+            .collect())
+    }
+
     pub(super) fn list_sessions(
         &self,
         email_hash: &str,

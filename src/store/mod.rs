@@ -574,6 +574,16 @@ impl Store {
         self.counted(Op::CountSessions, result)
     }
 
+    /// Every address index (its email hash) that holds sessions: for
+    /// `sessions revoke --all`. O(keys) (SCAN on Redis).
+    pub async fn indexes(&self) -> Result<Vec<String>, StoreError> {
+        let result = match &*self.backend {
+            Backend::Memory(m) => m.indexes(),
+            Backend::Redis(r) => r.indexes().await,
+        };
+        self.counted(Op::Indexes, result)
+    }
+
     /// The live sessions in the index `email_hash`: `(id hash, record)`,
     /// sorted by creation. Reads only (no session's idle time is renewed).
     pub async fn list_sessions(

@@ -23,11 +23,12 @@ pub(super) enum Op {
     RevokeAll,
     CountSessions,
     ListSessions,
+    Indexes,
     Ping,
 }
 
 /// The label of each [`Op`], in declaration order.
-const NAMES: [&str; 17] = [
+const NAMES: [&str; 18] = [
     "hit",
     "admit_sign_in",
     "key_count",
@@ -44,6 +45,7 @@ const NAMES: [&str; 17] = [
     "revoke_all",
     "count_sessions",
     "list_sessions",
+    "indexes",
     "ping",
 ];
 

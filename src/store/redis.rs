@@ -721,6 +721,34 @@ impl RedisStore {
             .await
     }
 
+    pub(super) async fn indexes(&self) -> Result<Vec<String>, StoreError> {
+        let start = self.k(&key::index(""));
+        let pattern = format!("{}*", escape_glob(&start));
+        let mut cursor: u64 = 0;
+        // SCAN may return a key twice while Redis rehashes.
+        let mut seen = std::collections::BTreeSet::new();
+        loop {
+            let mut cmd = ::redis::cmd("SCAN");
+            cmd.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000);
+            let cmd = &cmd;
+            let (next, keys): (u64, Vec<String>) = self
+                .run(|mut c| async move { cmd.query_async(&mut c).await })
+                .await?;
+            seen.extend(
+                keys.into_iter()
+                    .filter_map(|k| k.strip_prefix(&start).map(String::from)),
+            );
+            if next == 0 {
+                return Ok(seen.into_iter().collect());
+            }
+            cursor = next;
+        }
+    }
+
     pub(super) async fn list_sessions(
         &self,
         email_hash: &str,
