@@ -23,23 +23,13 @@ fn config(redis_url: &str, smtp_port: u16) -> String {
 
 /// `check --connect` on `text`: exit code and the lines after the route table.
 fn check_connect(text: &str) -> (i32, Vec<String>) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("gateway.toml");
-    std::fs::write(&file, text).unwrap();
-    let out = Command::new(binary())
-        .arg("--config")
-        .arg(&file)
-        .args(["check", "--connect"])
-        .env("PORTCULLIS_SECRET", SECRET)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let (code, stdout, _) = run(text, &["check", "--connect"]);
     let lines = stdout
         .lines()
         .filter(|l| l.starts_with("ok: ") || l.starts_with("FAILED: "))
         .map(String::from)
         .collect();
-    (out.status.code().unwrap(), lines)
+    (code, lines)
 }
 
 #[test]

@@ -501,14 +501,19 @@ impl RedisStore {
 
     pub(super) async fn key_count(&self) -> Result<usize, StoreError> {
         let pattern = format!("{}*", escape_glob(&self.prefix));
+        Ok(self.scan(&pattern).await?.len())
+    }
+
+    /// Every key matching `pattern`, by SCAN (O(keys): not for requests).
+    /// SCAN may return a key twice while Redis rehashes: each is kept once.
+    async fn scan(&self, pattern: &str) -> Result<std::collections::BTreeSet<String>, StoreError> {
         let mut cursor: u64 = 0;
-        // SCAN may return a key twice while Redis rehashes.
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = std::collections::BTreeSet::new();
         loop {
             let mut cmd = ::redis::cmd("SCAN");
             cmd.arg(cursor)
                 .arg("MATCH")
-                .arg(&pattern)
+                .arg(pattern)
                 .arg("COUNT")
                 .arg(1000);
             let cmd = &cmd;
@@ -517,7 +522,7 @@ impl RedisStore {
                 .await?;
             seen.extend(keys);
             if next == 0 {
-                return Ok(seen.len());
+                return Ok(seen);
             }
             cursor = next;
         }
@@ -723,30 +728,11 @@ impl RedisStore {
 
     pub(super) async fn indexes(&self) -> Result<Vec<String>, StoreError> {
         let start = self.k(&key::index(""));
-        let pattern = format!("{}*", escape_glob(&start));
-        let mut cursor: u64 = 0;
-        // SCAN may return a key twice while Redis rehashes.
-        let mut seen = std::collections::BTreeSet::new();
-        loop {
-            let mut cmd = ::redis::cmd("SCAN");
-            cmd.arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000);
-            let cmd = &cmd;
-            let (next, keys): (u64, Vec<String>) = self
-                .run(|mut c| async move { cmd.query_async(&mut c).await })
-                .await?;
-            seen.extend(
-                keys.into_iter()
-                    .filter_map(|k| k.strip_prefix(&start).map(String::from)),
-            );
-            if next == 0 {
-                return Ok(seen.into_iter().collect());
-            }
-            cursor = next;
-        }
+        let keys = self.scan(&format!("{}*", escape_glob(&start))).await?;
+        Ok(keys
+            .into_iter()
+            .filter_map(|k| k.strip_prefix(&start).map(String::from))
+            .collect())
     }
 
     pub(super) async fn list_sessions(
