@@ -56,10 +56,12 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && install -D -m 0755 "$bin" /out/usr/local/bin/portcullis \
     && strip --strip-debug /out/usr/local/bin/portcullis
 # The run-time file system: every library ldd names (copied with its path),
-# a user and a group (65532, as distroless's "nonroot"), and name lookup
-# through /etc/hosts, then DNS.
+# the CA bundle (for https identity providers, [[provider]]), a user and a
+# group (65532, as distroless's "nonroot"), and name lookup through
+# /etc/hosts, then DNS.
 RUN ldd /out/usr/local/bin/portcullis \
     && for lib in $(ldd /out/usr/local/bin/portcullis | grep -o '/[^ ]*'); do cp -L --parents "$lib" /out; done \
+    && cp -L --parents /etc/ssl/certs/ca-certificates.crt /out \
     && echo 'portcullis:x:65532:65532:portcullis:/nonexistent:/sbin/nologin' > /out/etc/passwd \
     && echo 'portcullis:x:65532:' > /out/etc/group \
     && echo 'hosts: files dns' > /out/etc/nsswitch.conf \

@@ -26,13 +26,17 @@
 # Usage: scripts/bench.sh [--no-build] [--connections "32 256"]
 #          [--duration 10s] [--warmup 2s] [--threads 2] [--rounds 1]
 #          [--store memory|redis] [--bin PATH] [--keep-tmp]
-#          [--pgo] [--bolt] [--pgo-bin PATH] [--metrics]
+#          [--pgo] [--bolt] [--pgo-bin PATH] [--metrics] [--identity]
 # --pgo also runs the profile-guided build (scripts/build-pgo.sh, built
 # unless --no-build; or the binary --pgo-bin names) beside the plain
 # release build, as two more targets in the same rounds. --bolt does the
 # same with the PGO build laid out again by BOLT (scripts/build-pgo.sh
 # --bolt, target/pgo-bolt/portcullis); the targets are then named
 # "PGO+BOLT".
+# --identity also runs the same binary with 30 groups (the signed-in user
+# in two of them, the route's allow_groups naming one) and [assertion]
+# (an ES256 key from `portcullis keys generate`), as two more targets
+# ("+groups+assertion"): what groups and the signed identity cost.
 # --metrics also runs the same binary with `[admin] listen` set, so that
 # it counts the request metrics (portcullis_requests_total, the duration
 # histogram, in flight), as two more targets ("+metrics") in the same
@@ -65,6 +69,7 @@ pgo=0
 bolt=0
 pgo_bin=""
 metrics=0
+identity=0
 
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
@@ -92,6 +97,7 @@ while [[ $# -gt 0 ]]; do
     --bolt) pgo=1; bolt=1 ;;
     --pgo-bin) pgo_bin=${2:?--pgo-bin needs a value}; pgo=1; shift ;;
     --metrics) metrics=1 ;;
+    --identity) identity=1 ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
     esac
@@ -138,7 +144,7 @@ cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     if ((ok == 0)); then
-        for log in "$tmp"/release/portcullis.log "$tmp"/pgo/portcullis.log "$tmp"/metrics/portcullis.log "$tmp"/nginx/*-error.log "$tmp/redis.log"; do
+        for log in "$tmp"/release/portcullis.log "$tmp"/pgo/portcullis.log "$tmp"/metrics/portcullis.log "$tmp"/identity/portcullis.log "$tmp"/nginx/*-error.log "$tmp/redis.log"; do
             if [[ -s $log ]]; then
                 echo "--- last lines of $log" >&2
                 tail -n 20 "$log" >&2
@@ -169,9 +175,9 @@ wait_port() {
 
 # Six distinct free ports, chosen by the OS (held open together so that
 # they differ; released just before the servers bind them).
-read -r port_up port_proxy port_gw port_pgo port_met port_met_admin < <(python3 -c '
+read -r port_up port_proxy port_gw port_pgo port_met port_met_admin port_id < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(6)]
+socks = [socket.socket() for _ in range(7)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])
@@ -369,6 +375,22 @@ if ((pgo)); then
     gateways+=(pgo)
     gateway pgo "$pgo_bin" "$port_pgo"
 fi
+if ((identity)); then
+    gateways+=(identity)
+    mkdir -p "$tmp/identity"
+    "$bin" keys generate --out "$tmp/identity/assertion.pem" >/dev/null ||
+        die "portcullis keys generate failed"
+    groups_lines=$(for i in $(seq 1 28); do echo "team$i = [\"member$i@example.com\", \"@team$i.example.com\"]"; done)
+    gateway identity "$bin" "$port_id" "allow_groups = [\"ops\"]
+
+[groups]
+ops = [\"bench@example.com\"]
+dev = [\"@example.com\"]
+$groups_lines
+
+[assertion]
+signing_key_file = \"$tmp/identity/assertion.pem\""
+fi
 if ((metrics)); then
     gateways+=(metrics)
     gateway metrics "$bin" "$port_met" "[admin]
@@ -417,6 +439,13 @@ if ((pgo)); then
     targets+=(
         "portcullis $pgo_name public|$pgo_origin/public||$tmp/pgo/pid"
         "portcullis $pgo_name signed-in|$pgo_origin/|pgo|$tmp/pgo/pid"
+    )
+fi
+if ((identity)); then
+    id_origin=$(cat "$tmp/identity/origin")
+    targets+=(
+        "portcullis +groups+assertion public|$id_origin/public||$tmp/identity/pid"
+        "portcullis +groups+assertion signed-in|$id_origin/|identity|$tmp/identity/pid"
     )
 fi
 if ((metrics)); then
@@ -602,6 +631,9 @@ outfile="$repo/bench-results/bench-$stamp.md"
         echo "- portcullis PGO+BOLT: binary $pgo_bin (scripts/build-pgo.sh --bolt: the same source, built with -Cprofile-use after a training run, then laid out by llvm-bolt after a second one)"
     elif ((pgo)); then
         echo "- portcullis PGO: binary $pgo_bin (scripts/build-pgo.sh: the same source, built with -Cprofile-use after a training run)"
+    fi
+    if ((identity)); then
+        echo "- portcullis +groups+assertion: the same binary with 30 groups (the user in ops and dev; the signed-in route allow_groups = [\"ops\"]) and [assertion] (ES256), so every signed-in request carries X-Forwarded-Groups and X-Portcullis-Jwt-Assertion"
     fi
     if ((metrics)); then
         echo "- portcullis +metrics: the same binary with \`[admin] listen\` set (request metrics counted)"

@@ -25,7 +25,7 @@
 # small fraction of that on a CPU with SHA-NI.
 #
 # Usage: scripts/callgrind.sh [--bin PATH] [--requests N] [--keep-tmp]
-#          [--fast-path off] [--metrics on] [--groups N]
+#          [--fast-path off] [--metrics on] [--groups N] [--assertion on]
 #   defaults: target/release/portcullis (not built here: cargo build
 #   --release first), N = 2000. --keep-tmp keeps the temporary directory
 #   (the configuration, the logs and the callgrind dumps, which
@@ -37,7 +37,10 @@
 #   `[groups]` table of N groups (20 addresses each; the signed-in address
 #   in g7, `@example.com` in g20) and `allow_groups = ["g7"]` on the
 #   signed-in route: what groups cost a request (the upstream then gets
-#   `X-Forwarded-Groups: g20,g7`).
+#   `X-Forwarded-Groups: g20,g7`). --assertion on adds `[assertion]` with
+#   a new ES256 key (`portcullis keys generate`): the upstream gets
+#   `X-Portcullis-Jwt-Assertion`, signed once (in the warm-up) and then
+#   served from the per-session cache.
 # Needs: valgrind (with callgrind_control), nginx, curl, python3.
 
 set -euo pipefail
@@ -50,6 +53,7 @@ keep_tmp=0
 fast_path=true
 metrics=off
 groups=0
+assertion=off
 
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
@@ -83,6 +87,13 @@ while [[ $# -gt 0 ]]; do
         shift
         ;;
     --groups) groups=${2:?--groups needs a number}; shift ;;
+    --assertion)
+        case ${2:?--assertion needs on or off} in
+        on | off) assertion=$2 ;;
+        *) die "--assertion takes on or off" ;;
+        esac
+        shift
+        ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
     esac
@@ -236,6 +247,13 @@ for g in range(int(sys.argv[1])):
     print("g%d = [%s]" % (g, ", ".join("\"%s\"" % m for m in members)))
 ' "$groups")
 fi
+assertion_block=""
+if [[ $assertion == on ]]; then
+    "$bin" keys generate --out "$tmp/assertion.pem" 2>"$tmp/keys.txt" ||
+        die "portcullis keys generate failed: $(cat "$tmp/keys.txt")"
+    assertion_block="[assertion]
+signing_key_file = \"$tmp/assertion.pem\""
+fi
 cat >"$tmp/gateway.toml" <<EOF
 [server]
 listen = "127.0.0.1:$port_gw"
@@ -277,6 +295,7 @@ access = "authenticated"
 $groups_route
 $admin_block
 $groups_block
+$assertion_block
 EOF
 PORTCULLIS_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
 export PORTCULLIS_SECRET
@@ -323,6 +342,10 @@ expect_hello "public route" "$origin/public"
 expect_hello "signed-in route" "$origin/" -H "@$tmp/cookie.header"
 status=$(curl -sS -o /dev/null -w '%{http_code}' "$origin/")
 [[ $status == 401 ]] || die "the signed-in route without a cookie answered $status, not 401"
+if [[ $assertion == on ]]; then
+    status=$(curl -sS -o /dev/null -w '%{http_code}' "$origin/.portcullis/jwks.json")
+    [[ $status == 200 ]] || die "[assertion] is not on: /.portcullis/jwks.json answered $status"
+fi
 
 # === 4. the batches ===
 

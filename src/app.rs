@@ -6,15 +6,19 @@
 //! serve ─ 1 request checks: limits (414/431), Host (400), path (400),
 //!         │                 client info (trusted proxies)
 //!         ─ 2 own endpoints: /.portcullis/ready ───────▶ 200 / 503 (store)
+//!         │                  /.portcullis/jwks.json ───▶ the assertion keys
 //!         │                  /.portcullis/* ───────────▶ signin::serve
 //!         ─ 3 routing: routes.find_for (404, 405 by methods), the matching
 //!         │            view and the literal path
-//!         ─ 4 authorization: the session if needed (SessionCache; store down
-//!         │   past grace ─▶ 503), then authorize::authorize:
+//!         ─ 4 authorization: what the request presents if needed (access:
+//!         │   the session from the SessionCache, store down past grace ─▶
+//!         │   503; else a machine token ─▶ 401/429; else a share cookie),
+//!         │   then authorize::authorize:
 //!         │     denied (deny = true) ▶ 403; bypass_networks ▶ pass, audited
 //!         │     unauthenticated ─▶ 303 to sign-in (browser navigation) or 401
 //!         │     forbidden ───────▶ 403 page
-//!         ─ 5 upstream request: identity and X-Forwarded-* (outgoing), the
+//!         ─ 5 upstream request: identity, the assertion (cached per session
+//!         │   and host) and X-Forwarded-* (outgoing), the
 //!         │   WebSocket origin check ─▶ Upstream::send (the transport cleans
 //!         │   the answer: 6 response filter)
 //!         ─ 7 log: one line per request; the gateway's own 5xx at warn
@@ -34,6 +38,7 @@ use http::{Method, Request, Response, StatusCode};
 use crate::audit::{Entry, Event, Outcome, RequestFacts};
 use crate::authorize::{self, Decision};
 use crate::body::{self, Body, RequestBody};
+use crate::config::route_options::HostRule;
 use crate::config::{Limits, Scheme};
 use crate::cookies;
 use crate::error::Error;
@@ -41,11 +46,14 @@ use crate::forwarded::{self, ClientInfo};
 use crate::metrics::AuthzEndpoint;
 use crate::outgoing::{self, Added};
 use crate::state::{Ctx, Live};
-use crate::store::Store;
-use crate::transport::{ConnInfo, Handler, Outgoing, Refusal, Upstream};
-use crate::{demo, path, request_checks, signin};
+use crate::transport::{ConnInfo, Handler, Outgoing, Refusal, To, Upstream};
+use crate::{access, demo, path, request_checks, signin};
 
 pub use crate::state::App;
+use probes::ready;
+pub use probes::{PING_PATH, READY_PATH};
+
+mod probes;
 
 impl Handler for App {
     fn handle(
@@ -71,7 +79,8 @@ impl Handler for App {
         }
         // Its access-log line, like any other request's.
         if tracing::enabled!(tracing::Level::INFO) {
-            let (log_host, log_path) = log_fields(req.uri(), req.headers().get(header::HOST));
+            let (log_host, log_path) =
+                log_fields(req.uri(), req.headers().get(header::HOST), false);
             tracing::info!(
                 method = %req.method(),
                 host = %log_host,
@@ -99,6 +108,8 @@ struct Facts {
     request_id: RequestId,
     /// The signed-in user, once known.
     user: Option<Arc<str>>,
+    /// The path holds a share link's token: logged without it.
+    secret_path: bool,
 }
 
 impl Facts {
@@ -207,6 +218,7 @@ impl App {
             https: conn.tls,
             request_id: request_id(&live, conn, req.headers()),
             user: None,
+            secret_path: false,
         };
         let result = self.phases(&live, req, conn, upstream, &mut facts).await;
         let (resp, failed) = match result {
@@ -233,7 +245,7 @@ impl App {
         let ms = started.map_or(0.0, |t| (t.elapsed().as_secs_f64() * 1e6).round() / 1e3);
         if let Some(e) = failed {
             // The gateway's own 5xx: one line, at warn, whatever the level.
-            let (log_host, log_path) = log_fields(&uri, host_header.as_ref());
+            let (log_host, log_path) = log_fields(&uri, host_header.as_ref(), facts.secret_path);
             tracing::warn!(
                 method = %method,
                 host = %log_host,
@@ -251,7 +263,7 @@ impl App {
         if !logging {
             return resp;
         }
-        let (log_host, log_path) = log_fields(&uri, host_header.as_ref());
+        let (log_host, log_path) = log_fields(&uri, host_header.as_ref(), facts.secret_path);
         tracing::info!(
             method = %method,
             host = %log_host,
@@ -282,6 +294,7 @@ impl App {
         // 2. The gateway's own endpoints.
         if is_own(&checked.path) {
             facts.route.push_str("portcullis");
+            facts.secret_path = checked.path.starts_with(crate::share::ENDPOINT);
             return self
                 .own_endpoint(live, req, &checked, facts.request_id.as_str())
                 .await;
@@ -300,16 +313,58 @@ impl App {
         let route = &m.route.config;
         facts.route.push_str(&route.name);
 
-        // 4. Authorization.
-        let session = if authorize::needs_identity(&m, client.ip) {
-            self.identity(live, req.headers(), https).await?
+        // 4. Authorization: a session, a machine token or a share link.
+        let presented = if authorize::needs_identity(&m, client.ip) {
+            let asked = access::Asked {
+                headers: req.headers(),
+                https,
+                ip: client.ip,
+                host: &host,
+                method: req.method(),
+                path: &path,
+                request_id: facts.request_id.as_str(),
+            };
+            access::read(self, live, asked).await?
         } else {
-            None
+            access::Presented::Nothing
         };
-        let decision = authorize::authorize(&live.config, &m, client.ip, session.as_ref());
+        let decision = authorize::authorize(
+            &live.config,
+            &m,
+            client.ip,
+            presented.credential(&host, req.method(), &path),
+        );
         self.metrics.authz(AuthzEndpoint::Proxy, decision.metric());
+        // Without a session: how it passed, its groups, its address.
+        let mut via = None;
+        let share_user;
         let identity = match decision {
             Decision::Allow(identity) => identity,
+            Decision::AllowToken(token) => {
+                via = Some((
+                    outgoing::Via::Token { user: &token.user },
+                    token.groups.as_ref(),
+                    None,
+                ));
+                None
+            }
+            Decision::AllowShare(grant) => {
+                share_user = grant.user();
+                via = Some((
+                    outgoing::Via::Share {
+                        id: &grant.id,
+                        user: &share_user,
+                    },
+                    None,
+                    grant.email.as_deref(),
+                ));
+                None
+            }
+            Decision::TokenForbidden(token) => {
+                let reason = format!("token {} on route {}", token.name, route.name);
+                self.denied_token(&req, &client, facts, &host, &path, &reason);
+                return Err(Error::TokenForbidden);
+            }
             Decision::Unauthenticated => return Ok(unauthenticated(&req, &path, https)),
             Decision::Denied => return Err(Error::Denied),
             Decision::Bypass => {
@@ -321,14 +376,7 @@ impl App {
                 self.audit.record(
                     &Entry::new(Event::AccessDenied, Outcome::Failure)
                         .email(&identity.email)
-                        .request(RequestFacts {
-                            ip: client.ip,
-                            request_id: facts.request_id.as_str(),
-                            method: req.method().as_str(),
-                            host: &host,
-                            path: &path,
-                            user_agent: crate::audit::user_agent(req.headers()),
-                        })
+                        .request(request_facts(&req, &client, facts, &host, &path))
                         .reason(&route.name),
                 );
                 return Ok(self.forbidden(live, &req, &identity.email, https));
@@ -345,6 +393,17 @@ impl App {
         let websocket = crate::headers::is_websocket_upgrade(req.headers());
         let tunnel = match (identity, websocket) {
             (_, false) => None,
+            // A share cookie is ambient too: the same Origin rule.
+            (None, true)
+                if matches!(via, Some((outgoing::Via::Share { .. }, ..)))
+                    && !same_origin(
+                        req.headers(),
+                        &visible_origin(&client, &host),
+                        client.scheme,
+                    ) =>
+            {
+                return Err(Error::CrossOriginWebSocket);
+            }
             (None, true) => Some(None),
             (Some(identity), true) => {
                 if !same_origin(
@@ -360,31 +419,76 @@ impl App {
                 )))
             }
         };
+        // The route's options (prefix, Host, header rules); `None` for
+        // nearly every route. The decision above used the client's path;
+        // the rewritten one is only what is forwarded.
+        let forward = route.forward.as_deref();
+        let rewritten = forward.and_then(|f| f.path(&route.path, &path));
+        let forwarded_path = rewritten.as_deref().unwrap_or(&path);
         let path_and_query = match req.uri().path_and_query() {
             // Already in normal form (nearly always): the target as it came.
-            Some(pq) if pq.path() == path => pq.clone(),
+            Some(pq) if pq.path() == forwarded_path => pq.clone(),
             _ => {
                 let pq = match req.uri().query() {
-                    Some(q) => format!("{path}?{q}"),
-                    None => path.clone(),
+                    Some(q) => format!("{forwarded_path}?{q}"),
+                    None => forwarded_path.to_string(),
                 };
                 PathAndQuery::try_from(pq)
                     .map_err(|_| Error::BadRequest("The request target is not valid."))?
             }
         };
+        let groups = identity
+            .and_then(|i| live.config.groups.of(&i.email))
+            .map(|g| g.header());
+        // `[assertion]`: the session's token for this host (cached).
+        let assertion = match (&live.assertion, identity) {
+            (Some(a), Some(i)) => Some(
+                a.header(&self.key, &i.tag, &i.email, groups, i.amr.as_deref(), &host)
+                    .ok_or_else(|| Error::Internal("signing the assertion failed".into()))?,
+            ),
+            _ => None,
+        };
         let added = Added {
             client: &client,
             identity: identity.map(|i| &*i.email),
-            groups: identity
-                .and_then(|i| live.config.groups.of(&i.email))
-                .map(|g| g.header()),
+            groups,
+            assertion: assertion.as_ref(),
             gateway_cookies: cookies::ALL_NAMES,
             websocket: false,
             strip: &live.config.server.strip_headers,
             request_id: Some(facts.request_id.as_str()),
+            via: None,
+            rules: forward,
+            host: None,
+            prefix: None,
         };
-        let authority = match &route.upstream {
-            crate::config::Upstream::Http { authority } => authority,
+        let added = match via {
+            None => added,
+            Some((via, groups, email)) => Added {
+                identity: email,
+                groups: groups.map(|g| g.header()),
+                via: Some(via),
+                ..added
+            },
+        };
+        let mut added = added;
+        let mut host_from_target = false;
+        if let Some(f) = forward {
+            added.prefix = f.forwarded_prefix(&route.path);
+            match &f.host {
+                HostRule::Client => {}
+                HostRule::Fixed(v) => added.host = Some(v.as_bytes()),
+                HostRule::Upstream => match &route.upstream {
+                    crate::config::Upstream::Http { authority } => {
+                        added.host = Some(authority.as_str().as_bytes())
+                    }
+                    _ => host_from_target = true,
+                },
+            }
+        }
+        let to = match &route.upstream {
+            crate::config::Upstream::Http { authority } => To::One(authority),
+            crate::config::Upstream::Balanced(set) => To::Set(set),
             // A route for forward-auth only: nothing to forward to here.
             crate::config::Upstream::None => return Err(Error::NoRoute),
             crate::config::Upstream::Demo => {
@@ -399,7 +503,8 @@ impl App {
         let out = Outgoing {
             head,
             body,
-            authority,
+            to,
+            host_from_target,
             path_and_query,
             added,
             timeout: route.timeout,
@@ -408,8 +513,13 @@ impl App {
             tunnel,
             route: &m.route,
         };
-        // 6. The answer, cleaned once by the transport.
-        Ok(upstream.send(out).await?)
+        // 6. The answer, cleaned once by the transport (and the route's
+        // `set_response_headers`).
+        let mut resp = upstream.send(out).await?;
+        if let Some(f) = forward {
+            f.answer(resp.headers_mut());
+        }
+        Ok(resp)
     }
 
     /// Phase 2: `/.portcullis/ready` and the sign-in flow.
@@ -430,6 +540,12 @@ impl App {
             }
             return Ok(body::plain(StatusCode::OK, "OK"));
         }
+        if checked.path == crate::assertion::JWKS_PATH {
+            return match &live.assertion {
+                Some(a) => Ok(a.jwks_answer(req.method(), req.headers())),
+                None => Err(Error::NoRoute),
+            };
+        }
         let method = req.method().clone();
         let user_agent = crate::audit::user_agent(req.headers()).map(String::from);
         let cx = Ctx {
@@ -440,7 +556,11 @@ impl App {
                 request_id,
                 method: method.as_str(),
                 host: &checked.host,
-                path: &checked.path,
+                path: if checked.path.starts_with(crate::share::ENDPOINT) {
+                    crate::share::LOGGED_PATH
+                } else {
+                    &checked.path
+                },
                 user_agent: user_agent.as_deref(),
             },
             client: &checked.client,
@@ -468,15 +588,28 @@ impl App {
     ) {
         self.audit.record(
             &Entry::new(Event::AccessBypassed, Outcome::Success)
-                .request(RequestFacts {
-                    ip: client.ip,
-                    request_id: facts.request_id.as_str(),
-                    method: req.method().as_str(),
-                    host,
-                    path,
-                    user_agent: crate::audit::user_agent(req.headers()),
-                })
+                .request(request_facts(req, client, facts, host, path))
                 .reason(route),
+        );
+    }
+
+    /// The audit line of a machine token refused on a route (out of line,
+    /// as [`App::bypassed`]).
+    #[cold]
+    #[inline(never)]
+    fn denied_token(
+        &self,
+        req: &Request<RequestBody>,
+        client: &ClientInfo,
+        facts: &Facts,
+        host: &str,
+        path: &str,
+        reason: &str,
+    ) {
+        self.audit.record(
+            &Entry::new(Event::AccessDenied, Outcome::Failure)
+                .request(request_facts(req, client, facts, host, path))
+                .reason(reason),
         );
     }
 
@@ -528,6 +661,12 @@ impl App {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
+        if matches!(e, Error::BadToken) {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+        }
         if status == StatusCode::BAD_REQUEST || status == StatusCode::REQUEST_TIMEOUT {
             // Framing or Host trouble: do not trust the rest of this connection.
             resp.headers_mut()
@@ -565,82 +704,6 @@ fn check(live: &Live, req: &Request<RequestBody>, conn: &ConnInfo) -> Result<Che
 /// Whether `path` is one of the gateway's own (`/.portcullis/…`).
 fn is_own(path: &str) -> bool {
     path == "/.portcullis" || path.starts_with("/.portcullis/")
-}
-
-impl App {
-    /// The admin listener's answers: `/ping` and `/healthz` (liveness,
-    /// checking nothing), `/ready` and `/readyz` (the store answers),
-    /// `/metrics` (unless `[admin] metrics = false`), 404 for anything
-    /// else.
-    pub async fn admin(&self, method: Method, path: &str) -> Response<Body> {
-        let result = match path {
-            "/metrics" if self.live.load().config.admin.metrics => {
-                if method == Method::GET || method == Method::HEAD {
-                    Ok(metrics_answer(self.metrics_text()))
-                } else {
-                    Err(Error::MethodNotAllowed)
-                }
-            }
-            "/ping" | "/healthz" => {
-                if method == Method::GET || method == Method::HEAD {
-                    Ok(body::plain(StatusCode::OK, "OK"))
-                } else {
-                    Err(Error::MethodNotAllowed)
-                }
-            }
-            "/ready" | "/readyz" => ready(&self.store, &method).await,
-            _ => Err(Error::NoRoute),
-        };
-        match result {
-            Ok(resp) => resp,
-            Err(e) => body::plain(e.status(), e.public_message()),
-        }
-    }
-}
-
-/// A scrape's answer: Prometheus text, never cached.
-fn metrics_answer(text: String) -> Response<Body> {
-    let mut resp = Response::new(body::full(text));
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
-}
-
-/// The liveness probe, on every host of the main listener.
-pub const PING_PATH: &str = "/.portcullis/ping";
-
-/// The readiness probe, on every host of the main listener.
-pub const READY_PATH: &str = "/.portcullis/ready";
-
-/// `GET /.portcullis/ready`: 200 `ready` when the store is usable, else 503
-/// with a short JSON reason; never cached. Sessions and sign-in need the
-/// store, so a load balancer should send no one here while it is down.
-async fn ready(store: &Store, method: &Method) -> Result<Response<Body>, Error> {
-    if method != Method::GET && method != Method::HEAD {
-        return Err(Error::MethodNotAllowed);
-    }
-    if store.ready().await {
-        return Ok(body::plain(StatusCode::OK, "ready"));
-    }
-    let mut resp = Response::new(body::full(
-        &br#"{"status":"unavailable","reason":"store"}"#[..],
-    ));
-    *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    Ok(resp)
 }
 
 /// `scheme://host` of the page as the browser sees it (lowercase; the
@@ -682,13 +745,17 @@ fn same_origin(headers: &HeaderMap, origin: &str, scheme: Scheme) -> bool {
     bare(sent) == bare(origin)
 }
 
-/// Host and path (never the query) for a log line.
-fn log_fields(uri: &http::Uri, host: Option<&HeaderValue>) -> (String, String) {
+/// Host and path (never the query, never a share link's token) for a
+/// log line.
+fn log_fields(uri: &http::Uri, host: Option<&HeaderValue>, secret_path: bool) -> (String, String) {
     let host = host
         .and_then(|v| v.to_str().ok())
         .map(String::from)
         .or_else(|| uri.authority().map(|a| a.to_string()))
         .unwrap_or_default();
+    if secret_path {
+        return (host, crate::share::LOGGED_PATH.to_string());
+    }
     (host, uri.path().chars().take(200).collect())
 }
 
@@ -713,4 +780,23 @@ fn unauthenticated(req: &Request<RequestBody>, path: &str, https: bool) -> Respo
     };
     let rd: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
     body::see_other(&format!("/.portcullis/login?rd={rd}"), https)
+}
+
+/// What the audit trail records of a request (its client, id, method,
+/// host, canonical path and `User-Agent`).
+fn request_facts<'a>(
+    req: &'a Request<RequestBody>,
+    client: &ClientInfo,
+    facts: &'a Facts,
+    host: &'a str,
+    path: &'a str,
+) -> RequestFacts<'a> {
+    RequestFacts {
+        ip: client.ip,
+        request_id: facts.request_id.as_str(),
+        method: req.method().as_str(),
+        host,
+        path,
+        user_agent: crate::audit::user_agent(req.headers()),
+    }
 }

@@ -35,6 +35,16 @@ pub enum Event {
     MailFailed,
     ConfigReloaded,
     ConfigReloadFailed,
+    /// A wrong or expired machine token (the name when it is known).
+    TokenRefused,
+    /// `portcullis share`: a share link made.
+    ShareCreated,
+    /// A share link opened (`/.portcullis/share/…`).
+    ShareUsed,
+    /// `portcullis share revoke`.
+    ShareRevoked,
+    /// `portcullis link`: a sign-in link made for support staff.
+    LinkIssued,
 }
 
 impl Event {
@@ -50,6 +60,11 @@ impl Event {
             Event::MailFailed => "mail.failed",
             Event::ConfigReloaded => "config.reloaded",
             Event::ConfigReloadFailed => "config.reload_failed",
+            Event::TokenRefused => "token.refused",
+            Event::ShareCreated => "share.created",
+            Event::ShareUsed => "share.used",
+            Event::ShareRevoked => "share.revoked",
+            Event::LinkIssued => "signin.link_issued",
         }
     }
 }

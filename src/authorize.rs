@@ -12,20 +12,47 @@
 //! 3. The client's address (after `trusted_proxies`) in the
 //!    `bypass_networks` of the route of every reading: passes without a
 //!    session and without identity headers, audited ([`Match::bypasses`]).
-//! 4. Otherwise a session, and the address must pass the global allow
-//!    lists (`[login] allow_*`) and those of the route of every reading of
-//!    the path (`allow_emails` OR `allow_domains` OR `allow_groups`:
-//!    [`Match::allows`]).
+//! 4. Otherwise what the request presents ([`Credential`]):
+//!    - a session: the address must pass the global allow lists
+//!      (`[login] allow_*`) and those of the route of every reading of
+//!      the path (`allow_emails` OR `allow_domains` OR `allow_groups`:
+//!      [`Match::allows`]);
+//!    - a machine token: the route of every reading must name one of the
+//!      token's groups in `allow_groups` ([`Match::allows_token`]); the
+//!      address allow lists do not apply to it;
+//!    - a share link covering this request (host, method, both readings
+//!      of the path: [`crate::share::Grant::covering`]): passes; with a
+//!      session too, the session when its address may pass, else the
+//!      share;
+//!    - nothing: sign in first.
 //!
 //! `methods` act before all this, in choosing the route
-//! ([`crate::routes`]). Reading the session is the caller's (it is the
-//! store's, and async); [`needs_identity`] says whether to.
+//! ([`crate::routes`]). Reading the session, the token and the share
+//! cookie is the caller's (it is the store's, and async:
+//! [`crate::access`]); [`needs_identity`] says whether to.
 
 use std::net::IpAddr;
 
 use crate::config::Config;
 use crate::routes::Match;
 use crate::session::Identity;
+use crate::share::{Covering, Grant};
+use crate::token::Token;
+
+/// What a request presents, read by [`crate::access`]: at most one.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    /// A valid session.
+    Session(&'a Identity),
+    /// A valid session and a share link covering the request: the
+    /// session when its address may pass, else the share (an allowed
+    /// session wins).
+    SessionOrShare(&'a Identity, Covering<'a>),
+    /// A valid machine token (`Authorization: Bearer`).
+    Token(&'a Token),
+    /// A share link that covers this request.
+    Share(Covering<'a>),
+}
 
 /// What [`authorize`] decided.
 #[derive(Debug)]
@@ -33,10 +60,16 @@ pub enum Decision<'a> {
     /// Pass; with the identity to send upstream (`None` on a public route,
     /// which never gets identity headers).
     Allow(Option<&'a Identity>),
+    /// Pass as a machine token (`X-Forwarded-User: token:NAME`).
+    AllowToken(&'a Token),
+    /// Pass by a share link (`X-Portcullis-Share: ID`).
+    AllowShare(&'a Grant),
     /// No valid session: sign in first (303 to the sign-in page or 401).
     Unauthenticated,
     /// Signed in, but this address may not open this route (403).
     Forbidden(&'a Identity),
+    /// A valid machine token that may not open this route (403).
+    TokenForbidden(&'a Token),
     /// The route is closed (`deny = true`): 403 to everyone.
     Denied,
     /// Passed without a session by `bypass_networks` (no identity sent;
@@ -49,9 +82,14 @@ impl Decision<'_> {
     pub fn metric(&self) -> crate::metrics::AuthzDecision {
         use crate::metrics::AuthzDecision;
         match self {
-            Decision::Allow(_) | Decision::Bypass => AuthzDecision::Allow,
+            Decision::Allow(_)
+            | Decision::AllowToken(_)
+            | Decision::AllowShare(_)
+            | Decision::Bypass => AuthzDecision::Allow,
             Decision::Unauthenticated => AuthzDecision::Unauthenticated,
-            Decision::Forbidden(_) | Decision::Denied => AuthzDecision::Forbidden,
+            Decision::Forbidden(_) | Decision::TokenForbidden(_) | Decision::Denied => {
+                AuthzDecision::Forbidden
+            }
         }
     }
 }
@@ -63,13 +101,13 @@ pub fn needs_identity(m: &Match, client: IpAddr) -> bool {
     !(m.denied() || m.public() || m.bypasses(client))
 }
 
-/// The decision for a request from `client` that fell on `m`, with the
-/// session read from it (`None`: no valid session).
+/// The decision for a request from `client` that fell on `m`, with what
+/// it presents (`None`: no valid session, token or covering share).
 pub fn authorize<'a>(
     config: &Config,
     m: &Match,
     client: IpAddr,
-    identity: Option<&'a Identity>,
+    credential: Option<Credential<'a>>,
 ) -> Decision<'a> {
     if m.denied() {
         return Decision::Denied;
@@ -80,9 +118,30 @@ pub fn authorize<'a>(
     if m.bypasses(client) {
         return Decision::Bypass;
     }
-    let Some(identity) = identity else {
-        return Decision::Unauthenticated;
+    let identity = match credential {
+        None => return Decision::Unauthenticated,
+        Some(Credential::Token(token)) => {
+            return if m.allows_token(token.groups.as_ref()) {
+                Decision::AllowToken(token)
+            } else {
+                Decision::TokenForbidden(token)
+            };
+        }
+        Some(Credential::Share(covering)) => return Decision::AllowShare(covering.grant()),
+        Some(Credential::Session(identity)) => identity,
+        Some(Credential::SessionOrShare(identity, covering)) => {
+            return match session_decision(config, m, identity) {
+                Decision::Forbidden(_) => Decision::AllowShare(covering.grant()),
+                allowed => allowed,
+            };
+        }
     };
+    session_decision(config, m, identity)
+}
+
+/// The decision for a signed-in `identity`: the global allow lists and
+/// those of the route of every reading of the path.
+fn session_decision<'a>(config: &Config, m: &Match, identity: &'a Identity) -> Decision<'a> {
     let groups = m
         .needs_groups()
         .then(|| config.groups.of(&identity.email))
@@ -175,11 +234,13 @@ dev = ["staff@example.com"]
             Err(crate::routes::Miss::Method) => return "405",
             Err(crate::routes::Miss::NoRoute) => return "404",
         };
-        match authorize(&config, &m, ip, identity) {
+        match authorize(&config, &m, ip, identity.map(Credential::Session)) {
             Decision::Allow(None) => "public",
             Decision::Allow(Some(_)) => "allow",
+            Decision::AllowToken(_) => "token",
+            Decision::AllowShare(_) => "share",
             Decision::Unauthenticated => "sign in",
-            Decision::Forbidden(_) => "forbidden",
+            Decision::Forbidden(_) | Decision::TokenForbidden(_) => "forbidden",
             Decision::Denied => "denied",
             Decision::Bypass => "bypass",
         }
@@ -189,6 +250,7 @@ dev = ["staff@example.com"]
         Identity {
             email: Arc::from(email),
             tag: [0; 32],
+            amr: None,
         }
     }
 
@@ -277,6 +339,48 @@ dev = ["staff@example.com"]
         assert_eq!(decide("/ops", Some(&who("x@ops.example.com"))), "forbidden");
         // Groups do not open a route without allow_groups.
         assert_eq!(decide("/admin", Some(&staff)), "forbidden");
+    }
+
+    #[test]
+    fn tokens_pass_only_where_allow_groups_names_their_group() {
+        let env = [("S", "0123456789abcdef0123456789abcdef0123")];
+        let config = Config::from_toml_str(CONFIG, "t.toml", &env).unwrap();
+        let table = RouteTable::new(&config.routes);
+        let token = Token {
+            name: "ci".into(),
+            user: "token:ci".into(),
+            digest: [0; 32],
+            groups: config.groups.membership(&["ops".into()]),
+            expires: None,
+        };
+        let decide = |path: &str| {
+            let m = table.find("x.test", Scheme::Http, path).unwrap();
+            match authorize(&config, &m, IP, Some(Credential::Token(&token))) {
+                Decision::AllowToken(_) => "token",
+                Decision::TokenForbidden(_) => "forbidden",
+                Decision::Allow(None) => "public",
+                Decision::Denied => "denied",
+                _ => "other",
+            }
+        };
+        assert_eq!(decide("/ops/x"), "token");
+        // Routes open to any signed-in address, or by address only.
+        assert_eq!(decide("/app"), "forbidden");
+        assert_eq!(decide("/admin"), "forbidden");
+        // Every reading: `/ops;x/y` is `/` (public, no groups) literally.
+        assert_eq!(decide("/ops;x/y"), "forbidden");
+        assert_eq!(decide("/docs"), "public");
+        assert_eq!(decide("/app/closed"), "denied");
+        // A token in no group passes nothing.
+        let none = Token {
+            groups: None,
+            ..token.clone()
+        };
+        let m = table.find("x.test", Scheme::Http, "/ops").unwrap();
+        assert!(matches!(
+            authorize(&config, &m, IP, Some(Credential::Token(&none))),
+            Decision::TokenForbidden(_)
+        ));
     }
 
     #[test]

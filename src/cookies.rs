@@ -21,6 +21,9 @@ pub enum Kind {
     Verifier,
     /// The double-submit value behind every form's CSRF field.
     Csrf,
+    /// A sign-in with an identity provider under way: its `state`, `nonce`
+    /// and PKCE verifier, sealed, for ten minutes.
+    Provider,
 }
 
 /// Every name the gateway may use: removed from what goes upstream.
@@ -32,6 +35,10 @@ pub const ALL_NAMES: &[&str] = &[
     "portcullis-verifier",
     "__Host-portcullis-csrf",
     "portcullis-csrf",
+    "__Secure-portcullis-share",
+    "portcullis-share",
+    "__Host-portcullis-oidc",
+    "portcullis-oidc",
 ];
 
 pub fn name(kind: Kind, https: bool, cookie_domain: Option<&str>) -> &'static str {
@@ -43,6 +50,8 @@ pub fn name(kind: Kind, https: bool, cookie_domain: Option<&str>) -> &'static st
         (Kind::Verifier, false) => "portcullis-verifier",
         (Kind::Csrf, true) => "__Host-portcullis-csrf",
         (Kind::Csrf, false) => "portcullis-csrf",
+        (Kind::Provider, true) => "__Host-portcullis-oidc",
+        (Kind::Provider, false) => "portcullis-oidc",
     }
 }
 
@@ -111,7 +120,7 @@ mod tests {
 
     #[test]
     fn every_name_is_in_all_names() {
-        for kind in [Kind::Session, Kind::Verifier, Kind::Csrf] {
+        for kind in [Kind::Session, Kind::Verifier, Kind::Csrf, Kind::Provider] {
             for https in [true, false] {
                 for domain in [None, Some("example.com")] {
                     assert!(ALL_NAMES.contains(&name(kind, https, domain)));

@@ -11,6 +11,9 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// The server secret, prepared once for HMAC.
@@ -48,6 +51,13 @@ impl Key {
         mac.update(purpose.as_bytes());
         mac.update(data);
         mac.finalize().into_bytes().into()
+    }
+
+    /// A key of its own for one use (`label`), derived from this one: a
+    /// value MAC'd with it can never pass for one made with the server
+    /// key or another derived key (share links: `"share"`).
+    pub fn derive(&self, label: &str) -> Key {
+        Key::new(&self.tag("derive", label.as_bytes()))
     }
 
     /// The keyed hash as lowercase hex: what the store sees.
@@ -145,6 +155,33 @@ pub fn hex(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// Hashes a session tag by its first eight bytes. Tags are HMAC outputs:
+/// nobody without the server key can choose them, so they need no keyed
+/// (SipHash) hashing, and only verified tags are ever used as keys (the
+/// session cache, the assertion's token cache).
+#[derive(Default)]
+pub struct TagHasher(u64);
+
+impl Hasher for TagHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // `[u8; 32]` hashes as its length, then its bytes.
+        if let Some(head) = bytes.get(..8) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(head);
+            self.0 ^= u64::from_le_bytes(b);
+        }
+    }
+
+    fn write_usize(&mut self, _len: usize) {}
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map keyed by session tags, hashed by [`TagHasher`].
+pub type TagMap<V> = HashMap<[u8; 32], V, BuildHasherDefault<TagHasher>>;
 
 #[cfg(test)]
 mod tests {

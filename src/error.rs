@@ -38,6 +38,12 @@ pub enum Error {
     Csrf(&'static str),
     #[error("not signed in")]
     Unauthenticated,
+    #[error("machine token unknown or expired")]
+    BadToken,
+    #[error("machine token on a sign-in endpoint")]
+    TokenNotHere,
+    #[error("machine token not allowed on this route")]
+    TokenForbidden,
     #[error("WebSocket handshake from another origin")]
     CrossOriginWebSocket,
     #[error("upstream refused or reset: {0}")]
@@ -79,7 +85,10 @@ impl Error {
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::Denied => StatusCode::FORBIDDEN,
             Error::Csrf(_) => StatusCode::FORBIDDEN,
-            Error::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Error::Unauthenticated | Error::BadToken | Error::TokenNotHere => {
+                StatusCode::UNAUTHORIZED
+            }
+            Error::TokenForbidden => StatusCode::FORBIDDEN,
             Error::CrossOriginWebSocket => StatusCode::FORBIDDEN,
             Error::UpstreamFailed(_) => StatusCode::BAD_GATEWAY,
             Error::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -108,6 +117,9 @@ impl Error {
                 "This form was sent from another site or has expired. Go back, reload the page and try again."
             }
             Error::Unauthenticated => "Sign in first.",
+            Error::BadToken => "This token is not valid.",
+            Error::TokenNotHere => "Machine tokens do not work on the sign-in pages.",
+            Error::TokenForbidden => "This token may not open this page.",
             Error::CrossOriginWebSocket => {
                 "Another site may not open a connection to this application in your name."
             }
@@ -139,6 +151,9 @@ mod tests {
             (Error::Denied, 403),
             (Error::Csrf("origin"), 403),
             (Error::Unauthenticated, 401),
+            (Error::BadToken, 401),
+            (Error::TokenNotHere, 401),
+            (Error::TokenForbidden, 403),
             (Error::CrossOriginWebSocket, 403),
             (Error::UpstreamFailed("refused".into()), 502),
             (Error::UpstreamTimeout, 504),

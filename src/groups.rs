@@ -120,6 +120,20 @@ impl Groups {
             .and_then(|i| GroupId::try_from(i).ok())
     }
 
+    /// The membership of the groups called `names` (a machine token's,
+    /// [`crate::token`]); `None` when none of them is a group.
+    pub fn membership(&self, names: &[String]) -> Option<Membership> {
+        let ids: BTreeSet<GroupId> = names.iter().filter_map(|n| self.id(n)).collect();
+        if ids.is_empty() {
+            return None;
+        }
+        let header: Vec<&str> = ids.iter().map(|&i| self.name(i)).collect();
+        Some(Membership {
+            ids: ids.iter().copied().collect(),
+            header: Arc::from(header.join(",")),
+        })
+    }
+
     /// The name of group `id`.
     pub fn name(&self, id: GroupId) -> &str {
         self.names.get(usize::from(id)).map_or("", String::as_str)

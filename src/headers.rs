@@ -31,6 +31,9 @@ const IDENTITY: &[&str] = &[
     "remote-email",
     "remote-name",
     "remote-groups",
+    // The signed assertion ([`crate::assertion::HEADER`]).
+    "x-portcullis-jwt-assertion",
+    "x-portcullis-share",
 ];
 const IDENTITY_PREFIX: &str = "x-auth-request-";
 

@@ -18,6 +18,8 @@
 //! - `state`: the shared state behind one `Arc`, and the live config.
 //! - `audit`: the audit trail (JSON lines, `[log] audit_file`).
 //! - `authorize`: the one decision whether a request may pass.
+//! - `assertion`: the signed identity for upstreams (`[assertion]`), its
+//!   keys, token cache and JWKS.
 //! - `groups`: `[groups]` resolved into address and domain lookups.
 //! - `config`: `gateway.toml` → typed values; errors name file and key.
 //! - `request_checks`, `path`, `routes`, `forwarded`: limits, the one
@@ -35,15 +37,22 @@
 //! - `theme`, `pages`, `body`, `demo`: templates and colours, what the
 //!   gateway answers itself.
 //! - `error`: the request error type and its one mapping to HTTP status.
+//! - `token`, `share`, `access`: machine tokens (`Authorization:
+//!   Bearer`), share links (a scope inside a MAC), and the reading of
+//!   what a request presents (session, token or share) for the decision.
+//! - `cli`: the bodies of `portcullis token`, `share` and `link`.
 //! - `health_probe`: `portcullis health`, a probe for a container's
 //!   `HEALTHCHECK` (no shell or curl in the image).
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod access;
 pub mod address;
 pub mod app;
+pub mod assertion;
 pub mod audit;
 pub mod authorize;
 pub mod body;
+pub mod cli;
 pub mod code;
 pub mod config;
 pub mod cookie_header;
@@ -51,12 +60,14 @@ pub mod cookies;
 pub mod crypto;
 pub mod demo;
 pub mod error;
+pub mod failures;
 pub mod forwarded;
 pub mod groups;
 pub mod headers;
 pub mod health_probe;
 pub mod mail;
 pub mod metrics;
+pub mod oidc;
 pub mod outgoing;
 pub mod pages;
 pub mod path;
@@ -65,10 +76,12 @@ pub mod redirect;
 pub mod request_checks;
 pub mod routes;
 pub mod session;
+pub mod share;
 pub mod signin;
 pub mod state;
 pub mod store;
 pub mod theme;
+pub mod token;
 pub mod transport;
 pub mod user_agent;
 

@@ -2,6 +2,8 @@
 //! address's sessions. The only place that prints to the terminal and
 //! the only user of `anyhow`.
 
+mod keys_cli;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -85,6 +87,25 @@ enum Command {
         #[arg(long, default_value = "192.0.2.1")]
         ip: std::net::IpAddr,
     },
+    /// Signing keys for [assertion]: make one, or print the published JWKS.
+    #[command(subcommand)]
+    Keys(keys_cli::KeysCommand),
+    /// Machine tokens: `token new NAME` prints a fresh secret and the
+    /// [[token]] lines to paste.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Make a share link (--path), or list or revoke them.
+    Share(portcullis::cli::share::ShareArgs),
+    /// A sign-in link for an address, for support staff to hand over
+    /// (works once; needs the redis store; audited, without the link).
+    Link {
+        #[arg(long)]
+        email: String,
+        /// Where to land after signing in (a path, or an https URL on a
+        /// route's host).
+        #[arg(long)]
+        rd: Option<String>,
+    },
     /// Probe a running gateway (for a container HEALTHCHECK): exit 0 if the
     /// URL answers 200 within the timeout, 1 otherwise.
     Health {
@@ -113,6 +134,17 @@ enum SessionsCommand {
         /// Every session of every address.
         #[arg(long)]
         all: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// A fresh secret (32 random bytes, base64url) and the lines to paste.
+    New {
+        name: String,
+        /// A group the token is a member of (repeatable; default: NAME).
+        #[arg(long = "group")]
+        groups: Vec<String>,
     },
 }
 
@@ -149,6 +181,16 @@ fn main() -> ExitCode {
             ip,
         }) => policy(cli.config.as_deref(), &url, &method, email.as_deref(), ip),
         Some(Command::Health { url, timeout }) => health(&url, timeout),
+        Some(Command::Keys(command)) => keys_cli::run(command, cli.config.as_deref()),
+        Some(Command::Token(TokenCommand::New { name, groups })) => {
+            printed(portcullis::cli::token::new(&name, &groups))
+        }
+        Some(Command::Share(args)) => printed(portcullis::cli::block_on(
+            portcullis::cli::share::run(cli.config.as_deref(), args),
+        )),
+        Some(Command::Link { email, rd }) => printed(portcullis::cli::block_on(
+            portcullis::cli::link::run(cli.config.as_deref(), &email, rd.as_deref()),
+        )),
         None => match resolve(cli.config.as_deref()) {
             Some(path) => serve(Source::File(path)),
             None => match demo_listen_from_env() {
@@ -232,6 +274,21 @@ fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> Exit
     }
 }
 
+/// Prints a command's text (exit 0) or its error (exit 1).
+fn printed(result: Result<String, portcullis::cli::CliError>) -> ExitCode {
+    use std::io::Write as _;
+    match result {
+        Ok(text) => {
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("portcullis: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Where the configuration comes from.
 fn resolve(path: Option<&Path>) -> Option<PathBuf> {
     match path {
@@ -291,6 +348,9 @@ fn check(path: Option<&Path>, connect: bool) -> ExitCode {
             r.upstream.to_string(),
             who(r, &config.groups)
         );
+        if let Some(settings) = r.upstream_settings() {
+            let _ = writeln!(out, "    {}: {settings}", r.name);
+        }
     }
     if !config.groups.is_empty() {
         let _ = writeln!(out, "groups: {}", config.groups.names().join(", "));

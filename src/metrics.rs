@@ -136,12 +136,16 @@ pub enum SigninMethod {
     Link,
     /// The code, typed in the browser that asked.
     Code,
+    /// An OpenID Connect provider (`[[provider]]`, kind `oidc`).
+    Oidc,
+    /// GitHub's OAuth2 (`[[provider]]`, kind `github`).
+    Github,
 }
 
-const SIGNIN_METHODS: [&str; 2] = ["link", "code"];
+const SIGNIN_METHODS: [&str; 4] = ["link", "code", "oidc", "github"];
 
 impl SigninMethod {
-    /// `link` or `code`.
+    /// `link`, `code`, `oidc` or `github`.
     pub fn as_str(self) -> &'static str {
         SIGNIN_METHODS[self as usize]
     }

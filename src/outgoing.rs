@@ -16,11 +16,18 @@
 //! never subject to the client's `Connection`: so `Connection: close,
 //! X-Forwarded-For` cannot remove what the gateway adds, and no spelling of
 //! `X-Forwarded-Email` from the client reaches the upstream.
+//!
+//! A route's [`Forward`] rules (`remove_request_headers`, and the names of
+//! `set_request_headers`) drop more client headers in any spelling; the
+//! set values follow the client's headers, and `Host` and
+//! `X-Forwarded-Prefix` may come from the route. The configuration has
+//! already refused any rule that names a header the gateway sets.
 
 use http::header::{self, GetAll, HeaderMap, HeaderName, HeaderValue};
 use http::uri::Authority;
 use http::Method;
 
+use crate::config::Forward;
 use crate::forwarded::{self, ClientInfo};
 use crate::headers::{
     self, FORWARDED_EMAIL, FORWARDED_FOR, FORWARDED_GROUPS, FORWARDED_HOST, FORWARDED_PROTO,
@@ -30,6 +37,7 @@ use crate::headers::{
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What the gateway adds to a request on its way upstream.
+#[derive(Clone, Copy)]
 pub struct Added<'a> {
     pub client: &'a ClientInfo,
     /// The signed-in user's address, for `X-Forwarded-Email` and `-User`.
@@ -47,7 +55,34 @@ pub struct Added<'a> {
     pub strip: &'a [String],
     /// `X-Request-Id` (a trusted proxy's, or the gateway's own).
     pub request_id: Option<&'a str>,
+    /// `X-Portcullis-Jwt-Assertion` (`[assertion]`, signed-in requests).
+    pub assertion: Option<&'a HeaderValue>,
+    /// How a request passed without a session, if it did.
+    pub via: Option<Via<'a>>,
+    /// The route's header rules (`set_request_headers`,
+    /// `remove_request_headers`); `None` for a route without any.
+    pub rules: Option<&'a Forward>,
+    /// `Host` instead of the client's (`preserve_host = false`,
+    /// `upstream_host`).
+    pub host: Option<&'a [u8]>,
+    /// `X-Forwarded-Prefix`: the prefix `strip_prefix` took off.
+    pub prefix: Option<&'a str>,
 }
+
+/// A request that passed without a session.
+#[derive(Debug, Clone, Copy)]
+pub enum Via<'a> {
+    /// A machine token: `X-Forwarded-User: token:NAME` (`user`) and the
+    /// token's `X-Forwarded-Groups`, no `X-Forwarded-Email`; the client's
+    /// `Authorization` (the secret) is not passed on.
+    Token { user: &'a str },
+    /// A share link: `X-Portcullis-Share: ID`, and `X-Forwarded-User`
+    /// `share:ID` when the link names no address (else the address, with
+    /// `X-Forwarded-Email`, from `identity`).
+    Share { id: &'a str, user: &'a str },
+}
+
+const FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
 
 /// Whether `value` may be a header value (the rule of `http`'s
 /// `HeaderValue::from_bytes`: no control bytes but tab).
@@ -80,7 +115,7 @@ fn dropped(name: &HeaderName, connection: &GetAll<'_, HeaderValue>, strip: &[Str
 /// the client's headers that pass, `Cookie` without the gateway's, the
 /// WebSocket pair, `X-Forwarded-For`, `-Proto`, `-Host`, then the identity
 /// headers of a signed-in request (`X-Forwarded-Groups` only when the
-/// address is in a group). `authority` is the request target's,
+/// address is in a group, `X-Portcullis-Jwt-Assertion` with `[assertion]`). `authority` is the request target's,
 /// used for `Host` when the client sent none (HTTP/2).
 pub fn each(
     client_headers: &HeaderMap,
@@ -89,6 +124,11 @@ pub fn each(
     mut emit: impl FnMut(&HeaderName, &[u8]),
 ) {
     match client_headers.get(header::HOST) {
+        _ if added.host.is_some() => {
+            if let Some(host) = added.host.filter(|h| valid_value(h)) {
+                emit(&header::HOST, host);
+            }
+        }
         Some(host) => emit(&header::HOST, host.as_bytes()),
         None => {
             if let Some(a) = authority.filter(|a| valid_value(a.as_str().as_bytes())) {
@@ -97,12 +137,22 @@ pub fn each(
         }
     }
     let connection = client_headers.get_all(header::CONNECTION);
+    let token = matches!(added.via, Some(Via::Token { .. }));
     for (name, value) in client_headers {
-        if name == header::HOST || name == header::COOKIE || dropped(name, &connection, added.strip)
+        if name == header::HOST
+            || name == header::COOKIE
+            || dropped(name, &connection, added.strip)
+            || (token && name == header::AUTHORIZATION)
+            || added.rules.is_some_and(|r| r.drops(name))
         {
             continue;
         }
         emit(name, value.as_bytes());
+    }
+    if let Some(rules) = added.rules {
+        for (name, value) in &rules.set_request {
+            emit(name, value.as_bytes());
+        }
     }
     if !named_by(&connection, &header::COOKIE) {
         if let Some(kept) =
@@ -127,6 +177,9 @@ pub fn each(
             emit(&FORWARDED_HOST, host.as_bytes());
         }
     }
+    if let Some(prefix) = added.prefix.filter(|p| valid_value(p.as_bytes())) {
+        emit(&FORWARDED_PREFIX, prefix.as_bytes());
+    }
     if let Some(id) = added.request_id.filter(|id| valid_value(id.as_bytes())) {
         emit(&REQUEST_ID, id.as_bytes());
     }
@@ -137,6 +190,24 @@ pub fn each(
             if let Some(groups) = added.groups.filter(|g| valid_value(g.as_bytes())) {
                 emit(&FORWARDED_GROUPS, groups.as_bytes());
             }
+            if let Some(token) = added.assertion {
+                emit(&crate::assertion::HEADER, token.as_bytes());
+            }
+        }
+    }
+    match added.via {
+        None => {}
+        Some(Via::Token { user }) => {
+            emit(&FORWARDED_USER, user.as_bytes());
+            if let Some(groups) = added.groups.filter(|g| valid_value(g.as_bytes())) {
+                emit(&FORWARDED_GROUPS, groups.as_bytes());
+            }
+        }
+        Some(Via::Share { id, user }) => {
+            if added.identity.is_none() {
+                emit(&FORWARDED_USER, user.as_bytes());
+            }
+            emit(&crate::share::SHARE_HEADER, id.as_bytes());
         }
     }
 }
@@ -171,7 +242,8 @@ pub fn head(
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum::<usize>();
-    let mut out = Vec::with_capacity(method.as_str().len() + target.len() + size + 256);
+    let assertion = added.assertion.map_or(0, |v| v.len() + 32);
+    let mut out = Vec::with_capacity(method.as_str().len() + target.len() + size + 256 + assertion);
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());

@@ -57,6 +57,7 @@ pub const PRODUCT: &str = "Portcullis";
 struct Set {
     layout: Template,
     login: Template,
+    login_providers: Template,
     check_email: Template,
     verify_confirm: Template,
     verify_reveal: Template,
@@ -77,6 +78,10 @@ pub struct Pages {
     footer: String,
     icon: String,
     stylesheet: String,
+    /// `[[provider]]` buttons: name and label, in the file's order.
+    providers: Vec<(String, String)>,
+    /// `[login] email`: whether the email form is shown.
+    email: bool,
     t: Set,
 }
 
@@ -113,9 +118,12 @@ impl Pages {
             },
             icon: icon(&palette),
             stylesheet: format!("{base}\n/* [ui] accent */\n{}", palette.css()),
+            providers: Vec::new(),
+            email: true,
             t: Set {
                 layout: pick("layout.html"),
                 login: pick("login.html"),
+                login_providers: pick("login_providers.html"),
                 check_email: pick("check_email.html"),
                 verify_confirm: pick("verify_confirm.html"),
                 verify_reveal: pick("verify_reveal.html"),
@@ -161,8 +169,63 @@ impl Pages {
         self.t.layout.render(&layout)
     }
 
+    /// The provider buttons (name, label) and whether the email form is
+    /// shown on the sign-in page.
+    pub fn with_providers(mut self, providers: Vec<(String, String)>, email: bool) -> Pages {
+        self.providers = providers;
+        self.email = email;
+        self
+    }
+
+    /// One link per provider, styled as a button (a link, not a form: the
+    /// CSP's `form-action 'self'` would stop a form's redirect to the
+    /// provider), each carrying `rd`; with the email form below, a line
+    /// saying "or".
+    fn provider_buttons(&self, rd: &str) -> String {
+        if self.providers.is_empty() {
+            return String::new();
+        }
+        let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+        let mut html = String::from("<div class=\"providers\">\n");
+        for (name, label) in &self.providers {
+            let href = format!(
+                "/.portcullis/oidc/start?provider={}&rd={}",
+                enc(name),
+                enc(rd)
+            );
+            // Beside the email form the buttons are secondary; alone, the
+            // page's main action.
+            let class = if self.email {
+                "button secondary provider"
+            } else {
+                "button provider"
+            };
+            html.push_str(&format!(
+                "<a class=\"{class}\" href=\"{}\">{}</a>\n",
+                escape(&href),
+                escape(label)
+            ));
+        }
+        html.push_str("</div>\n");
+        if self.email {
+            html.push_str("<p class=\"or\">or with your email</p>\n");
+        }
+        html
+    }
+
     pub fn login(&self, rd: &str, csrf: &str, message: Option<&str>) -> String {
         let notice = notice(message);
+        let providers = self.provider_buttons(rd);
+        if !self.email {
+            return self.page(
+                &self.t.login_providers,
+                "Sign in",
+                &[
+                    ("providers", Value::Html(&providers)),
+                    ("notice", Value::Html(&notice)),
+                ],
+            );
+        }
         self.page(
             &self.t.login,
             "Sign in",
@@ -170,6 +233,7 @@ impl Pages {
                 ("rd", Value::Text(rd)),
                 ("csrf", Value::Text(csrf)),
                 ("notice", Value::Html(&notice)),
+                ("providers", Value::Html(&providers)),
             ],
         )
     }
@@ -464,6 +528,34 @@ mod tests {
             resend_delay: Duration::from_secs(60),
             notice,
         }
+    }
+
+    #[test]
+    fn provider_buttons_are_escaped_links_carrying_rd() {
+        let p = Pages::new(&ui()).with_providers(
+            vec![("corp".into(), "Sign in with <Corp> & \"Co\"".into())],
+            true,
+        );
+        let page = p.login("/a?b=1&c=\"x\"", "t", None);
+        assert!(
+            page.contains(
+                "<a class=\"button secondary provider\" href=\"/.portcullis/oidc/start?provider=corp&amp;rd=%2Fa%3Fb%3D1%26c%3D%22x%22\">Sign in with &lt;Corp&gt; &amp; &quot;Co&quot;</a>"
+            ),
+            "{page}"
+        );
+        assert!(page.contains("<p class=\"or\">or with your email</p>"));
+        assert!(page.contains("name=\"email\""));
+        // Without providers the page is as before.
+        assert!(!Pages::new(&ui())
+            .login("/", "t", None)
+            .contains("providers"));
+        // Email off: the buttons alone, as the main action, no form.
+        let only = Pages::new(&ui())
+            .with_providers(vec![("corp".into(), "Corp".into())], false)
+            .login("/", "t", None);
+        assert!(only.contains("<a class=\"button provider\""), "{only}");
+        assert!(!only.contains("<form"), "{only}");
+        assert!(!only.contains("class=\"or\""));
     }
 
     #[test]

@@ -83,6 +83,7 @@ pub fn explain(
             Some(Identity {
                 email: Arc::from(e.as_str()),
                 tag: [0; 32],
+                amr: None,
             })
         }
     };
@@ -114,7 +115,12 @@ pub fn explain(
         .and_then(|i| config.groups.of(&i.email))
         .map(|g| g.header().to_string())
         .unwrap_or_default();
-    let (decision, status, reason) = match authorize::authorize(config, &m, ip, identity.as_ref()) {
+    let (decision, status, reason) = match authorize::authorize(
+        config,
+        &m,
+        ip,
+        identity.as_ref().map(authorize::Credential::Session),
+    ) {
         Decision::Allow(None) => (
             "public",
             200,
@@ -151,6 +157,11 @@ pub fn explain(
             403,
             "the route has deny = true: 403 to everyone".to_string(),
         ),
+        // Only a session is asked about here.
+        Decision::AllowToken(t) | Decision::TokenForbidden(t) => {
+            ("token", 200, format!("machine token {}", t.name))
+        }
+        Decision::AllowShare(g) => ("share", 200, format!("share link {}", g.id)),
     };
     Ok(Explanation {
         route: Some(route),

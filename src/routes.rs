@@ -150,6 +150,24 @@ impl Match {
             }
     }
 
+    /// Whether a machine token in `groups` passes: the route of every
+    /// reading of the path has `allow_groups` naming one of them (a token
+    /// never passes a route open to any signed-in user).
+    pub fn allows_token(&self, groups: Option<&Membership>) -> bool {
+        let Some(groups) = groups else {
+            return false;
+        };
+        let admits = |route: &Route| {
+            let ids = &route.config.allow.groups;
+            !ids.is_empty() && groups.any_of(ids)
+        };
+        admits(&self.route)
+            && match &self.literal {
+                Some((Some(route), _)) => admits(route),
+                _ => true,
+            }
+    }
+
     /// Whether [`Match::allows`] looks at groups (else there is no need to
     /// look the address's groups up).
     pub fn needs_groups(&self) -> bool {
@@ -472,6 +490,7 @@ mod tests {
             deny: false,
             connect_timeout: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
+            forward: None,
         }
     }
 

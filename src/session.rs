@@ -17,12 +17,11 @@
 //! `store_grace` keeps working; after that the request gets 503, never a
 //! redirect loop and never a pass.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::crypto::TagMap;
 use crate::crypto::{self, Key};
 use crate::store::{SessionRecord, Store, StoreError};
 
@@ -75,40 +74,19 @@ pub fn verify_cookie(key: &Key, value: &str) -> Option<[u8; 32]> {
 pub struct Identity {
     pub email: Arc<str>,
     pub tag: [u8; 32],
+    /// How it signed in, when not by the email link or code
+    /// (`oidc:NAME`, `github:NAME`: the session record's `amr`).
+    pub amr: Option<Arc<str>>,
 }
 
 #[derive(Debug, Clone)]
 struct Cached {
     email: Arc<str>,
+    amr: Option<Arc<str>>,
     expires_at: u64,
     /// Last time the store confirmed the session.
     confirmed: Instant,
 }
-
-/// Hashes a session tag by its first eight bytes. Tags are HMAC outputs:
-/// nobody without the server key can choose them, so they need no keyed
-/// (SipHash) hashing, and only verified tags are ever cached.
-#[derive(Default)]
-struct TagHasher(u64);
-
-impl Hasher for TagHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // `[u8; 32]` hashes as its length, then its bytes.
-        if let Some(head) = bytes.get(..8) {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(head);
-            self.0 ^= u64::from_le_bytes(b);
-        }
-    }
-
-    fn write_usize(&mut self, _len: usize) {}
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type TagMap<V> = HashMap<[u8; 32], V, BuildHasherDefault<TagHasher>>;
 
 /// Sessions this process has seen recently.
 pub struct SessionCache {
@@ -158,6 +136,7 @@ impl SessionCache {
             tag,
             Cached {
                 email: Arc::from(record.email.as_str()),
+                amr: provider_amr(record),
                 expires_at: record.expires_at,
                 confirmed: Instant::now(),
             },
@@ -215,6 +194,7 @@ impl SessionCache {
                 return Ok(Some(Identity {
                     email: c.email.clone(),
                     tag,
+                    amr: c.amr.clone(),
                 }));
             }
         }
@@ -228,6 +208,7 @@ impl SessionCache {
                 Ok(Some(Identity {
                     email: Arc::from(record.email.as_str()),
                     tag,
+                    amr: provider_amr(&record),
                 }))
             }
             Ok(_) => {
@@ -238,10 +219,20 @@ impl SessionCache {
                 Some(c) if c.confirmed.elapsed() < self.grace => Ok(Some(Identity {
                     email: c.email,
                     tag,
+                    amr: c.amr,
                 })),
                 _ => Err(e),
             },
         }
+    }
+}
+
+/// A record's `amr` when it names a provider (`None` for the email link
+/// or code, and for records written before `amr` existed).
+fn provider_amr(record: &SessionRecord) -> Option<Arc<str>> {
+    match record.amr.as_deref() {
+        None | Some("link" | "code") => None,
+        Some(other) => Some(Arc::from(other)),
     }
 }
 

@@ -32,6 +32,9 @@ pub struct Live {
     pub routes: RouteTable,
     pub redirect: RedirectPolicy,
     pub stylesheet: Bytes,
+    /// `[assertion]`: signer, token cache and JWKS (rebuilt on reload, so
+    /// the key files are read again and the cache starts empty).
+    pub assertion: Option<crate::assertion::Assertion>,
 }
 
 impl Live {
@@ -41,9 +44,21 @@ impl Live {
             allowed_hosts: config.route_hosts(),
             cookie_domain: config.session.cookie_domain.clone(),
         };
-        let pages = pages::Pages::new(&config.ui);
+        let pages = pages::Pages::new(&config.ui).with_providers(
+            config
+                .providers
+                .iter()
+                .map(|p| (p.name.clone(), p.label.clone()))
+                .collect(),
+            config.login.email,
+        );
         let stylesheet = Bytes::from(pages.stylesheet());
+        let assertion = config
+            .assertion
+            .clone()
+            .map(crate::assertion::Assertion::new);
         Live {
+            assertion,
             pages,
             config,
             routes,
@@ -73,6 +88,8 @@ pub struct App {
     pub(crate) sessions: SessionCache,
     pub(crate) audit: Arc<crate::audit::Audit>,
     pub(crate) metrics: crate::metrics::Metrics,
+    /// Discovery and keys of the `[[provider]]`s.
+    pub(crate) providers: Arc<crate::oidc::Registry>,
 }
 
 /// Per-request context handed to [`signin`](crate::signin).
@@ -166,7 +183,14 @@ impl App {
         let mailer =
             Mailer::start_audited(mail::MailSettings::from(&config), Some(Arc::clone(&audit)))?;
         let metrics = crate::metrics::Metrics::new(config.admin.counts_requests());
+        let (client, roots) = crate::oidc::fetch::Client::new(crate::oidc::fetch::TIMEOUT);
+        if roots == 0 && !config.providers.is_empty() {
+            tracing::warn!("provider: no trusted root certificates found on this system; https providers will fail (set SSL_CERT_FILE)");
+        }
+        // Active upstream health checks; they end with this configuration.
+        crate::transport::upstream::health::start(&config.routes);
         let app = Arc::new(App {
+            providers: Arc::new(crate::oidc::Registry::new(client)),
             metrics,
             live: ArcSwap::from_pointee(Live::new(config)),
             store,
@@ -174,6 +198,12 @@ impl App {
             key,
             sessions,
             audit,
+        });
+        let weak = Arc::downgrade(&app);
+        crate::oidc::registry::spawn_refresh(move || {
+            let app = weak.upgrade()?;
+            let providers = app.live.load().config.providers.clone();
+            Some((Arc::clone(&app.providers), providers))
         });
         let weak = Arc::downgrade(&app);
         let mut revoked = app.store.revocations();
@@ -211,6 +241,7 @@ impl App {
             .map(|key| format!("{key}: restart to apply"))
             .collect();
         self.audit.reopen(config.log.audit_file.as_deref());
+        crate::transport::upstream::health::start(&config.routes);
         self.live.store(Arc::new(Live::new(config)));
         notes
     }

@@ -587,3 +587,58 @@ async fn a_light_accent_stays_readable_and_the_logo_shows() {
     assert_eq!(button, json!(["rgb(27, 31, 36)", "rgb(255, 212, 0)"]));
     b.close().await;
 }
+
+/// The sign-in page with two `[[provider]]` buttons above the email form
+/// (the page audit and screenshots at both widths). The providers point at
+/// a refused port: the buttons show whatever their state.
+#[tokio::test]
+async fn the_sign_in_page_with_two_providers() {
+    if chrome::skipped() {
+        return;
+    }
+    let _serial = serial().await;
+    let down = refused_addr();
+    let e = env(
+        "",
+        &format!(
+            "\n[[provider]]\nname = \"google\"\nlabel = \"Sign in with Google\"\n\
+             issuer = \"http://{down}\"\nclient_id = \"x\"\nclient_secret_env = \"PORTCULLIS_SECRET\"\n\
+             [[provider]]\nname = \"github\"\nlabel = \"Sign in with GitHub\"\nkind = \"github\"\n\
+             token_url = \"http://{down}/token\"\nauthorize_url = \"http://{down}/authorize\"\n\
+             api_url = \"http://{down}/api\"\nclient_id = \"x\"\nclient_secret_env = \"PORTCULLIS_SECRET\"\n"
+        ),
+    )
+    .await;
+    let b = Chrome::open(PHONE.0, PHONE.1).await;
+    b.goto(&e.gw.url("/.portcullis/login?rd=%2Fadmin")).await;
+    assert_eq!(
+        b.text(".providers a:first-child").await,
+        "Sign in with Google"
+    );
+    assert_eq!(b.text(".or").await, "or with your email");
+    audit(&b, "login-providers").await;
+    // The button of a provider that is down leads to a page saying so.
+    b.click(".providers a:first-child").await;
+    assert_eq!(b.text("h1").await, "Sign-in is unavailable for a moment");
+    assert!(b.text("main").await.contains(
+        "Sign in with Google is not available right now. Try again in a few minutes, or sign in with your email address."
+    ));
+    audit(&b, "provider-down").await;
+    b.close().await;
+
+    // `[login] email = false`: only the buttons.
+    let e = env(
+        "email = false",
+        &format!(
+            "\n[[provider]]\nname = \"corp\"\nlabel = \"Sign in with Example SSO\"\n\
+             issuer = \"http://{down}\"\nclient_id = \"x\"\nclient_secret_env = \"PORTCULLIS_SECRET\"\n"
+        ),
+    )
+    .await;
+    let b = Chrome::open(PHONE.0, PHONE.1).await;
+    b.goto(&e.gw.url("/.portcullis/login")).await;
+    assert_eq!(b.text("a.provider").await, "Sign in with Example SSO");
+    assert!(b.try_find("input[type=email]").await.is_none());
+    audit(&b, "login-providers-only").await;
+    b.close().await;
+}

@@ -2,7 +2,7 @@
 //! the demo moved with `--listen` or `PORTCULLIS_LISTEN` (its links
 //! follow), `demo-config`, the start-up line naming the URL to open, the
 //! console mail's decoded summary (and the raw message only on debug),
-//! `check` refusing what serving refuses (`rediss://`, naming the key),
+//! `check` refusing what serving refuses (`rediss://…#insecure`, naming the key),
 //! and JSON log lines with numbers as numbers.
 //!
 //! Each process gets its address from the test (a port that was free a
@@ -334,9 +334,12 @@ fn redis_config(dir: &Path, url: &str) -> String {
 }
 
 #[test]
-fn check_refuses_rediss_naming_the_key_as_serving_does() {
+fn check_refuses_insecure_rediss_naming_the_key_as_serving_does() {
     let dir = tempfile::tempdir().unwrap();
-    let path = redis_config(dir.path(), "rediss://:hunter2@redis.example.com:6380/0");
+    let path = redis_config(
+        dir.path(),
+        "rediss://:hunter2@redis.example.com:6380/0#insecure",
+    );
     let run = |args: &[&str]| {
         Command::new(binary())
             .args(args)
@@ -347,7 +350,7 @@ fn check_refuses_rediss_naming_the_key_as_serving_does() {
             .output()
             .unwrap()
     };
-    let refused = format!("{path}: store.url: {}", redis_url::NO_TLS);
+    let refused = format!("{path}: store.url: {}", redis_url::NO_INSECURE);
     let check = run(&["check"]);
     assert_eq!(check.status.code(), Some(1));
     assert_eq!(

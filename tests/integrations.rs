@@ -14,11 +14,13 @@
 //! - a: a signed-out browser navigation ends on the sign-in page; signing
 //!   in through the proxy (link asked for, mail read from the SMTP server,
 //!   button pressed) leads back, and the app gets `X-Forwarded-Email` and
-//!   `X-Forwarded-Groups` (`dev,ops`).
+//!   `X-Forwarded-Groups` (`dev,ops`), and `X-Portcullis-Jwt-Assertion`
+//!   (`[assertion]` is on: one token, for alice, passed on by the proxy).
 //! - b: a signed-out XHR gets 401 (ingress-nginx: its template sends every
 //!   401 to `auth-signin`, so 302).
 //! - c: a signed-in address outside the route's `allow_emails` gets 403.
-//! - d: a client's `X-Forwarded-Email`/`-User`/`-Groups` never reach the app (signed
+//! - d: a client's `X-Forwarded-Email`/`-User`/`-Groups` and
+//!   `X-Portcullis-Jwt-Assertion` never reach the app (signed
 //!   in as someone else, and on a public route), and a client's
 //!   `X-Original-URL`/`X-Forwarded-*` naming a public page never open a
 //!   protected one.
@@ -77,6 +79,8 @@ struct Setup {
     smtp: SmtpServer,
     proxy: Proxy,
     started: Instant,
+    /// Holds the `[assertion]` key file.
+    _keys: tempfile::TempDir,
 }
 
 /// The gateway, the app, the SMTP server and `kind` in front of them;
@@ -93,10 +97,19 @@ async fn setup(kind: Kind) -> Option<Setup> {
         "listen = \"127.0.0.1:$PORT\"\npublic_url = \"http://127.0.0.1:{port}\"\n\
          trusted_proxies = [\"127.0.0.1/32\"]\nshutdown_timeout = \"1s\""
     );
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("assertion.pem");
+    let pem = portcullis::assertion::keys::generate(portcullis::assertion::Algorithm::Es256);
+    std::fs::write(&key, pem.unwrap()).unwrap();
+    let assertion = format!(
+        "[assertion]\nsigning_key_file = {:?}\n",
+        key.display().to_string()
+    );
     let text = flow::config_text(
         &Opts {
             server: &server,
             only_routes: Some(ROUTES),
+            routes: &assertion,
             ..Opts::default()
         },
         "",
@@ -112,6 +125,7 @@ async fn setup(kind: Kind) -> Option<Setup> {
         smtp,
         proxy,
         started,
+        _keys: keys,
     })
 }
 
@@ -270,6 +284,7 @@ async fn a_signin_journey(kind: Kind) {
     assert_eq!(got.all("x-forwarded-email"), [ALICE], "{got:?}");
     assert_eq!(got.all("x-forwarded-user"), [ALICE], "{got:?}");
     assert_eq!(got.all("x-forwarded-groups"), ["dev,ops"], "{got:?}");
+    assert_eq!(assertion_email(&got), ALICE, "{}", kind.name());
     s.done("a");
 }
 
@@ -353,6 +368,8 @@ async fn d_client_identity_never_reaches_the_app(kind: Kind) {
         ("X_Forwarded_User", MALLORY),
         ("x-forwarded-groups", "mallory-admins"),
         ("X_Forwarded_Groups", "mallory-admins"),
+        ("x-portcullis-jwt-assertion", "mallory.forged.token"),
+        ("X_Portcullis_Jwt_Assertion", "mallory.forged.token"),
     ];
     // Signed out, on a public route: forwarded, without mallory.
     let anonymous = Browser::new();
@@ -364,6 +381,7 @@ async fn d_client_identity_never_reaches_the_app(kind: Kind) {
         "x-forwarded-email",
         "x-forwarded-user",
         "x-forwarded-groups",
+        "x-portcullis-jwt-assertion",
     ] {
         let values = got.all(name);
         assert!(
@@ -409,7 +427,20 @@ async fn d_client_identity_never_reaches_the_app(kind: Kind) {
     assert_eq!(got.all("x-forwarded-email"), [ALICE], "{got:?}");
     assert_eq!(got.all("x-forwarded-user"), [ALICE], "{got:?}");
     assert_eq!(got.all("x-forwarded-groups"), ["dev,ops"], "{got:?}");
+    assert_eq!(assertion_email(&got), ALICE, "{}", kind.name());
     s.done("d");
+}
+
+/// The `email` of the one `X-Portcullis-Jwt-Assertion` the app got (its
+/// signature is checked by PyJWT and jose in `tests/assertion.rs`).
+fn assertion_email(got: &Seen) -> String {
+    let tokens = got.all("x-portcullis-jwt-assertion");
+    assert_eq!(tokens.len(), 1, "{got:?}");
+    let payload = tokens[0].split('.').nth(1).unwrap();
+    let claims: serde_json::Value =
+        serde_json::from_slice(&portcullis::crypto::unb64(payload).unwrap()).unwrap();
+    assert_eq!(claims["aud"], "127.0.0.1", "{claims}");
+    claims["email"].as_str().unwrap().to_string()
 }
 
 /// No header the app got says mallory, whatever its spelling.
@@ -612,7 +643,8 @@ fn ingress_nginx_annotations_are_the_documented_ones() {
         [
             "X-Forwarded-Email",
             "X-Forwarded-User",
-            "X-Forwarded-Groups"
+            "X-Forwarded-Groups",
+            "X-Portcullis-Jwt-Assertion"
         ]
     );
 }

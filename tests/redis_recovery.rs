@@ -18,7 +18,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use portcullis::store::{Store, StoreError, StoreSettings};
+use portcullis::store::{RedisSettings, Store, StoreError, StoreSettings};
 use support::browser::{Browser, Page};
 use support::flow::{ask_link, mail_for};
 use support::gateway::{GatewayProcess, TestGateway};
@@ -309,12 +309,11 @@ async fn until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_opened_without_redis_comes_up_by_itself_and_each_resubscribe_moves_the_epoch() {
     let redis = RedisServer::stopped();
-    let settings = StoreSettings::Redis {
-        url: redis.url(),
+    let settings = StoreSettings::Redis(RedisSettings {
         connect_timeout: Duration::from_millis(500),
         response_timeout: Duration::from_millis(500),
-        key_prefix: "epoch:".to_owned(),
-    };
+        ..RedisSettings::standalone(redis.url(), "epoch:".to_owned())
+    });
     let store = Store::open(&settings).unwrap();
     assert!(!store.is_up());
     assert!(!store.ready().await);
@@ -386,17 +385,16 @@ upstream = "demo"
     assert_eq!(
         err.to_string().trim_end(),
         "test.toml: store.url: is not a Redis URL the store can use (Redis URL did not parse); \
-         e.g. redis://127.0.0.1:6379/0 or redis+unix:///path/to/redis.sock"
+         e.g. redis://127.0.0.1:6379/0, rediss://redis.internal:6380/0 or redis+unix:///path/to/redis.sock"
     );
     assert!(!err.to_string().contains("hunter2"));
     // The store itself refuses it the same way (for callers that skip the
     // configuration).
-    let settings = StoreSettings::Redis {
-        url: "redis://:hunter2@127.0.0.1:99999/".into(),
+    let settings = StoreSettings::Redis(RedisSettings {
         connect_timeout: Duration::from_millis(200),
         response_timeout: Duration::from_millis(200),
-        key_prefix: String::new(),
-    };
+        ..RedisSettings::standalone("redis://:hunter2@127.0.0.1:99999/", "")
+    });
     assert!(matches!(
         Store::open(&settings),
         Err(StoreError::Unavailable(_))

@@ -448,3 +448,55 @@ async fn policy_says_what_the_gateway_does() {
         assert_eq!(status_of(&answer), status, "{method} {path} as {who:?}");
     }
 }
+
+/// The same through the real binary and a real SIGHUP: the operator edits
+/// `groups_file` and sends SIGHUP; a signed-in session's access follows
+/// the new file without signing in again.
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_rereads_the_groups_file_in_the_running_binary() {
+    use support::browser::Browser;
+    use support::gateway::GatewayProcess;
+    use support::smtp::{Script, SmtpServer};
+    use support::upstream::Upstream;
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("groups.toml");
+    std::fs::write(&file, "ops = [\"alice@example.com\"]\n").unwrap();
+    let up = Upstream::start().await;
+    let smtp = SmtpServer::start(Script::Accept);
+    let login = format!("allow_domains = [\"example.com\"]\ngroups_file = {file:?}");
+    let routes = "[[route]]\npath = \"/\"\nupstream = \"{up}\"\nallow_groups = [\"ops\"]\n";
+    let text = support::flow::config_text(
+        &Opts {
+            login: &login,
+            only_routes: Some(routes),
+            ..Opts::default()
+        },
+        &up.url(),
+        smtp.port(),
+        "",
+    );
+    let gw = GatewayProcess::start(dir.path(), &text);
+    let origin = gw.origin();
+    let mut alice = Browser::new();
+    support::flow::ask_link(&mut alice, &origin, "alice@example.com", "/").await;
+    let (token, _) = support::flow::mail_for(&smtp, "alice@example.com", 1).await;
+    let done = support::flow::confirm(&mut alice, &origin, &token).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(alice.get(&gw.url("/x")).await.status, 200);
+    assert_eq!(up.last().unwrap().all("x-forwarded-groups"), ["ops"]);
+
+    std::fs::write(&file, "ops = [\"bob@example.com\"]\n").unwrap();
+    gw.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !gw.log_text().contains("configuration reloaded") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload logged:\n{}",
+            gw.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let page = alice.get(&gw.url("/x")).await;
+    assert_eq!(page.status, 403, "{}", page.body);
+}

@@ -2207,7 +2207,9 @@ async fn j58_a_dump_is_useless() {
             let v: serde_json::Value = serde_json::from_str(&value).unwrap();
             let mut fields: Vec<&String> = v.as_object().unwrap().keys().collect();
             fields.sort();
-            assert_eq!(fields, ["created_at", "email", "expires_at"], "{k}");
+            assert_eq!(fields, ["amr", "created_at", "email", "expires_at"], "{k}");
+            // How the session was signed in (`link`, `code`, `oidc:NAME`).
+            assert_eq!(v["amr"], "link", "{k}");
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The store's behaviour, checked against both backends with the same test
-//! bodies (memory, and a real `redis-server` on a unix socket), plus the
+//! bodies (memory, and real Redis: one `redis-server` on a unix socket, a
+//! local 3-master Cluster, a Sentinel set, and one TLS server with a
+//! client certificate and an ACL user), plus the
 //! Redis-only properties: every key has a TTL, revocations cross instances,
 //! and outages cost a bounded `Unavailable` and heal without rebuilding the
 //! store.
@@ -7,6 +9,7 @@
 
 mod support {
     pub mod redis;
+    pub mod redis_ha;
 }
 
 use std::collections::HashSet;
@@ -15,21 +18,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use portcullis::store::{
-    Admission, Attempt, SessionRecord, SignInLimits, Store, StoreError, StoreSettings,
+    Admission, Attempt, RedisSettings, SessionRecord, SignInLimits, Store, StoreError,
+    StoreSettings,
 };
 use support::redis::RedisServer;
+use support::redis_ha::{self as redis_ha, RedisCluster, SentinelSet, TlsRedis};
 use tokio::sync::broadcast;
 
 const POLL: Duration = Duration::from_millis(20);
 const DEADLINE: Duration = Duration::from_secs(5);
 
 fn redis_settings(server: &RedisServer, prefix: &str, response_timeout: Duration) -> StoreSettings {
-    StoreSettings::Redis {
-        url: server.url(),
+    StoreSettings::Redis(RedisSettings {
         connect_timeout: Duration::from_secs(1),
         response_timeout,
-        key_prefix: prefix.to_owned(),
-    }
+        ..RedisSettings::standalone(server.url(), prefix)
+    })
 }
 
 async fn memory_store() -> Store {
@@ -66,6 +70,7 @@ fn session(expires_at: u64) -> SessionRecord {
         email: "alice@example.com".to_owned(),
         created_at: unix_now(),
         expires_at,
+        amr: None,
     }
 }
 
@@ -92,49 +97,28 @@ async fn recv_within(rx: &mut broadcast::Receiver<String>, limit: Duration) -> S
 /// Every key under `prefix` has a TTL (PTTL -1 means none).
 async fn assert_all_keys_have_ttl(server: &RedisServer, prefix: &str) -> Vec<String> {
     let client = redis::Client::open(server.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let mut cursor: u64 = 0;
-    let mut keys = Vec::new();
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        keys.extend(batch);
-        cursor = next;
-        if cursor == 0 {
-            break;
-        }
-    }
-    for key in &keys {
-        let ttl: i64 = redis::cmd("PTTL")
-            .arg(key)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        assert_ne!(ttl, -1, "key {key} has no TTL");
-    }
-    keys
+    redis_ha::keys_all_with_ttl(&[client], prefix).await
 }
 
-/// Runs each named `async fn(Store)` once per backend. The Redis run uses
-/// the shared server with the test's name as key prefix, and afterwards
-/// checks that every key it left has a TTL.
+/// Runs each named `async fn(Store)` once per backend and Redis
+/// deployment. The Redis runs use the shared deployment with the test's
+/// name as key prefix, and afterwards check that every key it left has a
+/// TTL.
 macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
+    ($($name:ident),* $(,)?) => {
+        // One module per deployment (tests named `cluster::put_peek_take`),
+        // so a deployment's tests run one after another and share it
+        // instead of starting it again for each test.
+        mod memory {$(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn memory() {
+            async fn $name() {
                 super::$name(super::memory_store().await).await;
             }
+        )*}
 
+        mod standalone {$(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn redis() {
+            async fn $name() {
                 let server = super::RedisServer::shared();
                 let prefix = concat!("t:", stringify!($name), ":");
                 let store = super::redis_store(&server, prefix).await;
@@ -142,8 +126,67 @@ macro_rules! on_both_backends {
                 super::$name(store).await;
                 super::assert_all_keys_have_ttl(&server, prefix).await;
             }
-        }
-    )*};
+        )*}
+
+        mod cluster {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let cluster = super::RedisCluster::shared();
+                let prefix = concat!("t:", stringify!($name), ":");
+                let settings = super::redis_ha::cluster_settings(&cluster, prefix);
+                let store = super::Store::connect(&settings).await.unwrap();
+                super::$name(store).await;
+                let masters = super::redis_ha::cluster_master_clients(&cluster);
+                super::redis_ha::keys_all_with_ttl(&masters, prefix).await;
+            }
+        )*}
+
+        mod sentinel {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let set = super::SentinelSet::shared();
+                let prefix = concat!("t:", stringify!($name), ":");
+                let settings = super::redis_ha::sentinel_settings(&set, prefix);
+                let store = super::Store::connect(&settings).await.unwrap();
+                super::$name(store).await;
+                let master = ::redis::Client::open(set.master().unwrap().url()).unwrap();
+                super::redis_ha::keys_all_with_ttl(&[master], prefix).await;
+            }
+        )*}
+
+        /// TLS with a client certificate, as the ACL user that may run
+        /// only the commands the README lists.
+        mod tls_acl {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let server = super::shared_tls();
+                let prefix = concat!("portcullis:", stringify!($name), ":");
+                let settings =
+                    super::redis_ha::tls_settings(&server, prefix, Some(super::ACL_PASSWORD));
+                let store = super::Store::connect(&settings).await.unwrap();
+                super::$name(store).await;
+                let client = super::redis_ha::tls_client(&server, Some(super::ACL_PASSWORD));
+                super::redis_ha::keys_all_with_ttl(&[client], prefix).await;
+            }
+        )*}
+    };
+}
+
+const ACL_PASSWORD: &str = "acl-test-password";
+
+static SHARED_TLS: std::sync::Mutex<std::sync::Weak<TlsRedis>> =
+    std::sync::Mutex::new(std::sync::Weak::new());
+
+/// One TLS + ACL server for this binary's tests (client certificate
+/// required, default user off).
+fn shared_tls() -> Arc<TlsRedis> {
+    let mut slot = SHARED_TLS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(s) = slot.upgrade() {
+        return s;
+    }
+    let s = Arc::new(TlsRedis::start(true, Some(ACL_PASSWORD)));
+    *slot = Arc::downgrade(&s);
+    s
 }
 
 on_both_backends!(
@@ -646,23 +689,24 @@ async fn redis_corrupt_values_are_reported() {
 #[tokio::test]
 async fn redis_unreachable_at_start_is_unavailable() {
     let dir = tempfile::tempdir().unwrap();
-    let settings = StoreSettings::Redis {
-        url: format!("redis+unix://{}", dir.path().join("none.sock").display()),
+    let settings = StoreSettings::Redis(RedisSettings {
         connect_timeout: Duration::from_millis(500),
         response_timeout: Duration::from_millis(500),
-        key_prefix: "t:".to_owned(),
-    };
+        ..RedisSettings::standalone(
+            format!("redis+unix://{}", dir.path().join("none.sock").display()),
+            "t:",
+        )
+    });
     let started = Instant::now();
     let err = Store::connect(&settings).await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(3));
 
-    let bad = StoreSettings::Redis {
-        url: "http://user:hunter2@example.com/".to_owned(),
+    let bad = StoreSettings::Redis(RedisSettings {
         connect_timeout: Duration::from_millis(500),
         response_timeout: Duration::from_millis(500),
-        key_prefix: "t:".to_owned(),
-    };
+        ..RedisSettings::standalone("http://user:hunter2@example.com/", "t:")
+    });
     // The words of `portcullis check` (config::redis_url), never the URL.
     match Store::connect(&bad).await.unwrap_err() {
         StoreError::Unavailable(why) => {
@@ -674,15 +718,14 @@ async fn redis_unreachable_at_start_is_unavailable() {
         }
         other => panic!("{other:?}"),
     }
-    let tls = StoreSettings::Redis {
-        url: "rediss://:hunter2@127.0.0.1:1/".to_owned(),
+    let tls = StoreSettings::Redis(RedisSettings {
         connect_timeout: Duration::from_millis(500),
         response_timeout: Duration::from_millis(500),
-        key_prefix: "t:".to_owned(),
-    };
+        ..RedisSettings::standalone("rediss://:hunter2@127.0.0.1:1/#insecure", "t:")
+    });
     assert_eq!(
         Store::connect(&tls).await.unwrap_err(),
-        StoreError::Unavailable(portcullis::config::redis_url::NO_TLS.to_owned())
+        StoreError::Unavailable(portcullis::config::redis_url::NO_INSECURE.to_owned())
     );
 }
 

@@ -12,6 +12,18 @@ if cookie ~= nil and cookie ~= "" then
   wrk.headers["Cookie"] = cookie
 end
 
+-- BENCH_BODY_BYTES=N makes every request a POST with an N-byte body;
+-- BENCH_CLOSE=1 asks for a new connection per request (Connection: close).
+local body_bytes = tonumber(os.getenv("BENCH_BODY_BYTES") or "")
+if body_bytes ~= nil and body_bytes > 0 then
+  wrk.method = "POST"
+  wrk.body = string.rep("x", body_bytes)
+  wrk.headers["Content-Type"] = "application/octet-stream"
+end
+if os.getenv("BENCH_CLOSE") == "1" then
+  wrk.headers["Connection"] = "close"
+end
+
 local threads = {}
 
 function setup(thread)

@@ -31,18 +31,29 @@ pub(super) fn config(
         log,
         admin,
         groups,
+        assertion,
         routes,
+        tokens,
+        share,
+        providers,
     } = raw;
     let mut warnings = Vec::new();
     let server = server_config(server, p);
     let session = session_config(session, env, p, &mut warnings);
     let login = login_config(login, p);
     let mail = mail_config(mail, env, p);
-    let store = store_config(store, p);
+    let store = super::store::store_config(store, env, p);
     let ui = ui_config(ui, p);
     let groups_file = login.as_ref().and_then(|l| l.groups_file.as_deref());
-    let groups = super::groups::groups(groups, groups_file, p);
-    let routes = route_configs(routes, &groups, p);
+    let token_groups = super::access::token_groups(&tokens);
+    let groups = super::groups::groups(groups, groups_file, &token_groups, p);
+    let strip: &[String] = server.as_ref().map_or(&[], |s| &s.strip_headers);
+    let routes = route_configs(routes, &groups, strip, p);
+    let public_url = server.as_ref().map(|s| &s.public_url);
+    let assertion = super::assertion::settings(assertion, public_url, p);
+    let tokens = super::access::tokens(tokens, &groups, p);
+    let share = super::access::share(share, p);
+    let providers = super::providers::providers(providers, env, p);
     if let Some(routes) = &routes {
         if routes.is_empty() {
             warnings.push(format!(
@@ -80,12 +91,21 @@ pub(super) fn config(
             metrics: admin.metrics.unwrap_or(true),
         },
         groups,
+        assertion,
         routes: routes?,
+        tokens,
+        share,
+        providers,
         warnings,
     })
 }
 
-fn duration_or(p: &mut Problems, key: &str, v: Option<String>, default: Duration) -> Duration {
+pub(super) fn duration_or(
+    p: &mut Problems,
+    key: &str,
+    v: Option<String>,
+    default: Duration,
+) -> Duration {
     match v {
         None => default,
         Some(text) => match values::duration(&text) {
@@ -350,7 +370,7 @@ fn public_url_config(p: &mut Problems, text: &str) -> Option<PublicUrl> {
     })
 }
 
-fn secret_from(
+pub(super) fn secret_from(
     p: &mut Problems,
     env_key: &str,
     file_key: &str,
@@ -536,8 +556,10 @@ fn login_config(raw: RawLogin, p: &mut Problems) -> Option<LoginConfig> {
         code_attempts,
         max_pending_per_ip,
         max_pending,
+        email,
     } = raw;
     Some(LoginConfig {
+        email: email.unwrap_or(true),
         link_ttl: duration_or(p, "login.link_ttl", link_ttl, Duration::from_secs(15 * 60)),
         allow: allow_list(p, "login.", allow_emails, allow_domains),
         groups_file: groups_file.map(PathBuf::from),
@@ -688,56 +710,6 @@ fn smtp_config(raw: RawSmtp, env: &dyn Environment, p: &mut Problems) -> Option<
     })
 }
 
-fn store_config(raw: RawStore, p: &mut Problems) -> Option<StoreConfig> {
-    let RawStore {
-        backend,
-        url,
-        key_prefix,
-        connect_timeout,
-        response_timeout,
-    } = raw;
-    match backend.as_deref().unwrap_or("memory") {
-        "memory" => Some(StoreConfig::Memory),
-        "redis" => {
-            let url = url.unwrap_or_else(|| "redis://127.0.0.1:6379/0".into());
-            let ok = ["redis://", "rediss://", "redis+unix://", "unix://"]
-                .iter()
-                .any(|s| url.starts_with(s));
-            if !ok {
-                p.add(
-                    "store.url",
-                    "must start with redis://, redis+unix:// or unix://",
-                );
-            } else if let Err(why) = super::redis_url::check(&url) {
-                p.add("store.url", why);
-            }
-            Some(StoreConfig::Redis {
-                url,
-                key_prefix: key_prefix.unwrap_or_else(|| "portcullis:".into()),
-                connect_timeout: duration_or(
-                    p,
-                    "store.connect_timeout",
-                    connect_timeout,
-                    Duration::from_secs(1),
-                ),
-                response_timeout: duration_or(
-                    p,
-                    "store.response_timeout",
-                    response_timeout,
-                    Duration::from_millis(500),
-                ),
-            })
-        }
-        other => {
-            p.add(
-                "store.backend",
-                format!("{other:?} is not one of \"memory\", \"redis\""),
-            );
-            None
-        }
-    }
-}
-
 /// A route's host and path: routes there must not share a method.
 type Place = (Option<String>, String);
 /// A route at a place: its index and `methods`.
@@ -746,18 +718,19 @@ type Taken = (usize, Option<Vec<http::Method>>);
 fn route_configs(
     raw: Vec<RawRoute>,
     groups: &crate::groups::Groups,
+    strip: &[String],
     p: &mut Problems,
 ) -> Option<Vec<RouteConfig>> {
     let mut out = Vec::with_capacity(raw.len());
     // Host and path → the routes there so far (index, methods).
     let mut seen: BTreeMap<Place, Vec<Taken>> = BTreeMap::new();
-    for (i, r) in raw.into_iter().enumerate() {
+    for (i, mut r) in raw.into_iter().enumerate() {
         let k = |field: &str| format!("route[{i}].{field}");
+        let options = super::route_options::read(p, i, &mut r, strip);
         let RawRoute {
             name,
             host,
             path,
-            upstream,
             access,
             allow_emails,
             allow_domains,
@@ -767,6 +740,7 @@ fn route_configs(
             deny,
             connect_timeout,
             timeout,
+            ..
         } = r;
         let host = match host {
             None => None,
@@ -795,16 +769,8 @@ fn route_configs(
                 continue;
             }
         };
-        let upstream = match upstream.as_deref() {
-            None => Upstream::None,
-            Some("demo") => Upstream::Demo,
-            Some(u) => match upstream_uri(u) {
-                Ok(a) => Upstream::Http { authority: a },
-                Err(m) => {
-                    p.add(k("upstream"), m);
-                    continue;
-                }
-            },
+        let Some((upstream, forward)) = options else {
+            continue;
         };
         let access = match access.as_deref().unwrap_or("authenticated") {
             "authenticated" => Access::Authenticated,
@@ -900,6 +866,7 @@ fn route_configs(
                 Duration::from_secs(5),
             ),
             timeout: duration_or(p, &k("timeout"), timeout, Duration::from_secs(60)),
+            forward,
         });
     }
     Some(out)
@@ -930,32 +897,4 @@ fn route_methods(p: &mut Problems, i: usize, list: Vec<String>) -> Vec<http::Met
         }
     }
     out
-}
-
-fn upstream_uri(text: &str) -> Result<http::uri::Authority, String> {
-    let uri: http::Uri = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a URL like \"http://127.0.0.1:3000\""))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(format!(
-                "{text:?}: https upstreams are not supported yet; put the app on http on a private address"
-            ))
-        }
-        _ => return Err(format!("{text:?} must start with http://")),
-    }
-    if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() {
-        return Err(format!(
-            "{text:?} must not have a path: requests keep their own path"
-        ));
-    }
-    let authority = uri
-        .authority()
-        .cloned()
-        .ok_or_else(|| format!("{text:?} has no host"))?;
-    if authority.as_str().contains('@') {
-        return Err(format!("{text:?} must not hold a user name or password"));
-    }
-    Ok(authority)
 }

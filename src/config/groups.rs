@@ -16,8 +16,15 @@ use super::raw::RawGroups;
 use super::values;
 use crate::groups::{self, GroupId, Groups, Members};
 
-/// `table` from the main file, then the groups file if there is one.
-pub(super) fn groups(table: RawGroups, file: Option<&Path>, p: &mut Problems) -> Groups {
+/// `table` from the main file, then the groups file if there is one,
+/// then the names machine tokens list that neither defines (groups with
+/// no address member).
+pub(super) fn groups(
+    table: RawGroups,
+    file: Option<&Path>,
+    token_groups: &std::collections::BTreeSet<String>,
+    p: &mut Problems,
+) -> Groups {
     let mut out = BTreeMap::new();
     members_of(table, &mut out, p, &|key| format!("groups.{key}"), &|m| m);
     if let Some(path) = file {
@@ -48,6 +55,9 @@ pub(super) fn groups(table: RawGroups, file: Option<&Path>, p: &mut Problems) ->
             }
             Err(m) => p.add(key, m),
         }
+    }
+    for name in token_groups {
+        out.entry(name.clone()).or_default();
     }
     if out.len() > usize::from(GroupId::MAX) {
         p.add("groups", format!("at most {} groups", GroupId::MAX));

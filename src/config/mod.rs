@@ -7,7 +7,9 @@
 //! sit in the file: `*_env` names an environment variable and `*_file` a
 //! file, both read here and nowhere else.
 
+mod access;
 mod error;
+mod providers;
 mod raw;
 pub mod values;
 
@@ -19,8 +21,10 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+pub use access::ShareConfig;
 use error::Problems;
 pub use error::{ConfigError, Problem};
+pub use providers::{is_loopback_host, provider_url, ProviderConfig, ProviderKind};
 use raw::RawConfig;
 pub use values::Rate;
 
@@ -65,7 +69,15 @@ pub struct Config {
     pub admin: AdminConfig,
     /// `[groups]` and `[login] groups_file`, resolved into lookups.
     pub groups: crate::groups::Groups,
+    /// `[assertion]`: the signed identity for upstreams (absent: off).
+    pub assertion: Option<crate::assertion::Settings>,
     pub routes: Vec<RouteConfig>,
+    /// `[[token]]`: machine tokens.
+    pub tokens: crate::token::Tokens,
+    /// `[share]`: share links.
+    pub share: ShareConfig,
+    /// `[[provider]]`: identity providers beside the email link.
+    pub providers: Vec<ProviderConfig>,
     /// Things that are allowed but probably not meant (printed at start and
     /// by `portcullis check`).
     pub warnings: Vec<String>,
@@ -254,6 +266,9 @@ pub struct LoginConfig {
     /// Sign-in attempts stored in total within any `link_ttl` (the same
     /// rule); also sets the memory store's hard bound on sign-in state.
     pub max_pending: u64,
+    /// `[login] email`: whether the email form is shown and served
+    /// (default true; false leaves only the `[[provider]]` buttons).
+    pub email: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,14 +309,11 @@ pub struct MailConfig {
 }
 
 #[derive(Debug, Clone)]
+// Made once per load; boxing would only add a step for every reader.
+#[allow(clippy::large_enum_variant)]
 pub enum StoreConfig {
     Memory,
-    Redis {
-        url: String,
-        key_prefix: String,
-        connect_timeout: Duration,
-        response_timeout: Duration,
-    },
+    Redis(store::RedisSettings),
 }
 
 /// `[ui]`: branding of the gateway's pages and mail (see `docs/pages.md`).
@@ -339,6 +351,9 @@ pub enum Upstream {
     /// No upstream: the route only answers forward-auth questions
     /// (`/.portcullis/auth`) for another proxy; requests to it here are 404.
     None,
+    /// An `https://` upstream, or several (`upstreams`): balanced, with
+    /// their health ([`route_options`]).
+    Balanced(std::sync::Arc<Backends>),
 }
 
 impl fmt::Display for Upstream {
@@ -347,6 +362,7 @@ impl fmt::Display for Upstream {
             Upstream::Http { authority } => write!(f, "http://{authority}"),
             Upstream::Demo => f.write_str("demo"),
             Upstream::None => f.write_str("none (forward-auth only)"),
+            Upstream::Balanced(b) => write!(f, "{b}"),
         }
     }
 }
@@ -370,6 +386,9 @@ pub struct RouteConfig {
     pub deny: bool,
     pub connect_timeout: Duration,
     pub timeout: Duration,
+    /// The prefix, `Host` and header rules; `None`: every one at its
+    /// default (the request goes as it came).
+    pub forward: Option<std::sync::Arc<Forward>>,
 }
 
 /// Where `*_env` values come from; tests pass a map.
@@ -530,11 +549,16 @@ fn array_name(line: &str) -> Option<&str> {
         .map(str::trim)
 }
 
+mod assertion;
 mod convert;
 mod demo;
 mod groups;
 pub mod redis_url;
 mod restart;
+pub mod route_options;
+pub mod store;
+mod upstream_tls;
+pub use route_options::{Backends, Forward};
 mod ui;
 
 #[cfg(test)]

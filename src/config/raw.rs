@@ -3,6 +3,8 @@
 //! validated; [`super::Config::from_toml_str`] turns it into typed values.
 //! This layer is never used outside the `config` module.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
@@ -26,8 +28,80 @@ pub(super) struct RawConfig {
     pub admin: RawAdmin,
     #[serde(default)]
     pub groups: RawGroups,
+    pub assertion: Option<RawAssertion>,
     #[serde(default, rename = "route")]
     pub routes: Vec<RawRoute>,
+    #[serde(default, rename = "token")]
+    pub tokens: Vec<RawToken>,
+    #[serde(default)]
+    pub share: RawShare,
+    #[serde(default, rename = "provider")]
+    pub providers: Vec<RawProvider>,
+}
+
+/// `[[token]]`: a machine token.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawToken {
+    pub name: Option<String>,
+    pub sha256: Option<String>,
+    pub secret_file: Option<String>,
+    pub groups: Option<Vec<String>>,
+    pub expires: Option<RawDate>,
+}
+
+/// A date or date-time: TOML's own (`2027-01-31`) or a string.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawDate {
+    Toml(toml::value::Datetime),
+    Text(String),
+}
+
+/// `[share]`: share links.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawShare {
+    pub enabled: Option<bool>,
+    pub default_ttl: Option<String>,
+    pub max_ttl: Option<String>,
+    pub methods: Option<Vec<String>>,
+}
+
+/// `[assertion]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAssertion {
+    pub enabled: Option<bool>,
+    pub signing_key_file: Option<OneOrMany>,
+    pub algorithm: Option<String>,
+    pub issuer: Option<String>,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// `[[provider]]`: an identity provider beside the email link.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProvider {
+    pub name: Option<String>,
+    pub label: Option<String>,
+    pub kind: Option<String>,
+    pub issuer: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret_env: Option<String>,
+    pub client_secret_file: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub allowed_domains: Option<Vec<String>>,
+    pub authorize_url: Option<String>,
+    pub token_url: Option<String>,
+    pub api_url: Option<String>,
 }
 
 /// `[groups]`, and the whole of a `groups_file`: group name → members.
@@ -93,6 +167,7 @@ pub(super) struct RawLogin {
     pub code_attempts: Option<i64>,
     pub max_pending_per_ip: Option<i64>,
     pub max_pending: Option<i64>,
+    pub email: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,10 +203,24 @@ pub(super) struct RawMailFile {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawStore {
     pub backend: Option<String>,
+    pub mode: Option<String>,
     pub url: Option<String>,
+    pub urls: Option<Vec<String>>,
+    pub sentinel_master: Option<String>,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<String>,
+    pub sentinel_username: Option<String>,
+    pub sentinel_password_env: Option<String>,
+    pub sentinel_password_file: Option<String>,
+    pub tls_ca_file: Option<String>,
+    pub tls_cert_file: Option<String>,
+    pub tls_key_file: Option<String>,
     pub key_prefix: Option<String>,
     pub connect_timeout: Option<String>,
     pub response_timeout: Option<String>,
+    pub wait_replicas: Option<u32>,
+    pub wait_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,4 +250,24 @@ pub(super) struct RawRoute {
     pub deny: Option<bool>,
     pub connect_timeout: Option<String>,
     pub timeout: Option<String>,
+    // Upstream options (read in `route_options.rs`).
+    pub upstreams: Option<Vec<String>>,
+    pub lb: Option<String>,
+    pub strip_prefix: Option<bool>,
+    pub rewrite_prefix: Option<String>,
+    pub preserve_host: Option<bool>,
+    pub upstream_host: Option<String>,
+    pub set_request_headers: Option<BTreeMap<String, String>>,
+    pub remove_request_headers: Option<Vec<String>>,
+    pub set_response_headers: Option<BTreeMap<String, String>>,
+    pub tls_ca_file: Option<String>,
+    pub tls_client_cert_file: Option<String>,
+    pub tls_client_key_file: Option<String>,
+    pub tls_server_name: Option<String>,
+    pub health_path: Option<String>,
+    pub health_interval: Option<String>,
+    pub health_timeout: Option<String>,
+    pub healthy_threshold: Option<u32>,
+    pub unhealthy_threshold: Option<u32>,
+    pub health_backoff: Option<String>,
 }

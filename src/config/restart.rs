@@ -101,24 +101,10 @@ impl Config {
 
         match (&self.store, &new.store) {
             (StoreConfig::Memory, StoreConfig::Memory) => {}
-            (
-                StoreConfig::Redis {
-                    url: u1,
-                    key_prefix: p1,
-                    connect_timeout: c1,
-                    response_timeout: r1,
-                },
-                StoreConfig::Redis {
-                    url: u2,
-                    key_prefix: p2,
-                    connect_timeout: c2,
-                    response_timeout: r2,
-                },
-            ) => {
-                check("store.url", u1 != u2);
-                check("store.key_prefix", p1 != p2);
-                check("store.connect_timeout", c1 != c2);
-                check("store.response_timeout", r1 != r2);
+            (StoreConfig::Redis(x), StoreConfig::Redis(y)) => {
+                for key in x.changed_keys(y) {
+                    check(key, true);
+                }
             }
             _ => check("store.backend", true),
         }

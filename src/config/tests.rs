@@ -33,7 +33,12 @@ fn the_example_parses_with_every_key() {
         matches!(c.mail.transport, MailTransport::Smtp(ref s) if s.password.is_some() && s.port == 587)
     );
     assert!(matches!(c.store, StoreConfig::Redis { .. }));
-    assert_eq!(c.routes.len(), 3);
+    assert_eq!(c.routes.len(), 4);
+    assert_eq!(
+        c.routes[3].upstream.to_string(),
+        "https://10.0.0.5:3000,https://10.0.0.6:3000"
+    );
+    assert!(c.routes[3].forward.is_some());
     assert_eq!(c.routes[1].path, "/admin");
     let allows = |email: &str| c.routes[1].allow.allows(email, c.groups.of(email));
     assert!(allows("ops@example.com"));
@@ -125,7 +130,8 @@ fn each_value_error_names_its_key() {
         ("[mail]\ntransport = \"smtp\"\n[mail.smtp]\nhost = \"h\"\npassword_env = \"SMTP_PASSWORD\"", "mail.smtp.username"),
         ("[store]\nbackend = \"postgres\"", "store.backend"),
         ("[store]\nbackend = \"redis\"\nurl = \"http://x\"", "store.url"),
-        ("[store]\nbackend = \"redis\"\nurl = \"rediss://x:6380/0\"", "store.url"),
+        ("[store]\nbackend = \"redis\"\nurl = \"rediss://x:6380/0#insecure\"", "store.url"),
+        ("[store]\nbackend = \"redis\"\nmode = \"sentinel\"\nurls = [\"redis://x:26379\"]", "store.sentinel_master"),
         ("[store]\nbackend = \"redis\"\nurl = \"redis://x:6379/db\"", "store.url"),
         ("[ui]\naccent = \"blue\"", "ui.accent"),
         ("[ui]\naccent = \"#12345\"", "ui.accent"),
@@ -135,7 +141,7 @@ fn each_value_error_names_its_key() {
         ("[ui]\nlogo_file = \"/nonexistent/logo.png\"", "ui.logo_file"),
         ("[ui]\nlogo_file = \"/etc/hostname\"", "ui.logo_file"),
         ("[ui]\ntemplates = \"/nonexistent/templates\"", "ui.templates"),
-        ("[[route]]\nupstream = \"https://10.0.0.1\"", "route[0].upstream"),
+        ("[[route]]\nupstream = \"ftp://10.0.0.1\"", "route[0].upstream"),
         ("[[route]]\nupstream = \"http://10.0.0.1/base\"", "route[0].upstream"),
         ("[[route]]\nupstream = \"demo\"\npath = \"app\"", "route[0].path"),
         ("[[route]]\nupstream = \"demo\"\npath = \"/a/../b\"", "route[0].path"),

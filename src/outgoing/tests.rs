@@ -190,6 +190,11 @@ fn one_pass_agrees_with_the_step_by_step_rules() {
             websocket: rng.next(4) == 0,
             strip: &strips[rng.next(strips.len())],
             request_id: None,
+            assertion: None,
+            via: None,
+            rules: None,
+            host: None,
+            prefix: None,
         };
         let authority = authorities[rng.next(authorities.len())].as_ref();
         let want = grouped_map(&reference(&client_headers, authority, &added));
@@ -220,6 +225,11 @@ fn the_head_is_origin_form_with_host_first_and_ours_last() {
         websocket: false,
         strip: &[],
         request_id: None,
+        assertion: None,
+        via: None,
+        rules: None,
+        host: None,
+        prefix: None,
     };
     let bytes = head(&Method::GET, "/a/b?c=d", &client_headers, None, &added);
     assert_eq!(
@@ -259,6 +269,11 @@ fn every_incoming_copy_of_ours_is_replaced() {
         websocket: false,
         strip: &[],
         request_id: None,
+        assertion: None,
+        via: None,
+        rules: None,
+        host: None,
+        prefix: None,
     };
     each(&client_headers, None, &added, |name, value| {
         seen.push(format!("{name}: {}", String::from_utf8_lossy(value)));
@@ -292,6 +307,11 @@ fn a_websocket_upgrade_gets_the_pair_and_nothing_else_hop_by_hop() {
         websocket: true,
         strip: &[],
         request_id: None,
+        assertion: None,
+        via: None,
+        rules: None,
+        host: None,
+        prefix: None,
     };
     let got = map(&client_headers, None, &added);
     assert_eq!(
@@ -317,6 +337,11 @@ fn host_comes_from_the_target_when_the_client_sent_none() {
         websocket: false,
         strip: &[],
         request_id: None,
+        assertion: None,
+        via: None,
+        rules: None,
+        host: None,
+        prefix: None,
     };
     let authority = Authority::from_static("app.test:8443");
     let got = map(&HeaderMap::new(), Some(&authority), &added);

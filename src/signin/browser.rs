@@ -25,6 +25,17 @@ pub(super) fn plausible_token(t: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// The `browser` of an attempt no browser asked for (`portcullis link`):
+/// this prefix and random hex, so it never equals a verifier's hash (64
+/// hex digits) and two such links never share the browser index.
+pub const ANY_BROWSER: &str = "any:";
+
+/// Whether the attempt was made by `portcullis link`, for whichever
+/// browser opens it and presses the button first.
+pub(super) fn any_browser(attempt: &Attempt) -> bool {
+    attempt.browser.starts_with(ANY_BROWSER)
+}
+
 /// Whether this browser's verifier cookie is the one the attempt was
 /// asked with.
 pub(super) fn same_browser(cx: &Ctx<'_>, headers: &HeaderMap, attempt: &Attempt) -> bool {

@@ -25,8 +25,9 @@
 //! target (`path::normalize`, then the routes with the matching view), so
 //! no spelling is judged differently. Every 2xx carries every identity
 //! header (the address ones and `X-Forwarded-Groups`,
-//! `X-Auth-Request-Groups`), empty on public routes or when in no group, so that a proxy copying them always
-//! overwrites a client's copy. Answers are `Cache-Control: no-store` and
+//! `X-Auth-Request-Groups`, and `X-Portcullis-Jwt-Assertion` with
+//! `[assertion]`), empty on public routes or when in no group, so that a
+//! proxy copying them always overwrites a client's copy. Answers are `Cache-Control: no-store` and
 //! never set a cookie.
 
 use http::header::{self, HeaderMap, HeaderValue};
@@ -127,6 +128,40 @@ fn original(headers: &HeaderMap, shape: Shape) -> Option<Original<'_>> {
     })
 }
 
+/// A 2xx with every identity header (empty when not known): the address,
+/// the user (the address, `token:NAME` or `share:ID`), the groups, and
+/// `X-Portcullis-Share`.
+fn passed(email: &str, user: &str, groups: &str, share: &str) -> Response<Body> {
+    let mut resp = plain(StatusCode::OK, "ok");
+    let value = |v: &str| HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static(""));
+    let h = resp.headers_mut();
+    let (email, user, groups) = (value(email), value(user), value(groups));
+    for name in IDENTITY_HEADERS {
+        let v = if name.ends_with("-user") {
+            &user
+        } else {
+            &email
+        };
+        h.insert(name, v.clone());
+    }
+    for name in GROUP_HEADERS {
+        h.insert(name, groups.clone());
+    }
+    h.insert(crate::share::SHARE_HEADER, value(share));
+    resp
+}
+
+/// With `[assertion]`, an empty `X-Portcullis-Jwt-Assertion` on a pass
+/// without a session (a token or a share link is not signed for), so that
+/// a proxy copying the header replaces whatever the client sent.
+fn no_assertion(cx: &Ctx<'_>, mut resp: Response<Body>) -> Response<Body> {
+    if cx.live.assertion.is_some() {
+        resp.headers_mut()
+            .insert(crate::assertion::HEADER, HeaderValue::from_static(""));
+    }
+    resp
+}
+
 fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     let mut resp = body::plain(status, text);
     resp.headers_mut()
@@ -178,12 +213,26 @@ pub(super) async fn forward_auth(
     let path = crate::path::normalize(raw_path).map_err(Error::BadPath)?;
     let m = cx.live.routes.find_for(&host, o.scheme, &o.method, &path)?;
     let client = cx.client.ip;
-    let session = if authorize::needs_identity(&m, client) {
-        cx.current_identity(req.headers()).await?
+    let presented = if authorize::needs_identity(&m, client) {
+        let asked = crate::access::Asked {
+            headers: req.headers(),
+            https: cx.https,
+            ip: client,
+            host: &host,
+            method: &o.method,
+            path: &path,
+            request_id: cx.facts.request_id,
+        };
+        crate::access::read(cx.app, cx.live, asked).await?
     } else {
-        None
+        crate::access::Presented::Nothing
     };
-    let decision = authorize::authorize(config, &m, client, session.as_ref());
+    let decision = authorize::authorize(
+        config,
+        &m,
+        client,
+        presented.credential(&host, &o.method, &path),
+    );
     let endpoint = match shape {
         Shape::AuthRequest => AuthzEndpoint::Auth,
         Shape::ForwardAuth => AuthzEndpoint::ForwardAuth,
@@ -197,6 +246,39 @@ pub(super) async fn forward_auth(
     };
     match decision {
         Decision::Denied => Ok(plain(StatusCode::FORBIDDEN, "This page is closed.")),
+        Decision::AllowToken(token) => Ok(no_assertion(
+            cx,
+            passed(
+                "",
+                &token.user,
+                token.groups.as_ref().map_or("", |g| g.header()),
+                "",
+            ),
+        )),
+        Decision::AllowShare(grant) => Ok(no_assertion(
+            cx,
+            passed(
+                grant.email.as_deref().unwrap_or(""),
+                &grant.user(),
+                "",
+                &grant.id,
+            ),
+        )),
+        Decision::TokenForbidden(token) => {
+            let reason = format!("token {} on route {}", token.name, m.route.config.name);
+            cx.app.audit.record(
+                &crate::audit::Entry::new(
+                    crate::audit::Event::AccessDenied,
+                    crate::audit::Outcome::Failure,
+                )
+                .request(facts)
+                .reason(&reason),
+            );
+            Ok(plain(
+                StatusCode::FORBIDDEN,
+                "This token may not open this page.",
+            ))
+        }
         Decision::Allow(_) | Decision::Bypass => {
             let identity = match decision {
                 Decision::Allow(identity) => identity,
@@ -212,20 +294,29 @@ pub(super) async fn forward_auth(
                     None
                 }
             };
-            let mut resp = plain(StatusCode::OK, "ok");
-            let value = identity
-                .and_then(|i| HeaderValue::from_str(&i.email).ok())
-                .unwrap_or_else(|| HeaderValue::from_static(""));
-            let h = resp.headers_mut();
-            for name in IDENTITY_HEADERS {
-                h.insert(name, value.clone());
-            }
+            let email = identity.map_or("", |i| &*i.email);
             let groups = identity
                 .and_then(|i| config.groups.of(&i.email))
-                .and_then(|g| HeaderValue::from_str(g.header()).ok())
-                .unwrap_or_else(|| HeaderValue::from_static(""));
-            for name in GROUP_HEADERS {
-                h.insert(name, groups.clone());
+                .map_or("", |g| g.header());
+            let mut resp = passed(email, email, groups, "");
+            if let Some(a) = &cx.live.assertion {
+                // For `auth_request_set`: empty without an identity.
+                let token = match identity {
+                    Some(i) => {
+                        let groups = config.groups.of(&i.email).map(|g| g.header());
+                        a.header(
+                            &cx.app.key,
+                            &i.tag,
+                            &i.email,
+                            groups,
+                            i.amr.as_deref(),
+                            name,
+                        )
+                        .ok_or_else(|| Error::Internal("signing the assertion failed".into()))?
+                    }
+                    None => HeaderValue::from_static(""),
+                };
+                resp.headers_mut().insert(crate::assertion::HEADER, token);
             }
             Ok(resp)
         }

@@ -42,11 +42,23 @@
 //! - `session_start`: a taken attempt becomes a session cookie.
 //! - `logout`: the sign-out page and its POST.
 //! - `forward_auth`: `/.portcullis/auth` for other proxies.
+//! - `share_open`: `/.portcullis/share/{token}`, opening a share link.
+//!
+//! With `[[token]]`s configured, a request here (forward-auth aside,
+//! whose `Authorization` is the original request's) that carries
+//! `Authorization: Bearer` is refused (401): a machine token never signs
+//! in, out or anything else on these pages.
 //! - [`csrf`]: the double-submit cookie and the check every POST passes.
 //! - `browser`: the flow's cookies, the verifier, the same-browser check.
 //! - `limits`: client buckets and the failed-check limit.
 //! - `form`: the form body and query parameters.
 //! - `shared_pages`: the check-email and invalid-link pages, the stylesheet.
+//! - `provider`: signing in with a `[[provider]]` (start and callback),
+//!   with its flow cookie in `provider_flow`; the protocol is
+//!   [`crate::oidc`]'s.
+//!
+//! With `[login] email = false` the email steps (`POST /login`, `/verify`,
+//! `/code`) answer 404 and the sign-in page shows only the providers.
 
 use http::{Method, Request, Response, StatusCode};
 
@@ -55,15 +67,18 @@ use crate::error::Error;
 use crate::pages;
 use crate::state::Ctx;
 
-mod browser;
+pub(crate) mod browser;
 mod code_entry;
 pub mod csrf;
 mod form;
 mod forward_auth;
 mod limits;
 mod logout;
+mod provider;
+mod provider_flow;
 mod request;
 mod session_start;
+mod share_open;
 mod shared_pages;
 mod verify;
 
@@ -96,7 +111,30 @@ pub async fn serve(
     let method = req.method().clone();
     let get = method == Method::GET || method == Method::HEAD;
     let post = method == Method::POST;
+    let forward_auth = path == "/.portcullis/auth" || path == "/.portcullis/forward-auth";
+    if !forward_auth && crate::access::has_bearer(cx.live, req.headers()) {
+        // A machine token is for applications, never for signing in or out.
+        return Err(Error::TokenNotHere);
+    }
+    if let Some(token) = path.strip_prefix(crate::share::ENDPOINT) {
+        return if get {
+            share_open::open(cx, &req, token).await
+        } else if cx.live.config.share.enabled {
+            Err(Error::MethodNotAllowed)
+        } else {
+            Err(Error::NoRoute)
+        };
+    }
+    let email_off = !cx.live.config.login.email;
     match path {
+        "/.portcullis/login" | "/.portcullis/verify" | "/.portcullis/code"
+            if email_off && !(path == "/.portcullis/login" && get) =>
+        {
+            Err(Error::NoRoute)
+        }
+        provider::START_PATH if get => provider::start(cx, &req).await,
+        // GET only: a HEAD would use up the state.
+        provider::CALLBACK_PATH if method == Method::GET => provider::callback(cx, &req).await,
         "/.portcullis/login" if get => Ok(request::login_page(cx, &req, None, StatusCode::OK)),
         "/.portcullis/login" if post => request::request_link(cx, req).await,
         "/.portcullis/verify" if get => verify::verify_page(cx, &req).await,
@@ -117,6 +155,8 @@ pub async fn serve(
         | "/.portcullis/logout"
         | "/.portcullis/auth"
         | "/.portcullis/forward-auth"
+        | provider::START_PATH
+        | provider::CALLBACK_PATH
         | pages::STYLESHEET_PATH => Err(Error::MethodNotAllowed),
         _ => Err(Error::NoRoute),
     }

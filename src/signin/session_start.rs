@@ -26,12 +26,26 @@ pub(super) async fn start_session(
     attempt: Attempt,
     how: SigninMethod,
 ) -> Result<Response<Body>, Error> {
+    start_session_as(cx, headers, attempt, how, how.as_str()).await
+}
+
+/// [`start_session`] with the method to record (`amr`): `oidc:NAME` or
+/// `github:NAME` for a provider, kept in the session record and written
+/// in the audit line.
+pub(super) async fn start_session_as(
+    cx: &Ctx<'_>,
+    headers: &HeaderMap,
+    attempt: Attempt,
+    how: SigninMethod,
+    amr: &str,
+) -> Result<Response<Body>, Error> {
     let cfg = &cx.live.config.session;
     let now = now_unix();
     let record = SessionRecord {
         email: attempt.email.clone(),
         created_at: now,
         expires_at: now.saturating_add(cfg.lifetime.as_secs()),
+        amr: Some(amr.to_string()),
     };
     let new = session::new_session(&cx.app.key);
     let email_hash = cx.app.key.hash_hex("email", record.email.as_bytes());
@@ -56,7 +70,7 @@ pub(super) async fn start_session(
             .delete_session(&crypto::hex(&old), &email_hash)
             .await;
     }
-    tracing::info!(to = %address::mask(&record.email), "signed in");
+    tracing::info!(to = %address::mask(&record.email), amr, "signed in");
     cx.app.metrics.signin(how, true);
     super::audit(
         cx,
@@ -64,7 +78,7 @@ pub(super) async fn start_session(
         Outcome::Success,
         &record.email,
         Some(&crypto::hex(&new.tag)),
-        how.as_str(),
+        amr,
     );
     let mut resp = body::see_other(&attempt.rd, cx.https);
     cookies::append(

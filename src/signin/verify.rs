@@ -4,11 +4,14 @@
 //! shows the code with where the sign-in was asked from (`show-code`, or
 //! another browser) or, from the browser that asked, takes the attempt
 //! atomically and starts the session. Every failed link check is counted
-//! ([`super::limits`]).
+//! ([`super::limits`]). A link made by `portcullis link` has no asking
+//! browser: any browser that opens it gets the sign-in button, and the
+//! first to press it is signed in (a GET still changes nothing, so a mail
+//! or chat scanner cannot use it up).
 
 use http::{Request, Response, StatusCode};
 
-use super::browser::{plausible_token, same_browser};
+use super::browser::{any_browser, plausible_token, same_browser};
 use super::csrf;
 use super::form::{query_param, read_form};
 use super::limits::{failed_check, refuse_if_failing};
@@ -37,7 +40,7 @@ pub(super) async fn verify_page(
         return failed_check(cx, SigninMethod::Link).await;
     };
     let (csrf, set) = csrf::token(&cx.app.key, req.headers(), cx.https);
-    let page = if same_browser(cx, req.headers(), &attempt) {
+    let page = if same_browser(cx, req.headers(), &attempt) || any_browser(&attempt) {
         cx.live
             .pages
             .verify_confirm(&token, &csrf, &address::mask(&attempt.email))
@@ -91,7 +94,7 @@ pub(super) async fn verify_submit(
     let Some(attempt) = cx.app.store.peek_attempt(&token_hash).await? else {
         return failed_check(cx, SigninMethod::Link).await;
     };
-    if show_code || !same_browser(cx, &headers, &attempt) {
+    if show_code || !(same_browser(cx, &headers, &attempt) || any_browser(&attempt)) {
         return Ok(elsewhere_page(cx, &token, &attempt));
     }
     match cx.app.store.take_attempt(&token_hash).await? {

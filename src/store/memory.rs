@@ -399,6 +399,31 @@ impl MemoryStore {
         Ok(out)
     }
 
+    pub(super) fn put_share(
+        &self,
+        id: &str,
+        record: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let mut ks = self.lock();
+        ks.set(&key::share(id), Value::Str(record.to_owned()), ttl, now);
+        Ok(())
+    }
+
+    pub(super) fn shares(&self) -> Result<Vec<String>, StoreError> {
+        let now = Instant::now();
+        let mut ks = self.lock();
+        let keys = ks.keys_with_prefix(&key::share(""), now);
+        Ok(keys
+            .iter()
+            .filter_map(|k| match ks.get(k, now) {
+                Some(Value::Str(v)) => Some(v.clone()),
+                _ => None,
+            })
+            .collect())
+    }
+
     pub(super) fn revocations(&self) -> broadcast::Receiver<String> {
         self.revoked.subscribe()
     }
@@ -509,6 +534,7 @@ mod tests {
             email: "a@example.com".into(),
             created_at: 0,
             expires_at: u64::MAX / 2000,
+            amr: None,
         };
         store
             .put_session("s1", "e1", &record, Duration::from_secs(60))

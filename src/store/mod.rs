@@ -10,7 +10,11 @@
 //! - The key layout (`{prefix}att:{token}`, `{prefix}brw:{browser}`,
 //!   `{prefix}fail:{token}`, `{prefix}ses:{id}`, `{prefix}idx:{email_hash}`,
 //!   `{prefix}rl:{key}`, `{prefix}pend:{ip key}`, `{prefix}pend:all`,
-//!   channel `{prefix}revoked`) and the rule that every key has a TTL.
+//!   `{prefix}shr:{share id}`,
+//!   channel `{prefix}revoked`; in a Redis Cluster sign-in state is under
+//!   `{prefix}{signin}:…` and sessions and indexes are `{prefix}ses:{id}`
+//!   and `{prefix}idx:{hash}`, each in its own slot) and the rule that
+//!   every key has a TTL.
 //! - Admitting a sign-in request ([`Store::admit_sign_in`]): the caps on
 //!   stored sign-ins per IP and in total, and the rule that a request over
 //!   a cap or over the IP rate stores nothing of its own.
@@ -58,6 +62,10 @@ mod keyspace;
 mod memory;
 mod op_errors;
 mod redis;
+mod redis_cluster;
+mod redis_conn;
+mod redis_scripts;
+mod settings;
 mod subscriber;
 
 use std::fmt;
@@ -68,89 +76,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use op_errors::{Op, OpErrors};
-
-/// Which backend to use, and how to reach it.
-#[derive(Clone, PartialEq, Eq)]
-pub enum StoreSettings {
-    /// State in this process only (one instance, lost on restart).
-    Memory,
-    /// State in Redis, shared by every instance using the same URL and prefix.
-    Redis {
-        /// `redis://…` or `redis+unix:///path/to/sock` (no TLS: see
-        /// [`crate::config::redis_url`]).
-        url: String,
-        /// Bound on establishing one connection.
-        connect_timeout: Duration,
-        /// Bound on one store operation, including waiting for a reconnect.
-        response_timeout: Duration,
-        /// Prefix of every key and of the revocation channel (e.g. `portcullis:`).
-        key_prefix: String,
-    },
-}
-
-impl From<&crate::config::StoreConfig> for StoreSettings {
-    fn from(config: &crate::config::StoreConfig) -> StoreSettings {
-        use crate::config::StoreConfig;
-        match config {
-            StoreConfig::Memory => StoreSettings::Memory,
-            StoreConfig::Redis {
-                url,
-                key_prefix,
-                connect_timeout,
-                response_timeout,
-            } => StoreSettings::Redis {
-                url: url.clone(),
-                connect_timeout: *connect_timeout,
-                response_timeout: *response_timeout,
-                key_prefix: key_prefix.clone(),
-            },
-        }
-    }
-}
-
-impl fmt::Debug for StoreSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreSettings::Memory => f.write_str("Memory"),
-            StoreSettings::Redis {
-                url,
-                connect_timeout,
-                response_timeout,
-                key_prefix,
-            } => f
-                .debug_struct("Redis")
-                .field("url", &redacted_url(url))
-                .field("connect_timeout", connect_timeout)
-                .field("response_timeout", response_timeout)
-                .field("key_prefix", key_prefix)
-                .finish(),
-        }
-    }
-}
-
-impl StoreSettings {
-    /// The Redis URL with any password replaced, for messages; `None` in
-    /// memory.
-    pub fn redacted_url(&self) -> Option<String> {
-        match self {
-            StoreSettings::Memory => None,
-            StoreSettings::Redis { url, .. } => Some(redacted_url(url)),
-        }
-    }
-}
-
-/// The URL with any password replaced, for Debug output and logs.
-fn redacted_url(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut parsed) => {
-            if parsed.password().is_some() && parsed.set_password(Some("***")).is_err() {
-                return "<redacted>".to_owned();
-            }
-            parsed.to_string()
-        }
-        Err(_) => "<unparseable>".to_owned(),
-    }
-}
+pub use settings::{RedisMode, RedisSettings, RedisTls, StoreSettings};
 
 /// One pending sign-in: what was asked for, stored under the HMAC of the
 /// emailed link's token.
@@ -240,6 +166,11 @@ pub struct SessionRecord {
     pub created_at: u64,
     /// Absolute end, unix seconds.
     pub expires_at: u64,
+    /// How the session was signed in: `link`, `code`, or `oidc:NAME` /
+    /// `github:NAME` for a `[[provider]]`. Absent in records written
+    /// before it existed (read as unknown), and then not written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<String>,
 }
 
 /// Why a store operation failed.
@@ -293,20 +224,7 @@ impl Store {
     pub async fn connect(settings: &StoreSettings) -> Result<Store, StoreError> {
         let backend = match settings {
             StoreSettings::Memory => Backend::Memory(memory::MemoryStore::new()),
-            StoreSettings::Redis {
-                url,
-                connect_timeout,
-                response_timeout,
-                key_prefix,
-            } => Backend::Redis(
-                self::redis::RedisStore::connect(
-                    url,
-                    *connect_timeout,
-                    *response_timeout,
-                    key_prefix,
-                )
-                .await?,
-            ),
+            StoreSettings::Redis(r) => Backend::Redis(self::redis::RedisStore::connect(r).await?),
         };
         Ok(Store {
             backend: Arc::new(backend),
@@ -323,17 +241,7 @@ impl Store {
     pub fn open(settings: &StoreSettings) -> Result<Store, StoreError> {
         let backend = match settings {
             StoreSettings::Memory => Backend::Memory(memory::MemoryStore::new()),
-            StoreSettings::Redis {
-                url,
-                connect_timeout,
-                response_timeout,
-                key_prefix,
-            } => Backend::Redis(self::redis::RedisStore::open(
-                url,
-                *connect_timeout,
-                *response_timeout,
-                key_prefix,
-            )?),
+            StoreSettings::Redis(r) => Backend::Redis(self::redis::RedisStore::open(r)?),
         };
         Ok(Store {
             backend: Arc::new(backend),
@@ -599,6 +507,26 @@ impl Store {
         Ok(list)
     }
 
+    /// Keeps the record of share link `id` (its scope as JSON, never the
+    /// token) until `ttl`, for `portcullis share list`.
+    pub async fn put_share(&self, id: &str, record: &str, ttl: Duration) -> Result<(), StoreError> {
+        let result = match &*self.backend {
+            Backend::Memory(m) => m.put_share(id, record, ttl),
+            Backend::Redis(r) => r.put_share(id, record, ttl).await,
+        };
+        self.counted(Op::PutShare, result)
+    }
+
+    /// Every live share record ([`Store::put_share`]). O(keys) (SCAN on
+    /// Redis): for the command line.
+    pub async fn shares(&self) -> Result<Vec<String>, StoreError> {
+        let result = match &*self.backend {
+            Backend::Memory(m) => m.shares(),
+            Backend::Redis(r) => r.shares().await,
+        };
+        self.counted(Op::Shares, result)
+    }
+
     /// Revoked session id hashes from any instance sharing this store (Redis
     /// pub/sub; memory: this process). Messages published while the
     /// subscriber is reconnecting are lost, and a slow receiver lags; callers
@@ -655,6 +583,9 @@ mod key {
     }
     pub(super) fn pending(ip_key: &str) -> String {
         format!("pend:{ip_key}")
+    }
+    pub(super) fn share(id: &str) -> String {
+        format!("shr:{id}")
     }
     pub(super) const PENDING_TOTAL: &str = "pend:all";
     pub(super) const REVOKED_CHANNEL: &str = "revoked";
@@ -732,6 +663,7 @@ mod tests {
             email: "a@example.com".to_owned(),
             created_at: 0,
             expires_at,
+            amr: None,
         }
     }
 
@@ -784,6 +716,22 @@ mod tests {
     }
 
     #[test]
+    fn session_records_without_amr_still_read() {
+        // Written before `amr` existed: reads, and writes back unchanged.
+        let old = r#"{"email":"a@example.com","created_at":1,"expires_at":2}"#;
+        let r = decode::<SessionRecord>("session", old).unwrap();
+        assert_eq!(r.amr, None);
+        assert_eq!(serde_json::to_string(&r).unwrap(), old);
+        let new = SessionRecord {
+            amr: Some("oidc:google".into()),
+            ..r
+        };
+        let text = serde_json::to_string(&new).unwrap();
+        assert!(text.ends_with(r#""amr":"oidc:google"}"#), "{text}");
+        assert_eq!(decode::<SessionRecord>("session", &text).unwrap(), new);
+    }
+
+    #[test]
     fn decode_error_does_not_quote_the_value() {
         let err = decode::<SessionRecord>(
             "session",
@@ -798,18 +746,5 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-    }
-
-    #[test]
-    fn debug_redacts_redis_password() {
-        let s = StoreSettings::Redis {
-            url: "redis://user:hunter2@localhost:6379/0".to_owned(),
-            connect_timeout: Duration::from_secs(1),
-            response_timeout: Duration::from_secs(1),
-            key_prefix: "p:".to_owned(),
-        };
-        let shown = format!("{s:?}");
-        assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(shown.contains("user:***@localhost"), "{shown}");
     }
 }

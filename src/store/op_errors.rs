@@ -25,10 +25,12 @@ pub(super) enum Op {
     ListSessions,
     Indexes,
     Ping,
+    PutShare,
+    Shares,
 }
 
 /// The label of each [`Op`], in declaration order.
-const NAMES: [&str; 18] = [
+const NAMES: [&str; 20] = [
     "hit",
     "admit_sign_in",
     "key_count",
@@ -47,6 +49,8 @@ const NAMES: [&str; 18] = [
     "list_sessions",
     "indexes",
     "ping",
+    "put_share",
+    "shares",
 ];
 
 /// One failure counter per [`Op`].

@@ -1,6 +1,7 @@
 //! The Redis backend: the store's operations as Redis commands and Lua
-//! scripts over one auto-reconnecting `ConnectionManager`, plus the
-//! revocation subscriber ([`super::subscriber`]).
+//! scripts over the connection of [`super::redis_conn`] (one server, a
+//! Sentinel master or a Cluster), plus the revocation subscriber
+//! ([`super::subscriber`]).
 //!
 //! # What it owns
 //!
@@ -27,359 +28,144 @@
 //!
 //! Redis is trusted storage but may be unreachable or slow; that must only
 //! ever cost an `Unavailable` error, never a hang or a panic. Scripts build
-//! some keys from the prefix and from stored token hashes (single-instance
-//! Redis; not cluster-safe by design). Error texts never include keys or
-//! values.
+//! some keys from the prefix and from stored token hashes; in a Cluster
+//! those keys share the `{signin}` hash tag, so every script stays in one
+//! slot, and the session steps that span two slots are not scripts
+//! ([`super::redis_cluster`]). A new session or a revocation is answered
+//! only after `WAIT` for `wait_replicas` replicas (or its timeout), so a
+//! failover does not undo it. Error texts never include keys or values.
 
 use std::future::Future;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, ErrorKind, RedisError, RedisResult, Script};
+use ::redis::{ErrorKind, RedisError, RedisResult};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::health::Health;
+use super::redis_conn::{Conn, Connector, Lane};
+use super::redis_scripts::{
+    ADMIT_SIGN_IN, ATTEMPT_FOR_BROWSER, COUNT_SESSIONS, DELETE_SESSION, FAIL_ATTEMPT, HIT,
+    LIST_SESSIONS, PUT_ATTEMPT, PUT_SESSION, REVOKE_ALL, TAKE_ATTEMPT,
+};
 use super::subscriber::{Subscriber, Target};
 use super::{
     decode, encode, key, new_session_ttls, refreshed_session_ttl, ttl_ms, unix_now_ms, Admission,
-    Attempt, SessionRecord, SignInLimits, StoreError, REVOCATION_CAPACITY,
+    Attempt, RedisMode, RedisSettings, SessionRecord, SignInLimits, StoreError,
+    REVOCATION_CAPACITY,
 };
 
-/// Deletes the browser index entry of a stored attempt if it points at the
-/// given token. Shared by the scripts that remove attempts.
-const DROP_BROWSER_LUA: &str = r#"
-local function drop_browser(prefix, raw, token)
-  local ok, a = pcall(cjson.decode, raw)
-  if ok and type(a) == 'table' and type(a.browser) == 'string' then
-    local bk = prefix .. 'brw:' .. a.browser
-    if redis.call('GET', bk) == token then
-      redis.call('DEL', bk)
-    end
-  end
-end
-"#;
-
-/// KEYS: counter. ARGV: window ms. The TTL is set when the key has none,
-/// i.e. on the first hit of a window.
-static HIT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local n = redis.call('INCR', KEYS[1])
-if redis.call('PTTL', KEYS[1]) < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-end
-return n
-"#,
-    )
-});
-
-/// One sign-in request's admission (see `Store::admit_sign_in`). KEYS:
-/// total pending list, ip counter, ip pending list, address counter, resend
-/// claim. ARGV: now ms, max pending, ip window ms, ip rate, max pending
-/// per ip, pending window ms, address window ms, resend ttl ms (0 = no
-/// claim), token. Pending lists are sorted sets of token by deadline ms.
-/// Returns {verdict, ip count, address count, fresh}: verdict 0 admitted,
-/// 1 total full, 2 over the ip rate, 3 ip full.
-static ADMIT_SIGN_IN: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local function hit(k, ms)
-  local n = redis.call('INCR', k)
-  if redis.call('PTTL', k) < 0 then
-    redis.call('PEXPIRE', k, ms)
-  end
-  return n
-end
-local function live(k, now)
-  redis.call('ZREMRANGEBYSCORE', k, '-inf', now)
-  return redis.call('ZCARD', k)
-end
-local now = tonumber(ARGV[1])
-if live(KEYS[1], now) >= tonumber(ARGV[2]) then return {1, 0, 0, 0} end
-local ip = hit(KEYS[2], ARGV[3])
-if ip > tonumber(ARGV[4]) then return {2, ip, 0, 0} end
-if live(KEYS[3], now) >= tonumber(ARGV[5]) then return {3, ip, 0, 0} end
-local a = hit(KEYS[4], ARGV[7])
-local fresh = 1
-if ARGV[8] ~= '0' then
-  if not redis.call('SET', KEYS[5], '1', 'NX', 'PX', ARGV[8]) then
-    fresh = 0
-  end
-end
-local deadline = now + tonumber(ARGV[6])
-for _, k in ipairs({KEYS[1], KEYS[3]}) do
-  redis.call('ZADD', k, deadline, ARGV[9])
-  redis.call('PEXPIRE', k, ARGV[6])
-end
-return {0, ip, a, fresh}
-"#,
-    )
-});
-
-/// KEYS: attempt, browser index, failures of the new token.
-/// ARGV: value, ttl ms, token, prefix.
-static PUT_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local old = redis.call('GET', KEYS[2])
-if old and old ~= ARGV[3] then
-  redis.call('DEL', ARGV[4] .. 'att:' .. old, ARGV[4] .. 'fail:' .. old)
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
-redis.call('DEL', KEYS[3])
-return 1
-"#,
-    )
-});
-
-/// KEYS: attempt, failures. ARGV: prefix, token.
-static TAKE_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        r#"{DROP_BROWSER_LUA}
-local v = redis.call('GET', KEYS[1])
-if not v then return false end
-redis.call('DEL', KEYS[1], KEYS[2])
-drop_browser(ARGV[1], v, ARGV[2])
-return v
-"#
-    ))
-});
-
-/// KEYS: browser index. ARGV: prefix. Returns `{token, value}` or nil.
-static ATTEMPT_FOR_BROWSER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local t = redis.call('GET', KEYS[1])
-if not t then return false end
-local v = redis.call('GET', ARGV[1] .. 'att:' .. t)
-if not v then return false end
-return {t, v}
-"#,
-    )
-});
-
-/// KEYS: attempt, failures. ARGV: max, prefix, token. The failure counter
-/// expires with the attempt; reaching `max` deletes both.
-static FAIL_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        r#"{DROP_BROWSER_LUA}
-local max = tonumber(ARGV[1])
-local left = redis.call('PTTL', KEYS[1])
-if left < 0 then return max end
-local n = redis.call('INCR', KEYS[2])
-if n < max then
-  redis.call('PEXPIRE', KEYS[2], left)
-  return n
-end
-local v = redis.call('GET', KEYS[1])
-redis.call('DEL', KEYS[1], KEYS[2])
-drop_browser(ARGV[2], v, ARGV[3])
-return n
-"#
-    ))
-});
-
-/// KEYS: session, index. ARGV: value, ttl ms, id, lifetime ms, prefix.
-/// Prunes dead ids and keeps the index TTL at least the new lifetime.
-static PUT_SESSION: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-local cur = redis.call('PTTL', KEYS[2])
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  if redis.call('EXISTS', ARGV[5] .. 'ses:' .. id) == 0 then
-    redis.call('SREM', KEYS[2], id)
-  end
-end
-redis.call('SADD', KEYS[2], ARGV[3])
-local want = tonumber(ARGV[4])
-if cur > want then want = cur end
-redis.call('PEXPIRE', KEYS[2], want)
-return 1
-"#,
-    )
-});
-
-/// KEYS: session, index. ARGV: id, channel.
-static DELETE_SESSION: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[2], ARGV[1])
-redis.call('PUBLISH', ARGV[2], ARGV[1])
-return 1
-"#,
-    )
-});
-
-/// KEYS: index. ARGV: prefix, channel. Returns the number of live sessions
-/// deleted; publishes every id in the index.
-static REVOKE_ALL: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local n = 0
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  n = n + redis.call('DEL', ARGV[1] .. 'ses:' .. id)
-  redis.call('PUBLISH', ARGV[2], id)
-end
-redis.call('DEL', KEYS[1])
-return n
-"#,
-    )
-});
-
-/// KEYS: index. ARGV: prefix. Prunes dead ids, returns how many remain.
-static COUNT_SESSIONS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if redis.call('EXISTS', ARGV[1] .. 'ses:' .. id) == 0 then
-    redis.call('SREM', KEYS[1], id)
-  end
-end
-return redis.call('SCARD', KEYS[1])
-"#,
-    )
-});
-
-/// The live sessions of an index, as `id, record, id, record, …` (dead
-/// ids pruned as in COUNT_SESSIONS). Reads only: no TTL is refreshed.
-static LIST_SESSIONS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local out = {}
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local v = redis.call('GET', ARGV[1] .. 'ses:' .. id)
-  if v then
-    table.insert(out, id)
-    table.insert(out, v)
-  else
-    redis.call('SREM', KEYS[1], id)
-  end
-end
-return out
-"#,
-    )
-});
-
 pub(super) struct RedisStore {
-    conn: ConnectionManager,
-    prefix: String,
+    pub(super) connector: Arc<Connector>,
+    /// Every key and the channel start with it.
+    pub(super) prefix: String,
+    /// Sign-in state and rate counters: the prefix, plus (cluster) the
+    /// hash tag that puts them all in one slot.
+    pub(super) signin_prefix: String,
+    /// Cluster layout: sessions and indexes hash-tagged each in their own
+    /// slot, and their multi-key steps done without scripts.
+    pub(super) cluster: bool,
     response_timeout: Duration,
+    wait_replicas: u32,
+    wait_timeout: Duration,
     revoked: broadcast::Sender<String>,
     health: Arc<Health>,
     _subscriber: Subscriber,
 }
 
-/// The client for `url` and the connection manager's settings. The URL may
-/// hold a password: never echo it or the parser's message.
-fn client_and_config(
-    url: &str,
-    connect_timeout: Duration,
-    response_timeout: Duration,
-) -> Result<(Client, ConnectionManagerConfig), StoreError> {
-    // The rule `portcullis check` applies too (config conversion), so a
-    // configuration that passed it never fails here.
-    crate::config::redis_url::check(url).map_err(StoreError::Unavailable)?;
-    let client =
-        Client::open(url).map_err(|_| StoreError::Unavailable("invalid Redis URL".to_owned()))?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(connect_timeout))
-        .set_response_timeout(Some(response_timeout))
-        // Few, short retries: a command waiting on a reconnect is cut
-        // off by the response timeout anyway, and the next command
-        // starts a fresh reconnect.
-        .set_number_of_retries(1)
-        .set_min_delay(Duration::from_millis(50))
-        .set_max_delay(Duration::from_millis(500));
-    Ok((client, config))
-}
+/// The hash tag of all sign-in state in cluster mode: the total pending
+/// cap and the browser → attempt index tie every attempt to the others.
+pub(super) const SIGNIN_TAG: &str = "{signin}:";
 
 fn target(
-    client: Client,
+    connector: &Arc<Connector>,
     prefix: &str,
-    connect_timeout: Duration,
-    response_timeout: Duration,
+    s: &RedisSettings,
     health: &Arc<Health>,
 ) -> Target {
     Target {
-        client,
+        connector: connector.clone(),
         channel: format!("{prefix}{}", key::REVOKED_CHANNEL),
-        connect_timeout,
-        response_timeout,
+        connect_timeout: s.connect_timeout,
+        response_timeout: s.response_timeout,
         health: health.clone(),
     }
 }
 
+/// A store's connector, health, revocation sender and subscriber target.
+type Parts = (
+    Arc<Connector>,
+    Arc<Health>,
+    broadcast::Sender<String>,
+    Target,
+);
+
+/// What every store of these settings is made of, before the subscriber.
+fn parts(s: &RedisSettings) -> Result<Parts, StoreError> {
+    let connector = Arc::new(Connector::new(s)?);
+    let health = Arc::new(Health::default());
+    let (revoked, _) = broadcast::channel(REVOCATION_CAPACITY);
+    let target = target(&connector, &s.key_prefix, s, &health);
+    Ok((connector, health, revoked, target))
+}
+
 impl RedisStore {
-    /// Connects now: fails with `Unavailable` unless Redis answers and the
-    /// revocation subscription is live before this returns (the CLI).
-    pub(super) async fn connect(
-        url: &str,
-        connect_timeout: Duration,
-        response_timeout: Duration,
-        prefix: &str,
-    ) -> Result<RedisStore, StoreError> {
-        let (client, config) = client_and_config(url, connect_timeout, response_timeout)?;
-        let start_bound = connect_timeout
-            .saturating_mul(2)
-            .saturating_add(response_timeout);
-        let conn = tokio::time::timeout(
-            start_bound,
-            ConnectionManager::new_with_config(client.clone(), config),
-        )
-        .await
-        .map_err(|_| StoreError::Unavailable("connecting to Redis timed out".to_owned()))?
-        .map_err(|e| map_error(&e))?;
-        let health = Arc::new(Health::default());
-        let (revoked, _) = broadcast::channel(REVOCATION_CAPACITY);
-        let subscriber = Subscriber::start(
-            target(client, prefix, connect_timeout, response_timeout, &health),
-            revoked.clone(),
-        )
-        .await?;
-        let store = RedisStore {
-            conn,
-            prefix: prefix.to_owned(),
-            response_timeout,
+    fn assemble(
+        s: &RedisSettings,
+        (connector, health, revoked): (Arc<Connector>, Arc<Health>, broadcast::Sender<String>),
+        subscriber: Subscriber,
+    ) -> RedisStore {
+        let cluster = s.mode == RedisMode::Cluster;
+        RedisStore {
+            connector,
+            prefix: s.key_prefix.clone(),
+            signin_prefix: if cluster {
+                format!("{}{SIGNIN_TAG}", s.key_prefix)
+            } else {
+                s.key_prefix.clone()
+            },
+            cluster,
+            response_timeout: s.response_timeout,
+            wait_replicas: s.wait_replicas,
+            wait_timeout: s.wait_timeout,
             revoked,
             health,
             _subscriber: subscriber,
-        };
+        }
+    }
+
+    /// Connects now: fails with `Unavailable` unless Redis answers and the
+    /// revocation subscription is live before this returns (the CLI).
+    pub(super) async fn connect(s: &RedisSettings) -> Result<RedisStore, StoreError> {
+        let start_bound = s
+            .connect_timeout
+            .saturating_mul(3)
+            .saturating_add(s.response_timeout);
+        let (connector, health, revoked, target) = parts(s)?;
+        let subscriber =
+            tokio::time::timeout(start_bound, Subscriber::start(target, revoked.clone()))
+                .await
+                .map_err(|_| {
+                    StoreError::Unavailable("connecting to Redis timed out".to_owned())
+                })??;
+        let store = RedisStore::assemble(s, (connector, health, revoked), subscriber);
         store.ping().await?;
         Ok(store)
     }
 
-    /// Connects in the background: fails only for a URL that cannot be
+    /// Connects in the background: fails only for settings that cannot be
     /// used. Commands fail with `Unavailable` until Redis answers; the
     /// connection and the subscription come up by themselves when it does
     /// (the gateway, which must start while Redis is down).
-    pub(super) fn open(
-        url: &str,
-        connect_timeout: Duration,
-        response_timeout: Duration,
-        prefix: &str,
-    ) -> Result<RedisStore, StoreError> {
-        let (client, config) = client_and_config(url, connect_timeout, response_timeout)?;
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| map_error(&e))?;
-        let health = Arc::new(Health::default());
-        let (revoked, _) = broadcast::channel(REVOCATION_CAPACITY);
-        let subscriber = Subscriber::spawn(
-            target(client, prefix, connect_timeout, response_timeout, &health),
-            revoked.clone(),
-        );
-        Ok(RedisStore {
-            conn,
-            prefix: prefix.to_owned(),
-            response_timeout,
-            revoked,
-            health,
-            _subscriber: subscriber,
-        })
+    pub(super) fn open(s: &RedisSettings) -> Result<RedisStore, StoreError> {
+        let (connector, health, revoked, target) = parts(s)?;
+        let subscriber = Subscriber::spawn(target, revoked.clone());
+        Ok(RedisStore::assemble(
+            s,
+            (connector, health, revoked),
+            subscriber,
+        ))
     }
 
     pub(super) fn is_up(&self) -> bool {
@@ -394,38 +180,74 @@ impl RedisStore {
         self.health.epoch()
     }
 
+    /// A sign-in or rate-limit key.
     fn k(&self, unprefixed: &str) -> String {
-        format!("{}{unprefixed}", self.prefix)
+        format!("{}{unprefixed}", self.signin_prefix)
     }
 
-    fn channel(&self) -> String {
-        self.k(key::REVOKED_CHANNEL)
+    /// A session's key: `{prefix}ses:{id}` (cluster: the id is its hash
+    /// tag, so each session has its own slot).
+    pub(super) fn session_key(&self, id_hash: &str) -> String {
+        if self.cluster {
+            format!("{}ses:{{{id_hash}}}", self.prefix)
+        } else {
+            format!("{}{}", self.prefix, key::session(id_hash))
+        }
     }
 
-    fn deadline(&self) -> Instant {
+    /// An address's session index (cluster: its own slot).
+    pub(super) fn index_key(&self, email_hash: &str) -> String {
+        if self.cluster {
+            format!("{}idx:{{{email_hash}}}", self.prefix)
+        } else {
+            format!("{}{}", self.prefix, key::index(email_hash))
+        }
+    }
+
+    pub(super) fn channel(&self) -> String {
+        format!("{}{}", self.prefix, key::REVOKED_CHANNEL)
+    }
+
+    pub(super) fn deadline(&self) -> Instant {
         let now = Instant::now();
         // A configured timeout too large to add is as good as none.
         now.checked_add(self.response_timeout)
             .unwrap_or_else(|| now + super::MAX_TTL)
     }
 
-    /// Runs `op` on a clone of the connection, bounded by `deadline`. If the
-    /// connection was refused (so nothing was sent), `op` is retried once on
-    /// the reconnect that the failure started.
-    async fn run_by<T, F, Fut>(&self, deadline: Instant, op: F) -> Result<T, StoreError>
+    /// Runs `op` on the connection of `lane`, bounded by `deadline`. If
+    /// nothing ran (the connection was refused, or a Sentinel master
+    /// turned replica refused the write), `op` is retried once, after the
+    /// reconnect or the new master that the failure started.
+    pub(super) async fn run_on<T, F, Fut>(
+        &self,
+        lane: Lane,
+        deadline: Instant,
+        op: F,
+    ) -> Result<T, StoreError>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         let attempt = async {
-            match op(self.conn.clone()).await {
-                Err(e) if e.is_connection_refusal() => op(self.conn.clone()).await,
-                other => other,
+            let first = op(self.connector.conn(lane).await?).await;
+            match first {
+                Err(e) => {
+                    let again = self.connector.failed(&e) || e.is_connection_refusal();
+                    if !again {
+                        return Err(map_error(&e));
+                    }
+                    let second = op(self.connector.conn(lane).await?).await;
+                    if let Err(e) = &second {
+                        self.connector.failed(e);
+                    }
+                    second.map_err(|e| map_error(&e))
+                }
+                Ok(v) => Ok(v),
             }
         };
         let result = match tokio::time::timeout_at(deadline, attempt).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(map_error(&e)),
+            Ok(r) => r,
             Err(_) => Err(StoreError::Unavailable(
                 "Redis did not answer in time".to_owned(),
             )),
@@ -435,9 +257,73 @@ impl RedisStore {
         result
     }
 
+    async fn run_by<T, F, Fut>(&self, deadline: Instant, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        self.run_on(Lane::Main, deadline, op).await
+    }
+
+    /// A write that must survive a failover once answered (a new session,
+    /// a revocation): `op` on the durable lane, then `WAIT` until
+    /// `wait_replicas` replicas have it. Too few in `wait_timeout` while
+    /// the Sentinels name another master means the write landed on a
+    /// master being demoted (`SENTINEL FAILOVER` leaves it writable for a
+    /// moment) and will be lost: `op` (idempotent) runs again on the new
+    /// master. Too few with the same master (a replica down) is logged;
+    /// the write stands.
+    pub(super) async fn durable_write<T, F, Fut>(&self, key: &str, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let generation = self.connector.generation();
+        let v = self.run_on(Lane::Durable, self.deadline(), &op).await?;
+        if self.wait_for_replicas(key).await || !self.connector.master_moved_since(generation).await
+        {
+            return Ok(v);
+        }
+        tracing::warn!("a session write reached a demoted Redis master; writing it again");
+        let v = self.run_on(Lane::Durable, self.deadline(), &op).await?;
+        self.wait_for_replicas(key).await;
+        Ok(v)
+    }
+
+    /// Waits (bounded by `wait_timeout`) until `wait_replicas` replicas
+    /// have every write of the durable lane; true if they do (or none are
+    /// asked for).
+    async fn wait_for_replicas(&self, key: &str) -> bool {
+        if self.wait_replicas == 0 {
+            return true;
+        }
+        let (n, t) = (self.wait_replicas, self.wait_timeout);
+        let deadline = Instant::now() + t + self.response_timeout;
+        let acked = self
+            .run_on(Lane::Durable, deadline, |mut c| async move {
+                c.wait(key, n, t).await
+            })
+            .await;
+        match acked {
+            Ok(got) if got >= u64::from(n) => true,
+            Ok(got) => {
+                tracing::warn!(
+                    acked = got,
+                    wanted = n,
+                    "a session write reached fewer Redis replicas than store.wait_replicas in store.wait_timeout"
+                );
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "WAIT for Redis replicas failed");
+                false
+            }
+        }
+    }
+
     async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         self.run_by(self.deadline(), op).await
@@ -504,28 +390,39 @@ impl RedisStore {
         Ok(self.scan(&pattern).await?.len())
     }
 
-    /// Every key matching `pattern`, by SCAN (O(keys): not for requests).
-    /// SCAN may return a key twice while Redis rehashes: each is kept once.
+    /// Every key matching `pattern`, by SCAN on every master (O(keys):
+    /// not for requests). SCAN may return a key twice while Redis
+    /// rehashes: each is kept once.
     async fn scan(&self, pattern: &str) -> Result<std::collections::BTreeSet<String>, StoreError> {
-        let mut cursor: u64 = 0;
         let mut seen = std::collections::BTreeSet::new();
-        loop {
-            let mut cmd = ::redis::cmd("SCAN");
-            cmd.arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(1000);
-            let cmd = &cmd;
-            let (next, keys): (u64, Vec<String>) = self
-                .run(|mut c| async move { cmd.query_async(&mut c).await })
-                .await?;
-            seen.extend(keys);
-            if next == 0 {
-                return Ok(seen);
+        let nodes = tokio::time::timeout_at(self.deadline(), self.connector.scan_targets())
+            .await
+            .map_err(|_| StoreError::Unavailable("Redis did not answer in time".to_owned()))??;
+        for node in nodes {
+            let mut cursor: u64 = 0;
+            loop {
+                let mut cmd = ::redis::cmd("SCAN");
+                cmd.arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(1000);
+                let mut conn = node.clone();
+                let (next, keys): (u64, Vec<String>) =
+                    tokio::time::timeout_at(self.deadline(), cmd.query_async(&mut conn))
+                        .await
+                        .map_err(|_| {
+                            StoreError::Unavailable("Redis did not answer in time".to_owned())
+                        })?
+                        .map_err(|e| map_error(&e))?;
+                seen.extend(keys);
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            cursor = next;
         }
+        Ok(seen)
     }
 
     pub(super) async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
@@ -556,7 +453,7 @@ impl RedisStore {
             .arg(value)
             .arg(ttl_ms(ttl))
             .arg(token_hash)
-            .arg(&self.prefix);
+            .arg(&self.signin_prefix);
         let inv = &inv;
         self.run(|mut c| async move { inv.invoke_async::<()>(&mut c).await })
             .await
@@ -582,7 +479,7 @@ impl RedisStore {
         let mut inv = TAKE_ATTEMPT.prepare_invoke();
         inv.key(self.k(&key::attempt(token_hash)))
             .key(self.k(&key::failures(token_hash)))
-            .arg(&self.prefix)
+            .arg(&self.signin_prefix)
             .arg(token_hash);
         let inv = &inv;
         let raw = self
@@ -596,7 +493,8 @@ impl RedisStore {
         browser: &str,
     ) -> Result<Option<(String, Attempt)>, StoreError> {
         let mut inv = ATTEMPT_FOR_BROWSER.prepare_invoke();
-        inv.key(self.k(&key::browser(browser))).arg(&self.prefix);
+        inv.key(self.k(&key::browser(browser)))
+            .arg(&self.signin_prefix);
         let inv = &inv;
         let found = self
             .run(|mut c| async move { inv.invoke_async::<Option<(String, String)>>(&mut c).await })
@@ -616,7 +514,7 @@ impl RedisStore {
         inv.key(self.k(&key::attempt(token_hash)))
             .key(self.k(&key::failures(token_hash)))
             .arg(max)
-            .arg(&self.prefix)
+            .arg(&self.signin_prefix)
             .arg(token_hash);
         let inv = &inv;
         let n = self
@@ -636,17 +534,25 @@ impl RedisStore {
         let Some((ttl, lifetime)) = new_session_ttls(record, idle, unix_now_ms()) else {
             return Ok(());
         };
+        if self.cluster {
+            return self
+                .cluster_put_session(id_hash, email_hash, &value, ttl, lifetime)
+                .await;
+        }
         let mut inv = PUT_SESSION.prepare_invoke();
-        inv.key(self.k(&key::session(id_hash)))
-            .key(self.k(&key::index(email_hash)))
+        let session_key = self.session_key(id_hash);
+        inv.key(&session_key)
+            .key(self.index_key(email_hash))
             .arg(value)
             .arg(ttl_ms(ttl))
             .arg(id_hash)
             .arg(ttl_ms(lifetime))
             .arg(&self.prefix);
         let inv = &inv;
-        self.run(|mut c| async move { inv.invoke_async::<()>(&mut c).await })
-            .await
+        self.durable_write(&session_key, |mut c| async move {
+            inv.invoke_async::<()>(&mut c).await
+        })
+        .await
     }
 
     pub(super) async fn get_session(
@@ -657,7 +563,7 @@ impl RedisStore {
     ) -> Result<Option<SessionRecord>, StoreError> {
         // Both round trips share one deadline.
         let deadline = self.deadline();
-        let session_key = self.k(&key::session(id_hash));
+        let session_key = self.session_key(id_hash);
         let mut get = ::redis::cmd("GET");
         get.arg(&session_key);
         let get = &get;
@@ -698,40 +604,63 @@ impl RedisStore {
         id_hash: &str,
         email_hash: &str,
     ) -> Result<(), StoreError> {
+        if self.cluster {
+            return self.cluster_delete_session(id_hash, email_hash).await;
+        }
         let mut inv = DELETE_SESSION.prepare_invoke();
-        inv.key(self.k(&key::session(id_hash)))
-            .key(self.k(&key::index(email_hash)))
+        let session_key = self.session_key(id_hash);
+        inv.key(&session_key)
+            .key(self.index_key(email_hash))
             .arg(id_hash)
             .arg(self.channel());
         let inv = &inv;
-        self.run(|mut c| async move { inv.invoke_async::<()>(&mut c).await })
-            .await
+        self.durable_write(&session_key, |mut c| async move {
+            inv.invoke_async::<()>(&mut c).await
+        })
+        .await
     }
 
     pub(super) async fn revoke_all(&self, email_hash: &str) -> Result<usize, StoreError> {
+        if self.cluster {
+            return self.cluster_revoke_all(email_hash).await;
+        }
         let mut inv = REVOKE_ALL.prepare_invoke();
-        inv.key(self.k(&key::index(email_hash)))
-            .arg(&self.prefix)
-            .arg(self.channel());
+        let index_key = self.index_key(email_hash);
+        inv.key(&index_key).arg(&self.prefix).arg(self.channel());
         let inv = &inv;
-        self.run(|mut c| async move { inv.invoke_async::<usize>(&mut c).await })
-            .await
+        self.durable_write(&index_key, |mut c| async move {
+            inv.invoke_async::<usize>(&mut c).await
+        })
+        .await
     }
 
     pub(super) async fn count_sessions(&self, email_hash: &str) -> Result<usize, StoreError> {
+        if self.cluster {
+            return Ok(self.cluster_live_sessions(email_hash).await?.len());
+        }
         let mut inv = COUNT_SESSIONS.prepare_invoke();
-        inv.key(self.k(&key::index(email_hash))).arg(&self.prefix);
+        inv.key(self.index_key(email_hash)).arg(&self.prefix);
         let inv = &inv;
         self.run(|mut c| async move { inv.invoke_async::<usize>(&mut c).await })
             .await
     }
 
     pub(super) async fn indexes(&self) -> Result<Vec<String>, StoreError> {
-        let start = self.k(&key::index(""));
-        let keys = self.scan(&format!("{}*", escape_glob(&start))).await?;
+        let start = format!("{}{}", self.prefix, key::index(""));
+        let open = if self.cluster { "{" } else { "" };
+        let keys = self
+            .scan(&format!("{}{open}*", escape_glob(&start)))
+            .await?;
         Ok(keys
             .into_iter()
-            .filter_map(|k| k.strip_prefix(&start).map(String::from))
+            .filter_map(|k| {
+                let rest = k.strip_prefix(&start)?;
+                if self.cluster {
+                    rest.strip_prefix('{')?.strip_suffix('}').map(String::from)
+                } else {
+                    Some(rest.to_owned())
+                }
+            })
             .collect())
     }
 
@@ -739,18 +668,57 @@ impl RedisStore {
         &self,
         email_hash: &str,
     ) -> Result<Vec<(String, SessionRecord)>, StoreError> {
-        let mut inv = LIST_SESSIONS.prepare_invoke();
-        inv.key(self.k(&key::index(email_hash))).arg(&self.prefix);
-        let inv = &inv;
-        let flat: Vec<String> = self
-            .run(|mut c| async move { inv.invoke_async::<Vec<String>>(&mut c).await })
-            .await?;
+        let flat: Vec<String> = if self.cluster {
+            self.cluster_live_sessions(email_hash)
+                .await?
+                .into_iter()
+                .flat_map(|(id, raw)| [id, raw])
+                .collect()
+        } else {
+            let mut inv = LIST_SESSIONS.prepare_invoke();
+            inv.key(self.index_key(email_hash)).arg(&self.prefix);
+            let inv = &inv;
+            self.run(|mut c| async move { inv.invoke_async::<Vec<String>>(&mut c).await })
+                .await?
+        };
         flat.chunks(2)
             .map(|pair| match pair {
                 [id, raw] => Ok((id.clone(), decode::<SessionRecord>("session", raw)?)),
                 _ => Err(StoreError::Corrupt("unexpected reply from Redis".into())),
             })
             .collect()
+    }
+
+    pub(super) async fn put_share(
+        &self,
+        id: &str,
+        record: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let mut cmd = ::redis::cmd("SET");
+        cmd.arg(self.k(&key::share(id)))
+            .arg(record)
+            .arg("PX")
+            .arg(ttl_ms(ttl));
+        let cmd = &cmd;
+        self.run(|mut c| async move { cmd.query_async::<()>(&mut c).await })
+            .await
+    }
+
+    pub(super) async fn shares(&self) -> Result<Vec<String>, StoreError> {
+        let start = self.k(&key::share(""));
+        let keys = self.scan(&format!("{}*", escape_glob(&start))).await?;
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            let mut cmd = ::redis::cmd("GET");
+            cmd.arg(&k);
+            let cmd = &cmd;
+            let v = self
+                .run(|mut c| async move { cmd.query_async::<Option<String>>(&mut c).await })
+                .await?;
+            out.extend(v);
+        }
+        Ok(out)
     }
 
     pub(super) fn revocations(&self) -> broadcast::Receiver<String> {
@@ -780,7 +748,7 @@ fn escape_glob(s: &str) -> String {
 /// Reply-shape problems are `Corrupt`; everything else (I/O, timeouts,
 /// refused connections, server errors) is `Unavailable`. Parse errors are
 /// not echoed: their text can quote the reply.
-fn map_error(e: &RedisError) -> StoreError {
+pub(super) fn map_error(e: &RedisError) -> StoreError {
     match e.kind() {
         ErrorKind::Parse | ErrorKind::UnexpectedReturnType => {
             StoreError::Corrupt("unexpected reply from Redis".to_owned())

@@ -34,12 +34,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ::redis::aio::{PubSubSink, PubSubStream};
-use ::redis::Client;
 use futures_util::StreamExt;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use super::health::Health;
+use super::redis_conn::Connector;
 use super::StoreError;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -55,7 +55,7 @@ const HEALTH_INTERVAL: Duration = Duration::from_secs(15);
 /// What the subscriber needs to (re)connect.
 #[derive(Clone)]
 pub(super) struct Target {
-    pub(super) client: Client,
+    pub(super) connector: Arc<Connector>,
     pub(super) channel: String,
     pub(super) connect_timeout: Duration,
     pub(super) response_timeout: Duration,
@@ -97,7 +97,13 @@ impl Subscriber {
 type Connection = (PubSubSink, PubSubStream);
 
 async fn open(target: &Target) -> Result<Connection, String> {
-    let pubsub = tokio::time::timeout(target.connect_timeout, target.client.get_async_pubsub())
+    // Sentinel: the master as the Sentinels say now; Cluster: the next
+    // seed node (a cluster forwards every PUBLISH to all its nodes).
+    let bound = target.connect_timeout.saturating_mul(2);
+    let client = tokio::time::timeout(bound, target.connector.pubsub_client())
+        .await
+        .map_err(|_| "finding the Redis node timed out".to_owned())??;
+    let pubsub = tokio::time::timeout(target.connect_timeout, client.get_async_pubsub())
         .await
         .map_err(|_| "connect timed out".to_owned())?
         .map_err(|e| e.to_string())?;
@@ -116,7 +122,8 @@ async fn run(target: Target, sender: broadcast::Sender<String>, first: Option<Co
     loop {
         if let Some((sink, stream)) = connection.take() {
             let since = Instant::now();
-            let reason = pump(sink, stream, &sender, target.response_timeout).await;
+            let switches = target.connector.master_switches();
+            let reason = pump(sink, stream, &sender, target.response_timeout, switches).await;
             target.health.unsubscribed();
             tracing::warn!(reason, "revocation subscriber lost its Redis connection");
             backoff = if since.elapsed() >= STABLE_AFTER {
@@ -142,7 +149,12 @@ async fn run(target: Target, sender: broadcast::Sender<String>, first: Option<Co
             }
             Err(error) => {
                 tracing::debug!(%error, "revocation subscriber could not subscribe");
-                tokio::time::sleep(jittered(backoff)).await;
+                // Sentinel: a new master is worth trying at once.
+                let mut switches = target.connector.master_switches();
+                tokio::select! {
+                    _ = tokio::time::sleep(jittered(backoff)) => {}
+                    Ok(()) = switches.changed() => {}
+                }
                 backoff = backoff.saturating_mul(2).min(MAX_BACKOFF);
             }
         }
@@ -162,6 +174,7 @@ async fn pump(
     mut stream: PubSubStream,
     sender: &broadcast::Sender<String>,
     response_timeout: Duration,
+    mut switches: tokio::sync::watch::Receiver<u64>,
 ) -> &'static str {
     let mut health = tokio::time::interval_at(
         tokio::time::Instant::now() + HEALTH_INTERVAL,
@@ -178,6 +191,9 @@ async fn pump(
                     Err(_) => tracing::debug!("ignored a revocation message that is not text"),
                 },
             },
+            // Sentinel: the master moved, follow it (the old one may be a
+            // replica now, or gone).
+            Ok(()) = switches.changed() => return "the Sentinels switched the master",
             _ = health.tick() => {
                 let pong = tokio::time::timeout(response_timeout, sink.ping::<::redis::Value>()).await;
                 if !matches!(pong, Ok(Ok(_))) {

@@ -112,7 +112,15 @@ pub struct Spec {
 /// Placeholders every template may use.
 pub const GLOBAL: &[&str] = &["site", "product"];
 /// Placeholders filled with HTML the gateway built (not escaped again).
-pub const FRAGMENTS: &[&str] = &["content", "logo", "footer", "notice", "who", "address"];
+pub const FRAGMENTS: &[&str] = &[
+    "content",
+    "logo",
+    "footer",
+    "notice",
+    "who",
+    "address",
+    "providers",
+];
 
 macro_rules! spec {
     ($file:literal, [$($r:literal),*], [$($o:literal),*]) => {
@@ -126,13 +134,14 @@ macro_rules! spec {
 }
 
 /// Every template (the stylesheet, `style.css`, is not one).
-pub const SPECS: [Spec; 12] = [
+pub const SPECS: [Spec; 13] = [
     spec!(
         "layout.html",
         ["content"],
         ["page_title", "stylesheet", "icon", "logo", "footer"]
     ),
-    spec!("login.html", ["csrf", "rd", "notice"], []),
+    spec!("login.html", ["csrf", "rd", "notice"], ["providers"]),
+    spec!("login_providers.html", ["providers"], ["notice"]),
     spec!(
         "check_email.html",
         ["csrf", "notice"],

@@ -33,7 +33,7 @@ pub mod downstream;
 pub mod upstream;
 
 pub use downstream::{run_workers, serve, tls, Listeners, StdListeners};
-pub use upstream::{Fault, Outgoing, SessionEnds, Upstream, UpstreamError};
+pub use upstream::{Fault, Outgoing, SessionEnds, To, Upstream, UpstreamError};
 
 /// How one connection reached the gateway (axum's `ConnectInfo`).
 #[derive(Debug, Clone, Copy)]

@@ -48,6 +48,9 @@ pub const SENT: usize = 500;
 struct Shared {
     mode: Mutex<Mode>,
     heads: AtomicUsize,
+    /// Each request head in order: whether it was a health check
+    /// ([`HEALTH_PATH`]).
+    log: Mutex<Vec<bool>>,
     accepted: AtomicUsize,
     held: Mutex<Vec<TcpStream>>,
     /// Connection tasks, aborted by [`FaultyUpstream::stop_listening`].
@@ -68,6 +71,7 @@ impl FaultyUpstream {
         let shared = Arc::new(Shared {
             mode: Mutex::new(mode),
             heads: AtomicUsize::new(0),
+            log: Mutex::new(Vec::new()),
             accepted: AtomicUsize::new(0),
             held: Mutex::new(Vec::new()),
             conns: Mutex::new(Vec::new()),
@@ -111,6 +115,17 @@ impl FaultyUpstream {
         self.shared.heads.load(Ordering::SeqCst)
     }
 
+    /// Every request head so far, in order: `true` for a health check
+    /// (`GET` [`HEALTH_PATH`]).
+    pub fn log(&self) -> Vec<bool> {
+        self.shared.log.lock().unwrap().clone()
+    }
+
+    /// Requests so far that were not health checks.
+    pub fn requests(&self) -> usize {
+        self.log().iter().filter(|h| !**h).count()
+    }
+
     /// Connections accepted so far.
     pub fn accepted(&self) -> usize {
         self.shared.accepted.load(Ordering::SeqCst)
@@ -145,17 +160,21 @@ impl Drop for FaultyUpstream {
     }
 }
 
-/// Reads one request head; false if the peer closed first.
-async fn read_head(stream: &mut TcpStream) -> bool {
+/// The path whose requests [`FaultyUpstream::log`] counts as health checks.
+pub const HEALTH_PATH: &str = "/healthz";
+
+/// Reads one request head: `None` if the peer closed first, else whether
+/// it was a health check.
+async fn read_head(stream: &mut TcpStream) -> Option<bool> {
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
         match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return false,
+            Ok(0) | Err(_) => return None,
             Ok(n) => {
                 seen.extend_from_slice(&buf[..n]);
                 if seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                    return true;
+                    return Some(seen.starts_with(format!("GET {HEALTH_PATH} ").as_bytes()));
                 }
             }
         }
@@ -171,9 +190,10 @@ fn reset(stream: TcpStream) {
 
 async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
     loop {
-        if !read_head(&mut stream).await {
+        let Some(health) = read_head(&mut stream).await else {
             return;
-        }
+        };
+        shared.log.lock().unwrap().push(health);
         shared.heads.fetch_add(1, Ordering::SeqCst);
         let mode = *shared.mode.lock().unwrap();
         let body = vec![b'x'; SENT];

@@ -229,3 +229,24 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// `portcullis ARGS` on the configuration `text` (written to a temporary
+/// file, with the test secret in the environment): exit code, stdout and
+/// stderr.
+pub fn run_cli(text: &str, args: &[&str]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gateway.toml");
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(binary())
+        .arg("--config")
+        .arg(&file)
+        .args(args)
+        .env("PORTCULLIS_SECRET", SECRET)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}

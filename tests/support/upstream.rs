@@ -47,6 +47,17 @@ impl Seen {
     }
 }
 
+/// One TLS handshake seen by [`Upstream::start_tls`].
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    pub sni: Option<String>,
+    pub client_cert: bool,
+    /// Whether the handshake completed.
+    pub ok: bool,
+}
+
+pub type Handshakes = Arc<Mutex<Vec<Handshake>>>;
+
 #[derive(Clone)]
 pub struct Upstream {
     pub addr: SocketAddr,
@@ -81,6 +92,53 @@ impl Upstream {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The same echo upstream behind TLS with `config`; each handshake's
+    /// SNI and whether the client showed a certificate are recorded in
+    /// `handshakes`.
+    pub async fn start_tls(config: Arc<rustls::ServerConfig>) -> (Upstream, Handshakes) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let handshakes: Handshakes = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let shakes = handshakes.clone();
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let log = log.clone();
+                let shakes = shakes.clone();
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        shakes.lock().unwrap().push(Handshake {
+                            sni: None,
+                            client_cert: false,
+                            ok: false,
+                        });
+                        return;
+                    };
+                    let (_, conn) = tls.get_ref();
+                    shakes.lock().unwrap().push(Handshake {
+                        sni: conn.server_name().map(String::from),
+                        client_cert: conn.peer_certificates().is_some_and(|c| !c.is_empty()),
+                        ok: true,
+                    });
+                    let service = hyper::service::service_fn(move |req| {
+                        let log = log.clone();
+                        async move { Ok::<_, Infallible>(answer(req, log).await) }
+                    });
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        (Upstream { addr, seen }, handshakes)
     }
 
     pub fn last(&self) -> Option<Seen> {

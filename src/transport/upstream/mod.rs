@@ -17,6 +17,12 @@
 //! logged as a warning naming the route ([`CutShort`]): its access-log
 //! line, written when the head went out, says 200.
 //!
+//! A route with several addresses or an `https://` upstream is a
+//! [`To::Set`]: [`balance`] picks the address, TLS is [`tls`], and the
+//! request goes over hyper's client (a refused connection hands the
+//! request back, and it goes once to another address). A single plain
+//! address ([`To::One`]) takes the paths above unchanged.
+//!
 //! Which request headers go upstream is policy, not transport: the caller
 //! hands [`crate::outgoing::Added`] in the [`Outgoing`], and the head is
 //! written from it here, once, in the form the chosen path needs.
@@ -31,12 +37,16 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::TokioIo;
 
 use crate::body::{self, Body, RequestBody};
+use crate::config::Backends;
 use crate::headers;
 use crate::outgoing::{self, Added};
 use crate::routes::Route;
 
+pub mod balance;
+pub mod health;
 pub mod pool;
 pub mod raw;
+pub mod tls;
 
 use pool::{Pool, SendError};
 
@@ -50,12 +60,24 @@ pub struct Upstream {
 /// revocation, expiry): its tunnel is closed then.
 pub type SessionEnds = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// Where a request goes.
+#[derive(Clone, Copy)]
+pub enum To<'a> {
+    /// One plain `http://` address: nearly all traffic.
+    One(&'a Authority),
+    /// An `https://` upstream or several addresses ([`balance`]).
+    Set(&'a Backends),
+}
+
 /// One request on its way to an application.
 pub struct Outgoing<'a> {
     /// The client's request head (method, headers, its URI as it came).
     pub head: http::request::Parts,
     pub body: RequestBody,
-    pub authority: &'a Authority,
+    pub to: To<'a>,
+    /// `preserve_host = false` on a [`To::Set`]: `Host` is the chosen
+    /// address's own.
+    pub host_from_target: bool,
     /// The canonical target, sent in origin form.
     pub path_and_query: PathAndQuery,
     /// Which client headers pass and what the gateway adds.
@@ -119,7 +141,8 @@ impl Upstream {
         let Outgoing {
             head: mut parts,
             body: incoming,
-            authority,
+            to,
+            host_from_target,
             path_and_query,
             mut added,
             timeout,
@@ -138,9 +161,39 @@ impl Upstream {
         } else {
             None
         };
+        let gateway_cookies = added.gateway_cookies;
+        let authority = match to {
+            To::One(authority) => authority,
+            To::Set(set) => {
+                let attempt = Attempt {
+                    parts,
+                    body: incoming,
+                    path_and_query,
+                    added,
+                    host_from_target,
+                    timeout,
+                    connect_timeout,
+                    body_read_timeout,
+                    websocket,
+                };
+                // Boxed: only routes with several or https upstreams take
+                // this way, and the one-address future stays as small.
+                let (resp, streamed, raw) =
+                    Box::pin(self.send_balanced(set, route, attempt)).await?;
+                return answer(
+                    resp,
+                    streamed,
+                    raw,
+                    gateway_cookies,
+                    websocket,
+                    client_upgrade,
+                    tunnel,
+                    route,
+                );
+            }
+        };
         let raw =
             self.pool.fast_path() && !websocket && hyper::body::Body::is_end_stream(&incoming);
-        let gateway_cookies = added.gateway_cookies;
         // The route timeout bounds the wait for the answer's head: the raw
         // connection keeps a timer of its own for that (see `raw::RawConn`).
         let sent = if raw {
@@ -173,32 +226,203 @@ impl Upstream {
                 }),
             }
         };
-        let (mut resp, streamed) = sent.map_err(classify)?;
-        clean_answer(&mut resp, gateway_cookies, websocket, raw)?;
-        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-            let (Some(client_upgrade), Some(session_ends)) = (client_upgrade, tunnel) else {
-                return Err(UpstreamError::new(
-                    Fault::Failed,
-                    "upgrade that was not asked for",
-                ));
+        let (resp, streamed) = sent.map_err(classify)?;
+        answer(
+            resp,
+            streamed,
+            raw,
+            gateway_cookies,
+            websocket,
+            client_upgrade,
+            tunnel,
+            route,
+        )
+    }
+}
+
+/// The answer's head as the client gets it: cleaned once, a WebSocket
+/// tunnel spliced after a 101, a streamed body watched for a cut.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn answer(
+    mut resp: Response<Body>,
+    streamed: bool,
+    raw: bool,
+    gateway_cookies: &[&str],
+    websocket: bool,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    tunnel: Option<Option<SessionEnds>>,
+    route: &Arc<Route>,
+) -> Result<Response<Body>, UpstreamError> {
+    clean_answer(&mut resp, gateway_cookies, websocket, raw)?;
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let (Some(client_upgrade), Some(session_ends)) = (client_upgrade, tunnel) else {
+            return Err(UpstreamError::new(
+                Fault::Failed,
+                "upgrade that was not asked for",
+            ));
+        };
+        let (rparts, rbody) = resp.into_parts();
+        let mut probe = Response::from_parts(rparts, rbody);
+        let upstream_upgrade = hyper::upgrade::on(&mut probe);
+        let (rparts, _) = probe.into_parts();
+        tokio::spawn(splice(client_upgrade, upstream_upgrade, session_ends));
+        return Ok(Response::from_parts(rparts, body::empty()));
+    }
+    if !streamed {
+        return Ok(resp);
+    }
+    Ok(resp.map(|inner| {
+        http_body_util::BodyExt::boxed(CutShort {
+            inner,
+            route: Arc::clone(route),
+            failed: None,
+        })
+    }))
+}
+
+/// A request for [`Upstream::send_balanced`], as [`Outgoing`] had it.
+struct Attempt<'a> {
+    parts: http::request::Parts,
+    body: RequestBody,
+    path_and_query: PathAndQuery,
+    added: Added<'a>,
+    host_from_target: bool,
+    timeout: Duration,
+    connect_timeout: Duration,
+    body_read_timeout: Duration,
+    websocket: bool,
+}
+
+impl Upstream {
+    /// Sends to one of `set`'s addresses ([`balance::pick`]). A connection
+    /// refused, or reset before any byte of an answer, takes the address
+    /// out of rotation; a request that met a refused connection (so was
+    /// not sent) goes once to another address. Returns the
+    /// answer, whether its body is still to be read, and whether it came
+    /// over the raw client (never: see below).
+    async fn send_balanced(
+        &self,
+        set: &Backends,
+        route: &Route,
+        a: Attempt<'_>,
+    ) -> Result<(Response<Body>, bool, bool), UpstreamError> {
+        let Attempt {
+            mut parts,
+            body: incoming,
+            path_and_query,
+            added,
+            host_from_target,
+            timeout,
+            connect_timeout,
+            body_read_timeout,
+            websocket,
+        } = a;
+        // Over hyper's client, body or not: the raw client's
+        // `send_direct` keeps one caller, the one-address path, where it is
+        // inlined (a second caller cost every request a copy of its
+        // future: +300 instructions in scripts/callgrind.sh).
+        let deadline = tokio::time::Instant::now() + timeout;
+        let idempotent = raw::idempotent(&parts.method);
+        let all_down = || {
+            UpstreamError::new(
+                Fault::Failed,
+                "no address of the route is in rotation (all refused or failed their health checks)",
+            )
+        };
+        let mut at = balance::pick(set, None).ok_or_else(all_down)?;
+        // One more address after a refused connection.
+        let mut again = true;
+        parts.headers = outgoing::map(&parts.headers, parts.uri.authority(), &added);
+        parts.uri = Uri::from(path_and_query);
+        parts.version = Version::HTTP_11;
+        let mut req = Request::from_parts(parts, body::client_body(incoming, body_read_timeout));
+        loop {
+            let t = &set.targets[at];
+            if host_from_target {
+                if let Ok(v) = http::HeaderValue::from_str(t.authority.as_str()) {
+                    req.headers_mut().insert(http::header::HOST, v);
+                }
+            }
+            let tls = match (&set.tls, &t.server_name) {
+                (Some(tls), Some(name)) => Some(tls::TlsTo {
+                    config: &tls.config,
+                    name,
+                }),
+                _ => None,
             };
-            let (rparts, rbody) = resp.into_parts();
-            let mut probe = Response::from_parts(rparts, rbody);
-            let upstream_upgrade = hyper::upgrade::on(&mut probe);
-            let (rparts, _) = probe.into_parts();
-            tokio::spawn(splice(client_upgrade, upstream_upgrade, session_ends));
-            return Ok(Response::from_parts(rparts, body::empty()));
+            let dest = pool::Dest {
+                authority: &t.authority,
+                tls,
+            };
+            let flight = balance::Flight::new(t);
+            let sending = Box::pin(self.pool.send_to(dest, connect_timeout, req, websocket));
+            let sent = tokio::time::timeout_at(deadline, sending).await;
+            drop(flight);
+            let (e, back) = match sent {
+                Err(_) => return Err(UpstreamError::new(Fault::Timeout, "no answer in time")),
+                Ok(Ok(resp)) => {
+                    let streamed = !hyper::body::Body::is_end_stream(resp.body());
+                    return Ok((resp, streamed, false));
+                }
+                Ok(Err(failed)) => failed,
+            };
+            match (
+                back,
+                self.after_failure(set, route, at, &e, again, idempotent),
+            ) {
+                (Some(back), Some(next)) => {
+                    req = back;
+                    at = next;
+                    again = false;
+                }
+                _ => return Err(classify(e)),
+            }
         }
-        if !streamed {
-            return Ok(resp);
+    }
+
+    /// What a failed attempt on address `at` means: out of rotation if it
+    /// refused or reset; the next address to try, if the request may go
+    /// again.
+    fn after_failure(
+        &self,
+        set: &Backends,
+        route: &Route,
+        at: usize,
+        e: &SendError,
+        again: bool,
+        idempotent: bool,
+    ) -> Option<usize> {
+        let (out, unsent) = balance::refused(e);
+        if out && set.targets.len() > 1 {
+            let t = &set.targets[at];
+            if balance::take_out(set, at) {
+                tracing::warn!(
+                    route = %route.name(),
+                    upstream = %t.authority,
+                    error = %DisplaySend(e),
+                    "upstream refused or reset a connection: out of rotation"
+                );
+            }
         }
-        Ok(resp.map(|inner| {
-            http_body_util::BodyExt::boxed(CutShort {
-                inner,
-                route: Arc::clone(route),
-                failed: None,
-            })
-        }))
+        if !(again && out && (unsent || idempotent)) {
+            return None;
+        }
+        balance::pick(set, Some(at))
+    }
+}
+
+/// A [`SendError`] in words, for a log line.
+struct DisplaySend<'a>(&'a SendError);
+
+impl std::fmt::Display for DisplaySend<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            SendError::ConnectTimeout => f.write_str("connect timed out"),
+            SendError::Connect(e) | SendError::Tls(e) => write!(f, "{e}"),
+            SendError::Http(e) => write!(f, "{e}"),
+            SendError::Exchange(e) => write!(f, "{e}"),
+        }
     }
 }
 
@@ -264,6 +488,12 @@ fn classify(e: SendError) -> UpstreamError {
         }
         SendError::Connect(e) => {
             return UpstreamError::new(Fault::Failed, format!("connect failed: {e}"))
+        }
+        SendError::Tls(e) => {
+            return UpstreamError::new(
+                Fault::Failed,
+                format!("TLS handshake with the upstream failed: {e}"),
+            )
         }
         SendError::Exchange(raw::ExchangeError::TimedOut) => {
             return UpstreamError::new(Fault::Timeout, "no answer in time")

@@ -25,6 +25,13 @@
 //! descriptor, when it is put back and taken, as for a raw one.
 //! `tests/upstream_reuse.rs` checks both paths.
 //!
+//! An `https://` upstream's connections are hyper's, over TLS
+//! ([`super::tls`]); idle lists are keyed by the address and the route's
+//! TLS client configuration (by identity), so a connection verified for
+//! one route is never handed to another with other trust. The reuse rule
+//! is the same: the peek is at the TCP socket, where any TLS record that
+//! arrives after an answer also counts as a byte nobody asked for.
+//!
 //! Each worker thread (one current-thread runtime per core) has its own
 //! pool, so a request, its upstream connection and the task driving that
 //! connection stay on one thread; the lock is never contended.
@@ -44,6 +51,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::raw::{self as h1, RawConn};
+use super::tls::TlsTo;
 use crate::body::{Body, BoxError};
 
 /// How long an idle upstream connection is kept.
@@ -56,8 +64,11 @@ const MAX_IDLE: usize = 1024;
 pub enum SendError {
     /// No connection within the connect timeout.
     ConnectTimeout,
-    /// The connection was refused, or the handshake failed.
+    /// The connection was refused (or could not be made).
     Connect(std::io::Error),
+    /// The TLS handshake failed: most often the upstream's certificate
+    /// did not verify.
+    Tls(std::io::Error),
     /// The connection broke while the request or the answer's head was on
     /// its way.
     Http(hyper::Error),
@@ -65,11 +76,38 @@ pub enum SendError {
     Exchange(h1::ExchangeError),
 }
 
+/// Where a connection goes: an address, and TLS to it for an `https://`
+/// upstream ([`super::tls`]).
+#[derive(Clone, Copy)]
+pub struct Dest<'a> {
+    pub authority: &'a Authority,
+    pub tls: Option<TlsTo<'a>>,
+}
+
+/// The key of a list of idle connections: the address, and the TLS client
+/// configuration they were made with (compared by identity: a connection
+/// verified with one route's CA is never handed to a route with another).
+struct Key {
+    authority: Authority,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Key {
+    fn is(&self, upstream: &Authority, tls: Option<&Arc<rustls::ClientConfig>>) -> bool {
+        same(&self.authority, upstream)
+            && match (&self.tls, tls) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
+}
+
 /// Idle connections of one kind, by upstream (a short list: a gateway has
 /// a handful of upstreams, and comparing two authorities is cheaper than
 /// hashing one), oldest first.
 struct IdleList<T> {
-    lists: Mutex<Vec<(Authority, Vec<Idle<T>>)>>,
+    lists: Mutex<Vec<(Key, Vec<Idle<T>>)>>,
 }
 
 /// An idle connection and since when it waits.
@@ -126,17 +164,18 @@ fn same(a: &Authority, b: &Authority) -> bool {
 impl<T: Reusable> IdleList<T> {
     /// The lists, even after a panic elsewhere held the lock (a poisoned
     /// list is still a valid list of open or closed connections).
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Authority, Vec<Idle<T>>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Key, Vec<Idle<T>>)>> {
         match self.lists.lock() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
         }
     }
 
-    /// The newest idle connection to `upstream` that is still usable.
-    fn take(&self, upstream: &Authority) -> Option<T> {
+    /// The newest idle connection to `upstream` (made with `tls`) that is
+    /// still usable.
+    fn take(&self, upstream: &Authority, tls: Option<&Arc<rustls::ClientConfig>>) -> Option<T> {
         let mut lists = self.lock();
-        let (_, list) = lists.iter_mut().find(|(a, _)| same(a, upstream))?;
+        let (_, list) = lists.iter_mut().find(|(k, _)| k.is(upstream, tls))?;
         let now = Instant::now();
         while let Some((c, since)) = list.pop() {
             if !c.is_closed() && now.duration_since(since) < IDLE_TIMEOUT {
@@ -146,16 +185,20 @@ impl<T: Reusable> IdleList<T> {
         None
     }
 
-    fn put(&self, upstream: &Authority, conn: T) {
+    fn put(&self, upstream: &Authority, tls: Option<&Arc<rustls::ClientConfig>>, conn: T) {
         if conn.is_closed() {
             return;
         }
         let mut lists = self.lock();
         let now = Instant::now();
-        let i = match lists.iter().position(|(a, _)| same(a, upstream)) {
+        let i = match lists.iter().position(|(k, _)| k.is(upstream, tls)) {
             Some(i) => i,
             None => {
-                lists.push((upstream.clone(), Vec::new()));
+                let key = Key {
+                    authority: upstream.clone(),
+                    tls: tls.cloned(),
+                };
+                lists.push((key, Vec::new()));
                 lists.len() - 1
             }
         };
@@ -208,28 +251,52 @@ impl Pool {
         self: &Arc<Self>,
         upstream: &Authority,
         connect_timeout: Duration,
-        mut req: Request<Body>,
+        req: Request<Body>,
         upgrades: bool,
     ) -> Result<Response<Body>, SendError> {
+        let dest = Dest {
+            authority: upstream,
+            tls: None,
+        };
+        self.send_to(dest, connect_timeout, req, upgrades)
+            .await
+            .map_err(|(e, _)| e)
+    }
+
+    /// [`Pool::send`] to `dest` (TLS too); when no connection could be
+    /// made, the request comes back with the error, unsent, to go to
+    /// another address.
+    pub async fn send_to(
+        self: &Arc<Self>,
+        dest: Dest<'_>,
+        connect_timeout: Duration,
+        mut req: Request<Body>,
+        upgrades: bool,
+    ) -> Result<Response<Body>, (SendError, Option<Request<Body>>)> {
+        let upstream = dest.authority;
+        let tls = dest.tls.map(|t| t.config);
         // A pooled connection may have closed just now; the request it
         // never took goes once more, on a fresh connection.
         let mut fresh = upgrades;
         loop {
-            let mut conn = match (fresh, self.hyper.take(upstream)) {
+            let mut conn = match (fresh, self.hyper.take(upstream, tls)) {
                 (false, Some(conn)) => conn,
                 _ => {
                     fresh = true;
-                    connect(upstream, connect_timeout, upgrades).await?
+                    match connect(dest, connect_timeout, upgrades).await {
+                        Ok(c) => c,
+                        Err(e) => return Err((e, Some(req))),
+                    }
                 }
             };
             match conn.sender.try_send_request(req).await {
-                Ok(resp) => return Ok(self.wrap(upstream, conn, resp, upgrades)),
+                Ok(resp) => return Ok(self.wrap(dest, conn, resp, upgrades)),
                 Err(mut e) => match e.take_message() {
                     Some(again) if !fresh => {
                         req = again;
                         fresh = true;
                     }
-                    _ => return Err(SendError::Http(e.into_error())),
+                    _ => return Err((SendError::Http(e.into_error()), None)),
                 },
             }
         }
@@ -257,7 +324,7 @@ impl Pool {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut fresh = false;
         loop {
-            let (conn, reused) = match (fresh, self.raw.take(upstream)) {
+            let (conn, reused) = match (fresh, self.raw.take(upstream, None)) {
                 (false, Some(mut c)) => {
                     c.set_deadline(deadline);
                     (c, true)
@@ -276,7 +343,7 @@ impl Pool {
                         // Already read whole: the connection goes back now.
                         Ok((whole, conn)) => {
                             if let Some(conn) = conn {
-                                self.raw.put(upstream, conn);
+                                self.raw.put(upstream, None, conn);
                             }
                             (crate::body::full(whole), false)
                         }
@@ -285,7 +352,7 @@ impl Pool {
                         Err(mut body) => {
                             let pool = Arc::clone(self);
                             let upstream = upstream.clone();
-                            body.on_done(Box::new(move |conn| pool.raw.put(&upstream, conn)));
+                            body.on_done(Box::new(move |conn| pool.raw.put(&upstream, None, conn)));
                             (http_body_util::BodyExt::boxed(body), true)
                         }
                     };
@@ -299,7 +366,7 @@ impl Pool {
 
     fn wrap(
         self: &Arc<Self>,
-        upstream: &Authority,
+        dest: Dest<'_>,
         conn: HyperConn,
         resp: Response<Incoming>,
         upgrades: bool,
@@ -315,7 +382,8 @@ impl Pool {
             inner: incoming,
             back: Some(GiveBack {
                 pool: Arc::clone(self),
-                upstream: upstream.clone(),
+                upstream: dest.authority.clone(),
+                tls: dest.tls.map(|t| Arc::clone(t.config)),
                 conn,
             }),
         };
@@ -338,14 +406,35 @@ async fn connect_tcp(upstream: &Authority, timeout: Duration) -> Result<TcpStrea
 }
 
 async fn connect(
-    upstream: &Authority,
+    dest: Dest<'_>,
     timeout: Duration,
     upgrades: bool,
 ) -> Result<HyperConn, SendError> {
-    let stream = connect_tcp(upstream, timeout).await?;
+    let started = tokio::time::Instant::now();
+    let stream = connect_tcp(dest.authority, timeout).await?;
     let probe = socket2::SockRef::from(&stream).try_clone().ok();
+    let sender = match dest.tls {
+        None => handshake(stream, upgrades).await?,
+        Some(tls) => {
+            // The connect timeout covers the TLS handshake too.
+            let stream =
+                tokio::time::timeout_at(started + timeout, super::tls::connect(stream, tls))
+                    .await
+                    .map_err(|_| SendError::ConnectTimeout)?
+                    .map_err(SendError::Tls)?;
+            handshake(stream, upgrades).await?
+        }
+    };
+    Ok(HyperConn { sender, probe })
+}
+
+/// HTTP/1.1 over `io`, its connection driven by a task of its own.
+async fn handshake<T>(io: T, upgrades: bool) -> Result<SendRequest<Body>, SendError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (sender, conn) = http1::Builder::new()
-        .handshake(TokioIo::new(stream))
+        .handshake(TokioIo::new(io))
         .await
         .map_err(SendError::Http)?;
     if upgrades {
@@ -361,7 +450,7 @@ async fn connect(
             }
         });
     }
-    Ok(HyperConn { sender, probe })
+    Ok(sender)
 }
 
 /// A TCP connection to `host:port` (port 80 when the upstream has none);
@@ -379,6 +468,7 @@ async fn open(upstream: &Authority) -> std::io::Result<TcpStream> {
 struct GiveBack {
     pool: Arc<Pool>,
     upstream: Authority,
+    tls: Option<Arc<rustls::ClientConfig>>,
     conn: HyperConn,
 }
 
@@ -392,7 +482,7 @@ struct Pooled {
 impl Pooled {
     fn give_back(&mut self) {
         if let Some(b) = self.back.take() {
-            b.pool.hyper.put(&b.upstream, b.conn);
+            b.pool.hyper.put(&b.upstream, b.tls.as_ref(), b.conn);
         }
     }
 }
@@ -499,7 +589,7 @@ mod tests {
         sent_rx.recv().unwrap();
         std::thread::sleep(Duration::from_millis(50));
         assert!(
-            pool.hyper.take(&upstream).is_none(),
+            pool.hyper.take(&upstream, None).is_none(),
             "a connection with a second answer waiting on it was handed out"
         );
         let _ = go_tx.send(());
