@@ -615,33 +615,67 @@ pub fn framing(data: &[u8]) {
     }
 }
 
-/// The request heads `h1_server` serves itself (`take_request`): never
+/// The requests `h1_server` serves itself (`take_request`): never
 /// panics; a request taken carries none of the headers that send a head
-/// to hyper (body framing, upgrades, `Expect`), is HTTP/1.1 and not
-/// CONNECT; what is left in the buffer is exactly the input after the
-/// head; and no shorter prefix of the input is taken as a request (a head
-/// is never served before it is whole).
+/// to hyper (`Transfer-Encoding`, upgrades, `Expect`), is HTTP/1.1 and
+/// not CONNECT; it has at most one `Content-Length`, a plain decimal of at
+/// most `MAX_BODY`, and then exactly that many body bytes, the ones right
+/// after the head (none without it); what is left in the buffer is exactly
+/// the input after head and body; and no shorter prefix of the input is
+/// taken as a request (a request is never served before it is whole).
 pub fn h1_request(data: &[u8]) {
     use bytes::BytesMut;
-    use portcullis::transport::downstream::h1::{take_request, Taken, MAX_HEADERS};
+    use portcullis::body::RequestBody;
+    use portcullis::transport::downstream::h1::{take_request, Taken, MAX_BODY, MAX_HEADERS};
     let mut buf = BytesMut::from(data);
     let Taken::Request(req, _) = take_request(&mut buf, MAX_HEADERS) else {
-        assert_eq!(&buf[..], data, "the buffer changed for a head not taken");
+        assert_eq!(&buf[..], data, "the buffer changed for a request not taken");
         return;
     };
     assert_eq!(req.version(), http::Version::HTTP_11);
     assert_ne!(req.method(), http::Method::CONNECT);
-    for name in ["content-length", "transfer-encoding", "upgrade", "expect"] {
+    for name in ["transfer-encoding", "upgrade", "expect"] {
         assert!(!req.headers().contains_key(name), "{name} taken");
     }
-    let head_len = data.len() - buf.len();
-    assert_eq!(&buf[..], &data[head_len..], "bytes after the head");
+    let lengths: Vec<_> = req.headers().get_all("content-length").iter().collect();
+    assert!(lengths.len() <= 1, "several Content-Length taken");
+    let declared = lengths.first().map_or(0, |v| {
+        let text = v.to_str().expect("a Content-Length taken is ASCII");
+        assert!(
+            text == "0" || (!text.starts_with('0') && text.bytes().all(|b| b.is_ascii_digit())),
+            "Content-Length {text:?} taken"
+        );
+        text.parse::<usize>()
+            .expect("a Content-Length taken is a number")
+    });
+    assert!(declared <= MAX_BODY);
+    let body = match req.body() {
+        RequestBody::Whole(b) => b.clone(),
+        RequestBody::Empty => bytes::Bytes::new(),
+        RequestBody::Hyper(_) => panic!("hyper's body from the own loop"),
+    };
+    assert_eq!(body.len(), declared, "body length against Content-Length");
+    let taken = data.len() - buf.len();
+    let head_len = taken - declared;
+    assert_eq!(&buf[..], &data[taken..], "bytes after the request");
+    assert_eq!(
+        &body[..],
+        &data[head_len..taken],
+        "the body is what follows the head"
+    );
     assert!(data[..head_len].ends_with(b"\n\n") || data[..head_len].ends_with(b"\n\r\n"));
-    for cut in [head_len / 2, head_len.saturating_sub(1)] {
+    for cut in [
+        head_len / 2,
+        head_len.saturating_sub(1),
+        taken.saturating_sub(1),
+    ] {
+        if cut >= taken {
+            continue;
+        }
         let mut prefix = BytesMut::from(&data[..cut]);
         assert!(
             !matches!(take_request(&mut prefix, MAX_HEADERS), Taken::Request(..)),
-            "a request taken from the first {cut} of {head_len} head bytes"
+            "a request taken from the first {cut} of {taken} bytes"
         );
     }
 }

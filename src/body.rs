@@ -31,12 +31,27 @@ pub fn incoming(body: Incoming) -> Body {
     body.map_err(|e| Box::new(e) as BoxError).boxed()
 }
 
-/// A client's request body: hyper's, or none at all (the requests that
-/// [`crate::h1_server`] serves itself carry no body).
+/// A client's request body: hyper's; one the own HTTP/1.1 loop read
+/// whole with the head (a small `Content-Length` body, see
+/// [`crate::transport::downstream::h1`]); or none at all.
 #[derive(Debug)]
 pub enum RequestBody {
     Hyper(Incoming),
+    Whole(Bytes),
     Empty,
+}
+
+impl RequestBody {
+    /// The whole body when it is already here (`None` for hyper's, which
+    /// is still to be read; `Some` and empty for none).
+    pub fn whole(&self) -> Option<&Bytes> {
+        static NONE: Bytes = Bytes::new();
+        match self {
+            RequestBody::Hyper(_) => None,
+            RequestBody::Whole(bytes) => Some(bytes),
+            RequestBody::Empty => Some(&NONE),
+        }
+    }
 }
 
 impl hyper::body::Body for RequestBody {
@@ -49,13 +64,17 @@ impl hyper::body::Body for RequestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             RequestBody::Hyper(inner) => Pin::new(inner).poll_frame(cx),
-            RequestBody::Empty => Poll::Ready(None),
+            RequestBody::Whole(bytes) if !bytes.is_empty() => {
+                Poll::Ready(Some(Ok(Frame::data(std::mem::take(bytes)))))
+            }
+            RequestBody::Whole(_) | RequestBody::Empty => Poll::Ready(None),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             RequestBody::Hyper(inner) => inner.is_end_stream(),
+            RequestBody::Whole(bytes) => bytes.is_empty(),
             RequestBody::Empty => true,
         }
     }
@@ -63,6 +82,7 @@ impl hyper::body::Body for RequestBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             RequestBody::Hyper(inner) => inner.size_hint(),
+            RequestBody::Whole(bytes) => SizeHint::with_exact(bytes.len() as u64),
             RequestBody::Empty => SizeHint::with_exact(0),
         }
     }

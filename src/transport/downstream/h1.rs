@@ -1,14 +1,18 @@
-//! Plain-TCP HTTP/1.1 connections: a loop of our own serves the requests
-//! that make up nearly all traffic, hyper serves everything else.
+//! HTTP/1.1 connections, plain or TLS: a loop of our own serves the
+//! requests that make up nearly all traffic, hyper serves everything else.
 //!
 //! A request is served here when its head parses (with httparse, the parser
-//! hyper itself uses) as HTTP/1.1 with no body and nothing to negotiate: no
-//! `Content-Length`, no `Transfer-Encoding`, no `Upgrade`, no `Expect`, not
-//! `CONNECT`, at most [`MAX_HEADERS`] headers in at most [`MAX_HEAD`] bytes.
-//! Anything else (a body, an upgrade, HTTP/1.0, the HTTP/2 preface, a
-//! malformed or oversized head) hands the connection over, with the bytes
-//! read so far ([`Handover`]), to hyper for the rest of its life: its
-//! limits, its error answers (400, 414, 431) and the CL+TE watch of
+//! hyper itself uses) as HTTP/1.1 with nothing to negotiate: no
+//! `Transfer-Encoding`, no `Upgrade`, no `Expect`, not `CONNECT`, at most
+//! [`MAX_HEADERS`] headers in at most [`MAX_HEAD`] bytes, and either no
+//! body or a small one that is already here whole: one `Content-Length`,
+//! written as a plain decimal number without leading zeros, of at most
+//! [`MAX_BODY`] bytes, all of them in the buffer with the head (a form
+//! post, a JSON call). Anything else (a longer body, a body still on its
+//! way, an upgrade, HTTP/1.0, the HTTP/2 preface, a malformed or oversized
+//! head) hands the connection over, with the bytes read so far
+//! ([`Handover`]), to hyper for the rest of its life: its limits, its
+//! error answers (400, 414, 431), its body timeouts and the CL+TE watch of
 //! [`super::framing`] apply there exactly as before.
 //!
 //! Why: hyper's server keeps an 8 KiB read and an 8 KiB write buffer for
@@ -16,6 +20,10 @@
 //! on a request. Here an idle connection holds no buffer (it waits for the
 //! socket to become readable before it takes one), and the request head is
 //! parsed in place: header values share the read buffer.
+//!
+//! Over TLS ([`Wire`] for rustls's stream) the loop is the same; the head
+//! and the body's first frames still go out in one write, so in one TLS
+//! record. HTTP/2 (chosen by ALPN) always goes to hyper.
 //!
 //! What stays as with hyper: `header_read_timeout` counts from the moment
 //! the connection waits for a head, idle keep-alive included (then it is
@@ -57,27 +65,89 @@ use crate::transport::Handler;
 pub const MAX_HEAD: usize = 32 * 1024;
 /// Most headers in a request served here; more go to hyper.
 pub const MAX_HEADERS: usize = 64;
+/// Largest request body served here (read whole with the head); a longer
+/// one goes to hyper, which streams it.
+pub const MAX_BODY: usize = 16 * 1024;
 /// Room taken for a request head when the socket has bytes to read.
 const FIRST_READ: usize = 4 * 1024;
 /// Body bytes gathered behind the answer's head into one write.
 const COALESCE: usize = 16 * 1024;
 
-/// A connection hyper must take over: the socket and the bytes already
+/// A connection hyper must take over: the stream and the bytes already
 /// read from it (the start of a request head), to be read again first.
-pub struct Handover {
-    pub stream: TcpStream,
+pub struct Handover<S> {
+    pub stream: S,
     pub read: Bytes,
+}
+
+/// What the loop needs of a connection's stream beyond reading and
+/// writing: plain TCP, or TLS over TCP.
+pub(crate) trait Wire: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// The TCP socket underneath.
+    fn tcp(&self) -> &TcpStream;
+
+    /// Reads what has arrived, taking room for it only once there is
+    /// something to read: an idle connection holds no buffer.
+    fn read_some<'a>(
+        &'a mut self,
+        buf: &'a mut BytesMut,
+    ) -> impl std::future::Future<Output = std::io::Result<usize>> + Send + 'a;
+
+    /// Shutting down while idle: whether a request may already have
+    /// reached the connection, so that it must still be read and answered.
+    /// Bytes read to find out are left in `buf`.
+    fn arrived(&mut self, buf: &mut BytesMut) -> bool;
+}
+
+impl Wire for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+
+    fn read_some<'a>(
+        &'a mut self,
+        buf: &'a mut BytesMut,
+    ) -> impl std::future::Future<Output = std::io::Result<usize>> + Send + 'a {
+        read_some(self, buf)
+    }
+
+    fn arrived(&mut self, buf: &mut BytesMut) -> bool {
+        read_arrived(self, buf)
+    }
+}
+
+impl Wire for tokio_rustls::server::TlsStream<TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref().0
+    }
+
+    fn read_some<'a>(
+        &'a mut self,
+        buf: &'a mut BytesMut,
+    ) -> impl std::future::Future<Output = std::io::Result<usize>> + Send + 'a {
+        read_some_tls(self, buf)
+    }
+
+    /// Bytes at the socket count (they are encrypted: only reading through
+    /// rustls tells what they hold), and so does plaintext rustls already
+    /// holds (a request pipelined behind the last one).
+    fn arrived(&mut self, buf: &mut BytesMut) -> bool {
+        let waiting = !crate::transport::codec::quiet(self.tcp());
+        buf.reserve(FIRST_READ);
+        let held = matches!(self.read_buf(buf).now_or_never(), Some(Ok(n)) if n > 0);
+        waiting || held
+    }
 }
 
 /// Serves requests on `stream` until the connection ends (`None`) or a
 /// request needs hyper (`Some`).
-pub(crate) async fn serve<H: Handler>(
-    mut stream: TcpStream,
+pub(crate) async fn serve<H: Handler, S: Wire>(
+    mut stream: S,
     conn: &Conn,
     app: &Arc<H>,
     limits: &Limits,
     stop: &mut watch::Receiver<bool>,
-) -> Option<Handover> {
+) -> Option<Handover<S>> {
     let mut buf = BytesMut::new();
     let mut date = DateCache::default();
     let max_headers = limits.max_header_count.clamp(1, MAX_HEADERS);
@@ -113,7 +183,7 @@ pub(crate) async fn serve<H: Handler>(
             }
             let idle = buf.is_empty();
             tokio::select! {
-                read = read_some(&mut stream, &mut buf) => match read {
+                read = stream.read_some(&mut buf) => match read {
                     Ok(0) | Err(_) => return None,
                     Ok(_) => {}
                 },
@@ -124,7 +194,7 @@ pub(crate) async fn serve<H: Handler>(
                     // `Connection: close`); tokio may not know of it yet,
                     // so the socket itself is asked.
                     stopping = true;
-                    if !read_arrived(&stream, &mut buf) {
+                    if !stream.arrived(&mut buf) {
                         return None;
                     }
                 }
@@ -165,6 +235,27 @@ async fn read_some(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Resul
             None if buf.is_empty() => *buf = BytesMut::new(),
             None => {}
         }
+    }
+}
+
+/// [`read_some`] over TLS. rustls may already hold plaintext (requests
+/// that came in the same record as the last one, or with the handshake's
+/// end), which the socket's readiness knows nothing of: so the stream is
+/// read first, and the socket waited for only when that finds nothing.
+async fn read_some_tls(
+    stream: &mut tokio_rustls::server::TlsStream<TcpStream>,
+    buf: &mut BytesMut,
+) -> std::io::Result<usize> {
+    loop {
+        if buf.capacity() - buf.len() < 512 {
+            buf.reserve(buf.len().max(FIRST_READ));
+        }
+        match stream.read_buf(buf).now_or_never() {
+            Some(read) => return read,
+            None if buf.is_empty() => *buf = BytesMut::new(),
+            None => {}
+        }
+        stream.get_ref().0.readable().await?;
     }
 }
 
@@ -248,6 +339,8 @@ struct Head {
     target: (u32, u32),
     count: usize,
     close: bool,
+    /// The `Content-Length`, when there is one.
+    body: Option<usize>,
 }
 
 fn parse(buf: &[u8], max_headers: usize, spans: &mut [Span; MAX_HEADERS]) -> Parsed {
@@ -275,17 +368,21 @@ fn parse(buf: &[u8], max_headers: usize, spans: &mut [Span; MAX_HEADERS]) -> Par
         target: crate::transport::codec::offsets(buf, path.as_bytes()),
         count: req.headers.len(),
         close: false,
+        body: None,
     };
     for (slot, h) in spans.iter_mut().zip(req.headers.iter()) {
         let name = h.name.as_bytes();
-        let refused: &[&[u8]] = &[
-            b"content-length",
-            b"transfer-encoding",
-            b"upgrade",
-            b"expect",
-        ];
+        let refused: &[&[u8]] = &[b"transfer-encoding", b"upgrade", b"expect"];
         if refused.iter().any(|r| name.eq_ignore_ascii_case(r)) {
             return Parsed::NotOurs;
+        }
+        if name.eq_ignore_ascii_case(b"content-length") {
+            match (head.body, body_length(h.value)) {
+                (None, Some(n)) => head.body = Some(n),
+                // A second one (even an equal one), or one not written
+                // plainly, or a long body: hyper's.
+                _ => return Parsed::NotOurs,
+            }
         }
         if name.eq_ignore_ascii_case(b"connection")
             && headers::tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"close"))
@@ -297,15 +394,37 @@ fn parse(buf: &[u8], max_headers: usize, spans: &mut [Span; MAX_HEADERS]) -> Par
     Parsed::Head(head)
 }
 
+/// A `Content-Length` value served here: 1 to 5 digits, no leading zero
+/// (but `0` itself), at most [`MAX_BODY`].
+fn body_length(value: &[u8]) -> Option<usize> {
+    let plain = match value {
+        [b'0'] => true,
+        [b'1'..=b'9', rest @ ..] => rest.len() < 5 && rest.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    if !plain {
+        return None;
+    }
+    let n = value
+        .iter()
+        .fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
+    (n <= MAX_BODY).then_some(n)
+}
+
 impl Head {
-    /// The request, its head taken off the front of `buf` (header values
-    /// share it). `None` leaves `buf` as it was (a name or target that
-    /// httparse takes and http does not): hyper answers such a head.
+    /// The request, its head (and body) taken off the front of `buf`
+    /// (header values share it). `None` leaves `buf` as it was (a name or
+    /// target that httparse takes and http does not, or a body not all
+    /// here yet): hyper answers such a request.
     fn into_request(
         self,
         buf: &mut BytesMut,
         spans: &[Span; MAX_HEADERS],
     ) -> Option<(Request<RequestBody>, bool)> {
+        let body_len = self.body.unwrap_or(0);
+        if buf.len() - self.len < body_len {
+            return None;
+        }
         let bytes = buf.split_to(self.len).freeze();
         let Some(headers) = crate::transport::codec::map_from_spans(&bytes, &spans[..self.count])
         else {
@@ -317,7 +436,12 @@ impl Head {
             restore(buf, &bytes);
             return None;
         };
-        let mut req = Request::new(RequestBody::Empty);
+        let body = if body_len == 0 {
+            RequestBody::Empty
+        } else {
+            RequestBody::Whole(buf.split_to(body_len).freeze())
+        };
+        let mut req = Request::new(body);
         *req.method_mut() = self.method;
         *req.uri_mut() = uri;
         *req.version_mut() = Version::HTTP_11;
@@ -343,8 +467,8 @@ enum Framing {
 
 /// Writes the answer; `Ok(true)` when the connection can take another
 /// request.
-async fn write_response(
-    stream: &mut TcpStream,
+async fn write_response<S: Wire>(
+    stream: &mut S,
     resp: Response<Body>,
     is_head: bool,
     keep_alive: bool,
@@ -425,6 +549,7 @@ async fn write_response(
     let mut left = match framing {
         Framing::None => {
             stream.write_all(&out).await?;
+            stream.flush().await?;
             return Ok(keep);
         }
         Framing::Length(n) => n,
@@ -492,21 +617,23 @@ async fn write_response(
     if !out.is_empty() {
         stream.write_all(&out).await?;
     }
+    // A no-op on TCP; over TLS, what rustls still holds goes out.
+    stream.flush().await?;
     Ok(keep)
 }
 
 pin_project_lite::pin_project! {
     /// The socket of a [`Handover`] for hyper: the bytes already read come
     /// first, then the socket's own.
-    pub struct Replay {
+    pub struct Replay<S> {
         read: Bytes,
         #[pin]
-        stream: TcpStream,
+        stream: S,
     }
 }
 
-impl Replay {
-    pub fn new(handover: Handover) -> Replay {
+impl<S> Replay<S> {
+    pub fn new(handover: Handover<S>) -> Replay<S> {
         Replay {
             read: handover.read,
             stream: handover.stream,
@@ -514,7 +641,7 @@ impl Replay {
     }
 }
 
-impl AsyncRead for Replay {
+impl<S: AsyncRead> AsyncRead for Replay<S> {
     fn poll_read(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -530,7 +657,7 @@ impl AsyncRead for Replay {
     }
 }
 
-impl AsyncWrite for Replay {
+impl<S: AsyncWrite> AsyncWrite for Replay<S> {
     fn poll_write(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -582,14 +709,55 @@ mod tests {
         }
     }
 
+    /// What `take_request` makes of `text`: the request's body, or why not.
+    fn take(text: &str) -> Result<(Vec<u8>, Vec<u8>), &'static str> {
+        let mut buf = BytesMut::from(text.as_bytes());
+        match take_request(&mut buf, MAX_HEADERS) {
+            Taken::Request(req, _) => {
+                let body = match req.into_body() {
+                    RequestBody::Whole(b) => b.to_vec(),
+                    RequestBody::Empty => Vec::new(),
+                    RequestBody::Hyper(_) => return Err("hyper's body"),
+                };
+                Ok((body, buf.to_vec()))
+            }
+            Taken::Partial => Err("partial"),
+            Taken::NotOurs => Err("hyper"),
+        }
+    }
+
     #[test]
-    fn only_plain_bodyless_http11_requests_are_ours() {
+    fn only_plain_http11_requests_with_small_whole_bodies_are_ours() {
         assert_eq!(kind("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), "ours");
         assert_eq!(kind("GET / HTTP/1.1\r\nHost: a\r\n"), "partial");
         assert_eq!(kind("GET / HTTP/1.0\r\nHost: a\r\n\r\n"), "hyper");
         assert_eq!(kind("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), "hyper");
         assert_eq!(
             kind("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"),
+            "ours"
+        );
+        for cl in [
+            "Content-Length: 3\r\nContent-Length: 3",
+            "Content-Length: 03",
+            "Content-Length: +3",
+            "Content-Length: 3,3",
+            "Content-Length: 0x3",
+            "Content-Length: 16385",
+            "Content-Length: 100000",
+            "Content-Length: 99999999999999999999999",
+        ] {
+            assert_eq!(
+                kind(&format!("POST / HTTP/1.1\r\nHost: a\r\n{cl}\r\n\r\nabc")),
+                "hyper",
+                "{cl}"
+            );
+        }
+        assert_eq!(
+            kind("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 16384\r\n\r\n"),
+            "ours"
+        );
+        assert_eq!(
+            kind("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
             "hyper"
         );
         assert_eq!(
@@ -628,6 +796,55 @@ mod tests {
         let xa: Vec<_> = req.headers().get_all("x-a").iter().collect();
         assert_eq!(xa, ["1", "2"]);
         assert_eq!(&buf[..], b"GET /next");
+    }
+
+    #[test]
+    fn a_small_body_is_taken_whole_with_its_head_or_not_at_all() {
+        let post = "POST /f HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n";
+        assert_eq!(
+            take(&format!("{post}hello")),
+            Ok((b"hello".to_vec(), Vec::new()))
+        );
+        assert_eq!(
+            take(&format!("{post}helloGET / HTTP/1.1")),
+            Ok((b"hello".to_vec(), b"GET / HTTP/1.1".to_vec()))
+        );
+        // Still on its way: hyper reads it (with its body timeout).
+        assert_eq!(take(&format!("{post}hell")), Err("hyper"));
+        assert_eq!(take(post), Err("hyper"));
+        assert_eq!(
+            take("POST /f HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\nGET"),
+            Ok((Vec::new(), b"GET".to_vec()))
+        );
+        let big = "x".repeat(MAX_BODY);
+        assert_eq!(
+            take(&format!(
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {MAX_BODY}\r\n\r\n{big}"
+            )),
+            Ok((big.into_bytes(), Vec::new()))
+        );
+    }
+
+    #[test]
+    fn body_lengths_are_plain_decimals_up_to_the_limit() {
+        assert_eq!(body_length(b"0"), Some(0));
+        assert_eq!(body_length(b"1"), Some(1));
+        assert_eq!(body_length(b"16384"), Some(MAX_BODY));
+        for bad in [
+            &b""[..],
+            b"00",
+            b"01",
+            b"16385",
+            b"99999",
+            b"100000",
+            b"-1",
+            b" 1",
+            b"1 ",
+            b"1a",
+            b"\xff",
+        ] {
+            assert_eq!(body_length(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Listeners and connections: the accept loops, the TLS handshake (with a
 //! timeout), hyper's HTTP/1.1 and HTTP/2 connection settings (limits and
-//! timers), and graceful shutdown. Plain-TCP connections start in [`h1`]
-//! (the own loop) and move to hyper when a request needs it; TLS
-//! connections, and every connection when `[server] fast_path` is off, are
-//! hyper's. A request with both framing headers ([`framing`]) is refused
+//! timers), and graceful shutdown. HTTP/1.1 connections, plain or TLS,
+//! start in [`h1`] (the own loop) and move to hyper when a request needs
+//! it; HTTP/2 connections, and every connection when `[server] fast_path`
+//! is off, are hyper's. A request with both framing headers ([`framing`]) is refused
 //! here. Knows nothing about routes or sign-in: every request goes to the
 //! [`Handler`].
 
@@ -26,7 +26,7 @@ use crate::body::RequestBody;
 use crate::config::Limits;
 use crate::transport::{codec, ConnInfo, Handler, Refusal, Upstream};
 use framing::{Flag, Watched};
-use h1::Replay;
+use h1::{Replay, Wire};
 
 pub mod framing;
 pub mod h1;
@@ -313,13 +313,14 @@ async fn handle_connection<H: Handler>(
     }
 }
 
-/// A plain-TCP connection: [`h1`] first, hyper if a request needs it.
+/// A plain-TCP connection: [`h1`] first (unless `fast_path` is off), then
+/// hyper.
 async fn serve_plain<H: Handler>(
     stream: TcpStream,
     conn: Conn,
     app: Arc<H>,
     builder: &auto::Builder<TokioExecutor>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     limits: &Limits,
 ) {
     if !limits.fast_path {
@@ -328,10 +329,24 @@ async fn serve_plain<H: Handler>(
         Box::pin(serve_io(stream, probe, conn, app, builder, stop, limits)).await;
         return;
     }
+    serve_h1(stream, conn, app, builder, stop, limits).await;
+}
+
+/// An HTTP/1.1 connection, plain or TLS: [`h1`] serves it until a request
+/// needs hyper, which then takes it over (with the bytes already read) for
+/// the rest of its life.
+async fn serve_h1<S: Wire, H: Handler>(
+    stream: S,
+    conn: Conn,
+    app: Arc<H>,
+    builder: &auto::Builder<TokioExecutor>,
+    mut stop: watch::Receiver<bool>,
+    limits: &Limits,
+) {
     let Some(handover) = h1::serve(stream, &conn, &app, limits, &mut stop).await else {
         return;
     };
-    let probe = probe_of(&handover.stream);
+    let probe = probe_of(handover.stream.tcp());
     let stream = Watched::new(Replay::new(handover), conn.framing.clone());
     if *stop.borrow() {
         // Handed over during the shutdown (a request with a body reached
@@ -348,7 +363,8 @@ async fn serve_plain<H: Handler>(
     Box::pin(serve_io(stream, probe, conn, app, builder, stop, limits)).await;
 }
 
-/// A TLS connection: the handshake (with its timeout), then hyper.
+/// A TLS connection: the handshake (with its timeout), then HTTP/2 with
+/// hyper, or HTTP/1.1 as on a plain connection.
 async fn serve_tls<H: Handler>(
     stream: TcpStream,
     acceptor: TlsAcceptor,
@@ -359,7 +375,6 @@ async fn serve_tls<H: Handler>(
     limits: &Limits,
 ) {
     let peer = conn.info.peer;
-    let probe = probe_of(&stream);
     let stream =
         match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream)).await {
             Ok(Ok(s)) => s,
@@ -375,8 +390,12 @@ async fn serve_tls<H: Handler>(
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
         // HTTP/2 frames its own messages; there is no Content-Length
         // against Transfer-Encoding to watch for.
+        let probe = probe_of(stream.get_ref().0);
         serve_io(stream, probe, conn, app, builder, stop, limits).await;
+    } else if limits.fast_path {
+        serve_h1(stream, conn, app, builder, stop, limits).await;
     } else {
+        let probe = probe_of(stream.get_ref().0);
         let framing = conn.framing.clone();
         serve_io(
             Watched::new(stream, framing),

@@ -1,9 +1,9 @@
 //! The one way a request reaches an application: [`Upstream::send`].
 //!
-//! It picks the path: a request without a body (nearly every page load)
-//! goes over a raw connection ([`raw`], in the task that serves the
-//! client); one with a body, or a WebSocket upgrade, goes through hyper's
-//! client. `[server] fast_path = false` sends everything through hyper.
+//! It picks the path: a request without a body (nearly every page load),
+//! or with a small one the own loop read whole, goes over a raw connection
+//! ([`raw`], in the task that serves the client); one whose body is still
+//! streaming in, or a WebSocket upgrade, goes through hyper's client. `[server] fast_path = false` sends everything through hyper.
 //! Both paths share the worker's [`pool`] and its one reuse rule (a
 //! connection with any byte readable after its answer is never reused),
 //! and both answers are cleaned by one function ([`clean_answer`]): an
@@ -192,20 +192,26 @@ impl Upstream {
                 );
             }
         };
-        let raw =
-            self.pool.fast_path() && !websocket && hyper::body::Body::is_end_stream(&incoming);
+        // The raw client takes a body only when it is here whole (the own
+        // loop's small bodies): it goes out in the head's write.
+        let raw = self.pool.fast_path() && !websocket && incoming.whole().is_some();
         // The route timeout bounds the wait for the answer's head: the raw
         // connection keeps a timer of its own for that (see `raw::RawConn`).
         let sent = if raw {
             // The head is written straight from the client's headers: no
             // second header map.
-            let head = outgoing::head(
+            let mut head = outgoing::head(
                 &parts.method,
                 path_and_query.as_str(),
                 &parts.headers,
                 parts.uri.authority(),
                 &added,
             );
+            // Its `Content-Length` is the client's, which the own loop
+            // checked against these bytes; no rule may change it.
+            if let Some(whole) = incoming.whole() {
+                head.extend_from_slice(whole);
+            }
             self.pool
                 .send_direct(authority, connect_timeout, timeout, &head, &parts.method)
                 .await

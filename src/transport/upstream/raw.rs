@@ -1,13 +1,14 @@
 //! A small HTTP/1.1 client for requests without a body (GET, HEAD and the
-//! like: nearly all page loads), run in the task that serves the client.
+//! like: nearly all page loads) or with a small one already read whole
+//! (sent in the head's write), run in the task that serves the client.
 //!
 //! hyper's client drives each connection from a task of its own and hands
 //! requests, answers and body chunks across channels; for a body-less
 //! request that costs more than the proxying itself. Here the request head
 //! is written and the answer's head read in place, and the body is read
 //! from the socket when the server side asks for it ([`RawBody`]), so one
-//! request is one task. Requests with a body, and WebSocket upgrades, go
-//! through hyper's client ([`super::pool`]).
+//! request is one task. Requests with a streamed body, and WebSocket
+//! upgrades, go through hyper's client ([`super::pool`]).
 //!
 //! Reading follows RFC 9112 §6.3: no body after HEAD, 1xx, 204 and 304;
 //! `Transfer-Encoding` ending in `chunked` is decoded (trailers are passed
