@@ -77,7 +77,15 @@ fn generate(rng: &mut Rng) -> Vec<u8> {
         "get", "M-SEARCH",
     ]);
     let target = rng.pick(&[
-        "/", "/a?b=c", "/x%20y", "*", "http://a.test/b", "/p/../q", "/ä", "//double", "/a b",
+        "/",
+        "/a?b=c",
+        "/x%20y",
+        "*",
+        "http://a.test/b",
+        "/p/../q",
+        "/ä",
+        "//double",
+        "/a b",
     ]);
     let version = if rng.below(8) == 0 {
         rng.pick(&["HTTP/1.0", "HTTP/1.2", "HTTP/2.0", "http/1.1"])
@@ -89,8 +97,23 @@ fn generate(rng: &mut Rng) -> Vec<u8> {
         out += &format!("Host: a.test{eol}");
     }
     let lengths = [
-        "0", "1", "5", "12", "05", "+5", " 5", "5 ", "5,5", "5, 5", "16384", "16385", "-1", "abc",
-        "0x5", "99999999999999999999", "",
+        "0",
+        "1",
+        "5",
+        "12",
+        "05",
+        "+5",
+        " 5",
+        "5 ",
+        "5,5",
+        "5, 5",
+        "16384",
+        "16385",
+        "-1",
+        "abc",
+        "0x5",
+        "99999999999999999999",
+        "",
     ];
     let mut declared: Option<usize> = None;
     let count = [0, 0, 0, 1, 1, 1, 1, 1, 2, 3][rng.below(10)];
@@ -100,7 +123,12 @@ fn generate(rng: &mut Rng) -> Vec<u8> {
         } else {
             rng.pick(&lengths)
         };
-        let name = rng.pick(&["Content-Length", "content-length", "CONTENT-LENGTH", "Content-Length "]);
+        let name = rng.pick(&[
+            "Content-Length",
+            "content-length",
+            "CONTENT-LENGTH",
+            "Content-Length ",
+        ]);
         out += &format!("{name}:{v}{eol}");
         if declared.is_none() {
             declared = v.trim().parse().ok();
@@ -233,5 +261,8 @@ async fn requests_the_own_loop_takes_are_the_ones_hyper_reads() {
     eprintln!("{cases} cases, {taken} taken by the own loop, {with_body} with a body");
     // The generator must reach both kinds, or the comparison says little.
     assert!(taken > cases / 10, "only {taken} of {cases} taken");
-    assert!(with_body > cases / 50, "only {with_body} of {cases} with a body");
+    assert!(
+        with_body > cases / 50,
+        "only {with_body} of {cases} with a body"
+    );
 }
