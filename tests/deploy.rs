@@ -5,6 +5,11 @@
 //!   with its message; what it renders (defaults, and everything switched
 //!   on) passes `kubernetes-validate --strict` for Kubernetes 1.30 and
 //!   1.37; the gateway.toml it renders passes `portcullis check`;
+//! - the Redis store values (`store.redis.*`): Sentinel and Cluster with
+//!   an ACL user, passwords from a Secret and TLS files from another
+//!   render the exact `[store]` lines, the Deployment sets and mounts
+//!   what those lines name, no password reaches the ConfigMap, and each
+//!   invalid combination fails with a message naming its value;
 //! - `deploy/kubernetes/portcullis.yaml` is exactly what the chart renders
 //!   with its defaults (so it cannot rot), and
 //!   `deploy/ingress-nginx/ingress.yaml` asks the Service it defines;
@@ -125,6 +130,65 @@ const EVERYTHING: &[&str] = &[
     "config.smtpPassword=secret",
 ];
 
+/// Redis Sentinel over TLS with ACL users for the data nodes and the
+/// Sentinels, their passwords from the Secret `redis-auth`, the CA from
+/// the Secret `redis-tls`.
+const SENTINEL: &[&str] = &[
+    "replicaCount=3",
+    "store.backend=redis",
+    "store.redis.mode=sentinel",
+    "store.redis.urls[0]=rediss://redis-node-0.redis-headless:26379",
+    "store.redis.urls[1]=rediss://redis-node-1.redis-headless:26379",
+    "store.redis.urls[2]=rediss://redis-node-2.redis-headless:26379",
+    "store.redis.sentinelMaster=mymaster",
+    "store.redis.username=portcullis",
+    "store.redis.sentinelUsername=sentinel-user",
+    "store.redis.existingSecret=redis-auth",
+    "store.redis.sentinelPasswordKey=sentinel-password",
+    "store.redis.tls.existingSecret=redis-tls",
+    "store.redis.waitTimeout=300ms",
+];
+
+/// A Redis Cluster over TLS with a client certificate, the password from
+/// the Secret `redis-auth`, no replica wait.
+const CLUSTER: &[&str] = &[
+    "replicaCount=2",
+    "store.backend=redis",
+    "store.redis.mode=cluster",
+    "store.redis.urls[0]=rediss://redis-cluster-0.redis-cluster-headless:6379",
+    "store.redis.urls[1]=rediss://redis-cluster-1.redis-cluster-headless:6379",
+    "store.redis.username=portcullis",
+    "store.redis.existingSecret=redis-auth",
+    "store.redis.passwordKey=password",
+    "store.redis.tls.existingSecret=redis-tls",
+    "store.redis.tls.certFilename=tls.crt",
+    "store.redis.tls.certKeyFilename=tls.key",
+    "store.redis.waitReplicas=0",
+];
+
+/// The `[store]` table the chart writes for [`SENTINEL`].
+const SENTINEL_STORE: &str = "[store]\nbackend = \"redis\"\nmode = \"sentinel\"\n\
+    urls = [\"rediss://redis-node-0.redis-headless:26379\", \
+    \"rediss://redis-node-1.redis-headless:26379\", \
+    \"rediss://redis-node-2.redis-headless:26379\"]\n\
+    sentinel_master = \"mymaster\"\nusername = \"portcullis\"\n\
+    password_env = \"REDIS_PASSWORD\"\nsentinel_username = \"sentinel-user\"\n\
+    sentinel_password_env = \"REDIS_SENTINEL_PASSWORD\"\n\
+    tls_ca_file = \"/etc/portcullis-redis-tls/ca.crt\"\n\
+    key_prefix = \"portcullis:\"\nconnect_timeout = \"1s\"\nresponse_timeout = \"500ms\"\n\
+    wait_timeout = \"300ms\"\n";
+
+/// The `[store]` table the chart writes for [`CLUSTER`].
+const CLUSTER_STORE: &str = "[store]\nbackend = \"redis\"\nmode = \"cluster\"\n\
+    urls = [\"rediss://redis-cluster-0.redis-cluster-headless:6379\", \
+    \"rediss://redis-cluster-1.redis-cluster-headless:6379\"]\n\
+    username = \"portcullis\"\npassword_env = \"REDIS_PASSWORD\"\n\
+    tls_ca_file = \"/etc/portcullis-redis-tls/ca.crt\"\n\
+    tls_cert_file = \"/etc/portcullis-redis-tls/tls.crt\"\n\
+    tls_key_file = \"/etc/portcullis-redis-tls/tls.key\"\n\
+    key_prefix = \"portcullis:\"\nconnect_timeout = \"1s\"\nresponse_timeout = \"500ms\"\n\
+    wait_replicas = 0\n";
+
 /// The `kind/name` of every document in a rendering, in order.
 fn resources(yaml: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -161,6 +225,16 @@ fn helm_lint_strict_passes() {
     }
     let out = run(&helm, &args);
     assert!(out.status.success(), "{}", text(&out.stdout));
+    // And with the Redis HA values.
+    for sets in [SENTINEL, CLUSTER] {
+        let mut args = vec!["lint", "--strict", chart.to_str().unwrap()];
+        for s in sets {
+            args.push("--set");
+            args.push(s);
+        }
+        let out = run(&helm, &args);
+        assert!(out.status.success(), "{sets:?}\n{}", text(&out.stdout));
+    }
 }
 
 #[test]
@@ -211,7 +285,7 @@ fn the_rendered_manifests_pass_kubernetes_validate() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &[&str], Vec<&str>); 2] = [
+    let cases: [(&str, &[&str], Vec<&str>); 4] = [
         (
             "defaults",
             &[],
@@ -234,6 +308,28 @@ fn the_rendered_manifests_pass_kubernetes_validate() {
                 "deployment/portcullis",
                 "ingress/portcullis",
                 "servicemonitor/portcullis",
+            ],
+        ),
+        (
+            "sentinel",
+            SENTINEL,
+            vec![
+                "poddisruptionbudget/portcullis",
+                "serviceaccount/portcullis",
+                "configmap/portcullis",
+                "service/portcullis",
+                "deployment/portcullis",
+            ],
+        ),
+        (
+            "cluster",
+            CLUSTER,
+            vec![
+                "poddisruptionbudget/portcullis",
+                "serviceaccount/portcullis",
+                "configmap/portcullis",
+                "service/portcullis",
+                "deployment/portcullis",
             ],
         ),
     ];
@@ -311,12 +407,16 @@ fn the_ingress_nginx_example_asks_the_rendered_service() {
     );
 }
 
+/// The document of `kind` in a rendering.
+fn document<'a>(yaml: &'a str, kind: &str) -> &'a str {
+    yaml.split("\n---\n")
+        .find(|d| d.contains(&format!("\nkind: {kind}\n")))
+        .unwrap_or_else(|| panic!("no {kind} in:\n{yaml}"))
+}
+
 /// The gateway.toml of a rendering's ConfigMap.
 fn gateway_toml(yaml: &str) -> String {
-    let doc = yaml
-        .split("\n---\n")
-        .find(|d| d.contains("\nkind: ConfigMap\n"))
-        .expect("a ConfigMap");
+    let doc = document(yaml, "ConfigMap");
     let mut out = String::new();
     let mut inside = false;
     for line in doc.lines() {
@@ -347,9 +447,11 @@ fn the_charts_gateway_toml_passes_portcullis_check() {
         (
             "redis",
             &["store.backend=redis"][..],
-            "[store]\nbackend = \"redis\"\nurl = \"redis://redis-master:6379/0\"\n\
-             key_prefix = \"portcullis:\"\nconnect_timeout = \"1s\"\nresponse_timeout = \"500ms\"\n",
+            "[store]\nbackend = \"redis\"\nmode = \"standalone\"\n\
+             url = \"redis://redis-master:6379/0\"\nkey_prefix = \"portcullis:\"\nconnect_timeout = \"1s\"\nresponse_timeout = \"500ms\"\n",
         ),
+        ("sentinel", SENTINEL, SENTINEL_STORE),
+        ("cluster", CLUSTER, CLUSTER_STORE),
     ] {
         let toml = gateway_toml(&render_ok(&helm, sets));
         assert!(
@@ -359,12 +461,25 @@ fn the_charts_gateway_toml_passes_portcullis_check() {
             )),
             "{name}:\n{toml}"
         );
+        // The gateway reads the TLS files at load: the Secret's mount
+        // point becomes a directory with stand-ins for them.
+        let tls_dir = dir.path().join(format!("{name}-redis-tls"));
+        std::fs::create_dir(&tls_dir).unwrap();
+        for f in ["ca.crt", "tls.crt", "tls.key"] {
+            std::fs::write(tls_dir.join(f), "-----BEGIN STAND-IN-----\n").unwrap();
+        }
+        let toml = toml.replace(
+            "\"/etc/portcullis-redis-tls/",
+            &format!("\"{}/", tls_dir.display()),
+        );
         let file = dir.path().join(format!("{name}.toml"));
         std::fs::write(&file, &toml).unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
             .args(["check", "--config", file.to_str().unwrap()])
             .env("PORTCULLIS_SECRET", "0123456789abcdef0123456789abcdef")
             .env("SMTP_PASSWORD", "secret")
+            .env("REDIS_PASSWORD", "redis-secret")
+            .env("REDIS_SENTINEL_PASSWORD", "sentinel-secret")
             .output()
             .unwrap();
         assert!(
@@ -378,6 +493,250 @@ fn the_charts_gateway_toml_passes_portcullis_check() {
             "{}",
             text(&out.stdout)
         );
+    }
+}
+
+/// `- name: NAME` env entries of the Deployment taken from a Secret:
+/// (name, secret, key).
+fn secret_env(deployment: &str) -> Vec<(String, String, String)> {
+    let lines: Vec<&str> = deployment.lines().collect();
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let Some(name) = l.strip_prefix("            - name: ") else {
+            continue;
+        };
+        if lines.get(i + 2) != Some(&"                secretKeyRef:") {
+            continue;
+        }
+        let field = |n: usize, key: &str| {
+            lines[i + n]
+                .strip_prefix(&format!("                  {key}: "))
+                .unwrap_or_else(|| panic!("{name}: line {} is {:?}", i + n, lines[i + n]))
+                .to_string()
+        };
+        out.push((name.to_string(), field(3, "name"), field(4, "key")));
+    }
+    out
+}
+
+#[test]
+fn sentinel_and_cluster_values_render_the_store_and_what_it_names() {
+    let Some(helm) = helm() else { return };
+    let mount = "            - name: redis-tls\n              \
+                 mountPath: /etc/portcullis-redis-tls\n              readOnly: true\n";
+    for (name, sets, store, env, files) in [
+        (
+            "sentinel",
+            SENTINEL,
+            SENTINEL_STORE,
+            &[
+                ("REDIS_PASSWORD", "redis-auth", "redis-password"),
+                ("REDIS_SENTINEL_PASSWORD", "redis-auth", "sentinel-password"),
+            ][..],
+            &["ca.crt"][..],
+        ),
+        (
+            "cluster",
+            CLUSTER,
+            CLUSTER_STORE,
+            &[("REDIS_PASSWORD", "redis-auth", "password")][..],
+            &["ca.crt", "tls.crt", "tls.key"][..],
+        ),
+    ] {
+        let yaml = render_ok(&helm, sets);
+        let toml = gateway_toml(&yaml);
+        let table = &toml[toml.find("\n[store]\n").expect("[store]") + 1..];
+        assert_eq!(table, store, "{name}");
+
+        // Every variable the [store] table names comes from the Secret.
+        let deployment = document(&yaml, "Deployment");
+        let from_secrets = secret_env(deployment);
+        let redis_env: Vec<(&str, &str, &str)> = from_secrets
+            .iter()
+            .filter(|(n, _, _)| n.starts_with("REDIS_"))
+            .map(|(n, s, k)| (n.as_str(), s.as_str(), k.as_str()))
+            .collect();
+        assert_eq!(redis_env, env, "{name}:\n{deployment}");
+        for (var, _, _) in env {
+            assert!(
+                table.contains(&format!("_env = \"{var}\"\n")),
+                "{name}: {var}"
+            );
+        }
+
+        // The TLS Secret is mounted read-only where the table looks, with
+        // exactly the files it names.
+        assert!(deployment.contains(mount), "{name}:\n{deployment}");
+        let mut volume = String::from(
+            "        - name: redis-tls\n          secret:\n            secretName: redis-tls\n            items:\n",
+        );
+        for f in files {
+            volume.push_str(&format!(
+                "              - key: {f}\n                path: {f}\n"
+            ));
+            assert!(
+                table.contains(&format!("_file = \"/etc/portcullis-redis-tls/{f}\"\n")),
+                "{name}: {f}"
+            );
+        }
+        assert!(deployment.contains(&volume), "{name}:\n{deployment}");
+        assert_eq!(table.matches("_file = ").count(), files.len(), "{name}");
+
+        // The ConfigMap names the password variables and holds no password:
+        // every line mentioning one is a `*password_env = "NAME"`, and no URL
+        // carries credentials.
+        let configmap = document(&yaml, "ConfigMap");
+        for line in configmap.lines().filter(|l| l.contains("password")) {
+            let (key, value) = line.split_once(" = ").unwrap_or(("", ""));
+            let value = value.split('#').next().unwrap().trim();
+            assert!(
+                key.trim_start().ends_with("password_env")
+                    && value.starts_with('"')
+                    && value.ends_with('"')
+                    && value[1..value.len() - 1]
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c == '_'),
+                "{name}: {line}"
+            );
+        }
+        for url in configmap.split("://").skip(1) {
+            let authority = url.split(['/', '"']).next().unwrap();
+            assert!(!authority.contains('@'), "{name}: {authority}");
+        }
+        assert!(
+            !yaml.contains("kind: Secret\n"),
+            "{name}: the chart made a Secret"
+        );
+    }
+
+    // Without existingSecret no password variable is set or named.
+    let yaml = render_ok(&helm, &["store.backend=redis"]);
+    assert!(!gateway_toml(&yaml).contains("REDIS_"));
+    assert!(!yaml.contains("REDIS_PASSWORD"));
+    assert!(!yaml.contains("redis-tls"));
+    // And the memory store sets and mounts nothing of Redis's, whatever
+    // store.redis says.
+    let yaml = render_ok(
+        &helm,
+        &[
+            "store.redis.existingSecret=redis-auth",
+            "store.redis.tls.existingSecret=redis-tls",
+        ],
+    );
+    assert!(!yaml.contains("REDIS_PASSWORD"), "{yaml}");
+    assert!(!yaml.contains("redis-tls"), "{yaml}");
+}
+
+#[test]
+fn invalid_store_values_fail_naming_the_value() {
+    let Some(helm) = helm() else { return };
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["store.redis.mode=ring"],
+            "store.redis.mode is \"ring\": it is \"standalone\", \"sentinel\" or \"cluster\"",
+        ),
+        (
+            &[
+                "store.redis.mode=sentinel",
+                "store.redis.urls[0]=redis://redis-node-0:26379",
+            ],
+            "store.redis.mode is \"sentinel\" but store.redis.sentinelMaster is empty: set it to \
+             the name the Sentinels watch the master under (e.g. mymaster)",
+        ),
+        (
+            &["store.redis.mode=sentinel", "store.redis.sentinelMaster=mymaster"],
+            "store.redis.mode is \"sentinel\" but store.redis.urls is empty: list the Sentinels \
+             (redis://host:port or rediss://host:port)",
+        ),
+        (
+            &["store.redis.mode=cluster"],
+            "store.redis.mode is \"cluster\" but store.redis.urls is empty: list the seed nodes \
+             (redis://host:port or rediss://host:port)",
+        ),
+        (
+            &["store.redis.urls[0]=redis://a:6379"],
+            "store.redis.urls is set but store.redis.mode is \"standalone\": one server goes in \
+             store.redis.url; urls are for mode sentinel or cluster",
+        ),
+        (
+            &[
+                "store.redis.mode=cluster",
+                "store.redis.urls[0]=redis://a:6379",
+                "store.redis.sentinelMaster=mymaster",
+            ],
+            "store.redis.sentinelMaster is set but store.redis.mode is \"cluster\": it is only \
+             used with mode sentinel",
+        ),
+        (
+            &["store.redis.sentinelUsername=sentinel-user"],
+            "store.redis.sentinelUsername is set but store.redis.mode is \"standalone\": it is only \
+             used with mode sentinel",
+        ),
+        (
+            &[
+                "store.redis.mode=sentinel",
+                "store.redis.urls[0]=redis://a:26379",
+                "store.redis.sentinelMaster=mymaster",
+                "store.redis.sentinelPasswordKey=sentinel-password",
+            ],
+            "store.redis.sentinelPasswordKey is set but store.redis.existingSecret is empty: name \
+             the Secret that holds the key",
+        ),
+        (
+            &["store.redis.password=hunter2"],
+            "store.redis.password is not a value of this chart: passwords come from a Secret \
+             (store.redis.existingSecret with passwordKey and sentinelPasswordKey), so they never \
+             land in the ConfigMap",
+        ),
+        (
+            &["store.redis.sentinelPassword=hunter2"],
+            "store.redis.sentinelPassword is not a value of this chart: passwords come from a \
+             Secret (store.redis.existingSecret with passwordKey and sentinelPasswordKey), so they \
+             never land in the ConfigMap",
+        ),
+        (
+            &["store.redis.tls.existingSecret=redis-tls"],
+            "store.redis.tls.existingSecret is set but \"redis://redis-master:6379/0\" is not a \
+             rediss:// URL: the TLS files are only used with rediss://",
+        ),
+        (
+            &[
+                "store.redis.url=rediss://redis-master:6379/0",
+                "store.redis.tls.existingSecret=redis-tls",
+                "store.redis.tls.certFilename=tls.crt",
+            ],
+            "store.redis.tls.certFilename and store.redis.tls.certKeyFilename go together: a \
+             client certificate and its private key",
+        ),
+        (
+            &[
+                "store.redis.url=rediss://redis-master:6379/0",
+                "store.redis.tls.existingSecret=redis-tls",
+                "store.redis.tls.certCAFilename=",
+            ],
+            "store.redis.tls.existingSecret is set but names no file: set \
+             store.redis.tls.certCAFilename, or certFilename and certKeyFilename",
+        ),
+        (
+            &["store.redis.waitReplicas=-1"],
+            "store.redis.waitReplicas is \"-1\": it is a whole number, 0 or more (or ~ for the \
+             gateway's default)",
+        ),
+    ];
+    for (sets, message) in cases {
+        let mut all = vec!["store.backend=redis"];
+        all.extend_from_slice(sets);
+        let out = render(&helm, &all);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{sets:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{sets:?}: {}", text(&out.stdout));
+        assert!(
+            stderr.starts_with(&format!(
+                "Error: execution error at (portcullis/templates/deployment.yaml:1:4): {message}\n"
+            )),
+            "{sets:?}:\n{stderr}"
+        );
+        assert!(!stderr.contains("hunter2"), "{stderr}");
     }
 }
 
