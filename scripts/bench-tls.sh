@@ -12,7 +12,8 @@
 #   post-1k, post-1m signed-in POST with a 1 KiB / 1 MiB body, plain HTTP
 #   forward-auth     nginx auth_request to Portcullis's /.portcullis/auth,
 #                    against nginx auth_request to an nginx answering 200
-#                    (the floor any auth service reaches behind nginx)
+#                    with an empty body (the floor any auth service reaches
+#                    behind nginx)
 #   idle-tls         RSS with N idle TLS keep-alive connections
 #
 # Fairness: the same ECDSA P-256 certificate, TLS 1.3 only, session tickets
@@ -148,7 +149,10 @@ upstream_block() { # NAME PORT
 }
 proxy_lines='proxy_http_version 1.1; proxy_set_header Connection "";'
 
-nginx_instance upstream "server { listen 127.0.0.1:$p_up; location / { default_type text/plain; return 200 \"hello\\n\"; } }"
+# /auth-floor: the static side's auth answer, a 200 with no body as
+# Portcullis's is (nginx keeps an auth_request connection only when no body
+# is left unread on it).
+nginx_instance upstream "server { listen 127.0.0.1:$p_up; location / { default_type text/plain; return 200 \"hello\\n\"; } location = /auth-floor { return 200 \"\"; } }"
 nginx_instance proxy "
     $(upstream_block app "$p_up")
     server {
@@ -186,7 +190,7 @@ forward_auth_instance() {
         }
     }"
 }
-forward_auth_instance fa-static "$p_fa_static" "$p_up" "/"
+forward_auth_instance fa-static "$p_fa_static" "$p_up" "/auth-floor"
 forward_auth_instance fa-portcullis "$p_fa_gw" "$p_gw" "/.portcullis/auth"
 
 export PORTCULLIS_SECRET

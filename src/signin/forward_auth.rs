@@ -131,8 +131,16 @@ fn original(headers: &HeaderMap, shape: Shape) -> Option<Original<'_>> {
 /// A 2xx with every identity header (empty when not known): the address,
 /// the user (the address, `token:NAME` or `share:ID`), the groups, and
 /// `X-Portcullis-Share`.
+///
+/// Its body is empty (`Content-Length: 0`): nginx reads only the head of
+/// an `auth_request` answer, and keeps its connection to the gateway for
+/// the next question only when no body is left unread on it; with a body,
+/// every question would open a new connection.
 fn passed(email: &str, user: &str, groups: &str, share: &str) -> Response<Body> {
-    let mut resp = plain(StatusCode::OK, "ok");
+    let mut resp = plain(StatusCode::OK, "");
+    *resp.body_mut() = body::empty();
+    resp.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     let value = |v: &str| HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static(""));
     let h = resp.headers_mut();
     let (email, user, groups) = (value(email), value(user), value(groups));
@@ -182,6 +190,23 @@ fn navigation(headers: &HeaderMap) -> bool {
 }
 
 pub(super) async fn forward_auth(
+    cx: &Ctx<'_>,
+    req: &Request<RequestBody>,
+    shape: Shape,
+) -> Result<Response<Body>, Error> {
+    let mut resp = answer(cx, req, shape).await?;
+    if shape == Shape::AuthRequest {
+        // nginx and ingress-nginx read only the head and show no auth
+        // answer's body to anyone; without one, their connection to the
+        // gateway carries the next question too (see [`passed`]).
+        *resp.body_mut() = body::empty();
+        resp.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    }
+    Ok(resp)
+}
+
+async fn answer(
     cx: &Ctx<'_>,
     req: &Request<RequestBody>,
     shape: Shape,
