@@ -269,9 +269,15 @@ async fn sequential_requests_share_one_upstream_connection() {
             let r = get(&c, &gw, path).await;
             assert_eq!(r, (200, "ok".to_string()), "{path}");
         }
-        // A request with a body goes through hyper's client, on a pooled
+        // A request with a streamed body (over the own loop's 16 KiB for
+        // bodies read whole) goes through hyper's client, on a pooled
         // connection of its own.
-        let r = c.post(gw.url("/len")).body("a body").send().await.unwrap();
+        let r = c
+            .post(gw.url("/len"))
+            .body("a body ".repeat(3000))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), 200);
         assert_eq!(r.text().await.unwrap(), "ok");
     }
