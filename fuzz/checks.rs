@@ -619,16 +619,21 @@ pub fn framing(data: &[u8]) {
 /// panics; a request taken carries none of the headers that send a head
 /// to hyper (`Transfer-Encoding`, upgrades, `Expect`), is HTTP/1.1 and
 /// not CONNECT; it has at most one `Content-Length`, a plain decimal of at
-/// most `MAX_BODY`, and then exactly that many body bytes, the ones right
-/// after the head (none without it); what is left in the buffer is exactly
-/// the input after head and body; and no shorter prefix of the input is
-/// taken as a request (a request is never served before it is whole).
+/// most `MAX_STREAMED`; a body of at most `MAX_BODY` bytes all in the input
+/// comes whole (exactly that many bytes, the ones right after the head),
+/// any other is streamed (its feed says its length, and the buffer keeps
+/// everything after the head for the pump); what is left in the buffer is
+/// exactly the input after what was taken; and no shorter prefix of the
+/// input is taken as a request with a whole body (a request is never
+/// served before its head is whole).
 pub fn h1_request(data: &[u8]) {
     use bytes::BytesMut;
     use portcullis::body::RequestBody;
-    use portcullis::transport::downstream::h1::{take_request, Taken, MAX_BODY, MAX_HEADERS};
+    use portcullis::transport::downstream::h1::{
+        take_request, Taken, MAX_BODY, MAX_HEADERS, MAX_STREAMED,
+    };
     let mut buf = BytesMut::from(data);
-    let Taken::Request(req, _) = take_request(&mut buf, MAX_HEADERS) else {
+    let Taken::Request(req, _, feed) = take_request(&mut buf, MAX_HEADERS) else {
         assert_eq!(&buf[..], data, "the buffer changed for a request not taken");
         return;
     };
@@ -645,15 +650,28 @@ pub fn h1_request(data: &[u8]) {
             text == "0" || (!text.starts_with('0') && text.bytes().all(|b| b.is_ascii_digit())),
             "Content-Length {text:?} taken"
         );
-        text.parse::<usize>()
+        text.parse::<u64>()
             .expect("a Content-Length taken is a number")
     });
-    assert!(declared <= MAX_BODY);
-    let body = match req.body() {
-        RequestBody::Whole(b) => b.clone(),
-        RequestBody::Empty => bytes::Bytes::new(),
-        RequestBody::Hyper(_) => panic!("hyper's body from the own loop"),
+    assert!(declared <= MAX_STREAMED);
+    let body = match (req.body(), feed) {
+        (RequestBody::Whole(b), None) => b.clone(),
+        (RequestBody::Empty, None) => bytes::Bytes::new(),
+        (RequestBody::Streamed(_), Some(feed)) => {
+            assert_eq!(feed.left, declared, "the feed's length");
+            let head_len = data.len() - buf.len();
+            assert!(
+                declared > MAX_BODY as u64 || ((data.len() - head_len) as u64) < declared,
+                "a small body all here was streamed"
+            );
+            assert!(data[..head_len].ends_with(b"\n\n") || data[..head_len].ends_with(b"\n\r\n"));
+            return;
+        }
+        (RequestBody::Hyper(_), _) => panic!("hyper's body from the own loop"),
+        _ => panic!("a body that does not fit its feed"),
     };
+    let declared = declared as usize;
+    assert!(declared <= MAX_BODY);
     assert_eq!(body.len(), declared, "body length against Content-Length");
     let taken = data.len() - buf.len();
     let head_len = taken - declared;
@@ -673,10 +691,13 @@ pub fn h1_request(data: &[u8]) {
             continue;
         }
         let mut prefix = BytesMut::from(&data[..cut]);
-        assert!(
-            !matches!(take_request(&mut prefix, MAX_HEADERS), Taken::Request(..)),
-            "a request taken from the first {cut} of {taken} bytes"
-        );
+        // A prefix holding the whole head may be taken, its body then
+        // streamed; a shorter one never.
+        match take_request(&mut prefix, MAX_HEADERS) {
+            Taken::Request(_, _, Some(_)) if cut >= head_len => {}
+            Taken::Request(..) => panic!("a request taken from the first {cut} of {taken} bytes"),
+            _ => {}
+        }
     }
 }
 

@@ -33,12 +33,42 @@ pub fn incoming(body: Incoming) -> Body {
 
 /// A client's request body: hyper's; one the own HTTP/1.1 loop read
 /// whole with the head (a small `Content-Length` body, see
-/// [`crate::transport::downstream::h1`]); or none at all.
+/// [`crate::transport::downstream::h1`]); one that loop is still reading
+/// ([`Streamed`]); or none at all.
 #[derive(Debug)]
 pub enum RequestBody {
     Hyper(Incoming),
     Whole(Bytes),
+    Streamed(Streamed),
     Empty,
+}
+
+/// A `Content-Length` body the own HTTP/1.1 loop reads off the client's
+/// connection while the request is handled: exactly `left` more bytes, in
+/// the order read, or an error when the client's connection ends or fails
+/// first. The loop reads the next bytes only once these are taken (the
+/// channel holds one chunk), so a body nobody reads stays in the socket.
+#[derive(Debug)]
+pub struct Streamed {
+    chunks: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    left: u64,
+}
+
+/// The loop's end of a [`Streamed`] body.
+pub type StreamedFeed = tokio::sync::mpsc::Sender<std::io::Result<Bytes>>;
+
+impl Streamed {
+    /// A body of `length` bytes, and the sender its bytes are fed through.
+    pub fn channel(length: u64) -> (Streamed, StreamedFeed) {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        (
+            Streamed {
+                chunks: rx,
+                left: length,
+            },
+            tx,
+        )
+    }
 }
 
 impl RequestBody {
@@ -47,23 +77,55 @@ impl RequestBody {
     pub fn whole(&self) -> Option<&Bytes> {
         static NONE: Bytes = Bytes::new();
         match self {
-            RequestBody::Hyper(_) => None,
+            RequestBody::Hyper(_) | RequestBody::Streamed(_) => None,
             RequestBody::Whole(bytes) => Some(bytes),
             RequestBody::Empty => Some(&NONE),
         }
+    }
+
+    /// Whether this is a body the own loop is still reading.
+    pub fn is_streamed(&self) -> bool {
+        matches!(self, RequestBody::Streamed(_))
     }
 }
 
 impl hyper::body::Body for RequestBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            RequestBody::Hyper(inner) => Pin::new(inner).poll_frame(cx),
+            RequestBody::Hyper(inner) => Pin::new(inner)
+                .poll_frame(cx)
+                .map_err(|e| Box::new(e) as BoxError),
+            RequestBody::Streamed(s) => {
+                if s.left == 0 {
+                    return Poll::Ready(None);
+                }
+                match s.chunks.poll_recv(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Some(Ok(chunk))) => {
+                        // The loop sends at most what is left.
+                        s.left = s.left.saturating_sub(chunk.len() as u64);
+                        Poll::Ready(Some(Ok(Frame::data(chunk))))
+                    }
+                    Poll::Ready(Some(Err(e))) => {
+                        s.left = 0;
+                        Poll::Ready(Some(Err(Box::new(e))))
+                    }
+                    // The loop stopped feeding before the end: the request
+                    // was already answered.
+                    Poll::Ready(None) => {
+                        s.left = 0;
+                        Poll::Ready(Some(Err(Box::new(std::io::Error::from(
+                            std::io::ErrorKind::UnexpectedEof,
+                        )))))
+                    }
+                }
+            }
             RequestBody::Whole(bytes) if !bytes.is_empty() => {
                 Poll::Ready(Some(Ok(Frame::data(std::mem::take(bytes)))))
             }
@@ -74,6 +136,7 @@ impl hyper::body::Body for RequestBody {
     fn is_end_stream(&self) -> bool {
         match self {
             RequestBody::Hyper(inner) => inner.is_end_stream(),
+            RequestBody::Streamed(s) => s.left == 0,
             RequestBody::Whole(bytes) => bytes.is_empty(),
             RequestBody::Empty => true,
         }
@@ -82,6 +145,7 @@ impl hyper::body::Body for RequestBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             RequestBody::Hyper(inner) => inner.size_hint(),
+            RequestBody::Streamed(s) => SizeHint::with_exact(s.left),
             RequestBody::Whole(bytes) => SizeHint::with_exact(bytes.len() as u64),
             RequestBody::Empty => SizeHint::with_exact(0),
         }
@@ -92,7 +156,7 @@ impl hyper::body::Body for RequestBody {
 /// marked so that it is answered 400, not blamed on the upstream.
 #[derive(Debug, thiserror::Error)]
 #[error("client request body: {0}")]
-pub struct ClientBodyError(pub hyper::Error);
+pub struct ClientBodyError(pub BoxError);
 
 /// The client's request body stopped for longer than
 /// `server.body_read_timeout`: answered 408, and the upstream connection

@@ -5,7 +5,9 @@
 //! delimited by the close, a connection the upstream closed after its
 //! answer is replaced without an error, an answer the client dropped half
 //! way never sends its connection back to the pool, and an answer with
-//! both framing headers is 502.
+//! both framing headers is 502; request bodies streamed through (several
+//! MiB, byte for byte, with a request pipelined behind), an upstream that
+//! answers before reading the body, a client that goes away inside it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -101,20 +103,35 @@ async fn serve(mut stream: TcpStream, after: After, requests: Arc<AtomicUsize>) 
         };
         let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
         buf.drain(..head_end);
+        let head_only = head.starts_with("HEAD ");
+        let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+        if path == "/refuse" {
+            // Answers before reading the body, and reads none of it for
+            // longer than the test waits: only a gateway that watches for
+            // an answer while it sends the body passes it on in time.
+            let _ = stream
+                .write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\nconnection: close\r\n\r\ntoo big\n")
+                .await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            return;
+        }
         // A request body (the gateway sends a length for these tests).
         let length = support::client::content_length(&head);
         while buf.len() < length {
-            let mut chunk = [0u8; 4096];
+            let mut chunk = [0u8; 1 << 16];
             match stream.read(&mut chunk).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
             }
         }
-        buf.drain(..length);
+        let body: Vec<u8> = buf.drain(..length).collect();
         requests.fetch_add(1, Ordering::SeqCst);
-        let head_only = head.starts_with("HEAD ");
-        let path = head.split(' ').nth(1).unwrap_or("/").to_string();
         let answer: Vec<u8> = match path.as_str() {
+            "/sum" => {
+                let text = format!("{} {:016x}", body.len(), fnv1a(&body));
+                format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{text}", text.len())
+                    .into_bytes()
+            }
             "/chunked" => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n3\r\n!!!\r\n0\r\n\r\n".to_vec(),
             "/trailers" => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-sum\r\n\r\n2;name=value\r\nok\r\n0\r\nx-sum: 1\r\nx-more: 2\r\n\r\n".to_vec(),
             "/early" => b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
@@ -150,6 +167,13 @@ async fn serve(mut stream: TcpStream, after: After, requests: Arc<AtomicUsize>) 
             return;
         }
     }
+}
+
+/// FNV-1a over `bytes`: the upstream's and the test's view of a body.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 async fn gateway(up: &CountingUpstream) -> TestGateway {
@@ -270,8 +294,8 @@ async fn sequential_requests_share_one_upstream_connection() {
             assert_eq!(r, (200, "ok".to_string()), "{path}");
         }
         // A request with a streamed body (over the own loop's 16 KiB for
-        // bodies read whole) goes through hyper's client, on a pooled
-        // connection of its own.
+        // bodies read whole): the own loop streams it over the same raw
+        // connection (hyper's server and client without the fast paths).
         let r = c
             .post(gw.url("/len"))
             .body("a body ".repeat(3000))
@@ -282,16 +306,7 @@ async fn sequential_requests_share_one_upstream_connection() {
         assert_eq!(r.text().await.unwrap(), "ok");
     }
     assert_eq!(up.requests(), 45);
-    if support::mode::fast_path() {
-        assert_eq!(
-            up.connections(),
-            2,
-            "one connection for the body-less requests, one for those with a body"
-        );
-    } else {
-        // Without the fast paths every request goes through hyper's client.
-        assert_eq!(up.connections(), 1, "one connection for all requests");
-    }
+    assert_eq!(up.connections(), 1, "one connection for all requests");
 }
 
 #[tokio::test]
@@ -385,5 +400,127 @@ async fn an_answer_dropped_half_way_does_not_return_its_connection() {
     let r = get(&client(), &gw, "/len").await;
     assert_eq!(r, (200, "ok".to_string()));
     assert_eq!(up.requests(), 2);
+    assert_eq!(up.connections(), 2);
+}
+
+/// Bodies of several MiB (over the 16 KiB the own loop reads whole with
+/// the head: streamed) reach the upstream byte for byte, one after the
+/// other on one client connection, with a GET pipelined right behind the
+/// last body; all of it over one upstream connection.
+#[tokio::test]
+async fn streamed_bodies_arrive_whole_and_a_pipelined_request_follows() {
+    let up = CountingUpstream::start(After::KeepOpen).await;
+    let gw = gateway(&up).await;
+    let mut s = support::client::connect(gw.addr).await;
+    let mut sent = Vec::new();
+    for (i, len) in [3 << 20, 16 * 1024 + 1, 100_000].into_iter().enumerate() {
+        let body: Vec<u8> = (0..len).map(|j| ((j * 7 + i) % 251) as u8).collect();
+        sent.push(format!("{} {:016x}", body.len(), fnv1a(&body)));
+        let mut req =
+            format!("POST /sum HTTP/1.1\r\nHost: a.test\r\nContent-Length: {len}\r\n\r\n")
+                .into_bytes();
+        req.extend_from_slice(&body);
+        if i == 2 {
+            req.extend_from_slice(
+                b"GET /len HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+            );
+        }
+        // Written while the answers are read: the gateway answers each
+        // body only once it has passed it on.
+        let (mut r, mut w) = tokio::io::split(s);
+        let writing = tokio::spawn(async move {
+            w.write_all(&req).await.unwrap();
+            w
+        });
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(r.read_u8().await.unwrap());
+        }
+        let head = String::from_utf8(head).unwrap();
+        assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+        let mut answer = vec![0u8; support::client::content_length(&head)];
+        r.read_exact(&mut answer).await.unwrap();
+        assert_eq!(String::from_utf8(answer).unwrap(), sent[i], "body {i}");
+        s = r.unsplit(writing.await.unwrap());
+    }
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    let rest = String::from_utf8_lossy(&rest);
+    assert_eq!(support::client::status_of(&rest), 200, "{rest}");
+    assert_eq!(support::client::body_of(&rest), "ok");
+    assert_eq!(up.requests(), 4);
+    assert_eq!(up.connections(), 1);
+}
+
+/// An upstream that answers 413 before reading a 32 MiB body (more than
+/// the sockets between hold), and then reads nothing: the client gets that
+/// answer while the body is still on its way, the upstream connection is
+/// not used again, and the next request goes on a new one.
+#[tokio::test]
+async fn an_answer_before_the_body_is_read_is_passed_on() {
+    let up = CountingUpstream::start(After::KeepOpen).await;
+    let gw = gateway(&up).await;
+    let s = support::client::connect(gw.addr).await;
+    let len = 32 << 20;
+    let mut req = format!("POST /refuse HTTP/1.1\r\nHost: a.test\r\nContent-Length: {len}\r\n\r\n")
+        .into_bytes();
+    req.extend(std::iter::repeat_n(b'x', len));
+    let (mut r, mut w) = tokio::io::split(s);
+    // The gateway may stop reading the body: the write may never finish.
+    let writing = tokio::spawn(async move {
+        let _ = w.write_all(&req).await;
+    });
+    let reading = async {
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(r.read_u8().await.unwrap());
+        }
+        let head = String::from_utf8(head).unwrap();
+        let mut answer = vec![0u8; support::client::content_length(&head)];
+        r.read_exact(&mut answer).await.unwrap();
+        (head, answer)
+    };
+    let (head, answer) = tokio::time::timeout(Duration::from_secs(10), reading)
+        .await
+        .expect("the upstream's early answer never reached the client");
+    assert!(head.starts_with("HTTP/1.1 413 "), "{head}");
+    assert_eq!(answer, b"too big\n");
+    writing.abort();
+    let r = get(&client(), &gw, "/len").await;
+    assert_eq!(r, (200, "ok".to_string()));
+    assert_eq!(up.connections(), 2);
+}
+
+/// A client that goes away inside a streamed body: the upstream, which
+/// got part of it, never sees a whole request, its connection is closed
+/// (never reused with half a body in it), and the next request works.
+#[tokio::test]
+async fn a_client_gone_inside_a_streamed_body_closes_its_upstream_connection() {
+    let up = CountingUpstream::start(After::KeepOpen).await;
+    let gw = gateway(&up).await;
+    let mut s = support::client::connect(gw.addr).await;
+    s.write_all(b"POST /sum HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1000000\r\n\r\n")
+        .await
+        .unwrap();
+    s.write_all(&[b'y'; 200_000]).await.unwrap();
+    s.flush().await.unwrap();
+    // The upstream has the connection (and some of the body) before the
+    // client goes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while up.connections() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(s);
+    assert_eq!(
+        up.wait_ended(1).await,
+        1,
+        "the upstream connection stayed open"
+    );
+    assert_eq!(up.requests(), 0, "the upstream never saw a whole request");
+    let r = get(&client(), &gw, "/len").await;
+    assert_eq!(r, (200, "ok".to_string()));
     assert_eq!(up.connections(), 2);
 }

@@ -5,15 +5,18 @@
 //! hyper itself uses) as HTTP/1.1 with nothing to negotiate: no
 //! `Transfer-Encoding`, no `Upgrade`, no `Expect`, not `CONNECT`, at most
 //! [`MAX_HEADERS`] headers in at most [`MAX_HEAD`] bytes, and either no
-//! body or a small one that is already here whole: one `Content-Length`,
-//! written as a plain decimal number without leading zeros, of at most
-//! [`MAX_BODY`] bytes, all of them in the buffer with the head (a form
-//! post, a JSON call). Anything else (a longer body, a body still on its
-//! way, an upgrade, HTTP/1.0, the HTTP/2 preface, a malformed or oversized
-//! head) hands the connection over, with the bytes read so far
-//! ([`Handover`]), to hyper for the rest of its life: its limits, its
-//! error answers (400, 414, 431), its body timeouts and the CL+TE watch of
-//! [`super::framing`] apply there exactly as before.
+//! body or one `Content-Length`, written as a plain decimal number without
+//! leading zeros, of at most [`MAX_STREAMED`] bytes. A body of at most
+//! [`MAX_BODY`] bytes that is already here whole with the head (a form
+//! post, a JSON call) comes with the request; any other is read off the
+//! connection while the request is handled ([`pump`]: exactly its length,
+//! no byte more, a chunk at a time as the handler takes them), and a body
+//! not read to its end closes the connection after the answer. Anything
+//! else (chunked bodies, an upgrade, HTTP/1.0, the HTTP/2 preface, a
+//! malformed or oversized head) hands the connection over, with the bytes
+//! read so far ([`Handover`]), to hyper for the rest of its life: its
+//! limits, its error answers (400, 414, 431), its body timeouts and the
+//! CL+TE watch of [`super::framing`] apply there exactly as before.
 //!
 //! Why: hyper's server keeps an 8 KiB read and an 8 KiB write buffer for
 //! the whole life of each connection and spends about 12,000 instructions
@@ -65,9 +68,14 @@ use crate::transport::Handler;
 pub const MAX_HEAD: usize = 32 * 1024;
 /// Most headers in a request served here; more go to hyper.
 pub const MAX_HEADERS: usize = 64;
-/// Largest request body served here (read whole with the head); a longer
-/// one goes to hyper, which streams it.
+/// Largest request body read whole with the head; a longer one (or one not
+/// all here with its head) is streamed ([`pump`]).
 pub const MAX_BODY: usize = 16 * 1024;
+/// Largest `Content-Length` served here (15 digits); a longer one goes to
+/// hyper.
+pub const MAX_STREAMED: u64 = 999_999_999_999_999;
+/// Room taken for each read of a streamed body.
+const BODY_READ: usize = 64 * 1024;
 /// Room taken for a request head when the socket has bytes to read.
 const FIRST_READ: usize = 4 * 1024;
 /// Body bytes gathered behind the answer's head into one write.
@@ -168,10 +176,10 @@ pub(crate) async fn serve<H: Handler, S: Wire>(
         timer
             .as_mut()
             .reset(Instant::now() + limits.header_read_timeout);
-        let (req, wants_close) = loop {
+        let (req, wants_close, feed) = loop {
             if !buf.is_empty() {
                 match take_request(&mut buf, max_headers) {
-                    Taken::Request(req, close) => break (req, close),
+                    Taken::Request(req, close, feed) => break (req, close, feed),
                     Taken::Partial if buf.len() < MAX_HEAD => {}
                     Taken::Partial | Taken::NotOurs => {
                         return Some(Handover {
@@ -202,8 +210,12 @@ pub(crate) async fn serve<H: Handler, S: Wire>(
         };
         let is_head = req.method() == Method::HEAD;
         // Boxed: the connection's task stays small while it is idle.
-        let resp = Box::pin(app.handle(req, &conn.info, &conn.upstream)).await;
-        let keep_alive = !wants_close && !*stop.borrow();
+        let handling = Box::pin(app.handle(req, &conn.info, &conn.upstream));
+        let (resp, body_read) = match feed {
+            None => (handling.await, true),
+            Some(feed) => feeding(handling, pump(&mut stream, &mut buf, feed)).await,
+        };
+        let keep_alive = body_read && !wants_close && !*stop.borrow();
         match write_response(&mut stream, resp, is_head, keep_alive, &mut date).await {
             Ok(true) => {}
             Ok(false) | Err(_) => {
@@ -216,6 +228,69 @@ pub(crate) async fn serve<H: Handler, S: Wire>(
             buf = BytesMut::new();
         }
     }
+}
+
+/// Runs `handling` while `pumping` feeds its body; the answer, and whether
+/// the body was read to its end (if not, the rest is still on the
+/// connection, which then closes after the answer).
+async fn feeding<R>(
+    handling: impl std::future::Future<Output = R>,
+    pumping: impl std::future::Future<Output = bool>,
+) -> (R, bool) {
+    tokio::pin!(handling);
+    tokio::pin!(pumping);
+    let mut read = None;
+    loop {
+        tokio::select! {
+            biased;
+            whole = &mut pumping, if read.is_none() => read = Some(whole),
+            resp = &mut handling => return (resp, read == Some(true)),
+        }
+    }
+}
+
+/// Feeds a streamed body ([`Feed`]) to its request: first the bytes of it
+/// already in `buf`, then reads of the socket, never past the body's end
+/// (a request pipelined behind it stays where it is). Each chunk is sent
+/// once the last was taken. Whether the whole body was read; a connection
+/// that ends first is an error for the body's reader.
+async fn pump<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut BytesMut, feed: Feed) -> bool {
+    let Feed { tx, mut left } = feed;
+    let here = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+    if here > 0 {
+        left -= here as u64;
+        if tx.send(Ok(buf.split_to(here).freeze())).await.is_err() {
+            return false;
+        }
+    }
+    // One allocation reused for the body's reads once the reader is done
+    // with the chunks split off it.
+    let mut room = BytesMut::new();
+    while left > 0 {
+        let want = usize::try_from(left).unwrap_or(usize::MAX).min(BODY_READ);
+        room.reserve(want);
+        let read = {
+            let mut limited = (&mut *stream).take(want as u64);
+            limited.read_buf(&mut room).await
+        };
+        match read {
+            Ok(0) => {
+                let _ = tx.send(Err(std::io::ErrorKind::UnexpectedEof.into())).await;
+                return false;
+            }
+            Ok(n) => {
+                left -= n as u64;
+                if tx.send(Ok(room.split().freeze())).await.is_err() {
+                    return false;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// Reads what the socket has, taking room for it only once it is readable.
@@ -300,12 +375,20 @@ fn read_arrived(stream: &TcpStream, buf: &mut BytesMut) -> bool {
 #[allow(clippy::large_enum_variant)] // returned by value once, never stored
 pub enum Taken {
     /// A request served here (and whether it asked to close), its head
-    /// taken off the buffer.
-    Request(Request<RequestBody>, bool),
+    /// taken off the buffer; with the [`Feed`] of its body when that is
+    /// streamed (still to be taken off the buffer and the connection).
+    Request(Request<RequestBody>, bool, Option<Feed>),
     /// Not a whole head yet.
     Partial,
     /// A head for hyper; the buffer is as it was.
     NotOurs,
+}
+
+/// What a streamed body's reader is fed from: its sender, and the body's
+/// length.
+pub struct Feed {
+    pub tx: crate::body::StreamedFeed,
+    pub left: u64,
 }
 
 /// Takes a request off the front of `buf` when there is one to serve here.
@@ -317,7 +400,7 @@ pub fn take_request(buf: &mut BytesMut, max_headers: usize) -> Taken {
     let mut spans = [(0, 0, 0, 0); MAX_HEADERS];
     match parse(buf, max_headers, &mut spans) {
         Parsed::Head(head) => match head.into_request(buf, &spans) {
-            Some((req, close)) => Taken::Request(req, close),
+            Some((req, close, feed)) => Taken::Request(req, close, feed),
             None => Taken::NotOurs,
         },
         Parsed::Partial => Taken::Partial,
@@ -340,7 +423,7 @@ struct Head {
     count: usize,
     close: bool,
     /// The `Content-Length`, when there is one.
-    body: Option<usize>,
+    body: Option<u64>,
 }
 
 fn parse(buf: &[u8], max_headers: usize, spans: &mut [Span; MAX_HEADERS]) -> Parsed {
@@ -394,37 +477,32 @@ fn parse(buf: &[u8], max_headers: usize, spans: &mut [Span; MAX_HEADERS]) -> Par
     Parsed::Head(head)
 }
 
-/// A `Content-Length` value served here: 1 to 5 digits, no leading zero
-/// (but `0` itself), at most [`MAX_BODY`].
-fn body_length(value: &[u8]) -> Option<usize> {
+/// A `Content-Length` value served here: 1 to 15 digits, no leading zero
+/// (but `0` itself): at most [`MAX_STREAMED`].
+fn body_length(value: &[u8]) -> Option<u64> {
     let plain = match value {
         [b'0'] => true,
-        [b'1'..=b'9', rest @ ..] => rest.len() < 5 && rest.iter().all(u8::is_ascii_digit),
+        [b'1'..=b'9', rest @ ..] => rest.len() < 15 && rest.iter().all(u8::is_ascii_digit),
         _ => false,
     };
     if !plain {
         return None;
     }
-    let n = value
-        .iter()
-        .fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
-    (n <= MAX_BODY).then_some(n)
+    Some(value.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
 impl Head {
-    /// The request, its head (and body) taken off the front of `buf`
-    /// (header values share it). `None` leaves `buf` as it was (a name or
-    /// target that httparse takes and http does not, or a body not all
-    /// here yet): hyper answers such a request.
+    /// The request, its head (and a whole body) taken off the front of
+    /// `buf` (header values share it), with its body's [`Feed`] when that
+    /// is streamed. `None` leaves `buf` as it was (a name or target that
+    /// httparse takes and http does not): hyper answers such a request.
     fn into_request(
         self,
         buf: &mut BytesMut,
         spans: &[Span; MAX_HEADERS],
-    ) -> Option<(Request<RequestBody>, bool)> {
+    ) -> Option<(Request<RequestBody>, bool, Option<Feed>)> {
         let body_len = self.body.unwrap_or(0);
-        if buf.len() - self.len < body_len {
-            return None;
-        }
+        let whole = body_len <= MAX_BODY as u64 && (buf.len() - self.len) as u64 >= body_len;
         let bytes = buf.split_to(self.len).freeze();
         let Some(headers) = crate::transport::codec::map_from_spans(&bytes, &spans[..self.count])
         else {
@@ -436,17 +514,22 @@ impl Head {
             restore(buf, &bytes);
             return None;
         };
+        let mut feed = None;
         let body = if body_len == 0 {
             RequestBody::Empty
+        } else if whole {
+            RequestBody::Whole(buf.split_to(body_len as usize).freeze())
         } else {
-            RequestBody::Whole(buf.split_to(body_len).freeze())
+            let (body, tx) = crate::body::Streamed::channel(body_len);
+            feed = Some(Feed { tx, left: body_len });
+            RequestBody::Streamed(body)
         };
         let mut req = Request::new(body);
         *req.method_mut() = self.method;
         *req.uri_mut() = uri;
         *req.version_mut() = Version::HTTP_11;
         *req.headers_mut() = headers;
-        Some((req, self.close))
+        Some((req, self.close, feed))
     }
 }
 

@@ -192,9 +192,11 @@ impl Upstream {
                 );
             }
         };
-        // The raw client takes a body only when it is here whole (the own
-        // loop's small bodies): it goes out in the head's write.
-        let raw = self.pool.fast_path() && !websocket && incoming.whole().is_some();
+        // The raw client takes the own loop's bodies: a small one here
+        // whole goes out in the head's write, a streamed one after it.
+        let raw = self.pool.fast_path()
+            && !websocket
+            && (incoming.whole().is_some() || incoming.is_streamed());
         // The route timeout bounds the wait for the answer's head: the raw
         // connection keeps a timer of its own for that (see `raw::RawConn`).
         let sent = if raw {
@@ -209,11 +211,22 @@ impl Upstream {
             );
             // Its `Content-Length` is the client's, which the own loop
             // checked against these bytes; no rule may change it.
-            if let Some(whole) = incoming.whole() {
-                head.extend_from_slice(whole);
-            }
+            let streamed = match incoming.whole() {
+                Some(whole) => {
+                    head.extend_from_slice(whole);
+                    None
+                }
+                None => Some(body::client_body(incoming, body_read_timeout)),
+            };
             self.pool
-                .send_direct(authority, connect_timeout, timeout, &head, &parts.method)
+                .send_direct(
+                    authority,
+                    connect_timeout,
+                    timeout,
+                    &head,
+                    &parts.method,
+                    streamed,
+                )
                 .await
         } else {
             parts.headers = outgoing::map(&parts.headers, parts.uri.authority(), &added);
@@ -509,6 +522,10 @@ fn classify(e: SendError) -> UpstreamError {
         {
             return UpstreamError::new(Fault::Timeout, format!("{error}"))
         }
+        SendError::Exchange(raw::ExchangeError::ClientBody(e)) => {
+            return client_body_fault(&*e)
+                .unwrap_or_else(|| UpstreamError::new(Fault::ClientBodyBroken, format!("{e}")))
+        }
         SendError::Exchange(e) => {
             return UpstreamError::new(
                 Fault::Failed,
@@ -517,14 +534,11 @@ fn classify(e: SendError) -> UpstreamError {
         }
         SendError::Http(e) => e,
     };
+    if let Some(fault) = client_body_fault(&e) {
+        return fault;
+    }
     let mut source = e.source();
     while let Some(s) = source {
-        if s.downcast_ref::<body::ClientBodyTimeout>().is_some() {
-            return UpstreamError::new(Fault::ClientBodyStalled, format!("{e}"));
-        }
-        if s.downcast_ref::<body::ClientBodyError>().is_some() {
-            return UpstreamError::new(Fault::ClientBodyBroken, format!("{e}"));
-        }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             if io.kind() == std::io::ErrorKind::TimedOut {
                 return UpstreamError::new(Fault::Timeout, format!("{e}"));
@@ -533,6 +547,23 @@ fn classify(e: SendError) -> UpstreamError {
         source = s.source();
     }
     UpstreamError::new(Fault::Failed, format!("connection closed or reset: {e}"))
+}
+
+/// The fault when `e` or an error under it is the client's body's: it
+/// stalled ([`body::ClientBodyTimeout`]) or broke off
+/// ([`body::ClientBodyError`]).
+fn client_body_fault(e: &(dyn std::error::Error + 'static)) -> Option<UpstreamError> {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<body::ClientBodyTimeout>().is_some() {
+            return Some(UpstreamError::new(Fault::ClientBodyStalled, format!("{e}")));
+        }
+        if s.downcast_ref::<body::ClientBodyError>().is_some() {
+            return Some(UpstreamError::new(Fault::ClientBodyBroken, format!("{e}")));
+        }
+        source = s.source();
+    }
+    None
 }
 
 /// An answer's body on its way to the client. A failure in its middle

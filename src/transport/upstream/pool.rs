@@ -302,11 +302,13 @@ impl Pool {
         }
     }
 
-    /// Sends the head of a request that has no body (see
-    /// [`crate::outgoing::head`]) over a raw connection ([`super::raw`]). A
-    /// pooled connection is only taken when nothing is readable on it (see
-    /// [`h1::quiet`]); one the upstream closes after that check costs
-    /// nothing: an idempotent request goes again on a fresh connection.
+    /// Sends the head of a request (see [`crate::outgoing::head`]; a whole
+    /// body already in it), and `body` after it when the body is streamed,
+    /// over a raw connection ([`super::raw`]). A pooled connection is only
+    /// taken when nothing is readable on it (see [`h1::quiet`]); one the
+    /// upstream closes after that check costs nothing to a request without
+    /// a streamed body: an idempotent one goes again on a fresh connection
+    /// (a streamed body cannot be sent twice).
     /// The answer's head must come within `timeout` (connecting
     /// and any second attempt included), else
     /// [`h1::ExchangeError::TimedOut`]. With the answer: whether its body
@@ -319,8 +321,9 @@ impl Pool {
         timeout: Duration,
         head: &[u8],
         method: &Method,
+        mut body: Option<Body>,
     ) -> Result<(Response<Body>, bool), SendError> {
-        let idempotent = h1::idempotent(method);
+        let idempotent = h1::idempotent(method) && body.is_none();
         let deadline = tokio::time::Instant::now() + timeout;
         let mut fresh = false;
         loop {
@@ -337,7 +340,7 @@ impl Pool {
                     (RawConn::new(stream, deadline), false)
                 }
             };
-            match h1::exchange(conn, head, method).await {
+            match h1::exchange(conn, head, method, body.take()).await {
                 Ok((parts, body)) => {
                     let (body, streamed) = match body.into_whole() {
                         // Already read whole: the connection goes back now.

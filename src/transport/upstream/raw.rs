@@ -1,14 +1,23 @@
 //! A small HTTP/1.1 client for requests without a body (GET, HEAD and the
-//! like: nearly all page loads) or with a small one already read whole
-//! (sent in the head's write), run in the task that serves the client.
+//! like: nearly all page loads), with a small one already read whole
+//! (sent in the head's write), or with a `Content-Length` body the own
+//! loop streams (written after the head, chunk by chunk as it comes), run
+//! in the task that serves the client.
 //!
 //! hyper's client drives each connection from a task of its own and hands
 //! requests, answers and body chunks across channels; for a body-less
 //! request that costs more than the proxying itself. Here the request head
 //! is written and the answer's head read in place, and the body is read
 //! from the socket when the server side asks for it ([`RawBody`]), so one
-//! request is one task. Requests with a streamed body, and WebSocket
-//! upgrades, go through hyper's client ([`super::pool`]).
+//! request is one task. Requests with hyper's streamed bodies, and
+//! WebSocket upgrades, go through hyper's client ([`super::pool`]).
+//!
+//! A streamed body is written whole before the answer is awaited, unless
+//! the answer comes first: an upstream that answers (a 413, a 401) before
+//! it has read the body gets no more of it, its answer is passed on, and
+//! the connection is closed after it. A body that fails (the client went
+//! away, or stalled past `body_read_timeout`) fails the exchange with the
+//! body's error, and the connection is closed.
 //!
 //! Reading follows RFC 9112 §6.3: no body after HEAD, 1xx, 204 and 304;
 //! `Transfer-Encoding` ending in `chunked` is decoded (trailers are passed
@@ -105,6 +114,9 @@ pub enum ExchangeError {
     /// The answer's head did not come before the connection's deadline
     /// ([`RawConn::set_deadline`]).
     TimedOut,
+    /// The client's streamed request body failed (see
+    /// [`crate::body::client_body`] for what its error holds).
+    ClientBody(BoxError),
 }
 
 impl std::fmt::Display for ExchangeError {
@@ -113,6 +125,7 @@ impl std::fmt::Display for ExchangeError {
             ExchangeError::Io { error, .. } => write!(f, "{error}"),
             ExchangeError::Malformed(what) => write!(f, "malformed answer: {what}"),
             ExchangeError::TimedOut => f.write_str("no answer before the deadline"),
+            ExchangeError::ClientBody(e) => write!(f, "{e}"),
         }
     }
 }
@@ -148,13 +161,15 @@ enum Framing {
     UntilClose,
 }
 
-/// Writes `head` and reads the answer's head, both by the connection's
-/// deadline. On success the connection (with what was read past the head)
-/// is inside the returned body.
+/// Writes `head` (and `body`, a streamed one, after it) and reads the
+/// answer's head, all by the connection's deadline. On success the
+/// connection (with what was read past the head) is inside the returned
+/// body.
 pub async fn exchange(
     mut conn: RawConn,
     head: &[u8],
     method: &Method,
+    body: Option<crate::body::Body>,
 ) -> Result<(http::response::Parts, RawBody), ExchangeError> {
     let RawConn {
         stream,
@@ -163,7 +178,7 @@ pub async fn exchange(
     } = &mut conn;
     let answer = tokio::select! {
         biased;
-        answer = write_and_read_head(stream, buf, head, method) => answer?,
+        answer = write_and_read_head(stream, buf, head, method, body) => answer?,
         () = deadline.as_mut() => return Err(ExchangeError::TimedOut),
     };
     let (parts, framing, keep_alive) = answer;
@@ -175,9 +190,15 @@ async fn write_and_read_head(
     buf: &mut BytesMut,
     head: &[u8],
     method: &Method,
+    body: Option<crate::body::Body>,
 ) -> Result<Head, ExchangeError> {
     let io = |answered: bool| move |error| ExchangeError::Io { error, answered };
     stream.write_all(head).await.map_err(io(false))?;
+    if let Some(body) = body {
+        if let Some(early) = write_body(stream, buf, body, method).await? {
+            return Ok(early);
+        }
+    }
     loop {
         if let Some(head) = next_head(buf, method)? {
             return Ok(head);
@@ -191,6 +212,122 @@ async fn write_and_read_head(
                 answered,
             });
         }
+    }
+}
+
+/// Writes a streamed request body, frame by frame as it comes, while
+/// watching for an answer: one whose head arrives before the body is all
+/// written ends the writing, and is returned with the connection marked
+/// not to be reused (the upstream has not read the rest). `None` when the
+/// body was written whole.
+async fn write_body(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    mut body: crate::body::Body,
+    method: &Method,
+) -> Result<Option<Head>, ExchangeError> {
+    use http_body_util::BodyExt as _;
+    let io = |answered: bool| move |error| ExchangeError::Io { error, answered };
+    // Bytes still to write, by the body's own count: the head carries the
+    // same `Content-Length`, which the own loop read it by.
+    let mut left = body.size_hint().exact();
+    loop {
+        let frame = tokio::select! {
+            biased;
+            frame = body.frame() => frame,
+            ready = stream.readable() => {
+                ready.map_err(io(false))?;
+                if let Some(head) = read_early(stream, buf, method)? {
+                    return Ok(Some(head));
+                }
+                continue;
+            }
+        };
+        let data = match frame {
+            None => break,
+            Some(Err(e)) => return Err(ExchangeError::ClientBody(e)),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => data,
+                Err(_) => continue,
+            },
+        };
+        if let Some(n) = left.as_mut() {
+            *n = n.saturating_sub(data.len() as u64);
+        }
+        let mut written = 0;
+        while written < data.len() {
+            tokio::select! {
+                biased;
+                ready = stream.writable() => {
+                    ready.map_err(io(false))?;
+                    match stream.try_write(&data[written..]) {
+                        Ok(0) => return Err(io(false)(std::io::ErrorKind::WriteZero.into())),
+                        Ok(n) => written += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        // The upstream may have answered and closed: its
+                        // answer, if there is one, counts.
+                        Err(e) => {
+                            return match read_early(stream, buf, method)? {
+                                Some(head) => Ok(Some(head)),
+                                None => Err(io(!buf.is_empty())(e)),
+                            }
+                        }
+                    }
+                }
+                ready = stream.readable() => {
+                    ready.map_err(io(false))?;
+                    if let Some(head) = read_early(stream, buf, method)? {
+                        return Ok(Some(head));
+                    }
+                }
+            }
+        }
+    }
+    if left.is_some_and(|n| n > 0) {
+        return Err(ExchangeError::ClientBody(
+            "the body ended before its Content-Length".into(),
+        ));
+    }
+    Ok(None)
+}
+
+/// Reads what the upstream has sent while the body is still being
+/// written; its answer's head if that is complete (the connection then
+/// not to be reused).
+fn read_early(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    method: &Method,
+) -> Result<Option<Head>, ExchangeError> {
+    let mut closed = false;
+    loop {
+        buf.reserve(READ_HEAD);
+        match stream.try_read_buf(buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => {
+                if buf.is_empty() {
+                    return Err(ExchangeError::Io {
+                        error: e,
+                        answered: false,
+                    });
+                }
+                break;
+            }
+        }
+    }
+    match next_head(buf, method)? {
+        Some((parts, framing, _)) => Ok(Some((parts, framing, false))),
+        // Closed without a whole answer: nothing more will come.
+        None if closed => Err(ExchangeError::Io {
+            error: std::io::ErrorKind::UnexpectedEof.into(),
+            answered: !buf.is_empty(),
+        }),
+        None => Ok(None),
     }
 }
 

@@ -114,9 +114,14 @@ async fn chunked_answers_split_anywhere_decode_the_same() {
             TcpStream::connect(addr).await.unwrap(),
             Instant::now() + std::time::Duration::from_secs(10),
         );
-        let (parts, mut body) = exchange(conn, b"GET / HTTP/1.1\r\nhost: a\r\n\r\n", &Method::GET)
-            .await
-            .unwrap();
+        let (parts, mut body) = exchange(
+            conn,
+            b"GET / HTTP/1.1\r\nhost: a\r\n\r\n",
+            &Method::GET,
+            None,
+        )
+        .await
+        .unwrap();
         assert_eq!(parts.status, 200);
         let back = std::sync::Arc::new(std::sync::Mutex::new(false));
         let seen = back.clone();
