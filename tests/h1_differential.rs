@@ -12,6 +12,10 @@
 //! 1,000,000 before changing the parser), `H1_DIFF_SEED` picks the start.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support {
+    pub mod rng;
+}
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,6 +27,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use portcullis::body::RequestBody;
 use portcullis::transport::downstream::h1::{take_request, Taken, MAX_HEADERS};
+use support::rng::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A request as both sides are compared: method, target, the headers as
@@ -49,24 +54,6 @@ fn seen(parts: &http::request::Parts, body: Vec<u8>) -> Seen {
         target: parts.uri.to_string(),
         headers,
         body,
-    }
-}
-
-/// Small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
     }
 }
 

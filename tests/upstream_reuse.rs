@@ -26,6 +26,7 @@ use support::browser::Browser;
 use support::flow::{self, Opts};
 use support::gateway::TestGateway;
 use support::misbehaving::{Misbehaving, LATER};
+use support::rng::Rng;
 
 /// Which upstream path a request takes.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -212,29 +213,8 @@ fn later_is_later_than_a_request() {
     assert!(LATER >= Duration::from_millis(50));
 }
 
-/// A small deterministic generator (xorshift64*), so the property test
-/// needs no extra crate and a failure names its seed.
-struct Gen(u64);
-
-impl Gen {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a>(&mut self, of: &[&'a str]) -> &'a str {
-        of[self.below(of.len())]
-    }
-}
-
 /// One answer, well formed or not, with or without bytes past its end.
-fn generated_answer(g: &mut Gen) -> Vec<u8> {
+fn generated_answer(g: &mut Rng) -> Vec<u8> {
     let mut out = String::new();
     if g.below(4) == 0 {
         out.push_str("HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n");
@@ -283,7 +263,7 @@ fn generated_answer(g: &mut Gen) -> Vec<u8> {
 /// (`checks::h1_answer`, the property the fuzz target checks).
 #[test]
 fn the_reuse_verdict_does_not_depend_on_the_split_and_never_keeps_extra_bytes() {
-    let mut g = Gen(0x5eed_0016_0001);
+    let mut g = Rng(0x5eed_0016_0001);
     let mut reused = 0;
     for _ in 0..20_000 {
         let answer = generated_answer(&mut g);

@@ -60,7 +60,7 @@ pub(super) struct Keyspace {
 /// `now + ttl`, saturating far in the future instead of overflowing.
 pub(super) fn deadline_after(now: Instant, ttl: Duration) -> Instant {
     now.checked_add(ttl)
-        .or_else(|| now.checked_add(super::MAX_TTL))
+        .or_else(|| now.checked_add(super::ttl::MAX_TTL))
         .unwrap_or(now)
 }
 
@@ -187,7 +187,7 @@ impl Keyspace {
 
     fn insert(&mut self, key: &str, value: Value, ttl: Duration, now: Instant, limited: bool) {
         self.sweep(now);
-        let deadline = deadline_after(now, super::clamp_ttl(ttl));
+        let deadline = deadline_after(now, super::ttl::clamp_ttl(ttl));
         let entry = Entry {
             value,
             deadline,
@@ -211,7 +211,7 @@ impl Keyspace {
         if !self.live(key, now) {
             return false;
         }
-        let deadline = deadline_after(now, super::clamp_ttl(ttl));
+        let deadline = deadline_after(now, super::ttl::clamp_ttl(ttl));
         match self.map.get_mut(key) {
             Some(entry) => {
                 let old = std::mem::replace(&mut entry.deadline, deadline);
@@ -341,6 +341,6 @@ mod tests {
         let t0 = Instant::now();
         let mut ks = Keyspace::default();
         ks.set("a", Value::Count(1), Duration::MAX, t0);
-        assert_eq!(ks.ttl("a", t0), Some(super::super::MAX_TTL));
+        assert_eq!(ks.ttl("a", t0), Some(super::super::ttl::MAX_TTL));
     }
 }

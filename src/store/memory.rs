@@ -33,10 +33,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 use super::keyspace::{deadline_after, Keyspace, Value};
+use super::records::{decode, encode};
+use super::ttl::{new_session_ttls, refreshed_session_ttl, unix_now_ms};
 use super::{
-    decode, encode, key, memory_bound, new_session_ttls, refreshed_session_ttl, unix_now_ms,
-    Admission, Attempt, SessionRecord, SignInLimits, StoreError, KEYS_PER_ATTEMPT,
-    REVOCATION_CAPACITY,
+    key, memory_bound, Admission, Attempt, SessionRecord, SignInLimits, StoreError,
+    KEYS_PER_ATTEMPT, REVOCATION_CAPACITY,
 };
 
 /// `max_pending` assumed until the first sign-in request gives the

@@ -6,7 +6,7 @@
 //! # What this module owns
 //!
 //! - The data model of stored state ([`Attempt`], [`SessionRecord`]) and its
-//!   JSON encoding.
+//!   JSON encoding (`records`).
 //! - The key layout (`{prefix}att:{token}`, `{prefix}brw:{browser}`,
 //!   `{prefix}fail:{token}`, `{prefix}ses:{id}`, `{prefix}idx:{email_hash}`,
 //!   `{prefix}rl:{key}`, `{prefix}pend:{ip key}`, `{prefix}pend:all`,
@@ -14,7 +14,7 @@
 //!   channel `{prefix}revoked`; in a Redis Cluster sign-in state is under
 //!   `{prefix}{signin}:…` and sessions and indexes are `{prefix}ses:{id}`
 //!   and `{prefix}idx:{hash}`, each in its own slot) and the rule that
-//!   every key has a TTL.
+//!   every key has a TTL (its bounds and the session TTLs in `ttl`).
 //! - Admitting a sign-in request ([`Store::admit_sign_in`]): the caps on
 //!   stored sign-ins per IP and in total, and the rule that a request over
 //!   a cap or over the IP rate stores nothing of its own.
@@ -61,45 +61,24 @@ mod health;
 mod keyspace;
 mod memory;
 mod op_errors;
+mod records;
 mod redis;
 mod redis_cluster;
 mod redis_conn;
 mod redis_scripts;
 mod settings;
 mod subscriber;
+mod ttl;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use op_errors::{Op, OpErrors};
+pub use records::{Attempt, SessionRecord};
 pub use settings::{RedisMode, RedisSettings, RedisTls, StoreSettings};
-
-/// One pending sign-in: what was asked for, stored under the HMAC of the
-/// emailed link's token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Attempt {
-    /// Normalised address.
-    pub email: String,
-    /// Checked redirect target.
-    pub rd: String,
-    /// Hex HMAC of the short code.
-    pub code_hash: String,
-    /// Hex HMAC of the verifier cookie of the asking browser.
-    pub browser: String,
-    /// Unix seconds.
-    pub created_at: u64,
-    /// Browser family of the asking request ("Firefox on Windows", at most
-    /// 64 bytes), shown to another browser with the code.
-    #[serde(default)]
-    pub asked_agent: String,
-    /// The asking client's IP as the gateway saw it, shown likewise.
-    #[serde(default)]
-    pub asked_ip: String,
-}
 
 /// The limits one sign-in request is admitted under
 /// ([`Store::admit_sign_in`]). Keys are short strings made by the caller
@@ -158,21 +137,6 @@ pub(super) fn memory_bound(max_pending: u64) -> usize {
         .saturating_add(1024)
 }
 
-/// One signed-in session, stored under the HMAC of the session cookie.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionRecord {
-    pub email: String,
-    /// Unix seconds.
-    pub created_at: u64,
-    /// Absolute end, unix seconds.
-    pub expires_at: u64,
-    /// How the session was signed in: `link`, `code`, or `oidc:NAME` /
-    /// `github:NAME` for a `[[provider]]`. Absent in records written
-    /// before it existed (read as unknown), and then not written.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub amr: Option<String>,
-}
-
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum StoreError {
@@ -189,10 +153,6 @@ pub enum StoreError {
 /// Capacity of the revocation broadcast; slow receivers lag (and are told
 /// so by `RecvError::Lagged`) rather than block senders.
 const REVOCATION_CAPACITY: usize = 1024;
-
-/// Longest TTL the store will set (ten years); larger requests are capped so
-/// that deadline arithmetic cannot overflow.
-const MAX_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 /// The gateway's state store. Cheap to clone (an `Arc` inside).
 #[derive(Clone)]
@@ -589,162 +549,4 @@ mod key {
     }
     pub(super) const PENDING_TOTAL: &str = "pend:all";
     pub(super) const REVOKED_CHANNEL: &str = "revoked";
-}
-
-/// `d` capped to [`MAX_TTL`] and at least one millisecond (a zero TTL would
-/// be rejected by Redis, and would make a key that never existed).
-fn clamp_ttl(d: Duration) -> Duration {
-    d.clamp(Duration::from_millis(1), MAX_TTL)
-}
-
-/// [`clamp_ttl`] in whole milliseconds, for Redis `PX`/`PEXPIRE`.
-fn ttl_ms(d: Duration) -> u64 {
-    u64::try_from(clamp_ttl(d).as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Milliseconds since the Unix epoch by the system clock (0 if the clock is
-/// before 1970).
-fn unix_now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
-/// TTLs for storing a new session at `now_ms`: `(session_ttl, lifetime)`,
-/// where `session_ttl = min(idle, lifetime)` and `lifetime` is the time left
-/// until `expires_at` (what the per-address index must cover). `None` if the
-/// session has already ended.
-fn new_session_ttls(
-    record: &SessionRecord,
-    idle: Duration,
-    now_ms: u64,
-) -> Option<(Duration, Duration)> {
-    let end_ms = record.expires_at.saturating_mul(1000);
-    let left_ms = end_ms.checked_sub(now_ms).filter(|left| *left > 0)?;
-    let lifetime = Duration::from_millis(left_ms);
-    Some((clamp_ttl(idle.min(lifetime)), clamp_ttl(lifetime)))
-}
-
-/// The refreshed TTL of a session read at `now` (unix seconds), or `None` if
-/// the session has reached its absolute end.
-fn refreshed_session_ttl(record: &SessionRecord, idle: Duration, now: u64) -> Option<Duration> {
-    let left = record
-        .expires_at
-        .checked_sub(now)
-        .filter(|left| *left > 0)?;
-    Some(clamp_ttl(idle.min(Duration::from_secs(left))))
-}
-
-fn encode<T: Serialize>(what: &str, value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value)
-        .map_err(|e| StoreError::Corrupt(format!("{what}: {:?}", e.classify())))
-}
-
-/// Decodes a stored value. The error names the category and position only:
-/// serde messages can quote the offending value, which holds an address.
-fn decode<T: DeserializeOwned>(what: &str, raw: &str) -> Result<T, StoreError> {
-    serde_json::from_str(raw).map_err(|e| {
-        StoreError::Corrupt(format!(
-            "{what}: {:?} error at line {} column {}",
-            e.classify(),
-            e.line(),
-            e.column()
-        ))
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(expires_at: u64) -> SessionRecord {
-        SessionRecord {
-            email: "a@example.com".to_owned(),
-            created_at: 0,
-            expires_at,
-            amr: None,
-        }
-    }
-
-    #[test]
-    fn new_session_ttl_is_idle_capped_by_lifetime() {
-        let now_ms = 1_000_000;
-        assert_eq!(
-            new_session_ttls(&record(1_100), Duration::from_secs(30), now_ms),
-            Some((Duration::from_secs(30), Duration::from_secs(100)))
-        );
-        assert_eq!(
-            new_session_ttls(&record(1_010), Duration::from_secs(30), now_ms),
-            Some((Duration::from_secs(10), Duration::from_secs(10)))
-        );
-        assert_eq!(
-            new_session_ttls(&record(1_000), Duration::from_secs(30), now_ms),
-            None
-        );
-        assert_eq!(
-            new_session_ttls(&record(10), Duration::from_secs(30), now_ms),
-            None
-        );
-    }
-
-    #[test]
-    fn refreshed_ttl_stops_at_absolute_end() {
-        assert_eq!(
-            refreshed_session_ttl(&record(100), Duration::from_secs(30), 50),
-            Some(Duration::from_secs(30))
-        );
-        assert_eq!(
-            refreshed_session_ttl(&record(100), Duration::from_secs(30), 90),
-            Some(Duration::from_secs(10))
-        );
-        assert_eq!(
-            refreshed_session_ttl(&record(100), Duration::from_secs(30), 100),
-            None
-        );
-        assert_eq!(
-            refreshed_session_ttl(&record(100), Duration::from_secs(30), 200),
-            None
-        );
-    }
-
-    #[test]
-    fn ttl_is_clamped() {
-        assert_eq!(ttl_ms(Duration::ZERO), 1);
-        assert_eq!(ttl_ms(Duration::from_millis(1500)), 1500);
-        assert_eq!(ttl_ms(Duration::MAX), ttl_ms(MAX_TTL));
-    }
-
-    #[test]
-    fn session_records_without_amr_still_read() {
-        // Written before `amr` existed: reads, and writes back unchanged.
-        let old = r#"{"email":"a@example.com","created_at":1,"expires_at":2}"#;
-        let r = decode::<SessionRecord>("session", old).unwrap();
-        assert_eq!(r.amr, None);
-        assert_eq!(serde_json::to_string(&r).unwrap(), old);
-        let new = SessionRecord {
-            amr: Some("oidc:google".into()),
-            ..r
-        };
-        let text = serde_json::to_string(&new).unwrap();
-        assert!(text.ends_with(r#""amr":"oidc:google"}"#), "{text}");
-        assert_eq!(decode::<SessionRecord>("session", &text).unwrap(), new);
-    }
-
-    #[test]
-    fn decode_error_does_not_quote_the_value() {
-        let err = decode::<SessionRecord>(
-            "session",
-            r#"{"email":"secret@example.com","created_at":"x","expires_at":1}"#,
-        )
-        .unwrap_err();
-        match err {
-            StoreError::Corrupt(msg) => {
-                assert!(!msg.contains("secret"), "{msg}");
-                assert!(!msg.contains("\"x\""), "{msg}");
-                assert!(msg.starts_with("session: Data error at line 1"), "{msg}");
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
 }

@@ -44,15 +44,16 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::health::Health;
+use super::records::{decode, encode};
 use super::redis_conn::{Conn, Connector, Lane};
 use super::redis_scripts::{
     ADMIT_SIGN_IN, ATTEMPT_FOR_BROWSER, COUNT_SESSIONS, DELETE_SESSION, FAIL_ATTEMPT, HIT,
     LIST_SESSIONS, PUT_ATTEMPT, PUT_SESSION, REVOKE_ALL, TAKE_ATTEMPT,
 };
 use super::subscriber::{Subscriber, Target};
+use super::ttl::{new_session_ttls, refreshed_session_ttl, ttl_ms, unix_now_ms, MAX_TTL};
 use super::{
-    decode, encode, key, new_session_ttls, refreshed_session_ttl, ttl_ms, unix_now_ms, Admission,
-    Attempt, RedisMode, RedisSettings, SessionRecord, SignInLimits, StoreError,
+    key, Admission, Attempt, RedisMode, RedisSettings, SessionRecord, SignInLimits, StoreError,
     REVOCATION_CAPACITY,
 };
 
@@ -212,7 +213,7 @@ impl RedisStore {
         let now = Instant::now();
         // A configured timeout too large to add is as good as none.
         now.checked_add(self.response_timeout)
-            .unwrap_or_else(|| now + super::MAX_TTL)
+            .unwrap_or_else(|| now + MAX_TTL)
     }
 
     /// Runs `op` on the connection of `lane`, bounded by `deadline`. If

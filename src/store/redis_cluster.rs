@@ -33,7 +33,8 @@ use std::sync::LazyLock;
 
 use super::redis::RedisStore;
 use super::redis_conn::Lane;
-use super::{ttl_ms, StoreError};
+use super::ttl::ttl_ms;
+use super::StoreError;
 
 /// KEYS: index. ARGV: id, lifetime ms. Adds the id and keeps the index
 /// TTL at least the new lifetime.

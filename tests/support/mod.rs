@@ -18,5 +18,6 @@ pub mod proxies;
 pub mod raw_upstream;
 pub mod redis;
 pub mod redis_ha;
+pub mod rng;
 pub mod smtp;
 pub mod upstream;
