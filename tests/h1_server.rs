@@ -277,14 +277,16 @@ async fn pipelined_requests_are_answered_in_order() {
 }
 
 #[tokio::test]
-async fn a_request_with_a_body_moves_the_connection_to_hyper() {
-    // GET (served here), then a POST with a body too long for the own
-    // loop on the same connection (handed to hyper with the bytes already
-    // read), then a GET (hyper's now), all in one write.
+async fn a_request_for_hyper_moves_the_connection_to_hyper() {
+    // GET (served here), then an HTTP/1.0 keep-alive POST on the same
+    // connection (handed to hyper with the bytes already read), then a
+    // GET (hyper's now), all in one write.
     let (gw, up) = setup().await;
     let mut c = Reader::connect(&gw).await;
     let mut all = get("/first");
-    all.extend_from_slice(b"POST /form HTTP/1.1\r\nHost: x.test\r\nContent-Length: 20000\r\n\r\n");
+    all.extend_from_slice(
+        b"POST /form HTTP/1.0\r\nHost: x.test\r\nConnection: keep-alive\r\nContent-Length: 20000\r\n\r\n",
+    );
     all.extend_from_slice(&[b'x'; 20000]);
     all.extend_from_slice(&get("/third"));
     c.send(&all).await;
@@ -296,6 +298,32 @@ async fn a_request_with_a_body_moves_the_connection_to_hyper() {
         [
             "GET /first HTTP/1.1",
             "POST /form HTTP/1.1",
+            "GET /third HTTP/1.1"
+        ]
+    );
+}
+
+/// A body longer than the loop reads whole with its head is streamed in
+/// place: every byte reaches the upstream once, and the request after it
+/// is read from the right place, on the same connection.
+#[tokio::test]
+async fn a_long_body_between_two_gets_is_streamed_in_place() {
+    let (gw, up) = setup().await;
+    let mut c = Reader::connect(&gw).await;
+    let mut all = get("/first");
+    let body: Vec<u8> = (0..200_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    all.extend_from_slice(b"POST /echo HTTP/1.1\r\nHost: x.test\r\nContent-Length: 200000\r\n\r\n");
+    all.extend_from_slice(&body);
+    all.extend_from_slice(&get("/third"));
+    c.send(&all).await;
+    assert_eq!(c.answer(false).await.text(), "GET /first 0");
+    assert_eq!(c.answer(false).await.body, body);
+    assert_eq!(c.answer(false).await.text(), "GET /third 0");
+    assert_eq!(
+        up.seen(),
+        [
+            "GET /first HTTP/1.1",
+            "POST /echo HTTP/1.1",
             "GET /third HTTP/1.1"
         ]
     );
@@ -339,8 +367,8 @@ async fn small_whole_bodies_reach_the_upstream_exactly() {
     );
 }
 
-/// A body still on its way when its head is read goes to hyper, with its
-/// body timeout; the bytes arrive the same either way.
+/// A body still on its way when its head is read is streamed (with the
+/// body timeout); the bytes arrive the same either way.
 #[tokio::test]
 async fn a_body_sent_after_its_head_arrives_whole() {
     let (gw, up) = setup().await;
