@@ -213,7 +213,9 @@ pub(crate) async fn serve<H: Handler, S: Wire>(
         let handling = Box::pin(app.handle(req, &conn.info, &conn.upstream));
         let (resp, body_read) = match feed {
             None => (handling.await, true),
-            Some(feed) => feeding(handling, pump(&mut stream, &mut buf, feed)).await,
+            // Boxed: the connection's task stays as small for the requests
+            // without a streamed body.
+            Some(feed) => Box::pin(feeding(handling, pump(&mut stream, &mut buf, feed))).await,
         };
         let keep_alive = body_read && !wants_close && !*stop.borrow();
         match write_response(&mut stream, resp, is_head, keep_alive, &mut date).await {

@@ -195,7 +195,9 @@ async fn write_and_read_head(
     let io = |answered: bool| move |error| ExchangeError::Io { error, answered };
     stream.write_all(head).await.map_err(io(false))?;
     if let Some(body) = body {
-        if let Some(early) = write_body(stream, buf, body, method).await? {
+        // Boxed: only streamed bodies take this way, and the future of
+        // every other exchange stays as small as before.
+        if let Some(early) = Box::pin(write_body(stream, buf, body, method)).await? {
             return Ok(early);
         }
     }
