@@ -181,9 +181,9 @@ pub struct Limits {
     pub body_read_timeout: Duration,
     pub tls_handshake_timeout: Duration,
     pub shutdown_timeout: Duration,
-    /// The own fast paths (`[server] fast_path`): body-less HTTP/1.1
-    /// requests served by the own loop and sent upstream over raw
-    /// connections. Off, hyper serves and sends everything: a kill switch,
+    /// The own fast paths (`[server] fast_path`): HTTP/1.1 requests
+    /// without a body or with a `Content-Length` one served by the own loop
+    /// and sent upstream over raw connections. Off, hyper serves and sends everything: a kill switch,
     /// and the oracle the test suites compare against.
     pub fast_path: bool,
 }
