@@ -76,6 +76,15 @@ impl CountingUpstream {
         self.ended.load(Ordering::SeqCst)
     }
 
+    /// Waits (up to 5 s) until `n` connections have been accepted.
+    async fn wait_accepted(&self, n: usize) -> usize {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while self.connections() < n && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.connections()
+    }
+
     fn connections(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
     }
@@ -167,6 +176,18 @@ async fn serve(mut stream: TcpStream, after: After, requests: Arc<AtomicUsize>) 
             return;
         }
     }
+}
+
+/// One answer with a `Content-Length` off `r`: its head and its body.
+async fn read_answer(r: &mut (impl tokio::io::AsyncRead + Unpin)) -> (String, Vec<u8>) {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(r.read_u8().await.unwrap());
+    }
+    let head = String::from_utf8(head).unwrap();
+    let mut body = vec![0u8; support::client::content_length(&head)];
+    r.read_exact(&mut body).await.unwrap();
+    (head, body)
 }
 
 /// FNV-1a over `bytes`: the upstream's and the test's view of a body.
@@ -432,14 +453,8 @@ async fn streamed_bodies_arrive_whole_and_a_pipelined_request_follows() {
             w.write_all(&req).await.unwrap();
             w
         });
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            head.push(r.read_u8().await.unwrap());
-        }
-        let head = String::from_utf8(head).unwrap();
+        let (head, answer) = read_answer(&mut r).await;
         assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
-        let mut answer = vec![0u8; support::client::content_length(&head)];
-        r.read_exact(&mut answer).await.unwrap();
         assert_eq!(String::from_utf8(answer).unwrap(), sent[i], "body {i}");
         s = r.unsplit(writing.await.unwrap());
     }
@@ -473,17 +488,7 @@ async fn an_answer_before_the_body_is_read_is_passed_on() {
     let writing = tokio::spawn(async move {
         let _ = w.write_all(&req).await;
     });
-    let reading = async {
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            head.push(r.read_u8().await.unwrap());
-        }
-        let head = String::from_utf8(head).unwrap();
-        let mut answer = vec![0u8; support::client::content_length(&head)];
-        r.read_exact(&mut answer).await.unwrap();
-        (head, answer)
-    };
-    let (head, answer) = tokio::time::timeout(Duration::from_secs(10), reading)
+    let (head, answer) = tokio::time::timeout(Duration::from_secs(10), read_answer(&mut r))
         .await
         .expect("the upstream's early answer never reached the client");
     assert!(head.starts_with("HTTP/1.1 413 "), "{head}");
@@ -509,10 +514,7 @@ async fn a_client_gone_inside_a_streamed_body_closes_its_upstream_connection() {
     s.flush().await.unwrap();
     // The upstream has the connection (and some of the body) before the
     // client goes.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while up.connections() == 0 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    up.wait_accepted(1).await;
     drop(s);
     assert_eq!(
         up.wait_ended(1).await,
