@@ -136,10 +136,25 @@ pub fn binary() -> &'static str {
 
 impl GatewayProcess {
     /// Writes `text` (with `$PORT` replaced by a free port) to `dir` and
-    /// starts the binary on it; returns once the port accepts connections.
+    /// starts the binary on it; returns once it logs that it listens there.
     /// Follows the test mode: on the TLS listener `listen` becomes
     /// `tls_listen` (the port then speaks TLS), with a certificate in `dir`.
     pub fn start(dir: &Path, text: &str) -> GatewayProcess {
+        // A port free a moment ago can be taken by another test before the
+        // child binds it: the child then exits naming the key, and the
+        // start is tried again on another port.
+        for _ in 0..5 {
+            if let Some(gw) = Self::try_start(dir, text) {
+                return gw;
+            }
+        }
+        panic!("five free ports were taken before the gateway could bind them");
+    }
+
+    /// One start on a fresh port: `None` when the port was taken. Ready is
+    /// the gateway's own start-up line naming its port (a connection alone
+    /// could reach whoever took the port instead).
+    fn try_start(dir: &Path, text: &str) -> Option<GatewayProcess> {
         let port = free_port();
         let text = super::mode::process_config_text(&text.replace("$PORT", &port.to_string()), dir);
         let config_path = dir.join("gateway.toml");
@@ -155,16 +170,28 @@ impl GatewayProcess {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
+        let mut gw = GatewayProcess { child, port, log };
+        let address = format!("127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "gateway did not start: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
+        loop {
+            let text = gw.log_text();
+            if text
+                .lines()
+                .any(|l| l.contains("listening (http") && l.contains(&address))
+            {
+                return Some(gw);
+            }
+            if gw.child.try_wait().unwrap().is_some() {
+                let text = gw.log_text();
+                assert!(
+                    text.contains(&format!("cannot listen on {address}")),
+                    "gateway exited at start:\n{text}"
+                );
+                return None;
+            }
+            assert!(Instant::now() < deadline, "gateway did not start:\n{text}");
             std::thread::sleep(Duration::from_millis(10));
         }
-        GatewayProcess { child, port, log }
     }
 
     /// `http://127.0.0.1:<port><path>` (`https` on the TLS listener).
