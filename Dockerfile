@@ -11,15 +11,16 @@
 #       -p 127.0.0.1:8080:8080 portcullis        (the demo on http://localhost:8080)
 #
 # Build arguments:
-#   PGO=1   a profile-guided build (scripts/build-pgo.sh: an instrumented
-#           build, trained against nginx with wrk, then the optimised one;
-#           about 17 % fewer instructions per signed-in request). Needs
-#           network for apt-get and `rustup component add llvm-tools` (an
-#           llvm-profdata of rustc's LLVM). 929 s against 686 s for the
-#           default plain `cargo build --release` on 2 shared cores. Not the
-#           default: it fails where the builder reaches only the package
-#           registries (no llvm-profdata 22 in Debian bookworm), and timed
-#           training makes the binary differ from build to build.
+#   PGO=1   (the default) the fastest build: profile-guided and laid out
+#           by BOLT (scripts/build-pgo.sh --bolt: an instrumented build,
+#           trained against nginx with wrk, the optimised one, then BOLT's
+#           layout from a second training). The builder installs nginx,
+#           wrk, curl, python3, redis-server, and llvm-NN and bolt-NN of
+#           rustc's LLVM (22 for Rust 1.95: Debian bookworm-security has
+#           them) with apt-get. About 20 min on 2 cores.
+#   PGO=0   the plain `cargo build --release` (about 11 min, no apt-get;
+#           the same binary from the same source every time, where the
+#           timed training makes each PGO binary a little different).
 #   RUST_IMAGE  the builder image (default rust:1.95-bookworm).
 #
 # docs/install.md has the rest: configuration, secrets, health checks.
@@ -27,7 +28,7 @@
 ARG RUST_IMAGE=docker.io/library/rust:1.95-bookworm
 
 FROM ${RUST_IMAGE} AS build
-ARG PGO=0
+ARG PGO=1
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
@@ -43,11 +44,12 @@ COPY deploy/container/gateway.toml /out/etc/portcullis/gateway.toml
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     if [ "$PGO" = 1 ]; then \
-        apt-get update \
+        llvm=$(rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p') \
+        && apt-get update \
         && apt-get install -y --no-install-recommends nginx wrk curl python3 redis-server \
+            "llvm-$llvm" "bolt-$llvm" \
         && rm -rf /var/lib/apt/lists/* \
-        && { command -v rustup >/dev/null && rustup component add llvm-tools || true; } \
-        && scripts/build-pgo.sh > /tmp/pgo.out \
+        && scripts/build-pgo.sh --bolt > /tmp/pgo.out \
         && bin=$(tail -n 1 /tmp/pgo.out); \
     else \
         cargo build --release --locked --bin portcullis \
@@ -71,7 +73,7 @@ RUN ldd /out/usr/local/bin/portcullis \
 FROM scratch
 ARG VERSION=0.1.0
 ARG REVISION=unknown
-ARG PGO=0
+ARG PGO=1
 LABEL org.opencontainers.image.title="Portcullis" \
       io.portcullis.build.pgo="${PGO}" \
       org.opencontainers.image.description="An authenticating reverse proxy with scanner-safe email sign-in" \

