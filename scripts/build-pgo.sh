@@ -5,8 +5,9 @@
 #   2. trains it: a real gateway in front of a small nginx upstream, with
 #      the memory store and (if redis-server is installed) the Redis store,
 #      loaded with full browser sign-ins (scripts/pgo/train.py), signed-in
-#      and public GETs, POSTs with a body, unauthenticated redirects, the
-#      sign-in page and sign-in POSTs;
+#      and public GETs, POSTs with a body, forward-auth checks
+#      (/.portcullis/auth), unauthenticated redirects, the sign-in page and
+#      sign-in POSTs;
 #   3. merges the profiles (llvm-profdata of rustc's LLVM version) and
 #      builds target/pgo/release/portcullis with -Cprofile-use;
 #   4. with --bolt: instruments that binary with BOLT (llvm-bolt
@@ -149,6 +150,7 @@ train() {
 listen = "127.0.0.1:$gw"
 public_url = "$origin"
 shutdown_timeout = "2s"
+trusted_proxies = ["127.0.0.1/32"]
 [session]
 secret_env = "PORTCULLIS_SECRET"
 [login]
@@ -186,6 +188,11 @@ TOML
     wrk -t2 -c32 -d"$((seconds / 2 + 1))s" "$origin/public/page" >/dev/null
     wrk -t2 -c8 -d1s -s "$tmp/post.lua" -H "Cookie: portcullis=$cookie" "$origin/form" >/dev/null
     wrk -t2 -c8 -d1s "$origin/private" >/dev/null
+    # Forward-auth, as nginx's auth_request asks it: signed in, and not.
+    wrk -t2 -c32 -d"$((seconds / 2 + 1))s" -H "Cookie: portcullis=$cookie" -H "X-Original-URL: $origin/app" \
+        -H "X-Original-Method: GET" "$origin/.portcullis/auth" >/dev/null
+    wrk -t2 -c8 -d1s -H "X-Original-URL: $origin/app" -H "X-Original-Method: GET" \
+        "$origin/.portcullis/auth" >/dev/null
     wrk -t2 -c8 -d1s "$origin/.portcullis/login?rd=/x" >/dev/null
     signin_lua "$origin" "$tmp" load
     wrk -t2 -c8 -d1s -s "$tmp/signin.lua" "$origin/" >/dev/null
