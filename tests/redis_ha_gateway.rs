@@ -65,7 +65,8 @@ upstream = "{up}"
 }
 
 async fn sign_in(b: &mut Browser, smtp: &SmtpServer, o: &str, email: &str) -> u16 {
-    assert_eq!(ask_link(b, o, email, "/").await.status, 200);
+    let asked = ask_link(b, o, email, "/").await;
+    assert_eq!(asked.status, 200, "asking {o} for {email}: {}", asked.body);
     let token = mail_for(smtp, email, 1).await.0;
     let confirm = b
         .get(&format!("{o}/.portcullis/verify?token={token}"))
@@ -82,6 +83,12 @@ async fn sign_in(b: &mut Browser, smtp: &SmtpServer, o: &str, email: &str) -> u1
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_master_killed_sign_in_503_sessions_keep_working_then_all_recovers() {
+    // The gateways' logs go to the test's output, shown if it fails.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("portcullis=debug")
+        .with_ansi(false)
+        .with_test_writer()
+        .try_init();
     let set = SentinelSet::start();
     let up = Upstream::start().await;
     let smtp = SmtpServer::start(Script::Accept);
@@ -110,19 +117,23 @@ async fn sentinel_master_killed_sign_in_503_sessions_keep_working_then_all_recov
 
     set.wait_new_master(old);
     master.start();
-    // Sign-in works again by itself.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut carol = Browser::new();
-        if ask_link(&mut carol, &oa, "carol@example.com", "/")
-            .await
-            .status
-            == 200
-        {
-            break;
+    // Sign-in works again by itself, on both gateways (each finds the new
+    // master on its own).
+    for (o, email) in [(&oa, "carol@example.com"), (&ob, "erin@example.com")] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut someone = Browser::new();
+            let asked = ask_link(&mut someone, o, email, "/").await;
+            if asked.status == 200 {
+                break;
+            }
+            assert_eq!(asked.status, 503, "{}", asked.body);
+            assert!(
+                Instant::now() < deadline,
+                "sign-in on {o} did not come back"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(Instant::now() < deadline, "sign-in did not come back");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(smtp
         .received()

@@ -11,9 +11,11 @@
 //!   and optional client certificate (verification always on), separate
 //!   credentials for the Sentinels.
 //! - Sentinel: the Redis client resolves the master only when it connects,
-//!   so [`Connector::failed`] marks the master stale on a connection error
-//!   or `READONLY` (a demoted master), and the next command asks the
-//!   Sentinels again (at most every [`RESOLVE_EVERY`]).
+//!   so [`Connector::failed`] marks the master stale on a connection error,
+//!   `READONLY` (a demoted master) or `LOADING` (a restarted one), and the
+//!   next command asks the Sentinels again (at most every
+//!   [`RESOLVE_EVERY`]). A mark made while a resolve is under way outlives
+//!   it ([`Staleness`]).
 //! - Cluster and Sentinel connections that start lazily, so the gateway
 //!   starts while Redis is down ([`Connector::new`] never connects).
 //! - Which node the revocation subscriber connects to
@@ -29,7 +31,7 @@
 //! error texts here are fixed words or the client's (which never include
 //! the password).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,6 +50,46 @@ use super::{RedisMode, RedisSettings, StoreError};
 
 /// Least time between two questions to the Sentinels.
 pub(super) const RESOLVE_EVERY: Duration = Duration::from_millis(100);
+
+/// Whether the Sentinel master as last resolved may be out of date.
+///
+/// A mark (a failed command, a `+switch-master`) made while a resolve is
+/// asking the Sentinels must survive that resolve: the answer it gets may
+/// predate the switch. So a resolve clears only the marks it saw before
+/// it asked ([`Staleness::seen`], [`Staleness::clear_up_to`]).
+#[derive(Debug)]
+pub(super) struct Staleness {
+    marks: AtomicU64,
+    cleared: AtomicU64,
+}
+
+impl Staleness {
+    /// Stale from the start: nothing is resolved yet.
+    fn new() -> Staleness {
+        Staleness {
+            marks: AtomicU64::new(1),
+            cleared: AtomicU64::new(0),
+        }
+    }
+
+    pub(super) fn mark(&self) {
+        self.marks.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(super) fn is_stale(&self) -> bool {
+        self.marks.load(Ordering::Acquire) > self.cleared.load(Ordering::Acquire)
+    }
+
+    /// The marks so far: read before asking the Sentinels.
+    fn seen(&self) -> u64 {
+        self.marks.load(Ordering::Acquire)
+    }
+
+    /// Clears the marks up to `seen`; later ones stay.
+    fn clear_up_to(&self, seen: u64) {
+        self.cleared.fetch_max(seen, Ordering::AcqRel);
+    }
+}
 
 /// A connection for one command: cheap to clone, shared underneath.
 #[derive(Clone)]
@@ -194,7 +236,7 @@ enum Kind {
 async fn watch_sentinels(
     sentinels: Vec<ConnectionInfo>,
     settings: Box<RedisSettings>,
-    stale: Arc<AtomicBool>,
+    stale: Arc<Staleness>,
     switched: tokio::sync::watch::Sender<u64>,
 ) {
     use futures_util::StreamExt as _;
@@ -212,14 +254,14 @@ async fn watch_sentinels(
         };
         if let Some(pubsub) = listen.await {
             if !first {
-                stale.store(true, Ordering::Release);
+                stale.mark();
                 switched.send_modify(|n| *n += 1);
             }
             first = false;
             let mut messages = pubsub.into_on_message();
             while messages.next().await.is_some() {
                 tracing::info!("the Sentinels switched the Redis master");
-                stale.store(true, Ordering::Release);
+                stale.mark();
                 switched.send_modify(|n| *n += 1);
             }
         }
@@ -258,7 +300,7 @@ struct SentinelMaster {
     manager_config: ConnectionManagerConfig,
     /// The master's address and a manager connected to it.
     current: Mutex<Current>,
-    stale: Arc<AtomicBool>,
+    stale: Arc<Staleness>,
     resolving: tokio::sync::Mutex<Option<Instant>>,
     /// Moves on every time `current` is replaced.
     generation: std::sync::atomic::AtomicU64,
@@ -379,7 +421,7 @@ impl Connector {
                     settings: Box::new(s.clone()),
                     manager_config: manager_config(s),
                     current: Mutex::new(None),
-                    stale: Arc::new(AtomicBool::new(true)),
+                    stale: Arc::new(Staleness::new()),
                     resolving: tokio::sync::Mutex::new(None),
                     generation: std::sync::atomic::AtomicU64::new(0),
                 })
@@ -448,11 +490,20 @@ impl Connector {
             return false;
         };
         let readonly = e.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly);
-        if readonly || e.is_connection_refusal() || e.is_io_error() || e.is_connection_dropped() {
-            m.stale.store(true, Ordering::Release);
+        // A restarted node still loading its data set (an old master
+        // coming back, about to be made a replica).
+        let loading = e.kind() == ErrorKind::Server(ServerErrorKind::BusyLoading);
+        if readonly
+            || loading
+            || e.is_connection_refusal()
+            || e.is_io_error()
+            || e.is_connection_dropped()
+        {
+            m.stale.mark();
         }
-        // Nothing ran: a replica refused the write, or nothing was sent.
-        readonly || e.is_connection_refusal()
+        // Nothing ran: a replica or a loading node refused the command, or
+        // nothing was sent.
+        readonly || loading || e.is_connection_refusal()
     }
 
     /// A receiver that changes when the Sentinels switch the master.
@@ -475,7 +526,7 @@ impl Connector {
         let Kind::Sentinel(m) = &self.kind else {
             return false;
         };
-        m.stale.store(true, Ordering::Release);
+        m.stale.mark();
         let _ = m.resolve().await;
         m.generation.load(Ordering::Acquire) != since
     }
@@ -626,7 +677,7 @@ impl SentinelMaster {
             Lane::Main => c.main.clone(),
             Lane::Durable => c.durable.clone(),
         };
-        if !self.stale.load(Ordering::Acquire) {
+        if !self.stale.is_stale() {
             if let Some(c) = lock(&self.current).as_ref() {
                 return Ok(pick(c));
             }
@@ -644,7 +695,7 @@ impl SentinelMaster {
     async fn resolve(&self) -> Result<(String, Client), StoreError> {
         let mut last = self.resolving.lock().await;
         let recent = last.is_some_and(|t| t.elapsed() < RESOLVE_EVERY);
-        if recent && !self.stale.load(Ordering::Acquire) {
+        if recent && !self.stale.is_stale() {
             if let Some(c) = lock(&self.current).as_ref() {
                 return Ok((c.addr.clone(), c.client.clone()));
             }
@@ -653,11 +704,12 @@ impl SentinelMaster {
             tokio::time::sleep_until(last.map_or_else(Instant::now, |t| t + RESOLVE_EVERY)).await;
         }
         *last = Some(Instant::now());
+        let seen = self.stale.seen();
         let (host, port) = self.ask_sentinels().await?;
         let addr = format!("{host}:{port}");
         if let Some(c) = lock(&self.current).as_ref() {
             if c.addr == addr {
-                self.stale.store(false, Ordering::Release);
+                self.stale.clear_up_to(seen);
                 return Ok((addr, c.client.clone()));
             }
         }
@@ -682,7 +734,7 @@ impl SentinelMaster {
             durable,
         });
         self.generation.fetch_add(1, Ordering::AcqRel);
-        self.stale.store(false, Ordering::Release);
+        self.stale.clear_up_to(seen);
         Ok((addr, client))
     }
 
@@ -737,7 +789,28 @@ fn lock(m: &Mutex<Current>) -> std::sync::MutexGuard<'_, Current> {
 
 #[cfg(test)]
 mod tests {
-    use super::slot;
+    use super::{slot, Staleness};
+
+    #[test]
+    fn a_mark_made_while_resolving_outlives_the_resolve() {
+        let s = Staleness::new();
+        assert!(s.is_stale());
+        // A resolve reads the marks, asks the Sentinels (old answer)...
+        let seen = s.seen();
+        // ...while `+switch-master` marks the master stale...
+        s.mark();
+        // ...and then clears what it saw: the switch is still pending.
+        s.clear_up_to(seen);
+        assert!(s.is_stale());
+        // The next resolve clears it.
+        let seen = s.seen();
+        s.clear_up_to(seen);
+        assert!(!s.is_stale());
+        // An older resolve finishing late clears nothing new.
+        s.mark();
+        s.clear_up_to(seen);
+        assert!(s.is_stale());
+    }
 
     #[test]
     fn slots_match_redis_cluster_keyslot() {
