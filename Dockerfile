@@ -14,8 +14,9 @@
 #   PGO=1   (the default) the fastest build: profile-guided and laid out
 #           by BOLT (scripts/build-pgo.sh --bolt: an instrumented build,
 #           trained against nginx with wrk, the optimised one, then BOLT's
-#           layout from a second training). The builder installs nginx,
-#           wrk, curl, python3, redis-server, and llvm-NN and bolt-NN of
+#           layout from a second training, over HTTP, TLS and HTTP/2).
+#           The builder installs nginx, wrk, curl, python3, redis-server,
+#           openssl, nghttp2-client, and llvm-NN and bolt-NN of
 #           rustc's LLVM (22 for Rust 1.95: Debian bookworm-security has
 #           them) with apt-get. About 20 min on 2 cores.
 #   PGO=0   the plain `cargo build --release` (about 11 min, no apt-get;
@@ -47,6 +48,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
         llvm=$(rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p') \
         && apt-get update \
         && apt-get install -y --no-install-recommends nginx wrk curl python3 redis-server \
+            openssl nghttp2-client \
             "llvm-$llvm" "bolt-$llvm" \
         && rm -rf /var/lib/apt/lists/* \
         && scripts/build-pgo.sh --bolt > /tmp/pgo.out \

@@ -7,7 +7,10 @@
 #      loaded with full browser sign-ins (scripts/pgo/train.py), signed-in
 #      and public GETs, POSTs with a body, forward-auth checks
 #      (/.portcullis/auth), unauthenticated redirects, the sign-in page and
-#      sign-in POSTs;
+#      sign-in POSTs, over plain HTTP and over TLS (keep-alive, a new
+#      connection per request, and HTTP/2 with h2load when installed):
+#      code no training reaches is laid out as cold, so every protocol
+#      users run must be in it;
 #   3. merges the profiles (llvm-profdata of rustc's LLVM version) and
 #      builds target/pgo/release/portcullis with -Cprofile-use;
 #   4. with --bolt: instruments that binary with BOLT (llvm-bolt
@@ -25,7 +28,8 @@
 # has the figures.
 #
 # Usage: scripts/build-pgo.sh [--seconds N] [--bolt]   (N: length of each GET load, default 4)
-# Needs: cargo, nginx, wrk, curl, python3, and llvm-profdata of the LLVM
+# Needs: cargo, nginx, wrk, curl, python3, openssl (h2load from
+# nghttp2-client for the HTTP/2 training), and llvm-profdata of the LLVM
 # major version `rustc -vV` names: `rustup component add llvm-tools`,
 # Debian's llvm-NN package (llvm-profdata-NN; bookworm-security has 22),
 # or any other path in $LLVM_PROFDATA; --bolt also llvm-bolt (Debian's
@@ -52,7 +56,7 @@ die() {
     exit 1
 }
 
-for tool in cargo rustc nginx wrk curl python3; do
+for tool in cargo rustc nginx wrk curl python3 openssl; do
     command -v "$tool" >/dev/null || die "$tool is not installed"
 done
 
@@ -135,17 +139,33 @@ LUA
 PORTCULLIS_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
 export PORTCULLIS_SECRET
 
+# The TLS listener's certificate: ECDSA P-256, as the benchmarks use.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null || die "openssl could not make a certificate"
+if command -v h2load >/dev/null; then
+    h2=1
+else
+    h2=0
+    echo "   (no h2load: HTTP/2 is not trained; apt-get install nghttp2-client)"
+fi
+
 # train STORE_BLOCK: one gateway ($train_bin), one round of every kind of
 # request.
 train() {
-    local store_block=$1 gw origin gwpid cookie
+    local store_block=$1 gw gw_tls origin tls gwpid cookie
     gw=$(free_port)
+    gw_tls=$(free_port)
     origin="http://127.0.0.1:$gw"
+    tls="https://127.0.0.1:$gw_tls"
     rm -rf "$tmp/mail"
     mkdir -p "$tmp/mail"
     cat >"$tmp/gw.toml" <<TOML
 [server]
 listen = "127.0.0.1:$gw"
+tls_listen = "127.0.0.1:$gw_tls"
+tls_cert = "$tmp/cert.pem"
+tls_key = "$tmp/key.pem"
 public_url = "$origin"
 shutdown_timeout = "2s"
 trusted_proxies = ["127.0.0.1/32"]
@@ -179,6 +199,7 @@ TOML
     gwpid=$!
     pids+=("$gwpid")
     wait_port "$gw" "$gwpid"
+    wait_port "$gw_tls" "$gwpid"
 
     cookie=$(python3 "$repo/scripts/pgo/train.py" "$origin" "$tmp/mail" 20) ||
         die "the training sign-ins failed: $(tail -n 5 "$tmp/gw.log")"
@@ -192,6 +213,18 @@ TOML
     wrk -t2 -c8 -d1s -H "X-Original-URL: $origin/app" -H "X-Original-Method: GET" \
         "$origin/.portcullis/auth" >/dev/null
     wrk -t2 -c8 -d1s "$origin/.portcullis/login?rd=/x" >/dev/null
+    # TLS: the same session by its HTTPS cookie name; keep-alive GETs,
+    # POSTs, a new connection per request, and HTTP/2.
+    wrk -t2 -c32 -d"$((seconds / 2 + 1))s" -H "Cookie: __Host-portcullis=$cookie" "$tls/" >/dev/null
+    wrk -t2 -c8 -d1s -s "$tmp/post.lua" -H "Cookie: __Host-portcullis=$cookie" "$tls/form" >/dev/null
+    wrk -t2 -c8 -d1s -H "Connection: close" "$tls/public/page" >/dev/null
+    if ((h2)); then
+        h2load -c 16 -m 10 -t 2 -D "$((seconds / 2 + 1))" -H "cookie: __Host-portcullis=$cookie" \
+            "$tls/" >"$tmp/h2load.out" 2>&1 || die "h2load failed: $(tail -n 3 "$tmp/h2load.out")"
+        grep -q ' 0 failed, 0 errored' "$tmp/h2load.out" ||
+            die "h2load had errors: $(grep '^requests' "$tmp/h2load.out")"
+        h2load -c 4 -m 10 -t 2 -D 1 "$tls/public/page" >/dev/null 2>&1 || die "h2load failed on /public"
+    fi
     signin_lua "$origin" "$tmp" load
     wrk -t2 -c8 -d1s -s "$tmp/signin.lua" "$origin/" >/dev/null
 
