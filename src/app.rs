@@ -295,8 +295,10 @@ impl App {
         if is_own(&checked.path) {
             facts.route.push_str("portcullis");
             facts.secret_path = checked.path.starts_with(crate::share::ENDPOINT);
-            return self
-                .own_endpoint(live, req, &checked, facts.request_id.as_str())
+            // Boxed: an own endpoint's future (the probes', forward-auth's)
+            // would otherwise make every proxied request's future as large,
+            // and each request's future is moved into a box of its own.
+            return Box::pin(self.own_endpoint(live, req, &checked, facts.request_id.as_str()))
                 .await;
         }
 
@@ -547,6 +549,28 @@ impl App {
             };
         }
         let method = req.method().clone();
+        if let Some(shape) = signin::forward_auth_endpoint(&checked.path, &method) {
+            // Forward-auth, once per request behind nginx: it builds no
+            // links (the original request names its host), so it needs
+            // neither the origin nor copies of the request's strings.
+            let cx = Ctx {
+                app: self,
+                live,
+                facts: RequestFacts {
+                    ip: checked.client.ip,
+                    request_id,
+                    method: method.as_str(),
+                    host: &checked.host,
+                    path: &checked.path,
+                    user_agent: crate::audit::user_agent(req.headers()),
+                },
+                client: &checked.client,
+                https: checked.https,
+                origin: String::new(),
+                host_for_links: String::new(),
+            };
+            return signin::forward_auth(&cx, &req, shape).await;
+        }
         let user_agent = crate::audit::user_agent(req.headers()).map(String::from);
         let cx = Ctx {
             app: self,

@@ -99,9 +99,11 @@ pub struct Ctx<'a> {
     pub client: &'a ClientInfo,
     pub https: bool,
     /// `scheme://host` as the browser sees this page (for Origin checks
-    /// and same-origin redirects).
+    /// and same-origin redirects). Empty for forward-auth, which builds
+    /// no links.
     pub origin: String,
-    /// The request's host, used only to pick a configured host for links.
+    /// The request's host, used only to pick a configured host for links
+    /// (empty for forward-auth).
     pub host_for_links: String,
     /// The request, for its audit lines.
     pub facts: crate::audit::RequestFacts<'a>,

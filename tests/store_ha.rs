@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support {
+    pub mod ports;
     pub mod redis_ha;
 }
 

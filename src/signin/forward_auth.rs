@@ -30,7 +30,7 @@
 //! proxy copying them always overwrites a client's copy. Answers are `Cache-Control: no-store` and
 //! never set a cookie.
 
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
 use crate::authorize::{self, Decision};
@@ -40,25 +40,41 @@ use crate::error::Error;
 use crate::metrics::AuthzEndpoint;
 use crate::state::Ctx;
 
-/// The two answer shapes.
+/// The two answer shapes (re-exported as `signin::ForwardAuth`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Shape {
+pub enum Shape {
     /// `/.portcullis/auth`: never a redirect.
     AuthRequest,
     /// `/.portcullis/forward-auth`: redirects browser navigations.
     ForwardAuth,
 }
 
-/// The address headers of a 2xx, all of them always.
-const IDENTITY_HEADERS: [&str; 4] = [
-    "x-forwarded-email",
-    "x-forwarded-user",
-    "x-auth-request-email",
-    "x-auth-request-user",
+// Header names made at compile time: a name given as text is parsed and
+// checked on every use, and this endpoint answers once per request behind
+// nginx.
+
+/// The address headers of a 2xx, all of them always: (name, whether it
+/// holds the user rather than the address).
+const IDENTITY_HEADERS: [(HeaderName, bool); 4] = [
+    (HeaderName::from_static("x-forwarded-email"), false),
+    (HeaderName::from_static("x-forwarded-user"), true),
+    (HeaderName::from_static("x-auth-request-email"), false),
+    (HeaderName::from_static("x-auth-request-user"), true),
 ];
 
 /// The group headers of a 2xx, all of them always (empty when in none).
-const GROUP_HEADERS: [&str; 2] = ["x-forwarded-groups", "x-auth-request-groups"];
+const GROUP_HEADERS: [HeaderName; 2] = [
+    HeaderName::from_static("x-forwarded-groups"),
+    HeaderName::from_static("x-auth-request-groups"),
+];
+
+const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
+const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+const X_REQUESTED_WITH: HeaderName = HeaderName::from_static("x-requested-with");
 
 /// The request another proxy asks about.
 struct Original<'h> {
@@ -70,7 +86,7 @@ struct Original<'h> {
     target: &'h str,
 }
 
-fn one<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+fn one<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<&'h str> {
     let mut values = headers.get_all(name).iter();
     let first = values.next()?;
     if values.next().is_some() {
@@ -107,13 +123,13 @@ fn method(value: Option<&str>) -> Option<Method> {
 /// well-formed.
 fn original(headers: &HeaderMap, shape: Shape) -> Option<Original<'_>> {
     if shape == Shape::AuthRequest {
-        if let Some(url) = one(headers, "x-original-url") {
+        if let Some(url) = one(headers, &X_ORIGINAL_URL) {
             let (s, rest) = url.split_once("://")?;
             let split = rest.find(['/', '?']).unwrap_or(rest.len());
             let (host, target) = rest.split_at(split);
             let target = if target.is_empty() { "/" } else { target };
             return Some(Original {
-                method: method(one(headers, "x-original-method"))?,
+                method: method(one(headers, &X_ORIGINAL_METHOD))?,
                 scheme: scheme(s)?,
                 host,
                 target,
@@ -121,10 +137,10 @@ fn original(headers: &HeaderMap, shape: Shape) -> Option<Original<'_>> {
         }
     }
     Some(Original {
-        method: method(one(headers, "x-forwarded-method"))?,
-        scheme: scheme(one(headers, "x-forwarded-proto")?)?,
-        host: one(headers, "x-forwarded-host")?,
-        target: one(headers, "x-forwarded-uri")?,
+        method: method(one(headers, &X_FORWARDED_METHOD))?,
+        scheme: scheme(one(headers, &X_FORWARDED_PROTO)?)?,
+        host: one(headers, &X_FORWARDED_HOST)?,
+        target: one(headers, &X_FORWARDED_URI)?,
     })
 }
 
@@ -141,16 +157,28 @@ fn passed(email: &str, user: &str, groups: &str, share: &str) -> Response<Body> 
     *resp.body_mut() = body::empty();
     resp.headers_mut()
         .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-    let value = |v: &str| HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static(""));
+    // An empty value costs no copy; the user is often the address itself.
+    let value = |v: &str| match v {
+        "" => HeaderValue::from_static(""),
+        v => HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static("")),
+    };
     let h = resp.headers_mut();
-    let (email, user, groups) = (value(email), value(user), value(groups));
-    for name in IDENTITY_HEADERS {
-        let v = if name.ends_with("-user") {
-            &user
-        } else {
-            &email
-        };
-        h.insert(name, v.clone());
+    let email_value = value(email);
+    let user_value = if user == email {
+        email_value.clone()
+    } else {
+        value(user)
+    };
+    let groups = value(groups);
+    for (name, is_user) in IDENTITY_HEADERS {
+        h.insert(
+            name,
+            if is_user {
+                user_value.clone()
+            } else {
+                email_value.clone()
+            },
+        );
     }
     for name in GROUP_HEADERS {
         h.insert(name, groups.clone());
@@ -181,7 +209,7 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
 /// for HTML).
 fn navigation(headers: &HeaderMap) -> bool {
     let xhr =
-        one(headers, "x-requested-with").is_some_and(|v| v.eq_ignore_ascii_case("xmlhttprequest"));
+        one(headers, &X_REQUESTED_WITH).is_some_and(|v| v.eq_ignore_ascii_case("xmlhttprequest"));
     let html = headers
         .get_all(header::ACCEPT)
         .iter()

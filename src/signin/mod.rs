@@ -83,6 +83,7 @@ mod shared_pages;
 mod verify;
 
 pub use form::Form;
+pub use forward_auth::Shape as ForwardAuth;
 
 /// Writes one audit line about this request.
 pub(super) fn audit(
@@ -101,6 +102,29 @@ pub(super) fn audit(
         entry = entry.session(s);
     }
     cx.app.audit.record(&entry);
+}
+
+/// The forward-auth endpoint `path` names, for GET and HEAD (the one
+/// method those endpoints answer; [`serve`] gives the others their 405).
+pub fn forward_auth_endpoint(path: &str, method: &Method) -> Option<ForwardAuth> {
+    if method != Method::GET && method != Method::HEAD {
+        return None;
+    }
+    match path {
+        "/.portcullis/auth" => Some(ForwardAuth::AuthRequest),
+        "/.portcullis/forward-auth" => Some(ForwardAuth::ForwardAuth),
+        _ => None,
+    }
+}
+
+/// Answers a forward-auth question ([`forward_auth_endpoint`]): the same
+/// as [`serve`] does for that path, without its sign-in flow's future.
+pub async fn forward_auth(
+    cx: &Ctx<'_>,
+    req: &Request<RequestBody>,
+    shape: ForwardAuth,
+) -> Result<Response<Body>, Error> {
+    forward_auth::forward_auth(cx, req, shape).await
 }
 
 pub async fn serve(
@@ -143,10 +167,10 @@ pub async fn serve(
         "/.portcullis/logout" if get => logout::logout_page(cx, &req).await,
         "/.portcullis/logout" if post => logout::logout_submit(cx, req).await,
         "/.portcullis/auth" if get => {
-            forward_auth::forward_auth(cx, &req, forward_auth::Shape::AuthRequest).await
+            forward_auth::forward_auth(cx, &req, ForwardAuth::AuthRequest).await
         }
         "/.portcullis/forward-auth" if get => {
-            forward_auth::forward_auth(cx, &req, forward_auth::Shape::ForwardAuth).await
+            forward_auth::forward_auth(cx, &req, ForwardAuth::ForwardAuth).await
         }
         pages::STYLESHEET_PATH if get => Ok(shared_pages::stylesheet(cx)),
         "/.portcullis/login"

@@ -247,15 +247,7 @@ pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// A port that was free a moment ago (only for child processes, which
-/// must be told their port; in-process servers bind port 0).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use super::ports::free_port;
 
 /// `portcullis ARGS` on the configuration `text` (written to a temporary
 /// file, with the test secret in the environment): exit code, stdout and

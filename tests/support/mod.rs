@@ -14,6 +14,7 @@ pub mod misbehaving;
 pub mod mode;
 pub mod oidc;
 pub mod pki;
+pub mod ports;
 pub mod proxies;
 pub mod raw_upstream;
 pub mod redis;

@@ -18,7 +18,6 @@
 //! `redis.rs`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, Weak};
@@ -39,25 +38,9 @@ pub const PORTCULLIS_ACL: &str = "resetkeys resetchannels ~portcullis:* &portcul
 +sadd +srem +smembers +scard +zadd +zremrangebyscore +zcard +eval +evalsha +script|load \
 +publish +subscribe +unsubscribe +scan +wait +cluster|slots +cluster|shards +readonly";
 
-/// Ports handed out by [`free_port`] in this process.
-static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
-
-/// A free TCP port on 127.0.0.1 (bound, then released), never one this
-/// process was given before (deployments start several nodes at once).
-pub fn free_port() -> u16 {
-    let mut given = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
+/// A free TCP port on 127.0.0.1, never one this process was given before
+/// (deployments start several nodes at once).
+pub use super::ports::free_port;
 
 /// One redis-server (or Sentinel) process on a TCP port.
 #[derive(Debug)]
