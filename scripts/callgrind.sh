@@ -6,7 +6,10 @@
 # counted over a batch of requests and divided by their number:
 #   - signed-in: GET / on the authenticated route, with a session cookie
 #     obtained by the real email sign-in flow (curl + the mail file);
-#   - public:    GET /public on the public route, no cookie.
+#   - public:    GET /public on the public route, no cookie;
+#   - with --forward-auth: also GET /.portcullis/auth with the cookie,
+#     X-Original-URL and X-Original-Method, as nginx's auth_request asks
+#     (127.0.0.1 is then a trusted proxy for all three kinds).
 # Each batch is N keep-alive requests on ONE connection (curl with N URLs),
 # shaped like wrk's in scripts/bench.sh: Host, and Cookie when signed in
 # (curl's User-Agent and Accept are left out; they cost about 1,000
@@ -26,6 +29,7 @@
 #
 # Usage: scripts/callgrind.sh [--bin PATH] [--requests N] [--keep-tmp]
 #          [--fast-path off] [--metrics on] [--groups N] [--assertion on]
+#          [--forward-auth]
 #   defaults: target/release/portcullis (not built here: cargo build
 #   --release first), N = 2000. --keep-tmp keeps the temporary directory
 #   (the configuration, the logs and the callgrind dumps, which
@@ -54,6 +58,7 @@ fast_path=true
 metrics=off
 groups=0
 assertion=off
+forward_auth=0
 
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
@@ -94,6 +99,7 @@ while [[ $# -gt 0 ]]; do
         esac
         shift
         ;;
+    --forward-auth) forward_auth=1 ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
     esac
@@ -261,6 +267,7 @@ public_url = "$origin"
 shutdown_timeout = "2s"
 threads = 1
 fast_path = $fast_path
+$( ((forward_auth)) && echo 'trusted_proxies = ["127.0.0.1/32"]')
 
 [session]
 secret_env = "PORTCULLIS_SECRET"
@@ -408,14 +415,17 @@ echo "== $requests requests per batch, one connection, after $warm to warm up"
 
 cookie=(-H "@$tmp/cookie.header")
 results=()
-for kind in signed-in public; do
-    if [[ $kind == signed-in ]]; then
-        url="$origin/"
-        args=("${cookie[@]}")
-    else
-        url="$origin/public"
-        args=()
-    fi
+kinds=(signed-in public)
+((forward_auth)) && kinds+=(forward-auth)
+for kind in "${kinds[@]}"; do
+    case $kind in
+    signed-in) url="$origin/" args=("${cookie[@]}") ;;
+    public) url="$origin/public" args=() ;;
+    forward-auth)
+        url="$origin/.portcullis/auth"
+        args=("${cookie[@]}" -H "X-Original-URL: $origin/app" -H "X-Original-Method: GET")
+        ;;
+    esac
     batch "$warm" "$url" "${args[@]}"
     t0=$SECONDS
     counted "$kind" batch "$requests" "$url" "${args[@]}"

@@ -153,16 +153,25 @@ fn original(headers: &HeaderMap, shape: Shape) -> Option<Original<'_>> {
 /// the next question only when no body is left unread on it; with a body,
 /// every question would open a new connection.
 fn passed(email: &str, user: &str, groups: &str, share: &str) -> Response<Body> {
-    let mut resp = plain(StatusCode::OK, "");
-    *resp.body_mut() = body::empty();
-    resp.headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    // Built whole here with room for every header (the answers' common
+    // three, the length, seven identity headers, the assertion, and the
+    // transport's `Date`): a map grown header by header reallocates.
+    let mut h = HeaderMap::with_capacity(16);
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     // An empty value costs no copy; the user is often the address itself.
     let value = |v: &str| match v {
         "" => HeaderValue::from_static(""),
         v => HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static("")),
     };
-    let h = resp.headers_mut();
     let email_value = value(email);
     let user_value = if user == email {
         email_value.clone()
@@ -184,6 +193,8 @@ fn passed(email: &str, user: &str, groups: &str, share: &str) -> Response<Body> 
         h.insert(name, groups.clone());
     }
     h.insert(crate::share::SHARE_HEADER, value(share));
+    let mut resp = Response::new(body::empty());
+    *resp.headers_mut() = h;
     resp
 }
 
