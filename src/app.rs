@@ -54,6 +54,9 @@ use probes::ready;
 pub use probes::{PING_PATH, READY_PATH};
 
 mod probes;
+mod request_id;
+
+use request_id::{request_id, RequestId, REQUEST_ID};
 
 impl Handler for App {
     fn handle(
@@ -119,66 +122,6 @@ impl Facts {
             .map(crate::address::mask)
             .unwrap_or_default()
     }
-}
-
-const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
-
-/// A request's id: a trusted proxy's `X-Request-Id` (1 to 128 visible
-/// characters without spaces), else 16 hex digits made here. Neither
-/// allocates: a given id shares the request's header bytes.
-enum RequestId {
-    Given(HeaderValue),
-    Made([u8; 16]),
-}
-
-impl RequestId {
-    fn as_str(&self) -> &str {
-        let bytes = match self {
-            RequestId::Given(v) => v.as_bytes(),
-            RequestId::Made(b) => b,
-        };
-        std::str::from_utf8(bytes).unwrap_or_default()
-    }
-}
-
-impl std::fmt::Display for RequestId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-thread_local! {
-    /// The next made id of this thread: a random start, then a splitmix64
-    /// step per request (unique and spread out; an id is a label, not a
-    /// secret).
-    static NEXT_ID: std::cell::Cell<u64> = std::cell::Cell::new({
-        use rand::RngExt;
-        rand::rng().random::<u64>()
-    });
-}
-
-fn request_id(live: &Live, conn: &ConnInfo, headers: &HeaderMap) -> RequestId {
-    if let Some(v) = headers.get(&REQUEST_ID) {
-        let ok = (1..=128).contains(&v.len()) && v.as_bytes().iter().all(|b| b.is_ascii_graphic());
-        if ok && forwarded::is_trusted(conn.peer.ip(), &live.config.server.trusted_proxies) {
-            return RequestId::Given(v.clone());
-        }
-    }
-    let n = NEXT_ID.with(|c| {
-        let n = c.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
-        c.set(n);
-        n
-    });
-    let mut z = n;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 16];
-    for (i, slot) in out.iter_mut().enumerate() {
-        *slot = HEX[((z >> (60 - 4 * i)) & 0xf) as usize];
-    }
-    RequestId::Made(out)
 }
 
 /// What phase 1 learnt about a request.
@@ -553,45 +496,21 @@ impl App {
             // Forward-auth, once per request behind nginx: it builds no
             // links (the original request names its host), so it needs
             // neither the origin nor copies of the request's strings.
-            let cx = Ctx {
-                app: self,
-                live,
-                facts: RequestFacts {
-                    ip: checked.client.ip,
-                    request_id,
-                    method: method.as_str(),
-                    host: &checked.host,
-                    path: &checked.path,
-                    user_agent: crate::audit::user_agent(req.headers()),
-                },
-                client: &checked.client,
-                https: checked.https,
-                origin: String::new(),
-                host_for_links: String::new(),
-            };
+            let user_agent = crate::audit::user_agent(req.headers());
+            let cx = own_ctx(self, live, checked, request_id, &method, user_agent, false);
             return signin::forward_auth(&cx, &req, shape).await;
         }
+        // Owned: the request moves into the flow.
         let user_agent = crate::audit::user_agent(req.headers()).map(String::from);
-        let cx = Ctx {
-            app: self,
+        let cx = own_ctx(
+            self,
             live,
-            facts: RequestFacts {
-                ip: checked.client.ip,
-                request_id,
-                method: method.as_str(),
-                host: &checked.host,
-                path: if checked.path.starts_with(crate::share::ENDPOINT) {
-                    crate::share::LOGGED_PATH
-                } else {
-                    &checked.path
-                },
-                user_agent: user_agent.as_deref(),
-            },
-            client: &checked.client,
-            https: checked.https,
-            origin: visible_origin(&checked.client, &checked.host),
-            host_for_links: checked.host.clone(),
-        };
+            checked,
+            request_id,
+            &method,
+            user_agent.as_deref(),
+            true,
+        );
         // Boxed: the sign-in flow's future is large and would otherwise
         // make every proxied request's future as large.
         Box::pin(signin::serve(&cx, req, &checked.path)).await
@@ -732,6 +651,48 @@ fn is_own(path: &str) -> bool {
 
 /// `scheme://host` of the page as the browser sees it (lowercase; the
 /// host a trusted proxy reports, else the request's own).
+/// The sign-in flow's context for an own endpoint; with `links`, the
+/// origin and host that links and same-origin checks need (empty
+/// otherwise: forward-auth builds none).
+fn own_ctx<'a>(
+    app: &'a App,
+    live: &'a Live,
+    checked: &'a Checked,
+    request_id: &'a str,
+    method: &'a Method,
+    user_agent: Option<&'a str>,
+    links: bool,
+) -> Ctx<'a> {
+    let (origin, host_for_links) = if links {
+        (
+            visible_origin(&checked.client, &checked.host),
+            checked.host.clone(),
+        )
+    } else {
+        (String::new(), String::new())
+    };
+    Ctx {
+        app,
+        live,
+        facts: RequestFacts {
+            ip: checked.client.ip,
+            request_id,
+            method: method.as_str(),
+            host: &checked.host,
+            path: if checked.path.starts_with(crate::share::ENDPOINT) {
+                crate::share::LOGGED_PATH
+            } else {
+                &checked.path
+            },
+            user_agent,
+        },
+        client: &checked.client,
+        https: checked.https,
+        origin,
+        host_for_links,
+    }
+}
+
 fn visible_origin(client: &ClientInfo, host: &str) -> String {
     let visible_host = client.forwarded_host.as_deref().unwrap_or(host);
     format!(

@@ -274,17 +274,19 @@ pub fn html(status: StatusCode, page: String, https: bool) -> Response<Body> {
 pub fn plain(status: StatusCode, text: &str) -> Response<Body> {
     let mut resp = Response::new(full(format!("{text}\n")));
     *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    own_answer_headers(resp.headers_mut(), "text/plain; charset=utf-8");
+    resp
+}
+
+/// The headers of every answer the gateway makes itself: its
+/// `Content-Type`, never stored, never sniffed.
+pub fn own_answer_headers(h: &mut http::HeaderMap, content_type: &'static str) {
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    resp
 }
 
 /// `303 See Other` to `location`, which the caller has already checked.

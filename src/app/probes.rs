@@ -73,15 +73,6 @@ pub(super) async fn ready(store: &Store, method: &Method) -> Result<Response<Bod
         &br#"{"status":"unavailable","reason":"store"}"#[..],
     ));
     *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    body::own_answer_headers(resp.headers_mut(), "application/json");
     Ok(resp)
 }

@@ -157,15 +157,7 @@ fn passed(email: &str, user: &str, groups: &str, share: &str) -> Response<Body> 
     // three, the length, seven identity headers, the assertion, and the
     // transport's `Date`): a map grown header by header reallocates.
     let mut h = HeaderMap::with_capacity(16);
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    body::own_answer_headers(&mut h, "text/plain; charset=utf-8");
     h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     // An empty value costs no copy; the user is often the address itself.
     let value = |v: &str| match v {
